@@ -1,0 +1,99 @@
+/**
+ * Channel data (FreeSWITCH's reply to `connect`) → the facts of a call as Zammad needs them.
+ * Pure: the channel is read through a header lookup, nothing else.
+ */
+import { callerNumber, toE164Digits, type NumberRules } from './numbers.js';
+import { expandVariables, parseDialString, type DialTarget } from './dialstring.js';
+
+export type Direction = 'in' | 'out';
+
+export interface CallRules extends NumberRules {
+  inboundContexts: readonly string[];
+  defaultBridge: string;
+}
+
+export interface CallFacts {
+  readonly callId: string;
+  readonly direction: Direction;
+  /** E.164 digits without '+', an internal extension, or 'anonymous'. */
+  readonly from: string;
+  readonly to: string;
+  /** The caller id name as the switch has it (the calling person for outbound calls). */
+  readonly callerName: string;
+  /** The caller's number as dialled from (an extension for outbound calls). */
+  readonly callerRaw: string;
+  /** What `bridge` runs, unexpanded: FreeSWITCH expands the variables itself. */
+  readonly dialString: string;
+  readonly targets: readonly DialTarget[];
+  /** `zammad_users` from the dialplan, when set. */
+  readonly explicitUsers: readonly string[] | null;
+}
+
+export type Lookup = (header: string) => string | undefined;
+
+/** Caller-profile fields FreeSWITCH offers as `${…}` besides channel variables. */
+const PROFILE_FIELDS: Record<string, string> = {
+  destination_number: 'Caller-Destination-Number',
+  caller_id_number: 'Caller-Caller-ID-Number',
+  caller_id_name: 'Caller-Caller-ID-Name',
+  ani: 'Caller-ANI',
+  context: 'Caller-Context',
+  uuid: 'Unique-ID',
+};
+
+export function channelVariable(get: Lookup, name: string): string | undefined {
+  const v = get(`variable_${name}`);
+  return v === undefined || v === '' ? undefined : v;
+}
+
+export function isWithheldFlag(get: Lookup): boolean {
+  // Seen on a real switch: a CLIR caller keeps the real number, with this flag and/or sip Privacy: id.
+  const flag = (get('Caller-Privacy-Hide-Number') ?? get('Channel-Privacy-Hide-Number') ?? '').toLowerCase() === 'true';
+  const sipPrivacy = (channelVariable(get, 'sip_Privacy') ?? '').toLowerCase();
+  return flag || /(^|[;,\s])id($|[;,\s])/.test(sipPrivacy);
+}
+
+export function directionOf(get: Lookup, rules: CallRules): Direction {
+  const explicit = channelVariable(get, 'zammad_direction')?.trim().toLowerCase();
+  if (explicit === 'in' || explicit === 'out') return explicit;
+  const context = get('Caller-Context') ?? get('Channel-Context') ?? '';
+  return rules.inboundContexts.includes(context) ? 'in' : 'out';
+}
+
+export function splitUsers(value: string | undefined): string[] | null {
+  if (value === undefined) return null;
+  const users = value
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  return users.length > 0 ? users : null;
+}
+
+export function callFacts(get: Lookup, rules: CallRules): CallFacts {
+  const callId = get('Unique-ID') ?? get('Channel-Unique-ID') ?? get('Caller-Unique-ID') ?? '';
+  const callerRaw = get('Caller-Caller-ID-Number') ?? get('Channel-Caller-ID-Number') ?? get('Caller-ANI') ?? '';
+  const destination = get('Caller-Destination-Number') ?? get('Channel-Destination-Number') ?? '';
+  const dialString = channelVariable(get, 'zammad_bridge') ?? rules.defaultBridge;
+  const expand = (name: string) => {
+    const field = PROFILE_FIELDS[name];
+    return (field ? get(field) : undefined) ?? channelVariable(get, name);
+  };
+  return {
+    callId,
+    direction: directionOf(get, rules),
+    from: callerNumber(callerRaw, isWithheldFlag(get), rules),
+    to: toE164Digits(destination, rules),
+    callerName: get('Caller-Caller-ID-Name') ?? '',
+    callerRaw,
+    dialString,
+    targets: parseDialString(expandVariables(dialString, expand)),
+    explicitUsers: splitUsers(channelVariable(get, 'zammad_users')),
+  };
+}
+
+/** Why a connect reply cannot be a call we can report; undefined when it can. */
+export function missingFacts(facts: CallFacts): string | undefined {
+  if (!facts.callId) return 'no Unique-ID in the channel data';
+  if (!/^[\x21-\x7e]{1,250}$/.test(facts.callId)) return 'the Unique-ID is not a printable id of at most 250 characters';
+  return undefined;
+}

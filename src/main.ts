@@ -1,0 +1,50 @@
+/** Entry point: environment → config → logger → app; SIGTERM/SIGINT drain, a second signal exits at once. */
+import 'dotenv/config';
+import { ConfigError, loadConfig } from './process/config.js';
+import { createLogger } from './process/log.js';
+import { startApp } from './process/app.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\nSee .env.example and the README's configuration table.\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, secrets: [config.zammadToken] });
+  process.on('uncaughtException', (err) => {
+    log.error('uncaught exception: exiting (undelivered events stay in the outbox)', { error: err.stack ?? String(err) });
+    process.exit(1);
+  });
+
+  let app;
+  try {
+    app = await startApp(config, log);
+  } catch (err) {
+    log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting now; undelivered events stay in the outbox`);
+      app.abort();
+      process.exit(1);
+    }
+    stopping = true;
+    log.info(`${signal}: draining`, { drainMs: config.SHUTDOWN_DRAIN_MS });
+    void app.shutdown(config.SHUTDOWN_DRAIN_MS).then(({ callsLeft, eventsLeft }) => {
+      log.info('stopped', { callsLeft, eventsLeft });
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

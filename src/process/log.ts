@@ -1,0 +1,95 @@
+/**
+ * Logging: winston, JSON lines by default, colour lines on a terminal.
+ * The Zammad token is a secret (the only one guarding the endpoint): it is replaced in every
+ * line, whatever field it hides in, here and nowhere else.
+ */
+import winston from 'winston';
+
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  error(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  debug(message: string, fields?: LogFields): void;
+  child(fields: LogFields): Logger;
+  isDebug(): boolean;
+}
+
+export interface LogOptions {
+  level: LogLevel;
+  format: 'auto' | 'json' | 'pretty';
+  secrets: string[];
+  stream?: NodeJS.WritableStream;
+}
+
+const REDACTED = '***';
+
+function redactor(secrets: string[]) {
+  const needles = secrets.filter((s) => s.length >= 4).flatMap((s) => [s, encodeURIComponent(s)]);
+  const scrub = (value: unknown, depth: number): unknown => {
+    if (typeof value === 'string') {
+      let out = value;
+      for (const needle of needles) if (out.includes(needle)) out = out.split(needle).join(REDACTED);
+      return out;
+    }
+    if (value instanceof Error) return scrub(`${value.name}: ${value.message}`, depth);
+    if (depth < 4 && value !== null && typeof value === 'object') {
+      if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) out[k] = scrub(v, depth + 1);
+      return out;
+    }
+    return value;
+  };
+  return winston.format((info) => {
+    for (const key of Object.keys(info)) info[key] = scrub(info[key], 0);
+    return info;
+  })();
+}
+
+export function createLogger(options: LogOptions): Logger {
+  const pretty = options.format === 'pretty' || (options.format === 'auto' && Boolean((options.stream ?? process.stdout) === process.stdout && process.stdout.isTTY));
+  const format = pretty
+    ? winston.format.combine(
+        redactor(options.secrets),
+        winston.format.colorize(),
+        winston.format.timestamp({ format: 'HH:mm:ss.SSS' }),
+        winston.format.printf(({ level, message, timestamp, ...rest }) => {
+          const extra = Object.entries(rest)
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .join(' ');
+          return `${String(timestamp)} ${level} ${String(message)}${extra ? ` ${extra}` : ''}`;
+        }),
+      )
+    : winston.format.combine(redactor(options.secrets), winston.format.timestamp(), winston.format.json());
+  const transport = options.stream
+    ? new winston.transports.Stream({ stream: options.stream })
+    : new winston.transports.Console();
+  const root = winston.createLogger({ level: options.level, format, transports: [transport] });
+  return wrap(root);
+}
+
+function wrap(w: winston.Logger): Logger {
+  return {
+    error: (m, f) => void w.error(m, f),
+    warn: (m, f) => void w.warn(m, f),
+    info: (m, f) => void w.info(m, f),
+    debug: (m, f) => {
+      if (w.isDebugEnabled()) w.debug(m, f);
+    },
+    child: (fields) => wrap(w.child(fields)),
+    isDebug: () => w.isDebugEnabled(),
+  };
+}
+
+/** A logger that drops everything: for unit tests and tools that print their own output. */
+export const silentLogger: Logger = {
+  error: () => {},
+  warn: () => {},
+  info: () => {},
+  debug: () => {},
+  child: () => silentLogger,
+  isDebug: () => false,
+};

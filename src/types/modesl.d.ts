@@ -1,0 +1,38 @@
+/** The part of modesl 1.x this project uses (the package ships no types). */
+declare module 'modesl' {
+  import type { EventEmitter } from 'node:events';
+
+  export class Event {
+    type: string;
+    body: string;
+    headers: { name: string; value: string }[];
+    getHeader(name: string): string | null;
+    getBody(): string;
+    serialize(format?: 'plain' | 'json' | 'xml'): string;
+  }
+
+  /** The socket-like object modesl reads from and writes to. */
+  export interface SocketLike {
+    on(event: 'data' | 'end' | 'error' | 'close', listener: (...args: any[]) => void): unknown; // eslint-disable-line @typescript-eslint/no-explicit-any -- modesl's own listeners
+    write(data: string): unknown;
+    end(): unknown;
+  }
+
+  export class Connection extends EventEmitter {
+    constructor(socket: SocketLike, onReady?: () => void);
+    socket: SocketLike | null;
+    channelData: Event | null;
+    cmdCallbackQueue: unknown[];
+    apiCallbackQueue: unknown[];
+    getInfo(): Event | null;
+    send(command: string, args?: Record<string, string>): void;
+    sendRecv(command: string, args: Record<string, string> | null, cb: (reply: Event) => void): void;
+    sendRecv(command: string, cb: (reply: Event) => void): void;
+    api(command: string, cb: (reply: Event) => void): void;
+    onAny(listener: (name: string | string[], ...args: unknown[]) => void): this;
+    removeAllListeners(event?: string): this;
+  }
+
+  const esl: { Connection: typeof Connection; Event: typeof Event };
+  export default esl;
+}

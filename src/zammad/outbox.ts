@@ -1,0 +1,340 @@
+/**
+ * Ordered, retried, durable delivery to Zammad.
+ *
+ * Each call has a lane: its events leave strictly one after the other (newCall → answer →
+ * hangup), because Zammad answers 500 to an answer or hangup of a call it has not seen. Lanes
+ * are independent, so one call's trouble never holds up another's. Every event is on disk
+ * before the first try and leaves the disk only once Zammad has it (or it is dropped, loudly).
+ */
+import type { CtiPost } from '../call/flow.js';
+import type { Logger } from '../process/log.js';
+import type { HttpOutcome } from './client.js';
+import { formBody } from './form.js';
+import type { OutboxStore } from './store.js';
+import { verdictOf, type Verdict } from './verdict.js';
+
+export interface Poster {
+  post(body: string, timeoutMs: number): Promise<HttpOutcome>;
+}
+
+export interface OutboxOptions {
+  requestTimeoutMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  maxAgeMs: number;
+  maxEvents: number;
+  /** Requests in flight at once; more lanes wait their turn (fresh newCalls first). */
+  concurrency: number;
+}
+
+/** Figures for health and metrics; all optional. */
+export interface OutboxHooks {
+  posted?(event: string, result: string, seconds: number): void;
+  dropped?(reason: string, events: number): void;
+}
+
+interface Item {
+  id: number;
+  callId: string;
+  event: string;
+  body: string;
+  createdAt: number;
+  attempts: number;
+  settle?: (v: Verdict) => void;
+}
+
+interface Lane {
+  callId: string;
+  items: Item[];
+  busy: boolean;
+  queued: boolean;
+  parked: boolean;
+  timer?: NodeJS.Timeout;
+  warned: boolean;
+}
+
+export class Outbox {
+  private readonly lanes = new Map<string, Lane>();
+  private readonly ready: Lane[] = [];
+  private readonly parked = new Set<Lane>();
+  private inFlight = 0;
+  private size = 0;
+  private fault: string | undefined;
+  private faultSince = 0;
+  private probeDelay = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private readonly sweepTimer: NodeJS.Timeout;
+  private closed = false;
+  private readonly idleWaiters = new Set<() => void>();
+  /** Last answer from Zammad, for readiness: true = it answered 2xx, false = unreachable. */
+  private reachable: boolean | undefined;
+
+  constructor(
+    private readonly store: OutboxStore,
+    private readonly poster: Poster,
+    private readonly options: OutboxOptions,
+    private readonly log: Logger,
+    private readonly hooks: OutboxHooks = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
+    this.sweepTimer.unref();
+  }
+
+  /** Picks up what an earlier run left on disk. */
+  restore(): number {
+    const rows = this.store.pending();
+    for (const row of rows) this.lane(row.callId).items.push({ ...row, attempts: 0 });
+    this.size += rows.length;
+    if (rows.length > 0) this.log.info('delivering events left from an earlier run', { events: rows.length, calls: this.lanes.size });
+    this.sweep();
+    for (const lane of this.lanes.values()) this.schedule(lane);
+    return rows.length;
+  }
+
+  /** Stores the event, then delivers it in its call's order. Settles when Zammad has it or it is dropped. */
+  send(post: CtiPost): Promise<Verdict> {
+    if (this.size >= this.options.maxEvents) this.dropOldestCall();
+    const createdAt = this.now();
+    const body = formBody(post);
+    const id = this.store.add(post.callId, post.event, body, createdAt);
+    this.size++;
+    return new Promise<Verdict>((settle) => {
+      const lane = this.lane(post.callId);
+      lane.items.push({ id, callId: post.callId, event: post.event, body, createdAt, attempts: 0, settle });
+      this.schedule(lane, post.event === 'newCall');
+    });
+  }
+
+  get depth(): number {
+    return this.size;
+  }
+
+  oldestAgeMs(): number {
+    let oldest = Infinity;
+    for (const lane of this.lanes.values()) oldest = Math.min(oldest, lane.items[0]?.createdAt ?? Infinity);
+    return oldest === Infinity ? 0 : this.now() - oldest;
+  }
+
+  /** A configuration fault Zammad reported (wrong token, integration off), while it lasts. */
+  get configFault(): string | undefined {
+    return this.fault;
+  }
+
+  get zammadReachable(): boolean | undefined {
+    return this.reachable;
+  }
+
+  /** Resolves true once nothing is pending, false if that takes longer than timeoutMs. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.size === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.idleWaiters.delete(done);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.idleWaiters.delete(done);
+        resolve(false);
+      }, timeoutMs);
+      this.idleWaiters.add(done);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.probeTimer);
+    for (const lane of this.lanes.values()) clearTimeout(lane.timer);
+  }
+
+  private lane(callId: string): Lane {
+    let lane = this.lanes.get(callId);
+    if (!lane) {
+      lane = { callId, items: [], busy: false, queued: false, parked: false, warned: false };
+      this.lanes.set(callId, lane);
+    }
+    return lane;
+  }
+
+  private schedule(lane: Lane, urgent = false): void {
+    if (this.closed || lane.busy || lane.queued || lane.parked || lane.timer || lane.items.length === 0) return;
+    if (this.fault !== undefined && !urgent) return this.park(lane);
+    if (this.inFlight >= this.options.concurrency) {
+      lane.queued = true;
+      // A fresh newCall holds a ringing caller: it goes before any backlog.
+      if (urgent) this.ready.unshift(lane);
+      else this.ready.push(lane);
+      return;
+    }
+    void this.run(lane);
+  }
+
+  private next(): void {
+    while (this.inFlight < this.options.concurrency && this.ready.length > 0) {
+      const lane = this.ready.shift();
+      if (!lane) break;
+      lane.queued = false;
+      this.schedule(lane);
+    }
+  }
+
+  private async run(lane: Lane): Promise<void> {
+    const item = lane.items[0];
+    if (!item) return;
+    lane.busy = true;
+    this.inFlight++;
+    const started = performance.now();
+    const outcome = await this.poster.post(item.body, this.options.requestTimeoutMs);
+    const verdict = verdictOf(item.event, outcome);
+    this.inFlight--;
+    lane.busy = false;
+    this.hooks.posted?.(item.event, outcome.kind === 'response' ? String(outcome.status) : outcome.code, (performance.now() - started) / 1000);
+    if (!this.closed) this.handle(lane, item, verdict);
+    this.next();
+  }
+
+  private handle(lane: Lane, item: Item, verdict: Verdict): void {
+    const log = this.log.child({ callId: item.callId, event: item.event });
+    switch (verdict.kind) {
+      case 'delivered':
+        this.reachable = true;
+        if (this.fault !== undefined) this.clearFault();
+        if (lane.warned) log.info('delivered to Zammad after retrying', { attempts: item.attempts + 1 });
+        lane.warned = false;
+        this.done(lane, item, verdict);
+        break;
+      case 'retry': {
+        this.reachable = false;
+        item.attempts++;
+        const delay = this.backoff(item.attempts);
+        if (!lane.warned) log.warn('Zammad did not take the event; it stays in the outbox and is retried', { reason: verdict.reason, retryInMs: Math.round(delay) });
+        lane.warned = true;
+        lane.timer = setTimeout(() => {
+          lane.timer = undefined;
+          this.schedule(lane);
+        }, delay);
+        break;
+      }
+      case 'configFault':
+        this.reachable = true;
+        this.setFault(verdict.reason);
+        this.park(lane);
+        break;
+      case 'refused': {
+        this.reachable = true;
+        log.error('Zammad refused the event; it cannot be delivered as it is and is dropped', { reason: verdict.reason });
+        this.hooks.dropped?.('refused', 1);
+        this.done(lane, item, verdict);
+        if (item.event === 'newCall' && lane.items.length > 0) {
+          // Without its newCall, Zammad would answer 500 to the rest of this call for ever.
+          log.error('dropping the rest of the call too: Zammad never stored its newCall', { events: lane.items.length });
+          this.dropLane(lane, 'refused');
+        }
+        break;
+      }
+    }
+  }
+
+  private done(lane: Lane, item: Item, verdict: Verdict): void {
+    this.store.remove(item.id);
+    lane.items.shift();
+    this.size--;
+    item.settle?.(verdict);
+    if (lane.items.length === 0) {
+      this.lanes.delete(lane.callId);
+      if (this.size === 0) for (const idle of [...this.idleWaiters]) idle();
+    } else {
+      this.schedule(lane, lane.items[0]?.settle !== undefined && lane.items[0]?.event === 'newCall');
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(attempt - 1, 20));
+    return ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
+  }
+
+  private setFault(reason: string): void {
+    if (this.fault === reason) return;
+    const first = this.fault === undefined;
+    this.fault = reason;
+    if (first) this.faultSince = this.now();
+    // One line for the fault, not one per event.
+    this.log.error(`Zammad refuses all events: ${reason}. Events are kept and delivered once this is fixed.`);
+    this.probeDelay = this.options.retryBaseMs;
+    this.armProbe();
+  }
+
+  private clearFault(): void {
+    this.log.info('Zammad accepts events again', { faultLastedMs: this.now() - this.faultSince, pending: this.size });
+    this.fault = undefined;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    const lanes = [...this.parked];
+    this.parked.clear();
+    for (const lane of lanes) {
+      lane.parked = false;
+      this.schedule(lane);
+    }
+  }
+
+  private park(lane: Lane): void {
+    lane.parked = true;
+    this.parked.add(lane);
+    this.armProbe();
+  }
+
+  /** While Zammad refuses everything, one lane at a time asks again, less and less often. */
+  private armProbe(): void {
+    if (this.probeTimer || this.closed || this.fault === undefined) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      this.probeDelay = Math.min(this.options.retryMaxMs, this.probeDelay * 2);
+      const lane = this.parked.values().next().value;
+      if (!lane) return this.armProbe();
+      this.parked.delete(lane);
+      lane.parked = false;
+      if (this.inFlight >= this.options.concurrency) {
+        this.park(lane);
+        return;
+      }
+      void this.run(lane);
+      this.armProbe();
+    }, this.probeDelay);
+    this.probeTimer.unref();
+  }
+
+  private dropLane(lane: Lane, reason: string): void {
+    clearTimeout(lane.timer);
+    for (const item of lane.items) {
+      this.store.remove(item.id);
+      item.settle?.({ kind: 'refused', reason });
+    }
+    this.size -= lane.items.length;
+    lane.items = [];
+    this.parked.delete(lane);
+    this.lanes.delete(lane.callId);
+    if (this.size === 0) for (const idle of [...this.idleWaiters]) idle();
+  }
+
+  private dropOldestCall(): void {
+    const oldest = this.lanes.values().next().value;
+    if (!oldest || oldest.busy) return;
+    this.log.error('outbox full (OUTBOX_MAX_EVENTS): dropping the oldest call', { callId: oldest.callId, events: oldest.items.length });
+    this.hooks.dropped?.('full', oldest.items.length);
+    this.dropLane(oldest, 'outbox full');
+  }
+
+  /** Drops calls whose events waited longer than OUTBOX_MAX_AGE_HOURS: logged and counted, never silent. */
+  private sweep(): void {
+    const limit = this.now() - this.options.maxAgeMs;
+    for (const lane of [...this.lanes.values()]) {
+      const head = lane.items[0];
+      if (!head || lane.busy || head.createdAt >= limit) continue;
+      this.log.error('dropping events older than OUTBOX_MAX_AGE_HOURS', { callId: lane.callId, events: lane.items.length, ageMs: this.now() - head.createdAt });
+      this.hooks.dropped?.('age', lane.items.length);
+      this.dropLane(lane, 'too old');
+    }
+  }
+}

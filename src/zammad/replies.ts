@@ -1,0 +1,49 @@
+/**
+ * What Zammad's CTI endpoint answers, as schemas. Read from Zammad's controller
+ * (../shared/spec/zammad-behaviour.md): `{}` normally, `{"action":"reject","reason":"busy"}` for a
+ * blocked inbound caller, `{"action":"dial","caller_id":…,"number":…}` for outbound routing —
+ * the code says `caller_id`, the public text `callerId`: both are accepted.
+ */
+import { z } from 'zod';
+import type { Decision } from '../call/flow.js';
+
+const Reject = z.object({ action: z.literal('reject'), reason: z.string().max(200).optional() });
+const Dial = z.object({
+  action: z.literal('dial'),
+  caller_id: z.unknown().optional(),
+  callerId: z.unknown().optional(),
+  number: z.unknown().optional(),
+});
+export const NewCallReply = z.union([Reject, Dial]);
+export type NewCallReply = z.infer<typeof NewCallReply>;
+
+export const ErrorReply = z.object({ error: z.string() });
+
+/** Turns a 2xx newCall body into the switch's decision; anything else means "just bridge". */
+export function decisionFromReply(body: string): { decision: Decision; note?: string } {
+  if (body.trim() === '') return { decision: { kind: 'continue', why: 'reply' } };
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { decision: { kind: 'continue', why: 'reply' }, note: 'Zammad answered newCall with something that is not JSON' };
+  }
+  const parsed = NewCallReply.safeParse(json);
+  if (!parsed.success) {
+    const action = typeof json === 'object' && json !== null && 'action' in json ? String((json as { action: unknown }).action).slice(0, 40) : undefined;
+    return { decision: { kind: 'continue', why: 'reply' }, ...(action !== undefined ? { note: `Zammad answered newCall with an unknown action "${action}"` } : {}) };
+  }
+  const reply = parsed.data;
+  if (reply.action === 'reject') return { decision: { kind: 'reject', reason: reply.reason ?? '' } };
+  return { decision: { kind: 'dial', callerId: reply.caller_id ?? reply.callerId } };
+}
+
+/** Zammad's `{"error": …}` text, if the body is one. */
+export function errorText(body: string): string | undefined {
+  try {
+    const parsed = ErrorReply.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data.error.slice(0, 200) : undefined;
+  } catch {
+    return undefined;
+  }
+}
