@@ -86,6 +86,8 @@ export interface CallState {
   readonly hangupPosted: boolean;
   readonly heldHangup?: HangupPost;
   readonly exited: boolean;
+  /** Re-attached after a restart: only report, never command the switch (its dialplan has moved on). */
+  readonly observing: boolean;
 }
 
 export interface Step {
@@ -99,6 +101,7 @@ export function initialState(facts: CallFacts, reportable: boolean): CallState {
     reportable,
     phase: 'new',
     bridgeSent: false,
+    observing: false,
     answered: false,
     answerPending: false,
     transferred: false,
@@ -106,6 +109,18 @@ export function initialState(facts: CallFacts, reportable: boolean): CallState {
     channelDown: false,
     hangupPosted: false,
     exited: false,
+  };
+}
+
+/** A call an earlier run was following, picked up again through the inbound socket: newCall went out long ago. */
+export function observedState(facts: CallFacts, answered: boolean, answeringNumber: string | undefined): CallState {
+  return {
+    ...initialState(facts, true),
+    phase: 'bridging',
+    bridgeSent: true,
+    observing: true,
+    answered,
+    ...(answeringNumber ? { answeringNumber } : {}),
   };
 }
 
@@ -190,7 +205,7 @@ function postHangup(s: CallState): Step {
 
 function finish(s: CallState): Step {
   const posted = postHangup({ ...s, phase: 'ended' });
-  if (posted.state.exited) return posted;
+  if (posted.state.exited || s.observing) return posted;
   return { state: { ...posted.state, exited: true }, effects: [...posted.effects, { type: 'exit' }] };
 }
 
@@ -234,7 +249,7 @@ function onSignal(s: CallState, sig: ChannelSignal, rules: NumberRules): Step {
         bridgeCause: isCause(sig.cause) ? sig.cause : s.bridgeCause,
         transferred: s.transferred || sig.transferred,
       };
-      if (next.channelDown || next.phase !== 'bridging' || next.transferred) return { state: next, effects: [] };
+      if (next.channelDown || next.phase !== 'bridging' || next.transferred || next.observing) return { state: next, effects: [] };
       // FreeSWITCH leaves the caller up after an answered bridge and after NO_ANSWER & co.
       const cause = next.answered ? 'NORMAL_CLEARING' : isCause(next.bridgeCause) ? next.bridgeCause : 'NORMAL_TEMPORARY_FAILURE';
       return { state: next, effects: [{ type: 'hangup', cause }] };

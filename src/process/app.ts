@@ -15,7 +15,7 @@ import { recoverOpenCalls } from './recovery.js';
 
 export interface App {
   eslPort: number;
-  statusPort: number | undefined;
+  statusPort: number;
   readiness(): Readiness;
   /** Graceful stop: no new calls, follow the current ones up to drainMs, flush the outbox. */
   shutdown(drainMs: number): Promise<{ callsLeft: number; eventsLeft: number }>;
@@ -48,7 +48,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     },
   );
   outbox.restore();
-  await recoverOpenCalls({ store, outbox, config, log: log.child({ component: 'recovery' }) });
+  const recovery = await recoverOpenCalls({ store, outbox, config, log: log.child({ component: 'recovery' }) });
 
   const rules = {
     defaultCountryCode: config.DEFAULT_COUNTRY_CODE,
@@ -112,13 +112,11 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     metrics.outboxAge.set(outbox.oldestAgeMs() / 1000);
     metrics.zammadConfigFault.set(outbox.configFault ? 1 : 0);
   });
-  let statusPort: number | undefined;
-  if (config.STATUS_PORT !== 0 || process.env['STATUS_PORT'] === '0') {
-    statusPort = await status.listen(config.STATUS_HOST, config.STATUS_PORT);
-    log.info('status endpoints up', { host: config.STATUS_HOST, port: statusPort, paths: '/healthz /readyz /metrics' });
-  }
+  const statusPort = await status.listen(config.STATUS_HOST, config.STATUS_PORT);
+  log.info('status endpoints up', { host: config.STATUS_HOST, port: statusPort, paths: '/healthz /readyz /metrics' });
 
   const closeAll = async () => {
+    recovery.stop();
     outbox.close();
     await status.close();
     await client.destroy();
@@ -147,6 +145,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       return { callsLeft, eventsLeft };
     },
     abort() {
+      recovery.stop();
       listener.closeAll();
       outbox.close();
       store.close();

@@ -20,6 +20,8 @@ declare module 'modesl' {
 
   export class Connection extends EventEmitter {
     constructor(socket: SocketLike, onReady?: () => void);
+    /** Inbound mode: connects to FreeSWITCH's event socket and authenticates. */
+    constructor(host: string, port: number, password: string, onReady?: () => void);
     socket: SocketLike | null;
     channelData: Event | null;
     cmdCallbackQueue: unknown[];

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { callFacts, type CallRules } from '../../src/call/facts.js';
-import { initialState, step, type CallState, type Effect, type Input } from '../../src/call/flow.js';
+import { initialState, step, type CallState, type CtiPost, type Effect, type Input } from '../../src/call/flow.js';
 import type { ChannelSignal } from '../../src/call/signals.js';
 
 const rules: CallRules = { defaultCountryCode: '49', extensionMaxDigits: 6, inboundContexts: ['public'], defaultBridge: 'user/${destination_number}@${domain_name}' };
@@ -34,7 +34,7 @@ function run(s: CallState, inputs: Input[]): { state: CallState; effects: Effect
 
 const sig = (signal: ChannelSignal): Input => ({ type: 'signal', signal });
 const withoutLogs = (effects: Effect[]) => effects.filter((e) => e.type !== 'log');
-const posts = (effects: Effect[]) => effects.flatMap((e) => (e.type === 'post' ? [e.post] : e.type === 'decide' ? [e.post] : []));
+const posts = (effects: Effect[]): CtiPost[] => effects.flatMap((e): CtiPost[] => (e.type === 'post' || e.type === 'decide' ? [e.post] : []));
 
 test('inbound group ring: users looked up, newCall before bridge, answer names the leg that won, hangup normalClearing', () => {
   const s = channel({ variable_zammad_bridge: 'user/2003@pbx.example,user/2002@pbx.example' });

@@ -1,0 +1,49 @@
+/**
+ * A call picked up again after a restart through FreeSWITCH's inbound socket: flow.ts in
+ * observing mode, fed the channel's events; it only reports to Zammad (answer, hangup).
+ */
+import type { Logger } from '../process/log.js';
+import type { SwitchEvent } from '../switch/esl-connection.js';
+import type { CallFacts } from './facts.js';
+import { observedState, step, type CallState, type CtiPost } from './flow.js';
+import type { NumberRules } from './numbers.js';
+import { readSignal } from './signals.js';
+
+export class ObservedCall {
+  private state: CallState;
+
+  constructor(
+    facts: CallFacts,
+    answered: boolean,
+    answeringNumber: string | undefined,
+    private readonly rules: NumberRules,
+    private readonly post: (post: CtiPost) => void,
+    private readonly log: Logger,
+  ) {
+    this.state = observedState(facts, answered, answeringNumber);
+  }
+
+  get ended(): boolean {
+    return this.state.hangupPosted;
+  }
+
+  onEvent(e: SwitchEvent): void {
+    const signal = readSignal(e);
+    if (signal) this.apply({ type: 'signal', signal });
+  }
+
+  /** The watch ended before the call did: report what is known. */
+  lost(): void {
+    this.apply({ type: 'connectionLost' });
+  }
+
+  private apply(input: Parameters<typeof step>[1]): void {
+    const { state, effects } = step(this.state, input, this.rules);
+    this.state = state;
+    for (const effect of effects) {
+      if (effect.type === 'post') this.post(effect.post);
+      else if (effect.type === 'log') this.log[effect.level](effect.message, effect.fields);
+      else if (effect.type === 'lookupAnswerer') this.apply({ type: 'answererResolved', name: undefined });
+    }
+  }
+}
