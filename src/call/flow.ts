@@ -48,7 +48,7 @@ export type Decision =
 export type Effect =
   | { type: 'lookupUsers'; directoryIds: string[] }
   | { type: 'decide'; post: NewCallPost }
-  | { type: 'post'; post: AnswerPost | HangupPost }
+  | { type: 'post'; post: CtiPost }
   | { type: 'lookupAnswerer'; directoryId: string }
   | { type: 'setVariable'; name: string; value: string }
   | { type: 'bridge'; dialString: string }
@@ -300,7 +300,12 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
       // The switch went away before the call's end reached us: report what is known, once.
       const lost = postHangup({ ...s, phase: 'ended', exited: true });
       const warn: Effect = { type: 'log', level: 'warn', message: 'connection to FreeSWITCH lost before the call ended; reporting the hangup with what is known', fields: { cause: hangupCause(s) } };
-      return { state: lost.state, effects: [warn, ...lost.effects] };
+      // Zammad answers 500 to a hangup of a call it never saw: lost before newCall went out, send it first.
+      const early: Effect[] =
+        s.reportable && (s.phase === 'new' || s.phase === 'resolving') && !s.hangupPosted
+          ? [{ type: 'post', post: { event: 'newCall', ...base(s.facts), users: usersForNewCall(s, null) } }]
+          : [];
+      return { state: lost.state, effects: [warn, ...early, ...lost.effects] };
     }
   }
 }

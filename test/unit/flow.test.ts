@@ -202,3 +202,9 @@ test('a call without a Unique-ID is still bridged, but nothing is posted', () =>
   const r = run(s, [{ type: 'start' }, sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined, transferred: false })]);
   assert.deepEqual(withoutLogs(r.effects).map((e) => e.type), ['bridge', 'exit']);
 });
+
+test('connection lost before newCall went out: newCall then hangup, so Zammad knows the call', () => {
+  const r = run(channel({ variable_zammad_bridge: 'user/2003@d' }), [{ type: 'start' }, { type: 'connectionLost' }, { type: 'usersResolved', names: ['X'] }]);
+  assert.deepEqual(posts(r.effects).map((p) => p.event), ['newCall', 'hangup']);
+  assert.ok(!r.effects.some((e) => e.type === 'bridge' || e.type === 'decide'));
+});
