@@ -1,0 +1,57 @@
+/** `demo` places real calls through the adapter; afterwards /metrics must show what happened. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runDemo } from '../../src/cli/demo.js';
+
+/** `name{labels} value` lines of a Prometheus text page, as a map. */
+function samples(page: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of page.split('\n')) {
+    const m = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (m?.[1] && m[2]) out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+test('demo: five calls in Zammad\'s log, and /metrics shows calls, posts, latencies, outbox and connections', async () => {
+  const lines: string[] = [];
+  const run = await runDemo((l) => lines.push(l), { keepRunning: true });
+  try {
+    assert.equal(run.entries.length, 5);
+    assert.deepEqual(
+      run.entries.map((e) => [e.direction, e.cause, e.done]),
+      [
+        ['in', 'normalClearing', true],
+        ['in', 'busy', false],
+        ['in', 'busy', false],
+        ['in', 'cancel', false],
+        ['out', 'normalClearing', true],
+      ],
+    );
+    assert.ok(lines.some((l) => l.includes('Bob Example') && l.includes('normalClearing')), 'the printed caller log names who answered');
+
+    const base = `http://127.0.0.1:${run.statusPort}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200, await ready.clone().text());
+    const m = samples(await (await fetch(`${base}/metrics`)).text());
+    assert.equal(m.get('cti_calls_in_progress'), 0);
+    assert.equal(m.get('cti_calls_total{cause="normalClearing"}'), 2);
+    assert.equal(m.get('cti_calls_total{cause="busy"}'), 2);
+    assert.equal(m.get('cti_calls_total{cause="cancel"}'), 1);
+    assert.equal(m.get('cti_zammad_posts_total{event="newCall",status="200"}'), 5);
+    assert.equal(m.get('cti_zammad_posts_total{event="answer",status="200"}'), 2);
+    assert.equal(m.get('cti_zammad_posts_total{event="hangup",status="200"}'), 5);
+    assert.equal(m.get('cti_zammad_post_seconds_count{event="hangup"}'), 5);
+    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="reject"}'), 1);
+    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="dial"}'), 1);
+    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="continue"}'), 3);
+    assert.equal(m.get('cti_outbox_events'), 0);
+    assert.equal(m.get('cti_outbox_oldest_seconds'), 0);
+    assert.equal(m.get('cti_zammad_config_fault'), 0);
+    assert.equal(m.get('cti_esl_rejected_connections_total'), 0);
+    assert.ok((m.get('cti_process_resident_memory_bytes') ?? 0) > 0);
+  } finally {
+    await run.stop();
+  }
+});
