@@ -53,11 +53,11 @@ async function finished(call: SwitchCall, events: number): Promise<Params[]> {
   return zammad.postsFor(call.uuid).map((p) => p.params);
 }
 
-function script(s: Partial<CallScript> & { channel: Partial<CallScript['channel']> }): CallScript {
+function script(s: Partial<Omit<CallScript, 'channel'>> & { channel: Partial<CallScript['channel']> }): CallScript {
   return {
     timeScale: 1,
     ...s,
-    channel: { uuid: randomUUID(), callerNumber: '03055571600', destination: '491711234567890', context: 'public', sip: true, ...s.channel },
+    channel: { uuid: randomUUID(), context: 'public', sip: true, ...s.channel, callerNumber: s.channel.callerNumber ?? '03055571600', destination: s.channel.destination ?? '491711234567890' },
   };
 }
 
