@@ -101,7 +101,11 @@ export interface CallScript {
   callerCancelAfterMs?: number;
   /** The caller hangs up (NORMAL_CLEARING) this long after the bridge was answered. */
   callerHangupAfterAnswerMs?: number;
-  /** Ringing with nobody answering ends in NO_ANSWER after this (default 1000). {originate_timeout=N} (s) wins. */
+  /**
+   * Ringing with nobody answering ends in NO_ANSWER after this (default 1000, scaled by timeScale; a stock
+   * switch uses 60 s). {originate_timeout=N} (seconds) in the dial string or the channel variable wins.
+   * (There is deliberately no transferAfterAnswerMs: no capture shows how a transfer looks on the caller channel.)
+   */
   originateTimeoutMs?: number;
   /** Multiplies every delay of the script (ringMs, talkMs, timeouts, linger N, ...). Default 1. */
   timeScale?: number;
@@ -111,9 +115,11 @@ export interface CallScript {
   seed?: number;
   /**
    * CHANNEL_PARK fires when the socket app parks the channel; its arrival is racy [T README obs. 4].
-   * Here it fires right after the reply to the N-th command following the connect reply, or right after
-   * the reply to the first sendmsg, whichever comes first. 0 = before any command (then it is lost
-   * unless events are already enabled – answered-normal-nolinger.txt). Default 3.
+   * Default (unset): it fires right after the reply to the 3rd command following the connect reply, or
+   * right after the reply to the first sendmsg, whichever comes first (most captures).
+   * Set explicitly to N: right after the N-th reply (sendmsg's stay queued until then; at the latest
+   * 100 ms after connect). 0 = before any command: then it is lost unless events are already enabled
+   * (answered-normal-nolinger.txt).
    */
   parkAfterReplies?: number;
   /**
@@ -533,22 +539,30 @@ export class FakeSwitch {
     return ++this.sessionIds;
   }
 
-  /** @internal The common top of every event (Event-Name ... Event-Sequence). */
+  private dateSec = -1;
+  private dateBlock: Block = EMPTY_BLOCK;
+
+  /** @internal The common top of every event (Event-Name ... Event-Sequence). Date strings are cached per second. */
   topBlock(name: string, calling: readonly [string, string, string] | undefined): Block {
     const now = Date.now();
-    const micros = nowMicros();
+    const sec = Math.floor(now / 1000);
+    if (sec !== this.dateSec) {
+      this.dateSec = sec;
+      this.dateBlock = block([['Event-Date-Local', fmtStamp(now)], ['Event-Date-GMT', new Date(now).toUTCString()]]);
+    }
     const c = calling ?? ['switch_event.c', 'switch_event_fire_detailed', '0'];
-    const head = block([['Event-Name', name]]);
-    const tail = block([
-      ['Event-Date-Local', fmtStamp(now)],
-      ['Event-Date-GMT', new Date(now).toUTCString()],
-      ['Event-Date-Timestamp', String(micros)],
+    const tail: Header[] = [
+      ['Event-Date-Timestamp', String(nowMicros())],
       ['Event-Calling-File', c[0]],
       ['Event-Calling-Function', c[1]],
       ['Event-Calling-Line-Number', c[2]],
       ['Event-Sequence', String(++this.seq)],
-    ]);
-    return { list: [...head.list, ...this.staticTop.list, ...tail.list], plain: head.plain + this.staticTop.plain + tail.plain };
+    ];
+    const tailPlain = block(tail).plain;
+    return {
+      list: [['Event-Name', name], ...this.staticTop.list, ...this.dateBlock.list, ...tail],
+      plain: plainHeaderLine('Event-Name', name) + this.staticTop.plain + this.dateBlock.plain + tailPlain,
+    };
   }
 
   /** @internal Deliver an event to every listener (each applies its own subscription/myevents filter). */
@@ -689,6 +703,7 @@ class Listener {
   private closedFlag = false;
   private repliesAfterConnect = 0;
   private readonly parkAfter: number;
+  private readonly parkExplicit: boolean;
   private resolveClosed!: () => void;
 
   constructor(
@@ -699,6 +714,7 @@ class Listener {
     socket.setNoDelay(true);
     this.out = new Output(socket, script.chunking ?? 'whole', script.seed ?? 1);
     this.parkAfter = script.parkAfterReplies ?? 3;
+    this.parkExplicit = script.parkAfterReplies !== undefined;
     this.channel = new CallerChannel(sw, this, script);
     const closed = new Promise<void>((r) => {
       this.resolveClosed = r;
@@ -903,6 +919,10 @@ class Listener {
         this.record({ kind: 'connect-reply', label: 'connect-reply' });
       }
       if (this.parkAfter <= 0) this.channel.startPark();
+      else if (this.parkExplicit) {
+        // an explicit count never starves queued sendmsg's: the socket app parks shortly after connect anyway
+        setTimeout(() => this.channel.startPark(), 100).unref();
+      }
       return;
     }
     if (lc.startsWith('getvar')) {
@@ -1035,7 +1055,7 @@ class Listener {
 
   private countReply(isSendmsg: boolean): void {
     this.repliesAfterConnect++;
-    if (this.repliesAfterConnect >= this.parkAfter || isSendmsg) this.channel.startPark();
+    if (this.repliesAfterConnect >= this.parkAfter || (isSendmsg && !this.parkExplicit)) this.channel.startPark();
   }
 
   /** "event [plain|json|xml] NAME ..." – additive, CUSTOM subclasses after CUSTOM. */
@@ -1610,6 +1630,8 @@ class CallerChannel {
       this.timers.delete(t);
       fn();
     }, Math.max(0, ms));
+    // once the socket is gone nobody waits for this channel any more: don't keep the process alive for it
+    if (!this.controlled) t.unref();
     this.timers.add(t);
     return t;
   }
@@ -1731,9 +1753,18 @@ class CallerChannel {
     const loopsH = getHeader(c, 'loops');
     const loops = loopsH !== undefined ? parseInt(loopsH, 10) || 1 : 1;
     const app = appName.toLowerCase();
+    // switch_ivr_parse_event(): app_uuid, current_loop, total_loops are set before the application is looked
+    // up; switch_core_session_execute_application() consumes app_uuid. For a non-existent application they stay.
+    const eventUuid = getHeader(c, 'event-uuid');
     if (!INSTANT_APPS.has(app) && !BLOCKING_APPS.has(app)) {
       // "Invalid Application": +OK was already sent, no CHANNEL_EXECUTE, hangup DESTINATION_OUT_OF_ORDER [T errors]
+      if (eventUuid !== undefined) this.setVar('app_uuid', eventUuid);
+      this.setVar('current_loop', '1');
+      this.setVar('total_loops', String(loops));
       this.hangup('DESTINATION_OUT_OF_ORDER', 'internal');
+      // the loop ends: current_loop/total_loops are cleared again, app_uuid stays [T errors: UNPARK]
+      this.setVar('current_loop', null);
+      this.setVar('total_loops', null);
       return;
     }
     for (let i = 1; i <= loops && this.up; i++) {
@@ -2104,11 +2135,6 @@ class CallerChannel {
     for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b === winner ? 'NONE' : b.cause ?? 'NONE'));
     this.setVar('signal_bond', winner.uuid);
     this.setVar('originate_signal_bond', null);
-    if (this.isSip) {
-      if (!this.vars.has('sip_to_tag')) this.setVar('sip_to_tag', randToken(13, this.rnd));
-      this.setVar('sip_cseq', String(100000000 + Math.floor(this.rnd() * 99999999)));
-      this.setVar('sip_full_to', '<sip:' + this.profile.destinationNumber + '@127.0.0.1:5090>;tag=' + (this.vars.get('sip_to_tag') ?? ''));
-    }
     // CHANNEL_BRIDGE names the leg that WON [F]
     this.other = this.legProfile(winner);
     this.otherBlock = null;
@@ -2124,6 +2150,14 @@ class CallerChannel {
     this.setVar('signal_bond', winner.uuid);
     this.setVar('last_sent_callee_id_name', winner.calleeIdName);
     this.setVar('last_sent_callee_id_number', winner.calleeIdNumber);
+    if (this.isSip) {
+      // the caller's ACK to our 200 OK: sip_to_tag/sip_cseq/sip_full_via/sip_full_to. Racy: on CHANNEL_BRIDGE in
+      // answered-normal-sip.txt, only from CHANNEL_UNBRIDGE on in callerid-sip / ring-then-answer-sip (used here).
+      if (!this.vars.has('sip_to_tag')) this.setVar('sip_to_tag', randToken(13, this.rnd));
+      this.setVar('sip_cseq', String(100000000 + Math.floor(this.rnd() * 99999999)));
+      this.setVar('sip_full_via', 'SIP/2.0/UDP 127.0.0.1:5091;rport=5091;branch=z9hG4bK' + randToken(13, this.rnd));
+      this.setVar('sip_full_to', '<sip:' + this.profile.destinationNumber + '@127.0.0.1:5090>;tag=' + (this.vars.get('sip_to_tag') ?? ''));
+    }
 
     // wait for one side to hang up
     const beh = winner.behaviour;
@@ -2318,6 +2352,7 @@ class CallerChannel {
   socketGone(): void {
     if (!this.controlled) return;
     this.controlled = false;
+    for (const t of this.timers) t.unref();
     if (!this.up) return;
     this.socketLostWhileUp = true;
     if (!this.appRunning && !this.draining) this.leavePark();
