@@ -38,10 +38,16 @@ async function main(): Promise<void> {
     }
     stopping = true;
     log.info(`${signal}: draining`, { drainMs: config.SHUTDOWN_DRAIN_MS });
-    void app.shutdown(config.SHUTDOWN_DRAIN_MS).then(({ callsLeft, eventsLeft }) => {
-      log.info('stopped', { callsLeft, eventsLeft });
-      process.exit(0);
-    });
+    app.shutdown(config.SHUTDOWN_DRAIN_MS).then(
+      ({ callsLeft, eventsLeft }) => {
+        log.info('stopped', { callsLeft, eventsLeft });
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error('shutdown failed: exiting (undelivered events stay in the outbox)', { error: err instanceof Error ? err.message : String(err) });
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

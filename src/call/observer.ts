@@ -23,11 +23,27 @@ export class ObservedCall {
     this.state = observedState(facts, answered, answeringNumber);
   }
 
+  private seen = false;
+
   get ended(): boolean {
     return this.state.hangupPosted;
   }
 
+  /** Whether any event of the call arrived since the re-attach. */
+  get seenEvents(): boolean {
+    return this.seen;
+  }
+
   onEvent(e: SwitchEvent): void {
+    this.seen = true;
+    if (!this.state.answered && Number(e.get('Caller-Channel-Answered-Time') ?? '0') > 0) {
+      // Answered while no adapter was following the call (its CHANNEL_BRIDGE is gone): every
+      // event of the caller's channel carries its answer time, and of a bridged call the leg
+      // that won (Other-Leg-*). Report the answer before whatever this event means, so that
+      // the hangup that follows says normalClearing and Zammad does not mark the call missed.
+      // (The adapter never answers a caller itself: an answered caller means a bridged one.)
+      this.apply({ type: 'signal', signal: { kind: 'bridged', otherNumber: e.get('Other-Leg-Destination-Number') ?? '', otherChannel: e.get('Other-Leg-Channel-Name') ?? '' } });
+    }
     const signal = readSignal(e);
     if (signal) this.apply({ type: 'signal', signal });
   }

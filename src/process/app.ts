@@ -36,7 +36,9 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       retryMaxMs: config.RETRY_MAX_MS,
       maxAgeMs: config.OUTBOX_MAX_AGE_HOURS * 3_600_000,
       maxEvents: config.OUTBOX_MAX_EVENTS,
-      concurrency: config.ZAMMAD_MAX_CONNECTIONS * 2,
+      // One request per pooled connection: a request queued inside undici could not be overtaken
+      // by a fresh newCall; queued in the outbox it can.
+      concurrency: config.ZAMMAD_MAX_CONNECTIONS,
     },
     log.child({ component: 'outbox' }),
     {
@@ -77,11 +79,9 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         outbox,
         log: callLog,
         newCallTimeoutMs: config.ZAMMAD_NEWCALL_TIMEOUT_MS,
-        journal: {
-          started: (callId, facts) => store.callStarted(callId, facts, Date.now()),
-          answered: (callId, number) => store.callAnswered(callId, number),
-          ended: (callId) => store.callEnded(callId),
-        },
+        // The store journals each call in the same transaction as its events (store.ts add()):
+        // a separate write here could, after a crash in between, close a call twice or never.
+        journal: { started: () => {}, answered: () => {}, ended: () => {} },
         metrics: {
           decided: (kind, seconds) => metrics.decisionSeconds.observe({ decision: kind }, seconds),
           ended: (cause) => metrics.callsTotal.inc({ cause }),
@@ -129,7 +129,9 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     readiness,
     async shutdown(drainMs) {
       const deadline = Date.now() + drainMs;
-      await listener.stopAccepting();
+      // Not awaited: net.Server.close() stops accepting at once, but calls back only once every
+      // connection has closed, i.e. after the calls in progress, whatever the drain time.
+      const stopped = listener.stopAccepting();
       log.info('stopped taking new calls; following the calls in progress', { calls: listener.connections, drainMs });
       while (listener.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const callsLeft = listener.connections;
@@ -137,7 +139,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         log.warn('drain time over: leaving the calls still in progress to the next start', { calls: callsLeft });
         listener.closeAll();
       }
-      await Promise.allSettled([...sessions]);
+      await Promise.allSettled([...sessions, stopped]);
       const flushed = await outbox.drain(Math.max(0, deadline - Date.now()));
       const eventsLeft = outbox.depth;
       if (!flushed) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft });

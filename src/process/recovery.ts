@@ -81,46 +81,60 @@ export async function recoverOpenCalls(deps: RecoveryDeps): Promise<Recovery> {
   const rules = { defaultCountryCode: config.DEFAULT_COUNTRY_CODE, extensionMaxDigits: config.EXTENSION_MAX_DIGITS };
   const watched = new Map<string, ObservedCall>();
   const post = (p: CtiPost) => {
+    // The store journals answer and hangup with the event itself (store.ts add()).
     void deps.outbox.send(p);
-    if (p.event === 'answer') store.callAnswered(p.callId, p.answeringNumber);
     if (p.event === 'hangup') {
-      store.callEnded(p.callId);
       watched.delete(p.callId);
       log.info('call watched after restart has ended', { callId: p.callId, cause: p.cause });
-      if (watched.size === 0) inbound.close('all watched calls ended');
+      if (watched.size === 0) inbound.close('no call left to watch');
     }
   };
+  // Watch first, ask second: a call that ends between the question and the subscription would
+  // otherwise never be seen ending, and stay open in Zammad.
   for (const { call, facts } of calls) {
+    const full = { ...facts, callerName: '', callerRaw: facts.from, dialString: '', targets: [], explicitUsers: null };
+    watched.set(call.callId, new ObservedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, log.child({ callId: call.callId })));
+  }
+  inbound.on('event', (e) => watched.get(e.get('Unique-ID') ?? '')?.onEvent(e));
+  const records = new Map(calls.map((c) => [c.call.callId, c]));
+  /** The watch ends before the call does: report the call with what is known. */
+  const giveUp = (callId: string, why: string) => {
+    const observed = watched.get(callId);
+    const record = records.get(callId);
+    if (!observed || !record) return;
+    watched.delete(callId);
+    // Events seen since the restart know more (answer, the switch's own cause) than the journal.
+    if (observed.seenEvents) observed.lost();
+    else closeUnknown(record.call, record.facts, deps, why);
+  };
+  inbound.on('closed', (reason) => {
+    for (const callId of [...watched.keys()]) giveUp(callId, `the inbound event socket closed (${reason}) while watching it`);
+  });
+  try {
+    await inbound.follow([...watched.keys()]);
+  } catch (err) {
+    log.warn('could not subscribe to the watched calls', { error: String(err) });
+    inbound.close('subscribe failed'); // 'closed' reports each call with what is known
+    return idle;
+  }
+  for (const { call } of calls) {
+    if (!watched.has(call.callId)) continue; // already ended, or the socket went away
     let exists = false;
     try {
       exists = await inbound.exists(call.callId);
     } catch (err) {
       log.warn('could not ask the switch about a call', { callId: call.callId, error: String(err) });
     }
-    if (!exists) {
-      closeUnknown(call, facts, deps, 'the switch no longer has it');
+    if (!watched.has(call.callId)) continue;
+    if (exists) {
+      log.info('re-attached to a call still in progress on the switch', { callId: call.callId, answered: call.answered });
       continue;
     }
-    const full = { ...facts, callerName: '', callerRaw: facts.from, dialString: '', targets: [], explicitUsers: null };
-    watched.set(call.callId, new ObservedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, log.child({ callId: call.callId })));
-    log.info('re-attached to a call still in progress on the switch', { callId: call.callId, answered: call.answered });
+    giveUp(call.callId, 'the switch no longer has it');
   }
   if (watched.size === 0) {
     inbound.close('nothing to watch');
     return idle;
-  }
-  inbound.on('event', (e) => watched.get(e.get('Unique-ID') ?? '')?.onEvent(e));
-  inbound.on('closed', (reason) => {
-    for (const observed of [...watched.values()]) {
-      log.warn('inbound event socket closed while watching a call', { reason });
-      observed.lost();
-    }
-  });
-  try {
-    await inbound.follow([...watched.keys()]);
-  } catch (err) {
-    log.warn('could not subscribe to the watched calls', { error: String(err) });
-    inbound.close('subscribe failed');
   }
   return {
     get watching() {

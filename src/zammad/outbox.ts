@@ -5,16 +5,28 @@
  * hangup), because Zammad answers 500 to an answer or hangup of a call it has not seen. Lanes
  * are independent, so one call's trouble never holds up another's. Every event is on disk
  * before the first try and leaves the disk only once Zammad has it (or it is dropped, loudly).
+ *
+ * What is sent again after a failure follows what a repeat does in Zammad (verdict.ts): every
+ * event is retried until Zammad confirms it, except the hangup of a missed inbound call
+ * (atMostOnce), which is retried only when Zammad provably did not get it. For that one event
+ * the "may have reached Zammad" moment is written to disk before the request leaves, so that
+ * not even a crash in flight leads to a second hangup.
+ *
+ * Requests in flight are bounded (`concurrency`, one per pooled connection). A fresh newCall —
+ * a caller is ringing and the switch waits for Zammad's decision — goes before any backlog, and
+ * the backlog never takes the last connections (`reserve`), so lanes recovering after an outage
+ * cannot starve it.
  */
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
 import type { HttpOutcome } from './client.js';
 import { formBody } from './form.js';
 import type { OutboxStore } from './store.js';
-import { verdictOf, type Verdict } from './verdict.js';
+import { atMostOnce, verdictOf, type Verdict } from './verdict.js';
 
 export interface Poster {
-  post(body: string, timeoutMs: number): Promise<HttpOutcome>;
+  /** `onSend` runs right before the request is written to a connected socket (never if it could not connect). */
+  post(body: string, timeoutMs: number, onSend?: () => void): Promise<HttpOutcome>;
 }
 
 export interface OutboxOptions {
@@ -25,11 +37,14 @@ export interface OutboxOptions {
   maxEvents: number;
   /** Requests in flight at once; more lanes wait their turn (fresh newCalls first). */
   concurrency: number;
+  /** Of those, how many only fresh newCalls may use (default: a quarter, at least 1 when concurrency ≥ 2). */
+  reserve?: number;
 }
 
 /** Figures for health and metrics; all optional. */
 export interface OutboxHooks {
   posted?(event: string, result: string, seconds: number): void;
+  /** reason: 'age' | 'full' | 'refused' | 'unconfirmed' (an at-most-once event not sent again). */
   dropped?(reason: string, events: number): void;
 }
 
@@ -40,6 +55,10 @@ interface Item {
   body: string;
   createdAt: number;
   attempts: number;
+  /** Must not reach Zammad twice (verdict.ts atMostOnce). */
+  once: boolean;
+  /** The disk says it may have reached Zammad. */
+  sent: boolean;
   settle?: (v: Verdict) => void;
 }
 
@@ -53,10 +72,14 @@ interface Lane {
   warned: boolean;
 }
 
+/** Calls whose newCall was dropped: their later events would only earn a 500 for ever. */
+const FORGET_LIMIT = 10_000;
+
 export class Outbox {
   private readonly lanes = new Map<string, Lane>();
   private readonly ready: Lane[] = [];
   private readonly parked = new Set<Lane>();
+  private readonly forgotten = new Map<string, string>();
   private inFlight = 0;
   private size = 0;
   private fault: string | undefined;
@@ -68,6 +91,7 @@ export class Outbox {
   private readonly idleWaiters = new Set<() => void>();
   /** Last answer from Zammad, for readiness: true = it answered 2xx, false = unreachable. */
   private reachable: boolean | undefined;
+  private readonly backlogLimit: number;
 
   constructor(
     private readonly store: OutboxStore,
@@ -77,6 +101,8 @@ export class Outbox {
     private readonly hooks: OutboxHooks = {},
     private readonly now: () => number = Date.now,
   ) {
+    const reserve = options.reserve ?? (options.concurrency >= 2 ? Math.max(1, Math.floor(options.concurrency / 4)) : 0);
+    this.backlogLimit = Math.max(1, options.concurrency - reserve);
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
     this.sweepTimer.unref();
   }
@@ -84,16 +110,38 @@ export class Outbox {
   /** Picks up what an earlier run left on disk. */
   restore(): number {
     const rows = this.store.pending();
-    for (const row of rows) this.lane(row.callId).items.push({ ...row, attempts: 0 });
-    this.size += rows.length;
-    if (rows.length > 0) this.log.info('delivering events left from an earlier run', { events: rows.length, calls: this.lanes.size });
+    let restored = 0;
+    for (const row of rows) {
+      const once = atMostOnce(row.event, row.body);
+      if (once && row.sent) {
+        // The earlier run stopped while this hangup was on its way: Zammad may have it.
+        this.log.warn('not sending again a hangup that was on its way to Zammad when the adapter stopped: a second one would mark a missed call done', { callId: row.callId, event: row.event });
+        this.hooks.dropped?.('unconfirmed', 1);
+        this.store.remove(row.id);
+        continue;
+      }
+      this.lane(row.callId).items.push({ id: row.id, callId: row.callId, event: row.event, body: row.body, createdAt: row.createdAt, attempts: 0, once, sent: false });
+      restored++;
+    }
+    this.size += restored;
+    if (restored > 0) this.log.info('delivering events left from an earlier run', { events: restored, calls: this.lanes.size });
     this.sweep();
     for (const lane of this.lanes.values()) this.schedule(lane);
-    return rows.length;
+    return restored;
   }
 
   /** Stores the event, then delivers it in its call's order. Settles when Zammad has it or it is dropped. */
   send(post: CtiPost): Promise<Verdict> {
+    if (this.closed) {
+      this.log.error('event after the outbox was closed: not stored', { callId: post.callId, event: post.event });
+      return Promise.resolve({ kind: 'retry', reason: 'outbox closed' });
+    }
+    const forgotten = this.forgotten.get(post.callId);
+    if (forgotten !== undefined && post.event !== 'newCall') {
+      this.log.error('dropping an event of a call whose newCall was dropped: Zammad would refuse it', { callId: post.callId, event: post.event, because: forgotten });
+      this.hooks.dropped?.(forgotten, 1);
+      return Promise.resolve({ kind: 'refused', reason: `the call's newCall was dropped (${forgotten})` });
+    }
     if (this.size >= this.options.maxEvents) this.dropOldestCall();
     const createdAt = this.now();
     const body = formBody(post);
@@ -101,8 +149,8 @@ export class Outbox {
     this.size++;
     return new Promise<Verdict>((settle) => {
       const lane = this.lane(post.callId);
-      lane.items.push({ id, callId: post.callId, event: post.event, body, createdAt, attempts: 0, settle });
-      this.schedule(lane, post.event === 'newCall');
+      lane.items.push({ id, callId: post.callId, event: post.event, body, createdAt, attempts: 0, once: atMostOnce(post.event, body), sent: false, settle });
+      this.schedule(lane);
     });
   }
 
@@ -149,6 +197,18 @@ export class Outbox {
     for (const lane of this.lanes.values()) clearTimeout(lane.timer);
   }
 
+  /** Drops calls whose events waited longer than OUTBOX_MAX_AGE_HOURS: logged and counted, never silent. Runs on a timer. */
+  sweep(): void {
+    const limit = this.now() - this.options.maxAgeMs;
+    for (const lane of [...this.lanes.values()]) {
+      const head = lane.items[0];
+      if (!head || lane.busy || head.createdAt >= limit) continue;
+      this.log.error('dropping events older than OUTBOX_MAX_AGE_HOURS', { callId: lane.callId, events: lane.items.length, ageMs: this.now() - head.createdAt });
+      this.hooks.dropped?.('age', lane.items.length);
+      this.dropLane(lane, 'age');
+    }
+  }
+
   private lane(callId: string): Lane {
     let lane = this.lanes.get(callId);
     if (!lane) {
@@ -158,13 +218,20 @@ export class Outbox {
     return lane;
   }
 
-  private schedule(lane: Lane, urgent = false): void {
+  /** A caller is ringing and the switch may be waiting for this: a newCall on its first try. */
+  private urgent(lane: Lane): boolean {
+    const head = lane.items[0];
+    return head !== undefined && head.event === 'newCall' && head.attempts === 0 && head.settle !== undefined;
+  }
+
+  private schedule(lane: Lane): void {
     if (this.closed || lane.busy || lane.queued || lane.parked || lane.timer || lane.items.length === 0) return;
+    const urgent = this.urgent(lane);
     if (this.fault !== undefined && !urgent) return this.park(lane);
-    if (this.inFlight >= this.options.concurrency) {
+    if (this.inFlight >= (urgent ? this.options.concurrency : this.backlogLimit)) {
       lane.queued = true;
       // A fresh newCall holds a ringing caller: it goes before any backlog.
-      if (urgent) this.ready.unshift(lane);
+      if (urgent) this.ready.splice(this.ready.findIndex((l) => !this.urgent(l)) >>> 0, 0, lane);
       else this.ready.push(lane);
       return;
     }
@@ -172,9 +239,11 @@ export class Outbox {
   }
 
   private next(): void {
-    while (this.inFlight < this.options.concurrency && this.ready.length > 0) {
-      const lane = this.ready.shift();
+    while (this.ready.length > 0) {
+      const lane = this.ready[0];
       if (!lane) break;
+      if (this.inFlight >= (this.urgent(lane) ? this.options.concurrency : this.backlogLimit)) break;
+      this.ready.shift();
       lane.queued = false;
       this.schedule(lane);
     }
@@ -186,12 +255,26 @@ export class Outbox {
     lane.busy = true;
     this.inFlight++;
     const started = performance.now();
-    const outcome = await this.poster.post(item.body, this.options.requestTimeoutMs);
-    const verdict = verdictOf(item.event, outcome);
+    const onSend = item.once
+      ? () => {
+          // On disk before the first byte leaves: after a crash, this hangup is not sent again.
+          this.store.markSent(item.id, true);
+          item.sent = true;
+        }
+      : undefined;
+    const outcome = await this.poster.post(item.body, this.options.requestTimeoutMs, onSend);
+    const verdict = verdictOf(item.event, outcome, { atMostOnce: item.once });
     this.inFlight--;
     lane.busy = false;
     this.hooks.posted?.(item.event, outcome.kind === 'response' ? String(outcome.status) : outcome.code, (performance.now() - started) / 1000);
-    if (!this.closed) this.handle(lane, item, verdict);
+    if (!this.closed) {
+      if (item.sent && (verdict.kind === 'retry' || verdict.kind === 'configFault')) {
+        // Zammad provably did not take it: the next try is not a repeat.
+        this.store.markSent(item.id, false);
+        item.sent = false;
+      }
+      this.handle(lane, item, verdict);
+    }
     this.next();
   }
 
@@ -219,19 +302,36 @@ export class Outbox {
       }
       case 'configFault':
         this.reachable = true;
+        item.attempts++;
         this.setFault(verdict.reason);
         this.park(lane);
+        break;
+      case 'unconfirmed':
+        this.reachable = false;
+        log.warn('no confirmation from Zammad for the hangup of a missed call; it is not sent again, because a second hangup would mark the call done. Zammad shows it missed, or ringing if the hangup was lost; either way not done', { reason: verdict.reason });
+        this.hooks.dropped?.('unconfirmed', 1);
+        lane.warned = false;
+        this.done(lane, item, verdict);
         break;
       case 'refused': {
         this.reachable = true;
         log.error('Zammad refused the event; it cannot be delivered as it is and is dropped', { reason: verdict.reason });
         this.hooks.dropped?.('refused', 1);
-        this.done(lane, item, verdict);
-        if (item.event === 'newCall' && lane.items.length > 0) {
-          // Without its newCall, Zammad would answer 500 to the rest of this call for ever.
-          log.error('dropping the rest of the call too: Zammad never stored its newCall', { events: lane.items.length });
-          this.dropLane(lane, 'refused');
+        if (item.event !== 'newCall') {
+          this.done(lane, item, verdict);
+          break;
         }
+        // Without its newCall, Zammad would answer 500 to the rest of this call for ever.
+        if (lane.items.length > 1) {
+          log.error('dropping the rest of the call too: Zammad never stored its newCall', { events: lane.items.length - 1 });
+          this.hooks.dropped?.('refused', lane.items.length - 1);
+        }
+        // The newCall's own settle gets Zammad's reason; dropLane settles the rest.
+        lane.items.shift();
+        this.store.remove(item.id);
+        this.size--;
+        item.settle?.(verdict);
+        this.dropLane(lane, 'refused');
         break;
       }
     }
@@ -246,7 +346,7 @@ export class Outbox {
       this.lanes.delete(lane.callId);
       if (this.size === 0) for (const idle of [...this.idleWaiters]) idle();
     } else {
-      this.schedule(lane, lane.items[0]?.settle !== undefined && lane.items[0]?.event === 'newCall');
+      this.schedule(lane);
     }
   }
 
@@ -295,7 +395,7 @@ export class Outbox {
       if (!lane) return this.armProbe();
       this.parked.delete(lane);
       lane.parked = false;
-      if (this.inFlight >= this.options.concurrency) {
+      if (this.inFlight >= this.backlogLimit) {
         this.park(lane);
         return;
       }
@@ -307,6 +407,7 @@ export class Outbox {
 
   private dropLane(lane: Lane, reason: string): void {
     clearTimeout(lane.timer);
+    if (lane.items.some((i) => i.event === 'newCall') || reason === 'refused') this.forget(lane.callId, reason);
     for (const item of lane.items) {
       this.store.remove(item.id);
       item.settle?.({ kind: 'refused', reason });
@@ -314,27 +415,31 @@ export class Outbox {
     this.size -= lane.items.length;
     lane.items = [];
     this.parked.delete(lane);
+    const queued = this.ready.indexOf(lane);
+    if (queued >= 0) this.ready.splice(queued, 1);
+    lane.queued = false;
     this.lanes.delete(lane.callId);
     if (this.size === 0) for (const idle of [...this.idleWaiters]) idle();
   }
 
-  private dropOldestCall(): void {
-    const oldest = this.lanes.values().next().value;
-    if (!oldest || oldest.busy) return;
-    this.log.error('outbox full (OUTBOX_MAX_EVENTS): dropping the oldest call', { callId: oldest.callId, events: oldest.items.length });
-    this.hooks.dropped?.('full', oldest.items.length);
-    this.dropLane(oldest, 'outbox full');
+  /** Zammad will never have this call: later events of it are dropped at once, and a restart does not close it. */
+  private forget(callId: string, reason: string): void {
+    this.forgotten.set(callId, reason);
+    if (this.forgotten.size > FORGET_LIMIT) this.forgotten.delete(this.forgotten.keys().next().value ?? '');
+    this.store.callEnded(callId);
   }
 
-  /** Drops calls whose events waited longer than OUTBOX_MAX_AGE_HOURS: logged and counted, never silent. */
-  private sweep(): void {
-    const limit = this.now() - this.options.maxAgeMs;
-    for (const lane of [...this.lanes.values()]) {
-      const head = lane.items[0];
-      if (!head || lane.busy || head.createdAt >= limit) continue;
-      this.log.error('dropping events older than OUTBOX_MAX_AGE_HOURS', { callId: lane.callId, events: lane.items.length, ageMs: this.now() - head.createdAt });
-      this.hooks.dropped?.('age', lane.items.length);
-      this.dropLane(lane, 'too old');
+  private dropOldestCall(): void {
+    let oldest: Lane | undefined;
+    for (const lane of this.lanes.values()) {
+      if (!lane.busy) {
+        oldest = lane;
+        break;
+      }
     }
+    if (!oldest) return;
+    this.log.error('outbox full (OUTBOX_MAX_EVENTS): dropping the oldest call', { callId: oldest.callId, events: oldest.items.length });
+    this.hooks.dropped?.('full', oldest.items.length);
+    this.dropLane(oldest, 'full');
   }
 }

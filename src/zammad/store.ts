@@ -1,7 +1,11 @@
 /**
  * The outbox on disk (better-sqlite3, WAL): every event for Zammad is written here before it is
  * sent and removed once Zammad has it, so a crash or restart loses nothing. It also remembers
- * which calls are still in progress, so that a restarted adapter can finish them in Zammad.
+ * which calls are still in progress (open_calls), so that a restarted adapter can finish them in
+ * Zammad. add() keeps that journal in the same transaction as the call's events: a call is open
+ * from the moment its newCall is on disk until its hangup is. Two separate writes would leave,
+ * after a crash between them, a call closed twice (two hangups) or a hangup for a call whose
+ * newCall was never stored (refused by Zammad for ever).
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
@@ -13,6 +17,8 @@ export interface StoredEvent {
   event: string;
   body: string;
   createdAt: number;
+  /** The event was (about to be) written to Zammad's socket when the process last ran; see markSent. */
+  sent: boolean;
 }
 
 export interface OpenCall {
@@ -29,13 +35,15 @@ export class OutboxStore {
   private readonly stmt: {
     insert: Database.Statement<[string, string, string, number]>;
     remove: Database.Statement<[number]>;
-    all: Database.Statement<[], { id: number; call_id: string; event: string; body: string; created_at: number }>;
+    markSent: Database.Statement<[number, number]>;
+    all: Database.Statement<[], { id: number; call_id: string; event: string; body: string; created_at: number; sent: number }>;
     count: Database.Statement<[], { n: number }>;
     openCall: Database.Statement<[string, string, number]>;
     answerCall: Database.Statement<[string, string]>;
     closeCall: Database.Statement<[string]>;
     openCalls: Database.Statement<[], { call_id: string; facts: string; answered: number; answering_number: string | null; started_at: number }>;
   };
+  private readonly addTx: (callId: string, event: string, body: string, createdAt: number) => number;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -59,34 +67,58 @@ export class OutboxStore {
         started_at INTEGER NOT NULL
       );
     `);
+    // Added after the first release: an outbox file of an earlier version gets the column here.
+    const columns = this.db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'sent')) this.db.exec('ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0');
     this.stmt = {
       insert: this.db.prepare('INSERT INTO outbox (call_id, event, body, created_at) VALUES (?, ?, ?, ?)'),
       remove: this.db.prepare('DELETE FROM outbox WHERE id = ?'),
-      all: this.db.prepare('SELECT id, call_id, event, body, created_at FROM outbox ORDER BY id'),
+      markSent: this.db.prepare('UPDATE outbox SET sent = ? WHERE id = ?'),
+      all: this.db.prepare('SELECT id, call_id, event, body, created_at, sent FROM outbox ORDER BY id'),
       count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
-      openCall: this.db.prepare('INSERT OR REPLACE INTO open_calls (call_id, facts, started_at) VALUES (?, ?, ?)'),
+      openCall: this.db.prepare('INSERT OR IGNORE INTO open_calls (call_id, facts, started_at) VALUES (?, ?, ?)'),
       answerCall: this.db.prepare('UPDATE open_calls SET answered = 1, answering_number = ? WHERE call_id = ?'),
       closeCall: this.db.prepare('DELETE FROM open_calls WHERE call_id = ?'),
       openCalls: this.db.prepare('SELECT call_id, facts, answered, answering_number, started_at FROM open_calls ORDER BY started_at'),
     };
+    this.addTx = this.db.transaction((callId: string, event: string, body: string, createdAt: number) => {
+      const id = Number(this.stmt.insert.run(callId, event, body, createdAt).lastInsertRowid);
+      const form = new URLSearchParams(body);
+      if (event === 'newCall') {
+        const facts = { callId, direction: form.get('direction') ?? '', from: form.get('from') ?? '', to: form.get('to') ?? '' };
+        this.stmt.openCall.run(callId, JSON.stringify(facts), createdAt);
+      } else if (event === 'answer') {
+        this.stmt.answerCall.run(form.get('answeringNumber') ?? '', callId);
+      } else if (event === 'hangup') {
+        this.stmt.closeCall.run(callId);
+      }
+      return id;
+    });
   }
 
+  /** Stores an event and, in the same transaction, keeps the open-call journal (newCall opens, answer marks, hangup closes). */
   add(callId: string, event: string, body: string, createdAt: number): number {
-    return Number(this.stmt.insert.run(callId, event, body, createdAt).lastInsertRowid);
+    return this.addTx(callId, event, body, createdAt);
   }
 
   remove(id: number): void {
     this.stmt.remove.run(id);
   }
 
+  /** Written before an at-most-once event goes to Zammad's socket; cleared when Zammad provably did not take it. */
+  markSent(id: number, sent: boolean): void {
+    this.stmt.markSent.run(sent ? 1 : 0, id);
+  }
+
   pending(): StoredEvent[] {
-    return this.stmt.all.all().map((r) => ({ id: r.id, callId: r.call_id, event: r.event, body: r.body, createdAt: r.created_at }));
+    return this.stmt.all.all().map((r) => ({ id: r.id, callId: r.call_id, event: r.event, body: r.body, createdAt: r.created_at, sent: r.sent === 1 }));
   }
 
   count(): number {
     return this.stmt.count.get()?.n ?? 0;
   }
 
+  /** The journal entry of a call without its newCall (for tests and tools; the adapter journals through add()). */
   callStarted(callId: string, facts: string, at: number): void {
     this.stmt.openCall.run(callId, facts, at);
   }

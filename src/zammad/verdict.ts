@@ -13,10 +13,37 @@ export type Verdict =
   /** Zammad's setup is wrong (token, integration off, URL): nothing will pass until an admin fixes it. */
   | { kind: 'configFault'; reason: string }
   /** Zammad will never take this event as it is. */
-  | { kind: 'refused'; reason: string };
+  | { kind: 'refused'; reason: string }
+  /** An at-most-once event (see atMostOnce) that may have reached Zammad: it is not sent again. */
+  | { kind: 'unconfirmed'; reason: string };
 
-export function verdictOf(event: string, outcome: HttpOutcome): Verdict {
-  if (outcome.kind === 'failure') return { kind: 'retry', reason: `${outcome.code}: ${outcome.error}` };
+/**
+ * Statuses that say the request was not processed: the server or the proxy in front of it
+ * refused to take it (timeout of the request itself, rate limit, application unavailable).
+ */
+const NOT_TAKEN = new Set([408, 429, 502, 503]);
+
+/**
+ * Events that must never reach Zammad twice: the hangup of an inbound call nobody answered.
+ * Zammad marks that call missed (not done); a second hangup marks it done (zammad-behaviour.md,
+ * "A repeated hangup …"), and the caller would not be called back. Every other repeat is
+ * harmless: a repeated newCall is refused as "already exists", a repeated answer or a repeated
+ * hangup of an answered, forwarded or outbound call (all done already) only moves a time stamp.
+ */
+export function atMostOnce(event: string, body: string): boolean {
+  if (event !== 'hangup') return false;
+  const form = new URLSearchParams(body);
+  return form.get('direction') === 'in' && form.get('cause') !== 'forwarded' && !form.get('answeringNumber');
+}
+
+export function verdictOf(event: string, outcome: HttpOutcome, options: { atMostOnce?: boolean } = {}): Verdict {
+  const once = options.atMostOnce === true;
+  if (outcome.kind === 'failure') {
+    const reason = `${outcome.code}: ${outcome.error}`;
+    // Only a request never written to a socket provably did not reach Zammad.
+    if (once && outcome.sent !== false) return { kind: 'unconfirmed', reason: `${reason} (after the request was sent)` };
+    return { kind: 'retry', reason };
+  }
   const { status, body } = outcome;
   const error = errorText(body);
   if (status >= 200 && status < 300) return { kind: 'delivered', body };
@@ -31,6 +58,9 @@ export function verdictOf(event: string, outcome: HttpOutcome): Verdict {
   }
   // A retried newCall that the first try already stored: Zammad says so with a 500.
   if (status === 500 && event === 'newCall' && /already exists/i.test(body)) return { kind: 'delivered', body: '{}', note: 'already stored by an earlier try' };
-  if (status >= 500 || status === 408 || status === 429) return { kind: 'retry', reason: `Zammad answered ${status}${error ? ` "${error}"` : ''}` };
-  return { kind: 'refused', reason: `Zammad answered ${status}${error ? ` "${error}"` : ''}` };
+  const said = `Zammad answered ${status}${error ? ` "${error}"` : ''}`;
+  if (NOT_TAKEN.has(status)) return { kind: 'retry', reason: said };
+  // 500, 504 …: the request reached Zammad and failed somewhere, perhaps after storing.
+  if (status >= 500) return once ? { kind: 'unconfirmed', reason: said } : { kind: 'retry', reason: said };
+  return { kind: 'refused', reason: said };
 }
