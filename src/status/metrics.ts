@@ -22,7 +22,7 @@ export class Metrics {
   });
   readonly outboxDepth = new client.Gauge({ name: 'cti_outbox_events', help: 'Events waiting for Zammad', registers: [this.registry] });
   readonly outboxAge = new client.Gauge({ name: 'cti_outbox_oldest_seconds', help: 'Age of the oldest event waiting for Zammad', registers: [this.registry] });
-  readonly dropped = new client.Counter({ name: 'cti_outbox_dropped_total', help: 'Events dropped from the outbox (too old, outbox full, refused by Zammad)', labelNames: ['reason'], registers: [this.registry] });
+  readonly dropped = new client.Counter({ name: 'cti_outbox_dropped_total', help: 'Events dropped from the outbox, by reason: age (too old), full (OUTBOX_MAX_EVENTS), refused (Zammad will never take it), unconfirmed (a missed call\'s hangup that may have reached Zammad: never sent twice)', labelNames: ['reason'], registers: [this.registry] });
   readonly zammadConfigFault = new client.Gauge({ name: 'cti_zammad_config_fault', help: '1 while Zammad refuses every event (wrong token, integration disabled)', registers: [this.registry] });
   readonly rejectedConnections = new client.Counter({ name: 'cti_esl_rejected_connections_total', help: 'Event-socket connections refused (address outside ESL_ALLOW)', registers: [this.registry] });
   readonly eslErrors = new client.Counter({ name: 'cti_esl_connection_errors_total', help: 'Event-socket connections closed for a fault, by reason', labelNames: ['reason'], registers: [this.registry] });
