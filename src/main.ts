@@ -2,7 +2,7 @@
 import 'dotenv/config';
 import { ConfigError, loadConfig } from './process/config.js';
 import { createLogger } from './process/log.js';
-import { startApp } from './process/app.js';
+import { startApp, type App } from './process/app.js';
 
 async function main(): Promise<void> {
   let config;
@@ -21,24 +21,21 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  let app;
-  try {
-    app = await startApp(config, log);
-  } catch (err) {
-    log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
-    process.exit(1);
-  }
-
-  let stopping = false;
+  // Signals are handled from the start: one that arrives while the app starts drains it once it is up.
+  let app: App | undefined;
+  let stopping: string | undefined;
   const stop = (signal: string) => {
     if (stopping) {
       log.warn(`${signal} again: exiting now; undelivered events stay in the outbox`);
-      app.abort();
+      app?.abort();
       process.exit(1);
     }
-    stopping = true;
+    stopping = signal;
+    if (app) drain(app, signal);
+  };
+  const drain = (running: App, signal: string) => {
     log.info(`${signal}: draining`, { drainMs: config.SHUTDOWN_DRAIN_MS });
-    app.shutdown(config.SHUTDOWN_DRAIN_MS).then(
+    running.shutdown(config.SHUTDOWN_DRAIN_MS).then(
       ({ callsLeft, eventsLeft }) => {
         log.info('stopped', { callsLeft, eventsLeft });
         process.exit(0);
@@ -51,6 +48,14 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+
+  try {
+    app = await startApp(config, log);
+  } catch (err) {
+    log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
+    process.exit(1);
+  }
+  if (stopping) drain(app, stopping);
 }
 
 void main();
