@@ -3,7 +3,7 @@
  * performs its effects through the event socket and the outbox. No rules live here.
  */
 import type { Logger } from '../process/log.js';
-import { EslClosedError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
+import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
 import type { Outbox } from '../zammad/outbox.js';
 import { decisionFromReply } from '../zammad/replies.js';
 import { callFacts, missingFacts, type CallRules } from './facts.js';
@@ -144,6 +144,11 @@ export class CallSession {
   private command(p: Promise<string>, what: string): void {
     p.catch((err: unknown) => {
       if (err instanceof EslClosedError) this.log.debug(`${what} not sent: socket closed`);
+      else if (err instanceof EslUnsafeCommandError && what === 'bridge') {
+        // Never bridged: hang the caller up rather than leave them in silence in the socket's park.
+        this.log.error(`${err.message}: check the zammad_bridge variable of this call; hanging the caller up`);
+        this.command(this.conn.hangup('NORMAL_TEMPORARY_FAILURE'), 'hangup');
+      } else if (err instanceof EslUnsafeCommandError) this.log.error(err.message);
       else this.log.warn(`FreeSWITCH refused ${what}`, { error: String(err) });
     });
   }

@@ -35,16 +35,29 @@ function redactor(secrets: string[]) {
       return out;
     }
     if (value instanceof Error) return scrub(`${value.name}: ${value.message}`, depth);
-    if (depth < 4 && value !== null && typeof value === 'object') {
+    if (value !== null && typeof value === 'object') {
+      if (depth >= 4) {
+        // Deeper than that it is written as text, scrubbed like any text (never as it is).
+        try {
+          return scrub(JSON.stringify(value), depth);
+        } catch {
+          return '[unserialisable]';
+        }
+      }
       if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) out[k] = scrub(v, depth + 1);
+      for (const [k, v] of Object.entries(value)) out[scrub(k, depth) as string] = scrub(v, depth + 1);
       return out;
     }
     return value;
   };
   return winston.format((info) => {
-    for (const key of Object.keys(info)) info[key] = scrub(info[key], 0);
+    for (const key of Object.keys(info)) {
+      const value = scrub(info[key], 0);
+      const name = scrub(key, 0) as string;
+      if (name !== key) delete info[key];
+      info[name] = value;
+    }
     return info;
   })();
 }
@@ -71,11 +84,20 @@ export function createLogger(options: LogOptions): Logger {
   return wrap(root);
 }
 
+/**
+ * winston formats every message (redaction, timestamp, JSON) before its transport drops those
+ * below the level: the level is checked here first, so that a call's info lines cost nothing
+ * at LOG_LEVEL=warn (bench/README.md).
+ */
 function wrap(w: winston.Logger): Logger {
   return {
     error: (m, f) => void w.error(m, f),
-    warn: (m, f) => void w.warn(m, f),
-    info: (m, f) => void w.info(m, f),
+    warn: (m, f) => {
+      if (w.isWarnEnabled()) w.warn(m, f);
+    },
+    info: (m, f) => {
+      if (w.isInfoEnabled()) w.info(m, f);
+    },
     debug: (m, f) => {
       if (w.isDebugEnabled()) w.debug(m, f);
     },

@@ -1,8 +1,14 @@
 /**
  * One outbound event-socket connection from FreeSWITCH, behind a small typed interface.
  *
- * modesl does the framing and the command/reply bookkeeping. Its known defects are contained
- * here, from the outside, so that nothing above this file ever sees them:
+ * modesl does the handshake (`connect` and its own subscription), sends the commands and keeps
+ * the command/reply bookkeeping. Its Parser is not used: it rebuilds each event header by header
+ * with a linear search (quadratic in the ~170 headers of a channel event) after a full
+ * JSON.parse, and re-joins its whole buffer on every read — over half of the adapter's CPU time
+ * per call (bench/README.md). esl-frames.ts reads the socket instead and hands modesl's
+ * connection the same messages its Parser would have emitted.
+ * Its known defects are contained here, from the outside, so that nothing above this file ever
+ * sees them:
  *  - an 'error' on a socket or connection without a listener crashes the process
  *    → we listen on both before modesl can emit anything;
  *  - a reset connection ('close' without 'end') is never cleaned up
@@ -10,13 +16,20 @@
  *  - pending command callbacks never fire when the socket goes away
  *    → every command is a promise of ours, rejected at teardown;
  *  - a raw '%' in a header value throws inside the socket's 'data' handler (decodeURIComponent)
- *    → modesl reads from a guard that catches it and closes only that connection;
+ *    → values are decoded as FreeSWITCH decodes them (esl-frames.ts urlDecode), and the socket is
+ *    read inside a guard: whatever else throws while a message is read (a broken XML event…)
+ *    closes only that connection;
+ *  - commands are written as they are given → a line break in a value would start another
+ *    command; such a command is refused (EslUnsafeCommandError) before anything is written;
  *  - modesl buffers without bound → the guard counts bytes between parsed messages;
+ *  - one write per command line and header (a packet each, with no-delay)
+ *    → the guard writes what modesl sends in one tick at once;
  *  - no `linger`, no types → plain commands through `command()`, types here.
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import esl, { type Event as EslEvent, type SocketLike } from 'modesl';
+import { BlockEvent, FrameReader, JsonEvent, plainEvent, type EventLike, type HeaderText } from './esl-frames.js';
 
 /** A FreeSWITCH event as the call logic sees it: a name and header lookup, values decoded. */
 export interface SwitchEvent {
@@ -43,6 +56,37 @@ export class EslCommandError extends Error {
   }
 }
 
+/**
+ * A command that would not be one command on the wire: a line break (or any other control
+ * character) in its line or a header value ends the header or the whole packet early and starts
+ * another — FreeSWITCH reads a packet up to the first blank line (mod_event_socket.c
+ * read_packet()), and with `async full` the next packet may be `api system …`. Values from the
+ * channel (zammad_bridge), from Zammad (a dial reply's caller id) or from the directory never
+ * reach the socket unchecked: this is refused before anything is written.
+ */
+export class EslUnsafeCommandError extends Error {
+  constructor(
+    readonly command: string,
+    readonly field: string,
+  ) {
+    super(`not sent to FreeSWITCH: ${field} of "${command}" contains a line break or another control character`);
+    this.name = 'EslUnsafeCommandError';
+  }
+}
+
+const CONTROL = /[\x00-\x1f\x7f]/;
+const HEADER_NAME = /^[A-Za-z0-9_-]+$/;
+
+/** The part of a command that would break the packet apart, or undefined when it is one packet. */
+function unsafePart(line: string, headers: Record<string, string> | undefined): string | undefined {
+  if (CONTROL.test(line)) return 'the command line';
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (!HEADER_NAME.test(name)) return `header name "${name.replace(/[^\x20-\x7e]/g, '?').slice(0, 40)}"`;
+    if (typeof value !== 'string' || CONTROL.test(value)) return `header ${name}`;
+  }
+  return undefined;
+}
+
 export class EslClosedError extends Error {
   constructor(readonly reason: CloseReason) {
     super(`event socket closed (${reason})`);
@@ -62,34 +106,67 @@ type Events = {
 };
 
 /** A header lookup over modesl's event; modesl already decoded plain and json bodies alike. */
-function view(event: EslEvent): SwitchEvent {
+function view(event: EventLike): SwitchEvent {
+  // Strings only: in a JSON event a peer can put a number, an array or an object where a
+  // header's text belongs (FreeSWITCH writes arrays for ARRAY:: headers only).
+  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined);
   return {
-    name: event.getHeader('Event-Name') ?? '',
-    get: (header) => event.getHeader(header) ?? undefined,
+    name: text(event.getHeader('Event-Name')) ?? '',
+    get: (header) => text(event.getHeader(header)),
   };
 }
 
-/** The socket modesl sees. Data passes through a try/catch so that a parser throw stays here. */
+/**
+ * The socket modesl sees. It never emits 'data' (the socket is read by EslConnection.feed); what
+ * modesl writes in one tick (a command is a write per line) leaves in one write.
+ */
 class GuardedSocket extends EventEmitter implements SocketLike {
+  private queued: string[] = [];
   constructor(private readonly socket: Socket) {
     super();
   }
   write(data: string): boolean {
-    return this.socket.writable ? this.socket.write(data) : false;
+    if (!this.socket.writable) return false;
+    if (this.queued.length === 0) process.nextTick(this.flush);
+    this.queued.push(data);
+    return true;
   }
   end(): void {
+    this.flush();
     this.socket.end();
+  }
+  private readonly flush = (): void => {
+    if (this.queued.length === 0) return;
+    const data = this.queued.length === 1 ? (this.queued[0] as string) : this.queued.join('');
+    this.queued = [];
+    if (this.socket.writable) this.socket.write(data);
+  };
+}
+
+/** What modesl's Parser would have built for a message (Parser._parseEvent), for modesl's connection. */
+function toEvent(headers: HeaderText, type: unknown, body: string | undefined, xml: (text: string) => EventLike): EventLike {
+  switch (type) {
+    case 'text/event-json':
+      return new JsonEvent(body ?? '');
+    case 'text/event-plain':
+      return plainEvent(body ?? '');
+    case 'text/event-xml':
+      return xml(body ?? '');
+    default:
+      return new BlockEvent(headers, body ?? '');
   }
 }
 
 export class EslConnection extends EventEmitter<Events> {
   private readonly conn: InstanceType<typeof esl.Connection>;
   private readonly guard: GuardedSocket;
+  private readonly reader = new FrameReader();
   private readonly pending = new Set<(err: Error) => void>();
   private bytesSinceMessage = 0;
   private closedReason: CloseReason | undefined;
+  private socketError: string | undefined;
   private readonly handshakeTimer: NodeJS.Timeout;
-  private readonly channelData: Promise<SwitchEvent>;
+  private channelData: Promise<SwitchEvent> | undefined;
   readonly remote: string;
 
   constructor(
@@ -100,9 +177,11 @@ export class EslConnection extends EventEmitter<Events> {
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
-    // Our listeners come first: no socket error can ever go unhandled.
-    socket.on('error', (err) => this.close('reset', err.message));
-    socket.on('close', () => this.close(this.closedReason ?? 'peer-closed'));
+    // Our listeners come first: no socket error can ever go unhandled. An error only records
+    // why; 'close' (which node emits after every error, and after a reset without 'end') is the
+    // one teardown path, so a connection that breaks in any way is cleaned up exactly once.
+    socket.on('error', (err) => (this.socketError ??= err.message));
+    socket.on('close', () => this.close(this.socketError !== undefined ? 'reset' : 'peer-closed', this.socketError));
     socket.on('end', () => this.close('peer-closed'));
 
     this.guard = new GuardedSocket(socket);
@@ -117,8 +196,14 @@ export class EslConnection extends EventEmitter<Events> {
       this.conn.once('esl::ready', () => {
         this.pending.delete(reject);
         const data = this.conn.getInfo();
+        this.conn.channelData = null; // ours is the only copy (see ready())
         if (data) resolve(view(data));
-        else reject(new EslClosedError('malformed-frame'));
+        else {
+          // The reply to `connect` was not a CHANNEL_DATA block: nothing to follow on this
+          // connection. Closed now, not left open until the handshake timer fires.
+          reject(new EslClosedError('malformed-frame'));
+          this.close('malformed-frame', 'the reply to connect carried no channel data');
+        }
       });
     });
     this.channelData.catch(() => {});
@@ -127,9 +212,16 @@ export class EslConnection extends EventEmitter<Events> {
     void this.channelData.then(() => clearTimeout(this.handshakeTimer), () => {});
   }
 
-  /** The CHANNEL_DATA FreeSWITCH sends in reply to `connect` (modesl sends `connect` itself). */
+  /**
+   * The CHANNEL_DATA FreeSWITCH sends in reply to `connect` (modesl sends `connect` itself).
+   * Handed out once: the connection keeps no reference to it, so that a call followed for hours
+   * does not carry its ~7 KB of channel data once the caller has read what it needs
+   * (bench/README.md, memory). A second call rejects.
+   */
   ready(): Promise<SwitchEvent> {
-    return this.channelData;
+    const data = this.channelData;
+    this.channelData = undefined;
+    return data ?? Promise.reject(new Error('EslConnection.ready(): the channel data is handed out once'));
   }
 
   get isOpen(): boolean {
@@ -138,6 +230,8 @@ export class EslConnection extends EventEmitter<Events> {
 
   /** A plain command such as `myevents` or `linger`; resolves with the Reply-Text. */
   command(line: string, headers?: Record<string, string>): Promise<string> {
+    const unsafe = unsafePart(line, headers);
+    if (unsafe !== undefined) return Promise.reject(new EslUnsafeCommandError(line.split(/[\r\n]/)[0]?.slice(0, 40) ?? '', unsafe));
     return this.request(line, (done) => this.conn.sendRecv(line, headers ?? null, (reply) => done(reply.getHeader('Reply-Text') ?? '')));
   }
 
@@ -152,6 +246,7 @@ export class EslConnection extends EventEmitter<Events> {
 
   /** `api X` over this socket; resolves with the response body. */
   api(line: string): Promise<string> {
+    if (CONTROL.test(line)) return Promise.reject(new EslUnsafeCommandError('api', 'the command line'));
     return this.request(`api ${line}`, (done) => this.conn.api(line, (reply) => done(reply.getBody())));
   }
 
@@ -166,9 +261,11 @@ export class EslConnection extends EventEmitter<Events> {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
     clearTimeout(this.handshakeTimer);
-    const err = new EslClosedError(reason);
-    for (const reject of this.pending) reject(err);
-    this.pending.clear();
+    if (this.pending.size > 0) {
+      const err = new EslClosedError(reason); // an Error (and its stack) only when someone waits for it
+      for (const reject of this.pending) reject(err);
+      this.pending.clear();
+    }
     this.conn.cmdCallbackQueue.length = 0;
     this.conn.apiCallbackQueue.length = 0;
     this.guard.emit('end'); // lets modesl drop its socket reference
@@ -198,11 +295,40 @@ export class EslConnection extends EventEmitter<Events> {
       return;
     }
     try {
-      this.guard.emit('data', chunk);
+      this.reader.push(chunk, this.deliver);
     } catch (err) {
       this.close('malformed-frame', err instanceof Error ? err.message : String(err));
     }
   }
+
+  /**
+   * One message. Events go straight to the call: modesl's routing of them (three header look-ups
+   * and an emit through EventEmitter2's wildcard tree per event) serves nothing here. Replies,
+   * api responses and notices go into modesl's connection exactly where its own Parser would
+   * emit them, for its command/reply bookkeeping.
+   */
+  private readonly deliver = (headers: HeaderText, body: string | undefined): void => {
+    if (!this.isOpen) return;
+    const parser = this.conn.parser;
+    const type = headers.get('Content-Type');
+    const event = toEvent(headers, type, body, (text) => new esl.Event(parser._parseXmlBody(text)));
+    if (type === 'text/event-json' || type === 'text/event-plain' || type === 'text/event-xml') {
+      this.bytesSinceMessage = 0;
+      const ev = view(event);
+      if (!ev.name.startsWith('CHANNEL_DATA')) this.emit('event', ev);
+      return;
+    }
+    // FreeSWITCH asks only inbound clients to log in (mod_event_socket.c sends auth/request to a
+    // listener without a session); here it is a peer playing games, which modesl would answer
+    // with "auth undefined" and a reply callback of its own in the queue of ours.
+    if (type === 'auth/request') return;
+    // Of the outer headers, modesl's connection reads these two.
+    const outer: Record<string, string | number> = {};
+    if (type !== undefined) outer['Content-Type'] = type;
+    const name = headers.get('Event-Name');
+    if (name !== undefined) outer['Event-Name'] = name;
+    parser.emit('esl::event', event as EslEvent, outer, body);
+  };
 
   private dispatch(name: string, payload: unknown): void {
     this.bytesSinceMessage = 0;

@@ -83,7 +83,12 @@ export class EslListener {
 
   private accept(socket: net.Socket): void {
     const address = socket.remoteAddress ?? '';
-    socket.on('error', () => {}); // until EslConnection takes over; a reset here must not crash
+    const untilTakenOver = () => {}; // a reset before EslConnection listens must not crash
+    socket.on('error', untilTakenOver);
+    if (address === '') {
+      socket.destroy(); // reset before it was accepted: nothing to refuse or to follow
+      return;
+    }
     if (!this.accepting || !isAllowed(this.allowed, address)) {
       if (this.accepting) {
         this.log.warn('refused an event-socket connection from an address outside ESL_ALLOW', { address });
@@ -93,6 +98,9 @@ export class EslListener {
       return;
     }
     const conn = new EslConnection(socket, this.options);
+    // From here EslConnection's own listener is the only one: without it a reset would crash the
+    // process (test/e2e/esl-defects.test.ts proves that it is there).
+    socket.off('error', untilTakenOver);
     this.open.add(conn);
     conn.once('closed', () => this.open.delete(conn));
     this.onCall(conn);

@@ -3,6 +3,8 @@ declare module 'modesl' {
   import type { EventEmitter } from 'node:events';
 
   export class Event {
+    /** (type, subclass) or (headers, body) */
+    constructor(typeOrHeaders: string | Record<string, unknown>, subclassOrBody?: string);
     type: string;
     body: string;
     headers: { name: string; value: string }[];
@@ -23,6 +25,11 @@ declare module 'modesl' {
     /** Inbound mode: connects to FreeSWITCH's event socket and authenticates. */
     constructor(host: string, port: number, password: string, onReady?: () => void);
     socket: SocketLike | null;
+    /** Its Parser (set in the constructor): emits 'esl::event' (event, headers, body) to the connection. */
+    parser: {
+      emit(name: 'esl::event', event: Event, headers: Record<string, string | number>, body: string | undefined): boolean;
+      _parseXmlBody(text: string): Record<string, unknown>;
+    };
     channelData: Event | null;
     cmdCallbackQueue: unknown[];
     apiCallbackQueue: unknown[];

@@ -19,8 +19,20 @@ export type NewCallReply = z.infer<typeof NewCallReply>;
 
 export const ErrorReply = z.object({ error: z.string() });
 
+/** Zammad's answers to newCall are a few dozen bytes; more than this is not Zammad talking. */
+const LARGE_REPLY_CHARS = 1024;
+
 /** Turns a 2xx newCall body into the switch's decision; anything else means "just bridge". */
 export function decisionFromReply(body: string): { decision: Decision; note?: string } {
+  if (body.length <= LARGE_REPLY_CHARS) return readReply(body);
+  // A huge (or endless) reply, cut at ZAMMAD_MAX_REPLY_BYTES by the client: not acted upon.
+  return {
+    decision: { kind: 'continue', why: 'reply' },
+    note: `Zammad answered newCall with ${body.length} bytes or more (its replies are a few dozen; nothing past ZAMMAD_MAX_REPLY_BYTES is read): ignored`,
+  };
+}
+
+function readReply(body: string): { decision: Decision; note?: string } {
   if (body.trim() === '') return { decision: { kind: 'continue', why: 'reply' } };
   let json: unknown;
   try {
