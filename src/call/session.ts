@@ -6,7 +6,7 @@ import type { Logger } from '../process/log.js';
 import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
 import type { Outbox } from '../zammad/outbox.js';
 import { decisionFromReply } from '../zammad/replies.js';
-import { callFacts, missingFacts, type CallRules } from './facts.js';
+import { callFacts, missingFacts, type CallFacts, type CallRules } from './facts.js';
 import { initialState, step, type CallState, type Decision, type Effect, type Input, type NewCallPost } from './flow.js';
 import { readSignal } from './signals.js';
 
@@ -51,14 +51,8 @@ export class CallSession {
 
   /** Runs the call to its end; resolves once the socket is closed and the hangup handed to the outbox. */
   async run(): Promise<void> {
-    let data: SwitchEvent;
-    try {
-      data = await this.conn.ready();
-    } catch (err) {
-      this.log.warn('event socket connection ended before FreeSWITCH sent the channel data', { reason: err instanceof EslClosedError ? err.reason : String(err) });
-      return;
-    }
-    const facts = callFacts((h) => data.get(h), this.deps.rules);
+    const facts = await this.readFacts();
+    if (!facts) return;
     const problem = missingFacts(facts);
     this.log = this.deps.log.child({ callId: facts.callId || undefined, remote: this.conn.remote });
     if (problem) this.log.error(`cannot report this call to Zammad (${problem}); bridging it anyway`);
@@ -95,6 +89,21 @@ export class CallSession {
     }
     this.dispatch({ type: 'start' });
     await this.finished;
+  }
+
+  /**
+   * The call's facts from the channel data. A function of its own so that the channel data (several
+   * KB per call) is not kept alive by run()'s frame for the whole call.
+   */
+  private async readFacts(): Promise<CallFacts | undefined> {
+    let data: SwitchEvent;
+    try {
+      data = await this.conn.ready();
+    } catch (err) {
+      this.log.warn('event socket connection ended before FreeSWITCH sent the channel data', { reason: err instanceof EslClosedError ? err.reason : String(err) });
+      return undefined;
+    }
+    return callFacts((h) => data.get(h), this.deps.rules);
   }
 
   private dispatch(input: Input): void {

@@ -129,9 +129,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     readiness,
     async shutdown(drainMs) {
       const deadline = Date.now() + drainMs;
-      // Not awaited: net.Server.close() stops accepting at once, but calls back only once every
-      // connection has closed, i.e. after the calls in progress, whatever the drain time.
-      const stopped = listener.stopAccepting();
+      await listener.stopAccepting();
       log.info('stopped taking new calls; following the calls in progress', { calls: listener.connections, drainMs });
       while (listener.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       const callsLeft = listener.connections;
@@ -139,7 +137,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         log.warn('drain time over: leaving the calls still in progress to the next start', { calls: callsLeft });
         listener.closeAll();
       }
-      await Promise.allSettled([...sessions, stopped]);
+      await Promise.allSettled([...sessions]);
       const flushed = await outbox.drain(Math.max(0, deadline - Date.now()));
       const eventsLeft = outbox.depth;
       if (!flushed) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft });

@@ -71,10 +71,14 @@ export class EslListener {
     return this.open.size;
   }
 
-  /** Stops taking new calls; the calls in progress go on. */
+  /**
+   * Stops taking new calls; the calls in progress go on. Resolves once the port is closed to new
+   * connections (net.Server's close callback would wait for every open call to end).
+   */
   stopAccepting(): Promise<void> {
     this.accepting = false;
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    this.server.close();
+    return Promise.resolve();
   }
 
   closeAll(): void {

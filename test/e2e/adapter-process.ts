@@ -114,9 +114,14 @@ export async function startAdapter(env: Record<string, string>, opts: { expectSt
     },
   };
   if (opts.expectStart === false) return handle;
-  const listening = await waitForLog((l) => l.message === 'listening for FreeSWITCH', 20_000);
-  handle.eslPort = Number(listening['port']);
-  const status = await waitForLog((l) => l.message === 'status endpoints up');
-  handle.statusPort = Number(status['port'] ?? 0);
+  try {
+    const listening = await waitForLog((l) => l.message === 'listening for FreeSWITCH', 20_000);
+    handle.eslPort = Number(listening['port']);
+    const status = await waitForLog((l) => l.message === 'status endpoints up');
+    handle.statusPort = Number(status['port'] ?? 0);
+  } catch (err) {
+    proc.kill('SIGKILL'); // a child left running would hold the test run open
+    throw err;
+  }
   return handle;
 }
