@@ -11,6 +11,7 @@
  * The connect reply (CHANNEL_DATA) is always plain and is used as captured, byte for byte.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   FrameParser,
   apiResponse,
@@ -24,7 +25,11 @@ import {
   type EventFormat,
 } from '../test/doubles/esl-wire.js';
 
-export const TRANSCRIPT_DIR = process.env['ESL_TRANSCRIPTS'] ?? '/work/shared/esl-transcripts';
+/** The captures live in shared/ beside the repository (../shared/esl-transcripts); ESL_TRANSCRIPTS overrides. */
+export const TRANSCRIPT_DIR =
+  process.env['ESL_TRANSCRIPTS'] ??
+  [fileURLToPath(new URL('../../shared/esl-transcripts', import.meta.url)), '/work/shared/esl-transcripts'].find((d) => existsSync(d)) ??
+  fileURLToPath(new URL('../../shared/esl-transcripts', import.meta.url));
 export const DEFAULT_TRANSCRIPT = 'answered-normal-sip.txt';
 
 /** A frame with the places where the channel's uuid goes. All uuids are 36 ASCII bytes. */

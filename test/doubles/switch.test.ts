@@ -29,7 +29,8 @@ import {
 } from './esl-wire.js';
 import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from './switch.js';
 
-const DIR = '/work/shared/esl-transcripts';
+import { TRANSCRIPT_DIR } from '../../bench/frames.js';
+const DIR = TRANSCRIPT_DIR;
 const HAVE_TRANSCRIPTS = existsSync(DIR);
 const skip = HAVE_TRANSCRIPTS ? false : 'transcripts not available';
 
