@@ -3,7 +3,7 @@
  * reads its JSON log lines. Tests talk to it only over its sockets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,8 +28,16 @@ export interface AdapterProcess {
   exited: Promise<number | null>;
 }
 
+const tempDirs: string[] = [];
+// The test process removes the outbox folders it made (the adapters are children: gone by then).
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempOutbox(): string {
-  return join(mkdtempSync(join(tmpdir(), 'cti-e2e-')), 'outbox.sqlite');
+  const dir = mkdtempSync(join(tmpdir(), 'cti-e2e-'));
+  tempDirs.push(dir);
+  return join(dir, 'outbox.sqlite');
 }
 
 /** Starts src/main.ts with the given environment (nothing inherited but PATH/HOME), waits until it listens. */
