@@ -29,7 +29,7 @@ import {
 } from './esl-wire.js';
 import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from './switch.js';
 
-import { TRANSCRIPT_DIR } from '../../bench/frames.js';
+import { records, TRANSCRIPT_DIR } from '../../bench/frames.js';
 const DIR = TRANSCRIPT_DIR;
 const HAVE_TRANSCRIPTS = existsSync(DIR);
 const skip = HAVE_TRANSCRIPTS ? false : 'transcripts not available';
@@ -37,29 +37,6 @@ const skip = HAVE_TRANSCRIPTS ? false : 'transcripts not available';
 // ---------------------------------------------------------------------------
 // Transcript parsing (same logic as /tmp/parse.py)
 // ---------------------------------------------------------------------------
-
-interface Rec {
-  dir: string;
-  data: Buffer;
-}
-
-function records(file: string): Rec[] {
-  const data = readFileSync(file);
-  const out: Rec[] = [];
-  const re = /===== (\d+) (\S+) \+(\S+) (\S+) (\d+) bytes =====\n/g;
-  const text = data.toString('latin1'); // 1 byte = 1 char, offsets stay byte offsets
-  let pos = 0;
-  for (;;) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) break;
-    const n = parseInt(m[5] as string, 10);
-    const s = m.index + m[0].length;
-    out.push({ dir: m[4] as string, data: data.subarray(s, s + n) });
-    pos = s + n + 1;
-  }
-  return out;
-}
 
 interface Labeled {
   label: string;
