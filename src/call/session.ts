@@ -16,12 +16,6 @@ export interface SessionDeps {
   log: Logger;
   newCallTimeoutMs: number;
   lookupTimeoutMs?: number;
-  /** Calls in progress, for crash recovery (store.ts open_calls). */
-  journal: {
-    started(callId: string, facts: string): void;
-    answered(callId: string, answeringNumber: string): void;
-    ended(callId: string): void;
-  };
   metrics?: {
     decided?(kind: string, seconds: number): void;
     ended?(cause: string): void;
@@ -124,9 +118,8 @@ export class CallSession {
         void this.decide(effect.post).then((decision) => this.dispatch({ type: 'decision', decision }));
         return;
       case 'post':
-        if (effect.post.event === 'answer') this.deps.journal.answered(effect.post.callId, effect.post.answeringNumber);
+        // The outbox journals calls in progress with their events (store.ts), for crash recovery.
         if (effect.post.event === 'hangup') {
-          this.deps.journal.ended(effect.post.callId);
           this.deps.metrics?.ended?.(effect.post.cause);
           this.log.info('call ended', { cause: effect.post.cause });
         }
@@ -164,7 +157,6 @@ export class CallSession {
 
   /** Posts newCall and waits for Zammad at most newCallTimeoutMs; delivery goes on in the outbox after that. */
   private async decide(post: NewCallPost): Promise<Decision> {
-    this.deps.journal.started(post.callId, JSON.stringify({ callId: post.callId, direction: post.direction, from: post.from, to: post.to }));
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<null>((resolve) => (timer = setTimeout(resolve, this.deps.newCallTimeoutMs, null)));

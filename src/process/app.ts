@@ -79,9 +79,6 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         outbox,
         log: callLog,
         newCallTimeoutMs: config.ZAMMAD_NEWCALL_TIMEOUT_MS,
-        // The store journals each call in the same transaction as its events (store.ts add()):
-        // a separate write here could, after a crash in between, close a call twice or never.
-        journal: { started: () => {}, answered: () => {}, ended: () => {} },
         metrics: {
           decided: (kind, seconds) => metrics.decisionSeconds.observe({ decision: kind }, seconds),
           ended: (cause) => metrics.callsTotal.inc({ cause }),
