@@ -345,8 +345,8 @@ function randToken(len: number, rnd: () => number = Math.random): string {
   for (let i = 0; i < len; i++) s += a[Math.floor(rnd() * a.length)];
   return s;
 }
-/** mulberry32 PRNG. */
-function prng(seed: number): () => number {
+/** mulberry32: a small seeded PRNG, so that a failing run can be replayed. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -453,6 +453,13 @@ export class ZammadDouble {
       .map((p) => p.event ?? '');
   }
 
+  /** Like acceptedEvents, with each hangup's cause: `['newCall', 'answer', 'hangup:normalClearing']`. */
+  acceptedWithCause(callId: string): string[] {
+    return this.postsFor(callId)
+      .filter((p) => p.status === 200 && p.event !== undefined)
+      .map((p) => (p.params['cause'] ? `${p.event}:${String(p.params['cause'])}` : (p.event ?? '')));
+  }
+
   /** Poll until pred(this) is true; rejects after timeoutMs (default 5000) with the last requests. */
   async waitFor(pred: (d: ZammadDouble) => boolean, timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { placeCall, type CallScript, type ChannelSpec, type SwitchCall, type TargetBehaviour } from '../doubles/switch.js';
 import { ZammadDouble } from '../doubles/zammad.js';
 import { startAdapter, tempOutbox, type AdapterProcess, type LogLine } from './adapter-process.js';
+import { waitUntil } from './raw-switch.js';
 
 const FAST = {
   ZAMMAD_NEWCALL_TIMEOUT_MS: '200',
@@ -110,13 +111,6 @@ const TOKEN = `tok-${randomUUID()}`;
 /** ZAMMAD_NEWCALL_TIMEOUT_MS plus generous slack for a loaded CI machine: far below the seconds Zammad stays down. */
 const BOUND_MS = 1200;
 
-async function until(pred: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('Zammad fails for a while, then recovers: every event of every call arrives once, in order', () => {
   let zammad: ZammadDouble;
@@ -135,7 +129,7 @@ describe('Zammad fails for a while, then recovers: every event of every call arr
     zammad.setFault({ kind: 'status', status: 503 });
     const placed = await placeCalls(adapter, 12);
     await bridgedWithin(placed, BOUND_MS);
-    await until(async () => (await status(adapter, '/readyz')).code === 503, 'not ready while Zammad fails');
+    await waitUntil(async () => (await status(adapter, '/readyz')).code === 503, 'not ready while Zammad fails');
     zammad.clearFault();
     await zammad.waitFor((z) => placed.every((p) => z.entry(p.call.uuid)?.state === 'hangup'), 10_000);
     await new Promise((r) => setTimeout(r, 200)); // a stray repeat would show up here
@@ -147,7 +141,7 @@ describe('Zammad fails for a while, then recovers: every event of every call arr
     const placed = await placeCalls(adapter, 12);
     await bridgedWithin(placed, BOUND_MS);
     const zammadCheck = async () => (JSON.parse((await status(adapter, '/readyz')).text) as { checks: { zammad: { ok: boolean } } }).checks.zammad.ok;
-    await until(async () => !(await zammadCheck()), 'readiness names Zammad as the failing check');
+    await waitUntil(async () => !(await zammadCheck()), 'readiness names Zammad as the failing check');
     await zammad.acceptConnections();
     await zammad.waitFor((z) => placed.every((p) => z.entry(p.call.uuid)?.state === 'hangup'), 10_000);
     await new Promise((r) => setTimeout(r, 200));

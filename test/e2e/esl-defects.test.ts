@@ -19,7 +19,7 @@ import { placeCall, type CallScript, type SwitchCall } from '../doubles/switch.j
 import { ZammadDouble } from '../doubles/zammad.js';
 import { apiResponse, commandReply, connectReply, disconnectNotice, GOODBYE } from '../doubles/esl-wire.js';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
-import { RawSwitch, channelData, channelEvent, endCall, handshake, metric, opening, uuidOf, waitUntil } from './raw-switch.js';
+import { RawSwitch, bridgedCall, channelData, channelEvent, endCall, handshake, metric, opening, uuidOf, waitUntil } from './raw-switch.js';
 
 /** Every test ends, passed or failed: a hang is a failure, never a stuck CI run. */
 const LIMIT = { timeout: 60000 };
@@ -40,10 +40,7 @@ after(async () => {
 
 /** What Zammad accepted for a call: "event" or "event:cause". */
 function accepted(z: ZammadDouble, uuid: string): string[] {
-  return z
-    .postsFor(uuid)
-    .filter((p) => p.status === 200)
-    .map((p) => (p.params['cause'] ? `${p.params['event']}:${p.params['cause']}` : String(p.params['event'])));
+  return z.acceptedWithCause(uuid);
 }
 
 function script(channel: Partial<CallScript['channel']> = {}, rest: Partial<CallScript> = {}): CallScript {
@@ -145,13 +142,7 @@ describe('modesl defects, contained', () => {
   test('4b. a frame that makes the reader throw (a broken XML event) closes only that connection; a concurrent call is reported correctly', LIMIT, async () => {
     const before = await metric(adapter.statusPort, 'cti_esl_connection_errors_total{reason="malformed-frame"}');
     const { check } = await concurrentCall(adapter.eslPort);
-    const headers = channelData({ variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
-    const uuid = uuidOf(headers);
-    const peer = await RawSwitch.connect(adapter.eslPort);
-    await handshake(peer, headers);
-    await opening(peer);
-    await peer.next('sendmsg');
-    peer.write(commandReply('+OK'));
+    const { peer, uuid } = await bridgedCall(adapter.eslPort, { variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
     // modesl's XML reading (Parser._parseXmlBody) throws a TypeError on a body without <headers>.
     const xml = '<event><nothing/></event>';
     peer.write(`Content-Length: ${xml.length}\nContent-Type: text/event-xml\n\n${xml}`);
@@ -213,13 +204,7 @@ describe('modesl defects, contained', () => {
     await endless.waitClosed();
 
     // A lying Content-Length in the middle of a call: a body that is never complete.
-    const headers = channelData({ variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
-    const uuid = uuidOf(headers);
-    const liar = await RawSwitch.connect(adapter.eslPort);
-    await handshake(liar, headers);
-    await opening(liar);
-    await liar.next('sendmsg');
-    liar.write(commandReply('+OK'));
+    const { peer: liar, uuid } = await bridgedCall(adapter.eslPort, { variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
     liar.write('Content-Length: 999999999\nContent-Type: text/event-plain\n\n');
     const chunk = Buffer.alloc(16 * 1024, 0x41);
     for (let i = 0; i < 40 && !liar.isClosed; i++) {

@@ -224,10 +224,7 @@ function realCall(i: number): { kind: Kind; script: CallScript } {
 }
 
 function accepted(uuid: string): string[] {
-  return zammad
-    .postsFor(uuid)
-    .filter((p) => p.status === 200)
-    .map((p) => (p.params['cause'] ? `${p.params['event']}:${p.params['cause']}` : String(p.params['event'])));
+  return zammad.acceptedWithCause(uuid);
 }
 
 test(`fuzz: ${FRAMES} random and mutated frames beside ${REAL_CALLS} real calls (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, async (t) => {

@@ -13,7 +13,7 @@ import { placeCall, type CallScript, type SwitchCall } from '../doubles/switch.j
 import { ZammadDouble } from '../doubles/zammad.js';
 import { apiResponse, commandReply, connectReply, disconnectNotice, encodeEvent, GOODBYE } from '../doubles/esl-wire.js';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
-import { RawSwitch, channelData, channelEvent, endCall, handshake, metric, openFds, opening, prng, uuidOf, waitUntil } from './raw-switch.js';
+import { RawSwitch, bridgedCall, channelData, channelEvent, endCall, handshake, metric, openFds, opening, prng, uuidOf, waitUntil } from './raw-switch.js';
 
 /** Every test ends, passed or failed: a hang is a failure, never a stuck CI run. */
 const LIMIT = { timeout: 60000 };
@@ -34,10 +34,7 @@ after(async () => {
 });
 
 function accepted(uuid: string): string[] {
-  return zammad
-    .postsFor(uuid)
-    .filter((p) => p.status === 200)
-    .map((p) => (p.params['cause'] ? `${p.params['event']}:${p.params['cause']}` : String(p.params['event'])));
+  return zammad.acceptedWithCause(uuid);
 }
 
 function script(rest: Partial<CallScript> = {}, variables: Record<string, string> = {}): CallScript {
@@ -176,13 +173,7 @@ describe('malformed input never takes the process down or disturbs other calls',
     early.write('\n\n\0\0\xff\n\n: : :\n\n');
     await early.waitClosed(IDLE_MS + 8000);
 
-    const headers = channelData({ variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
-    const uuid = uuidOf(headers);
-    const mid = await RawSwitch.connect(adapter.eslPort);
-    await handshake(mid, headers);
-    await opening(mid);
-    await mid.next('sendmsg');
-    mid.write(commandReply('+OK'));
+    const { peer: mid, uuid } = await bridgedCall(adapter.eslPort, { variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
     for (let i = 0; i < 20; i++) mid.write(Buffer.concat([garbage(200), Buffer.from('\n\n')]));
     mid.write(channelEvent('CHANNEL_BRIDGE', uuid, [['Other-Leg-Destination-Number', '2000']]));
     await zammad.waitFor(() => accepted(uuid).includes('answer'), 5000).catch(() => undefined);
@@ -197,13 +188,7 @@ describe('malformed input never takes the process down or disturbs other calls',
 
   test('missing, negative, non-numeric and lying Content-Length', LIMIT, async () => {
     const { check } = await bystander();
-    const headers = channelData({ variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
-    const uuid = uuidOf(headers);
-    const peer = await RawSwitch.connect(adapter.eslPort);
-    await handshake(peer, headers);
-    await opening(peer);
-    await peer.next('sendmsg');
-    peer.write(commandReply('+OK'));
+    const { peer, uuid } = await bridgedCall(adapter.eslPort, { variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
     const body = `Event-Name: CHANNEL_HANGUP_COMPLETE\nUnique-ID: ${uuid}\nHangup-Cause: CALL_REJECTED\n\n`;
     peer.write(`Content-Type: text/event-plain\n\n${body}`); // no Content-Length: the body is read as header blocks
     peer.write(`Content-Length: -5\nContent-Type: text/event-plain\n\n${body}`);
@@ -220,13 +205,7 @@ describe('malformed input never takes the process down or disturbs other calls',
 
   test('a large but complete event is read; one over ESL_MAX_FRAME_BYTES closes only its connection', LIMIT, async () => {
     const { check } = await bystander();
-    const headers = channelData({ variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
-    const uuid = uuidOf(headers);
-    const peer = await RawSwitch.connect(adapter.eslPort);
-    await handshake(peer, headers);
-    await opening(peer);
-    await peer.next('sendmsg');
-    peer.write(commandReply('+OK'));
+    const { peer, uuid } = await bridgedCall(adapter.eslPort, { variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
     peer.write(channelEvent('CHANNEL_BRIDGE', uuid, [['Other-Leg-Destination-Number', '2000'], ['variable_big', 'x'.repeat(50_000)]]));
     await zammad.waitFor(() => accepted(uuid).includes('answer'), 5000);
     const before = await errorsFor('frame-too-large');
@@ -284,13 +263,7 @@ describe('malformed input never takes the process down or disturbs other calls',
 
   test('unknown event types, names that mean something to modesl, events for another channel', LIMIT, async () => {
     const { call: other, check } = await bystander();
-    const headers = channelData({ variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
-    const uuid = uuidOf(headers);
-    const peer = await RawSwitch.connect(adapter.eslPort);
-    await handshake(peer, headers);
-    await opening(peer);
-    await peer.next('sendmsg');
-    peer.write(commandReply('+OK'));
+    const { peer, uuid } = await bridgedCall(adapter.eslPort, { variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
     for (const name of ['HEARTBEAT', 'CUSTOM', 'NO_SUCH_EVENT', '', '*', '**', '__proto__', 'constructor', 'command::reply', 'auth::request', 'CHANNEL_DATA']) {
       peer.write(encodeEvent([['Event-Name', name], ['Unique-ID', uuid], ['Event-Subclass', 'sofia::register'], ['Hangup-Cause', 'USER_BUSY']]));
       peer.write(encodeEvent([['Event-Name', name], ['Unique-ID', uuid]], 'json'));

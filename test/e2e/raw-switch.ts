@@ -184,6 +184,20 @@ export async function opening(peer: RawSwitch): Promise<void> {
   peer.write(commandReply('+OK will linger'));
 }
 
+/**
+ * A call up to its bridge: channel data from `channel`, the handshake, `myevents`/`linger`, then
+ * the adapter's `sendmsg` (the bridge) acknowledged as async mode does. The peer is ready for events.
+ */
+export async function bridgedCall(port: number, channel: ChannelOptions): Promise<{ peer: RawSwitch; uuid: string }> {
+  const headers = channelData(channel);
+  const peer = await RawSwitch.connect(port);
+  await handshake(peer, headers);
+  await opening(peer);
+  await peer.next('sendmsg');
+  peer.write(commandReply('+OK'));
+  return { peer, uuid: uuidOf(headers) };
+}
+
 /** The end of a call as FreeSWITCH reports it (answered-normal.txt), then goodbye on `exit`. */
 export async function endCall(peer: RawSwitch, uuid: string, cause = 'NORMAL_CLEARING'): Promise<void> {
   peer.write(channelEvent('CHANNEL_HANGUP', uuid, [['Hangup-Cause', cause]]));
@@ -235,14 +249,4 @@ export async function waitUntil(pred: () => boolean | Promise<boolean>, what: st
   }
 }
 
-/** mulberry32: a small seeded PRNG, so that a failing run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../doubles/switch.js';
