@@ -7,6 +7,13 @@ import { expandVariables, parseDialString, type DialTarget } from './dialstring.
 
 export type Direction = 'in' | 'out';
 
+/**
+ * Who routes the call after Zammad's decision. `bridge`: the adapter bridges the call's dial
+ * string itself (`zammad_bridge` or DEFAULT_BRIDGE). `dialplan`: no dial string — the adapter
+ * hands the call back to the dialplan (`transfer`) and follows it to its end.
+ */
+export type RoutingMode = 'bridge' | 'dialplan';
+
 export interface CallRules extends NumberRules {
   inboundContexts: readonly string[];
   defaultBridge: string;
@@ -27,6 +34,16 @@ export interface CallFacts {
   readonly targets: readonly DialTarget[];
   /** `zammad_users` from the dialplan, when set. */
   readonly explicitUsers: readonly string[] | null;
+  readonly mode: RoutingMode;
+  /** The gate set `zammad_handled` before `socket`: the hand-back transfer will not re-enter it. */
+  readonly gated: boolean;
+  /** `zammad_queue`: sent as Zammad's `queue` on every event (its caller-log filter). */
+  readonly queue?: string;
+  /**
+   * `transfer_source` when the socket connected. FreeSWITCH rewrites it on every transfer of the
+   * channel (REFER, uuid_transfer, dialplan transfer): a new value means the call was moved.
+   */
+  readonly transferSource: string;
 }
 
 export type Lookup = (header: string) => string | undefined;
@@ -88,7 +105,17 @@ export function callFacts(get: Lookup, rules: CallRules): CallFacts {
     dialString,
     targets: parseDialString(expandVariables(dialString, expand)),
     explicitUsers: splitUsers(channelVariable(get, 'zammad_users')),
+    mode: dialString.trim() === '' ? 'dialplan' : 'bridge',
+    gated: channelVariable(get, 'zammad_handled') !== undefined,
+    ...queueOf(channelVariable(get, 'zammad_queue')),
+    transferSource: channelVariable(get, 'transfer_source') ?? '',
   };
+}
+
+/** A queue name goes into every post: one printable line, Zammad's column holds it. */
+function queueOf(value: string | undefined): { queue?: string } {
+  const q = value?.trim();
+  return q && q.length <= 250 && !/[\x00-\x1f\x7f]/.test(q) ? { queue: q } : {};
 }
 
 /** Why a connect reply cannot be a call we can report; undefined when it can. */

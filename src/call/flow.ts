@@ -4,6 +4,12 @@
  * Inputs are the switch's events (already read into ChannelSignal), Zammad's newCall decision
  * and the results of directory look-ups. Effects are switch commands and Zammad posts; the
  * session (session.ts) performs them and feeds the results back in.
+ *
+ * Both routing modes run through here and differ in one step, what follows Zammad's decision:
+ * `bridge` (the adapter bridges the dial string) or `handBack` (the dialplan routes). After that
+ * the call is observed the same way: a person answering is the caller channel's CHANNEL_BRIDGE
+ * (again for each new person a transfer reaches), voicemail is an answer by `voicemail`, and the
+ * end is one hangup.
  */
 import { causeOfFailedBridge, type ZammadCause } from './causes.js';
 import type { CallFacts, Direction } from './facts.js';
@@ -11,29 +17,28 @@ import type { NumberRules } from './numbers.js';
 import { toE164Digits, safeCallerId } from './numbers.js';
 import type { ChannelSignal } from './signals.js';
 
-export interface NewCallPost {
-  event: 'newCall';
+interface PostBase {
   callId: string;
   direction: Direction;
   from: string;
   to: string;
+  /** `zammad_queue`: Zammad's caller-log filter; stored with the call by newCall. */
+  queue?: string;
+}
+export interface NewCallPost extends PostBase {
+  event: 'newCall';
   users: string[];
 }
-export interface AnswerPost {
+export interface AnswerPost extends PostBase {
   event: 'answer';
-  callId: string;
-  direction: Direction;
-  from: string;
-  to: string;
+  /** The person's display name (Zammad shows it as "to"), or `voicemail`. */
   user?: string;
+  /** A Zammad user id from the directory's `zammad_user_id`: the screen pop goes to that agent. */
+  userId?: string;
   answeringNumber: string;
 }
-export interface HangupPost {
+export interface HangupPost extends PostBase {
   event: 'hangup';
-  callId: string;
-  direction: Direction;
-  from: string;
-  to: string;
   cause: ZammadCause;
   answeringNumber?: string;
 }
@@ -45,13 +50,28 @@ export type Decision =
   | { kind: 'dial'; callerId: unknown }
   | { kind: 'continue'; why: 'reply' | 'timeout' | 'error' | 'not-reportable' };
 
+/** Who answered, as the directory knows them (each part may be unknown). */
+export interface Answerer {
+  name?: string;
+  userId?: string;
+  /** The directory user's number (`dialed_user`), when the leg was dialled as `user/`. */
+  number?: string;
+}
+
 export type Effect =
   | { type: 'lookupUsers'; directoryIds: string[] }
   | { type: 'decide'; post: NewCallPost }
+  /** Posts are handed to the outbox in the order effects come out. */
   | { type: 'post'; post: CtiPost }
-  | { type: 'lookupAnswerer'; directoryId: string }
+  /** Who is on the leg `leg` (the B-leg's uuid); `directoryId` when the dial string already says. */
+  | { type: 'lookupAnswerer'; leg: string; directoryId?: string }
   | { type: 'setVariable'; name: string; value: string }
   | { type: 'bridge'; dialString: string }
+  /**
+   * Hand the call back to the dialplan: `transfer ${destination_number} XML ${context}`, after
+   * setting `zammad_handled` when the gate did not (so the transfer does not re-enter it).
+   */
+  | { type: 'handBack'; setGuard: boolean }
   | { type: 'hangup'; cause: string }
   | { type: 'exit' }
   | { type: 'log'; level: 'info' | 'warn'; message: string; fields?: Record<string, unknown> };
@@ -61,29 +81,45 @@ export type Input =
   | { type: 'usersResolved'; names: (string | undefined)[] }
   | { type: 'decision'; decision: Decision }
   | { type: 'signal'; signal: ChannelSignal }
-  | { type: 'answererResolved'; name: string | undefined }
+  | { type: 'answererResolved'; leg: string; answerer: Answerer }
   | { type: 'connectionLost' };
 
-export type Phase = 'new' | 'resolving' | 'deciding' | 'bridging' | 'rejected' | 'ended';
+export type Phase = 'new' | 'resolving' | 'deciding' | 'routing' | 'rejected' | 'ended';
+
+/** An answer waiting for its directory look-up; answers go out in the order people picked up. */
+interface PendingAnswer {
+  readonly leg: string;
+  readonly number: string;
+  readonly post?: AnswerPost;
+}
 
 export interface CallState {
   readonly facts: CallFacts;
   readonly reportable: boolean;
   readonly phase: Phase;
+  /**
+   * The adapter may still command the call. False once the call is the dialplan's again: after the
+   * hand-back, after a transfer moved the caller away from the adapter's bridge, once the socket
+   * application returned, and for a call re-attached after a restart.
+   */
+  readonly commanding: boolean;
   readonly bridgeSent: boolean;
+  /** A person (or voicemail) answered. */
   readonly answered: boolean;
+  /** The B-leg uuid of the person who has the call now, or `voicemail`. */
+  readonly person?: string;
   readonly answeringNumber?: string;
-  /** Answer lookup in flight: the hangup waits for it so that answer goes out first. */
-  readonly answerPending: boolean;
-  readonly transferred: boolean;
-  /** Zammad rejected the caller: hung up with USER_BUSY, never bridged. */
+  readonly pendingAnswers: readonly PendingAnswer[];
+  /** Zammad rejected the caller: hung up with USER_BUSY, never routed. */
   readonly rejected: boolean;
   readonly channelDown: boolean;
   /** The caller channel's own Hangup-Cause, once known. */
   readonly hangupCause?: string;
-  /** The bridge's own result (originate_disposition / failed cause), once known. */
+  /** The last bridge's own result (originate_disposition / failed cause), once known. */
   readonly bridgeCause?: string;
+  readonly transferSource: string;
   readonly hangupPosted: boolean;
+  /** The hangup, held until the answers before it are out. */
   readonly heldHangup?: HangupPost;
   readonly exited: boolean;
   /** Re-attached after a restart: only report, never command the switch (its dialplan has moved on). */
@@ -100,13 +136,14 @@ export function initialState(facts: CallFacts, reportable: boolean): CallState {
     facts,
     reportable,
     phase: 'new',
+    commanding: true,
     bridgeSent: false,
     observing: false,
     answered: false,
-    answerPending: false,
-    transferred: false,
+    pendingAnswers: [],
     rejected: false,
     channelDown: false,
+    transferSource: facts.transferSource,
     hangupPosted: false,
     exited: false,
   };
@@ -116,7 +153,8 @@ export function initialState(facts: CallFacts, reportable: boolean): CallState {
 export function observedState(facts: CallFacts, answered: boolean, answeringNumber: string | undefined): CallState {
   return {
     ...initialState(facts, true),
-    phase: 'bridging',
+    phase: 'routing',
+    commanding: false,
     bridgeSent: true,
     observing: true,
     answered,
@@ -124,21 +162,28 @@ export function observedState(facts: CallFacts, answered: boolean, answeringNumb
   };
 }
 
-const base = (f: CallFacts) => ({ callId: f.callId, direction: f.direction, from: f.from, to: f.to });
+/** The fields every post of the call carries: those of its newCall, whatever the dialplan did since. */
+function base(f: CallFacts): PostBase {
+  return { callId: f.callId, direction: f.direction, from: f.from, to: f.to, ...(f.queue !== undefined ? { queue: f.queue } : {}) };
+}
 
 /** Values that mean "no real cause" in FreeSWITCH's originate variables. */
 const NOT_A_CAUSE = new Set(['', 'SUCCESS', 'FAILURE', 'NONE', '_NONE_']);
 const isCause = (c: string | undefined): c is string => c !== undefined && !NOT_A_CAUSE.has(c.toUpperCase()) && /^[A-Z_]{3,40}$/.test(c);
 
-/** Zammad's hangup cause from everything known about the call. */
+/**
+ * Zammad's hangup cause from everything known about the call. No transfer ever yields
+ * `forwarded` (it would hide a missed call): a transferred call was answered or it was not.
+ */
 export function hangupCause(s: CallState): ZammadCause {
   if (s.rejected) return 'busy';
-  if (s.transferred) return 'forwarded';
   if (s.answered) return 'normalClearing';
   const own = s.hangupCause?.toUpperCase();
   if (own === 'ORIGINATOR_CANCEL') return 'cancel';
+  // The last failed bridge says why nobody answered (busy, no answer…), also when the dialplan
+  // hung up after it (routing/: a bridge that timed out, then `hangup`).
   if (isCause(s.bridgeCause)) return causeOfFailedBridge(s.bridgeCause);
-  // Caller left before any bridge result: they gave up while we were still setting up.
+  // Caller left before any bridge result: during set-up, queue music or an IVR greeting.
   if (!isCause(own) || own === 'NORMAL_CLEARING') return 'cancel';
   return causeOfFailedBridge(own);
 }
@@ -150,6 +195,8 @@ function usersForNewCall(s: CallState, names: (string | undefined)[] | null): st
     const name = f.callerName.trim();
     return [name && name !== f.callerRaw ? name : f.callerRaw || f.from];
   }
+  // Inbound in dialplan mode: whom the dialplan will ring is not known here.
+  if (f.mode === 'dialplan') return [];
   const targets = f.targets.filter((t) => t.directoryId !== undefined);
   if (targets.length > 0) return targets.map((t, i) => names?.[i]?.trim() || t.number);
   return f.targets.length > 0 ? f.targets.map((t) => t.number) : [f.to];
@@ -160,12 +207,14 @@ function newCall(s: CallState, names: (string | undefined)[] | null): Step {
   return { state: { ...s, phase: 'deciding' }, effects: [{ type: 'decide', post }] };
 }
 
-function bridge(s: CallState, extra: Effect[] = []): Step {
-  if (s.channelDown) return { state: { ...s, phase: 'bridging' }, effects: extra };
-  return {
-    state: { ...s, phase: 'bridging', bridgeSent: true },
-    effects: [...extra, { type: 'bridge', dialString: s.facts.dialString }],
-  };
+/** After the decision: the adapter bridges (bridge mode) or the dialplan routes (dialplan mode). */
+function route(s: CallState, extra: Effect[] = []): Step {
+  const routing: CallState = { ...s, phase: 'routing' };
+  if (s.channelDown || !s.commanding) return { state: routing, effects: extra };
+  if (s.facts.mode === 'dialplan') {
+    return { state: { ...routing, commanding: false }, effects: [...extra, { type: 'handBack', setGuard: !s.facts.gated }] };
+  }
+  return { state: { ...routing, bridgeSent: true }, effects: [...extra, { type: 'bridge', dialString: s.facts.dialString }] };
 }
 
 function decide(s: CallState, d: Decision): Step {
@@ -173,33 +222,34 @@ function decide(s: CallState, d: Decision): Step {
   const f = s.facts;
   if (d.kind === 'reject') {
     if (f.direction !== 'in') {
-      return bridge(s, [{ type: 'log', level: 'warn', message: 'Zammad asked to reject an outbound call; only inbound calls can be rejected, bridging' }]);
+      return route(s, [{ type: 'log', level: 'warn', message: 'Zammad asked to reject an outbound call; only inbound calls can be rejected, going on' }]);
     }
     const effects: Effect[] = [{ type: 'log', level: 'info', message: 'Zammad rejected the caller: hanging up with USER_BUSY', fields: { reason: d.reason } }];
-    if (!s.channelDown) effects.push({ type: 'hangup', cause: 'USER_BUSY' });
+    if (!s.channelDown && s.commanding) effects.push({ type: 'hangup', cause: 'USER_BUSY' });
     return { state: { ...s, phase: 'rejected', rejected: true }, effects };
   }
   if (d.kind === 'dial') {
     if (f.direction !== 'out') {
-      return bridge(s, [{ type: 'log', level: 'warn', message: 'Zammad sent a caller id for an inbound call; ignored' }]);
+      return route(s, [{ type: 'log', level: 'warn', message: 'Zammad sent a caller id for an inbound call; ignored' }]);
     }
     const callerId = safeCallerId(d.callerId);
     if (callerId === null) {
-      return bridge(s, [{ type: 'log', level: 'warn', message: 'Zammad sent a caller id that is not an E.164 number; bridging with the original caller id', fields: { callerId: typeof d.callerId === 'string' ? d.callerId.slice(0, 40) : typeof d.callerId } }]);
+      return route(s, [{ type: 'log', level: 'warn', message: 'Zammad sent a caller id that is not an E.164 number; going on with the original caller id', fields: { callerId: typeof d.callerId === 'string' ? d.callerId.slice(0, 40) : typeof d.callerId } }]);
     }
-    return bridge(s, [
-      { type: 'log', level: 'info', message: 'Zammad set the caller id', fields: { callerId } },
-      { type: 'setVariable', name: 'effective_caller_id_number', value: callerId },
-    ]);
+    const set: Effect[] = [{ type: 'setVariable', name: 'effective_caller_id_number', value: callerId }];
+    // Routes that later `set effective_caller_id_number=${outbound_caller_id_number}` (FusionPBX,
+    // most hand-written ones) would undo the first: the dialplan gets both.
+    if (f.mode === 'dialplan') set.push({ type: 'setVariable', name: 'outbound_caller_id_number', value: callerId });
+    return route(s, [{ type: 'log', level: 'info', message: 'Zammad set the caller id', fields: { callerId } }, ...set]);
   }
-  return bridge(s);
+  return route(s);
 }
 
 function postHangup(s: CallState): Step {
   if (s.hangupPosted || !s.reportable) return { state: { ...s, hangupPosted: true }, effects: [] };
   const post: HangupPost = { event: 'hangup', ...base(s.facts), cause: hangupCause(s) };
   if (s.answeringNumber) post.answeringNumber = s.answeringNumber;
-  if (s.answerPending) return { state: { ...s, hangupPosted: true, heldHangup: post }, effects: [] };
+  if (s.pendingAnswers.length > 0) return { state: { ...s, hangupPosted: true, heldHangup: post }, effects: [] };
   return { state: { ...s, hangupPosted: true }, effects: [{ type: 'post', post }] };
 }
 
@@ -209,71 +259,119 @@ function finish(s: CallState): Step {
   return { state: { ...posted.state, exited: true }, effects: [...posted.effects, { type: 'exit' }] };
 }
 
-function onBridged(s: CallState, otherNumber: string, rules: NumberRules): Step {
-  if (s.answered) return { state: s, effects: [] };
-  const answeringNumber = otherNumber ? toE164Digits(otherNumber, rules) : s.facts.to;
-  const next: CallState = { ...s, answered: true, answeringNumber };
+/** Sends the answers whose look-up is done, in order, then a hangup that waited for them. */
+function flushAnswers(s: CallState): Step {
+  const effects: Effect[] = [];
+  let pending = s.pendingAnswers;
+  while (pending[0]?.post) {
+    effects.push({ type: 'post', post: pending[0].post });
+    pending = pending.slice(1);
+  }
+  let next: CallState = { ...s, pendingAnswers: pending };
+  if (pending.length === 0 && next.heldHangup) {
+    effects.push({ type: 'post', post: next.heldHangup });
+    const { heldHangup: _sent, ...rest } = next;
+    next = rest;
+  }
+  return { state: next, effects };
+}
+
+function answerPost(s: CallState, number: string, who: Answerer): AnswerPost {
+  const f = s.facts;
+  const only = f.explicitUsers?.length === 1 ? f.explicitUsers[0] : undefined;
+  // A directory user without a display name is shown by their extension; a leg that is no
+  // directory user (a gateway, sofia/…, loopback) by nothing but answeringNumber.
+  const user = who.name?.trim() || only || who.number;
+  return {
+    event: 'answer',
+    ...base(f),
+    ...(user ? { user } : {}),
+    ...(who.userId ? { userId: who.userId } : {}),
+    answeringNumber: number,
+  };
+}
+
+/** A person picked up: the first one, or a new one a transfer reached. */
+function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }>, rules: NumberRules): Step {
+  const leg = sig.otherUuid || sig.otherChannel || sig.otherNumber;
+  if (s.answered && (s.person === leg || (s.observing && s.person === undefined))) return { state: s, effects: [] };
+  const number = sig.otherNumber ? toE164Digits(sig.otherNumber, rules) : s.facts.to;
+  const next: CallState = { ...s, answered: true, person: leg, answeringNumber: number };
   if (!s.reportable) return { state: next, effects: [] };
   const f = s.facts;
   if (f.direction === 'out') {
-    return { state: next, effects: [{ type: 'post', post: { event: 'answer', ...base(f), answeringNumber } }] };
+    // The far end of an outbound call is a number, not one of ours: no directory look-up.
+    return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg, number, post: { event: 'answer', ...base(f), answeringNumber: number } }] });
   }
-  // Group ring: the caller's CHANNEL_BRIDGE names the leg that won; its name lives in the directory.
-  const winner = f.targets.find((t) => t.number === otherNumber && t.directoryId !== undefined);
-  if (winner?.directoryId) {
-    return { state: { ...next, answerPending: true }, effects: [{ type: 'lookupAnswerer', directoryId: winner.directoryId }] };
-  }
-  return answerWith(next, undefined);
+  // Group ring: the bridge's own dial string names the directory entry of the leg that won;
+  // anyone else (a transfer target, a queue agent, a dialplan's bridge) is asked of the B-leg.
+  const winner = f.targets.find((t) => t.number === sig.otherNumber && t.directoryId !== undefined);
+  return {
+    state: { ...next, pendingAnswers: [...s.pendingAnswers, { leg, number }] },
+    effects: [{ type: 'lookupAnswerer', leg, ...(winner?.directoryId ? { directoryId: winner.directoryId } : {}) }],
+  };
 }
 
-function answerWith(s: CallState, directoryName: string | undefined): Step {
-  const f = s.facts;
-  const only = f.explicitUsers?.length === 1 ? f.explicitUsers[0] : undefined;
-  const user = directoryName?.trim() || only || s.answeringNumber || f.to;
-  const post: AnswerPost = { event: 'answer', ...base(f), user, answeringNumber: s.answeringNumber ?? f.to };
-  const effects: Effect[] = [{ type: 'post', post }];
-  if (s.heldHangup) effects.push({ type: 'post', post: s.heldHangup });
-  const { heldHangup: _held, ...rest } = s;
-  return { state: { ...rest, answerPending: false }, effects };
+function onAnswerer(s: CallState, leg: string, who: Answerer, rules: NumberRules): Step {
+  const i = s.pendingAnswers.findIndex((p) => p.leg === leg && p.post === undefined);
+  if (i < 0) return { state: s, effects: [] };
+  const entry = s.pendingAnswers[i] as PendingAnswer;
+  const number = who.number ? toE164Digits(who.number, rules) : entry.number;
+  const pendingAnswers = s.pendingAnswers.map((p, j) => (j === i ? { ...p, post: answerPost(s, number, who) } : p));
+  const answeringNumber = s.person === leg ? number : s.answeringNumber;
+  return flushAnswers({ ...s, pendingAnswers, ...(answeringNumber !== undefined ? { answeringNumber } : {}) });
+}
+
+/** `voicemail` before any person answered: Zammad keeps such a call to be called back. */
+function onVoicemail(s: CallState, mailbox: string, rules: NumberRules): Step {
+  if (s.answered) return { state: s, effects: [] };
+  const number = mailbox ? toE164Digits(mailbox, rules) : s.facts.to;
+  const next: CallState = { ...s, answered: true, person: 'voicemail', answeringNumber: number };
+  if (!s.reportable) return { state: next, effects: [] };
+  const post: AnswerPost = { event: 'answer', ...base(s.facts), user: 'voicemail', answeringNumber: number };
+  return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg: 'voicemail', number, post }] });
+}
+
+function onBridgeDone(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridgeDone' }>): Step {
+  const moved = sig.transferSource !== undefined && sig.transferSource !== s.transferSource;
+  const next: CallState = {
+    ...s,
+    bridgeCause: isCause(sig.cause) ? sig.cause : s.bridgeCause,
+    transferSource: sig.transferSource ?? s.transferSource,
+  };
+  if (next.channelDown || next.phase !== 'routing' || !next.commanding || !next.bridgeSent) return { state: next, effects: [] };
+  if (moved) {
+    // A REFER or uuid_transfer moved the caller while the adapter's bridge ran: the dialplan routes
+    // it now (routing/ obs. 8). Hanging up here would cut the transferred call.
+    return {
+      state: { ...next, commanding: false },
+      effects: [{ type: 'log', level: 'info', message: 'the caller was transferred during the bridge: following the call without commanding it' }],
+    };
+  }
+  // FreeSWITCH leaves the caller up after an answered bridge and after NO_ANSWER & co.
+  const cause = next.answered ? 'NORMAL_CLEARING' : isCause(next.bridgeCause) ? next.bridgeCause : 'NORMAL_TEMPORARY_FAILURE';
+  return { state: next, effects: [{ type: 'hangup', cause }] };
 }
 
 function onSignal(s: CallState, sig: ChannelSignal, rules: NumberRules): Step {
   switch (sig.kind) {
     case 'bridged':
-      return onBridged(s, sig.otherNumber, rules);
-    case 'transferred':
-      return { state: { ...s, transferred: true }, effects: [] };
-    case 'bridgeDone': {
-      const next: CallState = {
-        ...s,
-        bridgeCause: isCause(sig.cause) ? sig.cause : s.bridgeCause,
-        transferred: s.transferred || sig.transferred,
-      };
-      if (next.channelDown || next.phase !== 'bridging' || next.transferred || next.observing) return { state: next, effects: [] };
-      // FreeSWITCH leaves the caller up after an answered bridge and after NO_ANSWER & co.
-      const cause = next.answered ? 'NORMAL_CLEARING' : isCause(next.bridgeCause) ? next.bridgeCause : 'NORMAL_TEMPORARY_FAILURE';
-      return { state: next, effects: [{ type: 'hangup', cause }] };
-    }
+      return onBridged(s, sig, rules);
+    case 'voicemail':
+      return onVoicemail(s, sig.mailbox, rules);
+    case 'bridgeDone':
+      return onBridgeDone(s, sig);
+    case 'socketReturned':
+      return { state: { ...s, commanding: false }, effects: [] };
     case 'hangup':
-      return {
-        state: {
-          ...s,
-          channelDown: true,
-          hangupCause: s.hangupCause ?? sig.cause,
-          bridgeCause: isCause(sig.bridgeCause) ? sig.bridgeCause : s.bridgeCause,
-          transferred: s.transferred || sig.transferred,
-        },
-        effects: [],
-      };
     case 'hangupComplete': {
       const next: CallState = {
         ...s,
         channelDown: true,
         hangupCause: s.hangupCause ?? sig.cause,
         bridgeCause: isCause(sig.bridgeCause) ? sig.bridgeCause : s.bridgeCause,
-        transferred: s.transferred || sig.transferred,
       };
-      return finish(next);
+      return sig.kind === 'hangupComplete' ? finish(next) : { state: next, effects: [] };
     }
   }
 }
@@ -283,7 +381,7 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
   switch (input.type) {
     case 'start': {
       if (s.phase !== 'new') return { state: s, effects: [] };
-      if (!s.reportable) return bridge(s);
+      if (!s.reportable) return route(s);
       const ids = s.facts.explicitUsers || s.facts.direction === 'out' ? [] : s.facts.targets.flatMap((t) => (t.directoryId ? [t.directoryId] : []));
       if (ids.length > 0) return { state: { ...s, phase: 'resolving' }, effects: [{ type: 'lookupUsers', directoryIds: ids }] };
       return newCall(s, null);
@@ -293,19 +391,24 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
     case 'decision':
       return decide(s, input.decision);
     case 'answererResolved':
-      return s.answerPending ? answerWith(s, input.name) : { state: s, effects: [] };
+      return onAnswerer(s, input.leg, input.answerer, rules);
     case 'signal':
       return onSignal(s, input.signal, rules);
     case 'connectionLost': {
       // The switch went away before the call's end reached us: report what is known, once.
-      const lost = postHangup({ ...s, phase: 'ended', exited: true });
+      // Answers still waiting for a look-up go out as they are, before the hangup.
+      const unresolved = s.pendingAnswers.map((p) => p.post ?? answerPost(s, p.number, {}));
+      const lost = postHangup({ ...s, pendingAnswers: [], phase: 'ended', exited: true });
       const warn: Effect = { type: 'log', level: 'warn', message: 'connection to FreeSWITCH lost before the call ended; reporting the hangup with what is known', fields: { cause: hangupCause(s) } };
       // Zammad answers 500 to a hangup of a call it never saw: lost before newCall went out, send it first.
       const early: Effect[] =
         s.reportable && (s.phase === 'new' || s.phase === 'resolving') && !s.hangupPosted
           ? [{ type: 'post', post: { event: 'newCall', ...base(s.facts), users: usersForNewCall(s, null) } }]
           : [];
-      return { state: lost.state, effects: [warn, ...early, ...lost.effects] };
+      const answers: Effect[] = s.reportable ? unresolved.map((post) => ({ type: 'post', post })) : [];
+      const held: Effect[] = s.heldHangup ? [{ type: 'post', post: s.heldHangup }] : [];
+      const { heldHangup: _held, ...state } = lost.state;
+      return { state, effects: [warn, ...early, ...answers, ...held, ...lost.effects] };
     }
   }
 }

@@ -36,13 +36,14 @@ export class ObservedCall {
 
   onEvent(e: SwitchEvent): void {
     this.seen = true;
-    if (!this.state.answered && Number(e.get('Caller-Channel-Answered-Time') ?? '0') > 0) {
-      // Answered while no adapter was following the call (its CHANNEL_BRIDGE is gone): every
-      // event of the caller's channel carries its answer time, and of a bridged call the leg
-      // that won (Other-Leg-*). Report the answer before whatever this event means, so that
-      // the hangup that follows says normalClearing and Zammad does not mark the call missed.
-      // (The adapter never answers a caller itself: an answered caller means a bridged one.)
-      this.apply({ type: 'signal', signal: { kind: 'bridged', otherNumber: e.get('Other-Leg-Destination-Number') ?? '', otherChannel: e.get('Other-Leg-Channel-Name') ?? '' } });
+    const otherUuid = e.get('Other-Leg-Unique-ID') ?? '';
+    if (!this.state.answered && otherUuid !== '' && Number(e.get('Caller-Channel-Answered-Time') ?? '0') > 0) {
+      // A person answered while no adapter was following the call (its CHANNEL_BRIDGE is gone):
+      // every event of a bridged caller channel names the leg it is bridged to (Other-Leg-*).
+      // An answer time alone is not a person: the switch answers for an IVR, a queue's music
+      // or voicemail too (routing/ obs. 5). Report the answer before whatever this event means,
+      // so that the hangup that follows says normalClearing and Zammad does not mark the call missed.
+      this.apply({ type: 'signal', signal: { kind: 'bridged', otherNumber: e.get('Other-Leg-Destination-Number') ?? '', otherChannel: e.get('Other-Leg-Channel-Name') ?? '', otherUuid } });
     }
     const signal = readSignal(e);
     if (signal) this.apply({ type: 'signal', signal });
@@ -59,7 +60,8 @@ export class ObservedCall {
     for (const effect of effects) {
       if (effect.type === 'post') this.post(effect.post);
       else if (effect.type === 'log') this.log[effect.level](effect.message, effect.fields);
-      else if (effect.type === 'lookupAnswerer') this.apply({ type: 'answererResolved', name: undefined });
+      // No call socket to ask the directory through: the answer names the number only.
+      else if (effect.type === 'lookupAnswerer') this.apply({ type: 'answererResolved', leg: effect.leg, answerer: {} });
     }
   }
 }

@@ -7,8 +7,17 @@ import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchE
 import type { Outbox } from '../zammad/outbox.js';
 import { decisionFromReply } from '../zammad/replies.js';
 import { callFacts, missingFacts, type CallFacts, type CallRules } from './facts.js';
-import { initialState, step, type CallState, type Decision, type Effect, type Input, type NewCallPost } from './flow.js';
-import { readSignal } from './signals.js';
+import { initialState, step, type Answerer, type CallState, type Decision, type Effect, type Input, type NewCallPost } from './flow.js';
+import { DIALPLAN_EVENT_FILTERS, readSignal } from './signals.js';
+
+/**
+ * The calls this process follows, by uuid. A second socket connection for one of them (a
+ * transfer back into a context whose gate lacks the `zammad_handled` guard) is let go.
+ */
+export interface FollowedCalls {
+  claim(callId: string): boolean;
+  release(callId: string): void;
+}
 
 export interface SessionDeps {
   rules: CallRules;
@@ -16,16 +25,21 @@ export interface SessionDeps {
   log: Logger;
   newCallTimeoutMs: number;
   lookupTimeoutMs?: number;
+  followed?: FollowedCalls;
   metrics?: {
     decided?(kind: string, seconds: number): void;
     ended?(cause: string): void;
   };
 }
 
+const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
+const UUID = /^[\w-]{1,128}$/;
+
 /** A directory name goes into a Zammad post: printable, one line, sane length. */
 function cleanName(text: string): string | undefined {
   const t = text.trim();
-  if (t === '' || t.startsWith('-ERR') || t.length > 200 || /[\x00-\x1f\x7f]/.test(t)) return undefined;
+  // uuid_getvar answers `_undef_` for a variable the channel does not have (mod_commands.c).
+  if (t === '' || t === '_undef_' || t.startsWith('-ERR') || t.length > 200 || /[\x00-\x1f\x7f]/.test(t)) return undefined;
   return t;
 }
 
@@ -49,9 +63,16 @@ export class CallSession {
     if (!facts) return;
     const problem = missingFacts(facts);
     this.log = this.deps.log.child({ callId: facts.callId || undefined, remote: this.conn.remote });
-    if (problem) this.log.error(`cannot report this call to Zammad (${problem}); bridging it anyway`);
+    if (problem) this.log.error(`cannot report this call to Zammad (${problem}); routing it anyway`);
+    if (facts.callId && this.deps.followed && !this.deps.followed.claim(facts.callId)) {
+      // Posting anything would be a second newCall for the call. `exit` makes the socket
+      // application return, and the dialplan goes on with what follows it.
+      this.log.warn('a second socket connection for a call already followed (does the gate check zammad_handled?): letting it go');
+      this.conn.exit();
+      return;
+    }
     this.state = initialState(facts, problem === undefined);
-    this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to });
+    this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to, mode: facts.mode });
 
     this.conn.on('event', (e) => {
       // myevents filters by uuid on the switch; a listener-wide subscription (modesl's) may not.
@@ -67,6 +88,7 @@ export class CallSession {
       } else if (this.state.phase !== 'ended') {
         this.dispatch({ type: 'connectionLost' });
       }
+      if (facts.callId) this.deps.followed?.release(facts.callId);
       this.resolveFinished();
     });
     if (!this.conn.isOpen) {
@@ -75,11 +97,14 @@ export class CallSession {
     }
 
     try {
-      await this.conn.command('myevents');
-      // Without linger FreeSWITCH closes the socket as soon as the channel is down and the last events can be lost.
-      await this.conn.command('linger');
+      // Sent together, answered in order. Without linger FreeSWITCH closes the socket as soon as
+      // the channel is down and the last events can be lost.
+      const subscribe = [this.conn.command('myevents'), this.conn.command('linger')];
+      // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
+      if (facts.mode === 'dialplan') for (const [header, value] of DIALPLAN_EVENT_FILTERS) subscribe.push(this.conn.command(`filter ${header} ${value}`));
+      await Promise.all(subscribe);
     } catch (err) {
-      this.log.warn('FreeSWITCH did not take myevents/linger', { error: String(err) });
+      this.log.warn('FreeSWITCH did not take myevents/linger/filter', { error: String(err) });
     }
     this.dispatch({ type: 'start' });
     await this.finished;
@@ -112,7 +137,7 @@ export class CallSession {
         void Promise.all(effect.directoryIds.map((id) => this.lookupName(id))).then((names) => this.dispatch({ type: 'usersResolved', names }));
         return;
       case 'lookupAnswerer':
-        void this.lookupName(effect.directoryId).then((name) => this.dispatch({ type: 'answererResolved', name }));
+        void this.lookupAnswerer(effect.leg, effect.directoryId).then((answerer) => this.dispatch({ type: 'answererResolved', leg: effect.leg, answerer }));
         return;
       case 'decide':
         void this.decide(effect.post).then((decision) => this.dispatch({ type: 'decision', decision }));
@@ -131,6 +156,9 @@ export class CallSession {
       case 'bridge':
         this.command(this.conn.execute('bridge', effect.dialString), 'bridge');
         return;
+      case 'handBack':
+        this.handBack(effect.setGuard);
+        return;
       case 'hangup':
         this.command(this.conn.hangup(effect.cause), 'hangup');
         return;
@@ -141,6 +169,25 @@ export class CallSession {
         this.log[effect.level](effect.message, effect.fields);
         return;
     }
+  }
+
+  /**
+   * `transfer` returns the socket application and runs the dialplan again; the socket stays
+   * connected and gets every event of the channel (routing/ obs. 1 and 2). Not `execute_extension`:
+   * it keeps the call inside the socket application (obs. 3).
+   */
+  private handBack(setGuard: boolean): void {
+    if (setGuard) {
+      this.log.warn('the gate did not set zammad_handled before socket: setting it, so that the hand-back does not re-enter the gate');
+      this.command(this.conn.execute('set', 'zammad_handled=true'), 'set');
+    }
+    this.conn.execute('transfer', '${destination_number} XML ${context}').catch((err: unknown) => {
+      if (err instanceof EslClosedError) return;
+      // Left parked, the caller would hear silence: `exit` returns the socket application and
+      // the dialplan goes on with the actions after it (the gate's continue="true").
+      this.log.error('FreeSWITCH refused the hand-back transfer: letting the call go on in the dialplan', { error: String(err) });
+      this.conn.exit();
+    });
   }
 
   private command(p: Promise<string>, what: string): void {
@@ -164,7 +211,7 @@ export class CallSession {
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
     if (verdict === null) {
-      this.log.warn(`no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: bridging without its decision (newCall stays in the outbox)`);
+      this.log.warn(`no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision (newCall stays in the outbox)`);
       this.deps.metrics?.decided?.('timeout', seconds);
       return { kind: 'continue', why: 'timeout' };
     }
@@ -173,18 +220,52 @@ export class CallSession {
       return { kind: 'continue', why: 'error' };
     }
     const { decision, note } = decisionFromReply(verdict.body);
-    if (note) this.log.warn(`${note}; bridging`);
+    if (note) this.log.warn(`${note}; going on`);
     this.deps.metrics?.decided?.(decision.kind, seconds);
     return decision;
   }
 
-  private async lookupName(directoryId: string): Promise<string | undefined> {
+  private lookupName(directoryId: string): Promise<string | undefined> {
+    return this.userVar(directoryId, 'effective_caller_id_name');
+  }
+
+  /** A directory user's variable (`user_data`); undefined when unknown, unsafe or slow. */
+  private async userVar(directoryId: string, name: string): Promise<string | undefined> {
     // Only a directory id we parsed ourselves goes into the command: no spaces, no newlines.
-    if (!/^[\w.+-]+(@[\w.-]+)?$/.test(directoryId)) return undefined;
+    if (!DIRECTORY_ID.test(directoryId)) return undefined;
+    return this.apiText(`user_data ${directoryId} var ${name}`);
+  }
+
+  /**
+   * Who is on the B-leg `leg`: its directory entry is the dial string's winner (`directoryId`), or
+   * the leg's own `dialed_user`@`dialed_domain` (set by the user/ endpoint, for group rings and
+   * mod_callcenter agents alike), or its `cc_agent` (routing/ obs. 9). A leg not dialled as
+   * `user/` has none: the answer then names no user.
+   */
+  private async lookupAnswerer(leg: string, directoryId: string | undefined): Promise<Answerer> {
+    let id = directoryId;
+    if (id === undefined && UUID.test(leg)) {
+      const [user, domain] = await Promise.all([this.apiText(`uuid_getvar ${leg} dialed_user`), this.apiText(`uuid_getvar ${leg} dialed_domain`)]);
+      if (user && DIRECTORY_ID.test(user)) id = domain ? `${user}@${domain}` : user;
+      else id = await this.apiText(`uuid_getvar ${leg} cc_agent`);
+      if (id !== undefined && !DIRECTORY_ID.test(id)) id = undefined;
+    }
+    if (id === undefined) return {};
+    const [name, userId] = await Promise.all([this.userVar(id, 'effective_caller_id_name'), this.userVar(id, 'zammad_user_id')]);
+    return {
+      ...(name !== undefined ? { name } : {}),
+      // Zammad's user ids are numbers; anything else would be a misconfigured directory.
+      ...(userId !== undefined && /^\d{1,12}$/.test(userId) ? { userId } : {}),
+      number: id.split('@')[0] as string,
+    };
+  }
+
+  /** One `api` over the call's socket, bounded; the answer's text, or undefined for nothing usable. */
+  private async apiText(line: string): Promise<string | undefined> {
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, this.deps.lookupTimeoutMs ?? 1000, undefined)));
-      const text = await Promise.race([this.conn.api(`user_data ${directoryId} var effective_caller_id_name`), timeout]);
+      const text = await Promise.race([this.conn.api(line), timeout]);
       return text === undefined ? undefined : cleanName(text);
     } catch {
       return undefined;

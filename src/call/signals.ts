@@ -1,23 +1,30 @@
 /**
  * Which switch events matter to a call, and what they mean. Pure: reads headers, returns facts.
- * Every rule here is seen in ../shared/esl-transcripts (README observations 5 and 8) or in
- * ../shared/spec/freeswitch-facts.md; the comment names which.
+ * Every rule here is seen in ../shared/esl-transcripts (README observations; routing/README.md
+ * for calls routed by the dialplan) or in ../shared/spec/freeswitch-facts.md; the comment names which.
  */
 import type { SwitchEvent } from '../switch/esl-connection.js';
 
 export type ChannelSignal =
-  /** A person picked up: the caller channel's own CHANNEL_BRIDGE names the leg that won (group rings too). */
-  | { kind: 'bridged'; otherNumber: string; otherChannel: string }
-  /** The bridge application returned; `cause` is its originate result when it failed. */
-  | { kind: 'bridgeDone'; cause: string | undefined; transferred: boolean }
+  /**
+   * A person picked up: the caller channel's own CHANNEL_BRIDGE names the leg that won — group
+   * rings, a mod_callcenter agent (uuid_bridge), the target of a transfer (routing/ obs. 4 and 7).
+   */
+  | { kind: 'bridged'; otherNumber: string; otherChannel: string; otherUuid: string }
+  /**
+   * A `bridge` application returned; `cause` is its originate result when it failed.
+   * `transferSource` is the channel's transfer_source then: a new one means the caller was
+   * transferred away while the bridge ran (routing/ obs. 7 and 8).
+   */
+  | { kind: 'bridgeDone'; cause: string | undefined; transferSource: string | undefined }
+  /** The caller channel runs `voicemail <profile> <domain> <mailbox>` (routing/ obs. 6). */
+  | { kind: 'voicemail'; mailbox: string }
+  /** The `socket` application returned: the call no longer depends on this connection (routing/ obs. 2). */
+  | { kind: 'socketReturned' }
   /** The caller channel went down (CHANNEL_HANGUP). */
-  | { kind: 'hangup'; cause: string; bridgeCause: string | undefined; transferred: boolean }
+  | { kind: 'hangup'; cause: string; bridgeCause: string | undefined }
   /** The last event of the channel (CHANNEL_HANGUP_COMPLETE): the call is over. */
-  | { kind: 'hangupComplete'; cause: string; bridgeCause: string | undefined; transferred: boolean }
-  /** The caller channel was transferred elsewhere (blind/attended transfer, redirect). */
-  | { kind: 'transferred' };
-
-const TRANSFER_CAUSES = new Set(['ATTENDED_TRANSFER', 'BLIND_TRANSFER', 'REDIRECTION_TO_NEW_DESTINATION', 'DEFLECTION']);
+  | { kind: 'hangupComplete'; cause: string; bridgeCause: string | undefined };
 
 /**
  * The originate result. CHANNEL_ANSWER in a group ring still carries stale values from the losing
@@ -28,27 +35,54 @@ function originateCause(e: SwitchEvent): string | undefined {
   return e.get('variable_originate_failed_cause') || e.get('variable_originate_disposition') || undefined;
 }
 
-function wasTransferred(e: SwitchEvent): boolean {
-  const causes = [e.get('variable_last_bridge_hangup_cause'), e.get('variable_bridge_hangup_cause'), e.get('variable_originate_disposition')];
-  // Not variable_transfer_history: a dialplan transfer before the socket already sets it.
-  return causes.some((c) => c !== undefined && TRANSFER_CAUSES.has(c));
+/** `default test.local 2002` → `2002`: voicemail's arguments are profile, domain, mailbox. */
+function mailboxOf(data: string): string {
+  return data.trim().split(/\s+/)[2] ?? '';
 }
 
+/**
+ * Events the adapter reads; anything else is skipped by name before a header of it is decoded.
+ * A CHANNEL_ANSWER is deliberately not read: the switch answering the caller (IVR greeting,
+ * queue music, voicemail) is not a person answering (routing/ obs. 5).
+ */
 export function readSignal(e: SwitchEvent): ChannelSignal | null {
   switch (e.name) {
     case 'CHANNEL_BRIDGE':
-      return { kind: 'bridged', otherNumber: e.get('Other-Leg-Destination-Number') ?? '', otherChannel: e.get('Other-Leg-Channel-Name') ?? '' };
+      return {
+        kind: 'bridged',
+        otherNumber: e.get('Other-Leg-Destination-Number') ?? '',
+        otherChannel: e.get('Other-Leg-Channel-Name') ?? '',
+        otherUuid: e.get('Other-Leg-Unique-ID') ?? e.get('Bridge-B-Unique-ID') ?? '',
+      };
+    case 'CHANNEL_EXECUTE':
+      return e.get('Application') === 'voicemail' ? { kind: 'voicemail', mailbox: mailboxOf(e.get('Application-Data') ?? '') } : null;
     case 'CHANNEL_EXECUTE_COMPLETE': {
       const app = e.get('Application');
-      if (app === 'bridge') return { kind: 'bridgeDone', cause: originateCause(e), transferred: wasTransferred(e) };
-      if (app === 'transfer' || app === 'deflect' || app === 'redirect') return { kind: 'transferred' };
+      if (app === 'bridge') return { kind: 'bridgeDone', cause: originateCause(e), transferSource: e.get('variable_transfer_source') };
+      if (app === 'socket') return { kind: 'socketReturned' };
       return null;
     }
     case 'CHANNEL_HANGUP':
-      return { kind: 'hangup', cause: e.get('Hangup-Cause') ?? '', bridgeCause: originateCause(e), transferred: wasTransferred(e) };
+      return { kind: 'hangup', cause: e.get('Hangup-Cause') ?? '', bridgeCause: originateCause(e) };
     case 'CHANNEL_HANGUP_COMPLETE':
-      return { kind: 'hangupComplete', cause: e.get('Hangup-Cause') ?? '', bridgeCause: originateCause(e), transferred: wasTransferred(e) };
+      return { kind: 'hangupComplete', cause: e.get('Hangup-Cause') ?? '', bridgeCause: originateCause(e) };
     default:
       return null;
   }
 }
+
+/**
+ * What the adapter asks FreeSWITCH for in dialplan mode, on top of `myevents` (which filters by
+ * the channel's Unique-ID). mod_event_socket.c event_handler(): once a listener has filters, an
+ * event is sent only when one of them matches a header it carries — so this list lets through
+ * exactly the events readSignal() reads, and not the CHANNEL_EXECUTE/EXECUTE_COMPLETE pair
+ * (~8 KB each) of every `set`/`export` a shop's dialplan runs.
+ */
+export const DIALPLAN_EVENT_FILTERS: readonly (readonly [header: string, value: string])[] = [
+  ['Event-Name', 'CHANNEL_BRIDGE'],
+  ['Event-Name', 'CHANNEL_HANGUP'],
+  ['Event-Name', 'CHANNEL_HANGUP_COMPLETE'],
+  ['Application', 'bridge'],
+  ['Application', 'voicemail'],
+  ['Application', 'socket'],
+];

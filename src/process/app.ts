@@ -60,6 +60,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   };
   const callLog = log.child({ component: 'call' });
   const sessions = new Set<Promise<void>>();
+  const followedIds = new Set<string>();
+  const followed = { claim: (id: string) => !followedIds.has(id) && followedIds.add(id) !== undefined, release: (id: string) => followedIds.delete(id) };
   const listener = new EslListener(
     {
       host: config.ESL_HOST,
@@ -79,6 +81,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         outbox,
         log: callLog,
         newCallTimeoutMs: config.ZAMMAD_NEWCALL_TIMEOUT_MS,
+        followed,
         metrics: {
           decided: (kind, seconds) => metrics.decisionSeconds.observe({ decision: kind }, seconds),
           ended: (cause) => metrics.callsTotal.inc({ cause }),

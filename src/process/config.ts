@@ -70,11 +70,12 @@ export const ConfigSchema = z
     INBOUND_CONTEXTS: list.default(['public']),
     DEFAULT_COUNTRY_CODE: z.string().regex(/^[1-9]\d{0,2}$/, 'must be a country calling code like 49').default('49'),
     EXTENSION_MAX_DIGITS: z.coerce.number().int().min(1).max(10).default(6),
+    // Empty: dialplan mode — the adapter hands each call back to the dialplan after Zammad's
+    // decision. A dial string: bridge mode for calls without zammad_bridge.
     DEFAULT_BRIDGE: z
       .string()
-      .min(1)
       .refine((s) => !/[\r\n]/.test(s), 'must be one line')
-      .default('user/${destination_number}@${domain_name}'),
+      .default(''),
 
     OUTBOX_PATH: z.string().min(1).default('./data/outbox.sqlite'),
     OUTBOX_MAX_AGE_HOURS: z.coerce.number().min(0.01).max(24 * 365).default(72),

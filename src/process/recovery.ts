@@ -21,6 +21,7 @@ const OpenCallFacts = z.object({
   direction: z.enum(['in', 'out']),
   from: z.string(),
   to: z.string(),
+  queue: z.string().optional(),
 });
 type OpenCallFacts = z.infer<typeof OpenCallFacts>;
 
@@ -92,7 +93,8 @@ export async function recoverOpenCalls(deps: RecoveryDeps): Promise<Recovery> {
   // Watch first, ask second: a call that ends between the question and the subscription would
   // otherwise never be seen ending, and stay open in Zammad.
   for (const { call, facts } of calls) {
-    const full = { ...facts, callerName: '', callerRaw: facts.from, dialString: '', targets: [], explicitUsers: null };
+    const { queue, ...rest } = facts;
+    const full = { ...rest, ...(queue !== undefined ? { queue } : {}), callerName: '', callerRaw: facts.from, dialString: '', targets: [], explicitUsers: null, mode: 'dialplan' as const, gated: true, transferSource: '' };
     watched.set(call.callId, new ObservedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, log.child({ callId: call.callId })));
   }
   inbound.on('event', (e) => watched.get(e.get('Unique-ID') ?? '')?.onEvent(e));

@@ -19,7 +19,8 @@ export interface InboundOptions {
 
 type Events = { event: [SwitchEvent]; closed: [reason: string] };
 
-const FOLLOWED = 'CHANNEL_BRIDGE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE';
+/** The events readSignal() reads (CHANNEL_EXECUTE for voicemail). */
+const FOLLOWED = 'CHANNEL_BRIDGE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE';
 
 export class InboundEsl extends EventEmitter<Events> {
   private readonly conn: InstanceType<typeof esl.Connection>;

@@ -8,6 +8,7 @@ export function formBody(post: CtiPost): string {
   form.append('to', post.to);
   form.append('direction', post.direction);
   form.append('callId', post.callId);
+  if (post.queue !== undefined) form.append('queue', post.queue);
   switch (post.event) {
     case 'newCall':
       for (const user of post.users) form.append('user[]', user);
@@ -15,6 +16,7 @@ export function formBody(post: CtiPost): string {
     case 'answer':
       // An array here can make Zammad fail with a 500 after it stored the answer.
       if (post.user !== undefined) form.append('user', post.user);
+      if (post.userId !== undefined) form.append('user_id', post.userId);
       form.append('answeringNumber', post.answeringNumber);
       break;
     case 'hangup':

@@ -85,7 +85,8 @@ export class OutboxStore {
       const id = Number(this.stmt.insert.run(callId, event, body, createdAt).lastInsertRowid);
       const form = new URLSearchParams(body);
       if (event === 'newCall') {
-        const facts = { callId, direction: form.get('direction') ?? '', from: form.get('from') ?? '', to: form.get('to') ?? '' };
+        const queue = form.get('queue');
+        const facts = { callId, direction: form.get('direction') ?? '', from: form.get('from') ?? '', to: form.get('to') ?? '', ...(queue !== null ? { queue } : {}) };
         this.stmt.openCall.run(callId, JSON.stringify(facts), createdAt);
       } else if (event === 'answer') {
         this.stmt.answerCall.run(form.get('answeringNumber') ?? '', callId);

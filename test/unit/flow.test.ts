@@ -3,7 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { callFacts, type CallRules } from '../../src/call/facts.js';
 import { initialState, step, type CallState, type CtiPost, type Effect, type Input } from '../../src/call/flow.js';
-import type { ChannelSignal } from '../../src/call/signals.js';
+import { readSignal, type ChannelSignal } from '../../src/call/signals.js';
+import { ObservedCall } from '../../src/call/observer.js';
+import type { Logger } from '../../src/process/log.js';
 
 const rules: CallRules = { defaultCountryCode: '49', extensionMaxDigits: 6, inboundContexts: ['public'], defaultBridge: 'user/${destination_number}@${domain_name}' };
 
@@ -42,17 +44,17 @@ test('inbound group ring: users looked up, newCall before bridge, answer names t
     { type: 'start' },
     { type: 'usersResolved', names: ['Alice', 'Bob'] },
     { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
-    sig({ kind: 'bridged', otherNumber: '2002', otherChannel: 'sofia/internal/2002@pbx' }),
-    { type: 'answererResolved', name: 'Bob' },
-    sig({ kind: 'bridgeDone', cause: undefined, transferred: false }),
-    sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS', transferred: false }),
-    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS', transferred: false }),
+    sig({ kind: 'bridged', otherNumber: '2002', otherChannel: 'sofia/internal/2002@pbx', otherUuid: 'b-2002' }),
+    { type: 'answererResolved', leg: 'b-2002', answerer: { name: 'Bob', number: '2002' } },
+    sig({ kind: 'bridgeDone', cause: undefined, transferSource: undefined }),
+    sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
   ]);
   assert.deepEqual(withoutLogs(r.effects), [
     { type: 'lookupUsers', directoryIds: ['2003@pbx.example', '2002@pbx.example'] },
     { type: 'decide', post: { event: 'newCall', callId: 'u-1', direction: 'in', from: '493055571600', to: '491711234567890', users: ['Alice', 'Bob'] } },
     { type: 'bridge', dialString: 'user/2003@pbx.example,user/2002@pbx.example' },
-    { type: 'lookupAnswerer', directoryId: '2002@pbx.example' },
+    { type: 'lookupAnswerer', leg: 'b-2002', directoryId: '2002@pbx.example' },
     { type: 'post', post: { event: 'answer', callId: 'u-1', direction: 'in', from: '493055571600', to: '491711234567890', user: 'Bob', answeringNumber: '2002' } },
     { type: 'hangup', cause: 'NORMAL_CLEARING' },
     { type: 'post', post: { event: 'hangup', callId: 'u-1', direction: 'in', from: '493055571600', to: '491711234567890', cause: 'normalClearing', answeringNumber: '2002' } },
@@ -64,8 +66,8 @@ test('reject: hangs up USER_BUSY, never bridges, reports hangup busy', () => {
   const r = run(channel({ variable_zammad_users: 'Alice' }), [
     { type: 'start' },
     { type: 'decision', decision: { kind: 'reject', reason: 'busy' } },
-    sig({ kind: 'hangup', cause: 'USER_BUSY', bridgeCause: undefined, transferred: false }),
-    sig({ kind: 'hangupComplete', cause: 'USER_BUSY', bridgeCause: undefined, transferred: false }),
+    sig({ kind: 'hangup', cause: 'USER_BUSY', bridgeCause: undefined }),
+    sig({ kind: 'hangupComplete', cause: 'USER_BUSY', bridgeCause: undefined }),
   ]);
   const cmds = withoutLogs(r.effects).map((e) => e.type);
   assert.deepEqual(cmds, ['decide', 'hangup', 'post', 'exit']);
@@ -101,9 +103,9 @@ test('busy: FreeSWITCH hangs the caller up itself, the adapter sends no hangup a
   const r = run(channel({ variable_zammad_users: 'A' }), [
     { type: 'start' },
     { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
-    sig({ kind: 'hangup', cause: 'USER_BUSY', bridgeCause: 'USER_BUSY', transferred: false }),
-    sig({ kind: 'bridgeDone', cause: 'USER_BUSY', transferred: false }),
-    sig({ kind: 'hangupComplete', cause: 'USER_BUSY', bridgeCause: 'USER_BUSY', transferred: false }),
+    sig({ kind: 'hangup', cause: 'USER_BUSY', bridgeCause: 'USER_BUSY' }),
+    sig({ kind: 'bridgeDone', cause: 'USER_BUSY', transferSource: undefined }),
+    sig({ kind: 'hangupComplete', cause: 'USER_BUSY', bridgeCause: 'USER_BUSY' }),
   ]);
   assert.ok(!r.effects.some((e) => e.type === 'hangup'));
   assert.equal((posts(r.effects).at(-1) as { cause: string }).cause, 'busy');
@@ -113,10 +115,10 @@ test('no answer: the caller stays up after the bridge, the adapter hangs it up w
   const r = run(channel({ variable_zammad_users: 'A' }), [
     { type: 'start' },
     { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
-    sig({ kind: 'bridgeDone', cause: 'NO_ANSWER', transferred: false }),
+    sig({ kind: 'bridgeDone', cause: 'NO_ANSWER', transferSource: undefined }),
   ]);
   assert.deepEqual(r.effects.at(-1), { type: 'hangup', cause: 'NO_ANSWER' });
-  const end = run(r.state, [sig({ kind: 'hangupComplete', cause: 'NO_ANSWER', bridgeCause: 'NO_ANSWER', transferred: false })]);
+  const end = run(r.state, [sig({ kind: 'hangupComplete', cause: 'NO_ANSWER', bridgeCause: 'NO_ANSWER' })]);
   assert.equal((posts(end.effects)[0] as { cause: string }).cause, 'noAnswer');
 });
 
@@ -125,17 +127,17 @@ test('caller cancels while ringing → cancel; hung up while Zammad decides → 
     { type: 'start' },
     { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
     // Seen in caller-cancel-sip.txt: at CHANNEL_HANGUP DIALSTATUS is still stale; the final values come later.
-    sig({ kind: 'hangup', cause: 'ORIGINATOR_CANCEL', bridgeCause: 'failure', transferred: false }),
-    sig({ kind: 'bridgeDone', cause: 'ORIGINATOR_CANCEL', transferred: false }),
-    sig({ kind: 'hangupComplete', cause: 'ORIGINATOR_CANCEL', bridgeCause: 'ORIGINATOR_CANCEL', transferred: false }),
+    sig({ kind: 'hangup', cause: 'ORIGINATOR_CANCEL', bridgeCause: 'failure' }),
+    sig({ kind: 'bridgeDone', cause: 'ORIGINATOR_CANCEL', transferSource: undefined }),
+    sig({ kind: 'hangupComplete', cause: 'ORIGINATOR_CANCEL', bridgeCause: 'ORIGINATOR_CANCEL' }),
   ]);
   assert.equal((posts(ringing.effects).at(-1) as { cause: string }).cause, 'cancel');
   assert.ok(!ringing.effects.some((e) => e.type === 'hangup'));
 
   const early = run(channel({ variable_zammad_users: 'A' }), [
     { type: 'start' },
-    sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: undefined, transferred: false }),
-    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined, transferred: false }),
+    sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: undefined }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined }),
     { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
   ]);
   assert.ok(!early.effects.some((e) => e.type === 'bridge'));
@@ -147,23 +149,11 @@ test('unknown number and other failures map through the cause table', () => {
     const r = run(channel({ variable_zammad_users: 'A' }), [
       { type: 'start' },
       { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
-      sig({ kind: 'hangup', cause: fs, bridgeCause: fs, transferred: false }),
-      sig({ kind: 'hangupComplete', cause: fs, bridgeCause: fs, transferred: false }),
+      sig({ kind: 'hangup', cause: fs, bridgeCause: fs }),
+      sig({ kind: 'hangupComplete', cause: fs, bridgeCause: fs }),
     ]);
     assert.equal((posts(r.effects).at(-1) as { cause: string }).cause, zammad, fs);
   }
-});
-
-test('transfer after answer → forwarded, and the adapter does not hang up the transferred caller', () => {
-  const r = run(channel({ variable_zammad_users: 'A' }), [
-    { type: 'start' },
-    { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
-    sig({ kind: 'bridged', otherNumber: '2000', otherChannel: 'x' }),
-    sig({ kind: 'bridgeDone', cause: 'SUCCESS', transferred: true }),
-    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS', transferred: false }),
-  ]);
-  assert.ok(!r.effects.some((e) => e.type === 'hangup'));
-  assert.equal((posts(r.effects).at(-1) as { cause: string }).cause, 'forwarded');
 });
 
 test('hangup waits for the answer lookup, so answer always goes out first; exactly one hangup', () => {
@@ -171,11 +161,11 @@ test('hangup waits for the answer lookup, so answer always goes out first; exact
     { type: 'start' },
     { type: 'usersResolved', names: [undefined] },
     { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
-    sig({ kind: 'bridged', otherNumber: '2003', otherChannel: 'x' }),
-    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS', transferred: false }),
+    sig({ kind: 'bridged', otherNumber: '2003', otherChannel: 'x', otherUuid: 'b-2003' }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
     { type: 'connectionLost' },
-    { type: 'answererResolved', name: undefined },
-    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS', transferred: false }),
+    { type: 'answererResolved', leg: 'b-2003', answerer: { number: '2003' } },
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
   ]);
   assert.deepEqual(posts(r.effects).map((p) => p.event), ['newCall', 'answer', 'hangup']);
   const answer = posts(r.effects)[1] as { user: string };
@@ -183,12 +173,12 @@ test('hangup waits for the answer lookup, so answer always goes out first; exact
   assert.deepEqual((posts(r.effects)[0] as { users: string[] }).users, ['2003']);
 });
 
-test('connection lost mid-call: one hangup with what is known; a second bridge CHANNEL_BRIDGE does not answer twice', () => {
+test('connection lost mid-call, answer look-up pending: the answer, then one hangup with what is known; the same leg bridged twice answers once', () => {
   const r = run(channel({ variable_zammad_users: 'A' }), [
     { type: 'start' },
     { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
-    sig({ kind: 'bridged', otherNumber: '2000', otherChannel: 'x' }),
-    sig({ kind: 'bridged', otherNumber: '2001', otherChannel: 'y' }),
+    sig({ kind: 'bridged', otherNumber: '2000', otherChannel: 'x', otherUuid: 'b-2000' }),
+    sig({ kind: 'bridged', otherNumber: '2000', otherChannel: 'x', otherUuid: 'b-2000' }),
     { type: 'connectionLost' },
     { type: 'connectionLost' },
   ]);
@@ -199,7 +189,7 @@ test('connection lost mid-call: one hangup with what is known; a second bridge C
 test('a call without a Unique-ID is still bridged, but nothing is posted', () => {
   const headers: Record<string, string> = { 'Caller-Context': 'public' };
   const s = initialState(callFacts((k) => headers[k], rules), false);
-  const r = run(s, [{ type: 'start' }, sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined, transferred: false })]);
+  const r = run(s, [{ type: 'start' }, sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined })]);
   assert.deepEqual(withoutLogs(r.effects).map((e) => e.type), ['bridge', 'exit']);
 });
 
@@ -207,4 +197,228 @@ test('connection lost before newCall went out: newCall then hangup, so Zammad kn
   const r = run(channel({ variable_zammad_bridge: 'user/2003@d' }), [{ type: 'start' }, { type: 'connectionLost' }, { type: 'usersResolved', names: ['X'] }]);
   assert.deepEqual(posts(r.effects).map((p) => p.event), ['newCall', 'hangup']);
   assert.ok(!r.effects.some((e) => e.type === 'bridge' || e.type === 'decide'));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Transfers and dialplan mode (../shared/esl-transcripts/routing/README.md, observations named)
+// ---------------------------------------------------------------------------------------------
+
+/** A caller channel whose gate set zammad_handled; no zammad_bridge and DEFAULT_BRIDGE empty: dialplan mode. */
+const dpRules: CallRules = { ...rules, defaultBridge: '' };
+function dpChannel(h: Record<string, string> = {}): CallState {
+  const headers: Record<string, string> = {
+    'Unique-ID': 'u-1',
+    'Caller-Caller-ID-Number': '03055571600',
+    'Caller-Caller-ID-Name': 'Test Caller',
+    'Caller-Destination-Number': '4930998001',
+    'Caller-Context': 'public',
+    variable_zammad_handled: 'true',
+    variable_transfer_source: '1796318661:aa:bl_xfer:4930998001/public/XML',
+    ...h,
+  };
+  return initialState(callFacts((k) => headers[k], dpRules), true);
+}
+const handedBack = (s: CallState): Input[] => [{ type: 'start' }, { type: 'decision', decision: { kind: 'continue', why: 'reply' } }];
+const causeOf = (effects: Effect[]) => (posts(effects).at(-1) as { cause?: string }).cause;
+const commands = (effects: Effect[]) => effects.filter((e) => ['bridge', 'hangup', 'setVariable', 'handBack'].includes(e.type));
+
+test('bridge mode, REFER blind transfer (obs. 7/8): the bridge returns with a new transfer_source → no hangup; the new person answers again; one hangup normalClearing', () => {
+  const s = channel({ variable_zammad_bridge: 'user/2005@d', variable_transfer_source: 't0' });
+  const r = run(s, [
+    { type: 'start' },
+    { type: 'usersResolved', names: ['Erin'] },
+    { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
+    sig({ kind: 'bridged', otherNumber: '2005', otherChannel: 'sofia/lo-in/2005', otherUuid: 'b-2005' }),
+    { type: 'answererResolved', leg: 'b-2005', answerer: { name: 'Erin Agent', number: '2005' } },
+    sig({ kind: 'bridgeDone', cause: 'SUCCESS', transferSource: 't1:bl_xfer:4930997006/zx/XML' }),
+    sig({ kind: 'socketReturned' }),
+    sig({ kind: 'bridged', otherNumber: '2003', otherChannel: 'sofia/lo-in/2003', otherUuid: 'b-2003' }),
+    { type: 'answererResolved', leg: 'b-2003', answerer: { name: 'Bob Agent', number: '2003', userId: '17' } },
+    sig({ kind: 'bridgeDone', cause: 'SUCCESS', transferSource: 't1:bl_xfer:4930997006/zx/XML' }),
+    sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
+  ]);
+  assert.deepEqual(commands(r.effects), [{ type: 'bridge', dialString: 'user/2005@d' }], 'the adapter never hangs up the transferred caller');
+  assert.deepEqual(
+    posts(r.effects).map((p) => [p.event, 'user' in p ? p.user : '', 'answeringNumber' in p ? p.answeringNumber : '', 'cause' in p ? p.cause : '']),
+    [['newCall', '', '', ''], ['answer', 'Erin Agent', '2005', ''], ['answer', 'Bob Agent', '2003', ''], ['hangup', '', '2003', 'normalClearing']],
+  );
+  assert.equal((posts(r.effects)[2] as { userId?: string }).userId, '17');
+  assert.ok(r.effects.some((e) => e.type === 'lookupAnswerer' && e.leg === 'b-2003' && e.directoryId === undefined), 'a transfer target is asked of its B-leg');
+});
+
+test('bridge mode: a bridge that returns with the same transfer_source is the agent hanging up → the adapter hangs the caller up', () => {
+  const r = run(channel({ variable_zammad_users: 'A', variable_transfer_source: 't0' }), [
+    { type: 'start' },
+    { type: 'decision', decision: { kind: 'continue', why: 'reply' } },
+    sig({ kind: 'bridged', otherNumber: '2000', otherChannel: 'x', otherUuid: 'b-2000' }),
+    { type: 'answererResolved', leg: 'b-2000', answerer: {} },
+    sig({ kind: 'bridgeDone', cause: 'SUCCESS', transferSource: 't0' }),
+  ]);
+  assert.deepEqual(r.effects.at(-1), { type: 'hangup', cause: 'NORMAL_CLEARING' });
+});
+
+test('dialplan mode: newCall (no user[] inbound), then the hand-back; nothing commanded afterwards, whatever the dialplan does', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'socketReturned' }),
+    sig({ kind: 'bridgeDone', cause: 'NO_ANSWER', transferSource: 'other' }),
+    sig({ kind: 'bridgeDone', cause: 'USER_BUSY', transferSource: undefined }),
+    sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: 'USER_BUSY' }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'USER_BUSY' }),
+  ]);
+  assert.deepEqual(withoutLogs(r.effects), [
+    { type: 'decide', post: { event: 'newCall', callId: 'u-1', direction: 'in', from: '493055571600', to: '4930998001', users: [] } },
+    { type: 'handBack', setGuard: false },
+    { type: 'post', post: { event: 'hangup', callId: 'u-1', direction: 'in', from: '493055571600', to: '4930998001', cause: 'busy' } },
+    { type: 'exit' },
+  ]);
+});
+
+test('dialplan mode: zammad_users still names the users; without zammad_handled the hand-back sets the guard itself', () => {
+  const r = run(dpChannel({ variable_zammad_handled: '', variable_zammad_users: 'Support, Sales' }), handedBack(dpChannel()));
+  assert.deepEqual((posts(r.effects)[0] as { users: string[] }).users, ['Support', 'Sales']);
+  assert.deepEqual(r.effects.at(-1), { type: 'handBack', setGuard: true });
+});
+
+test('dialplan mode: reject hangs up USER_BUSY and never hands back (no routing runs); hangup busy', () => {
+  const r = run(dpChannel(), [
+    { type: 'start' },
+    { type: 'decision', decision: { kind: 'reject', reason: 'busy' } },
+    sig({ kind: 'hangupComplete', cause: 'USER_BUSY', bridgeCause: undefined }),
+  ]);
+  assert.deepEqual(commands(r.effects), [{ type: 'hangup', cause: 'USER_BUSY' }]);
+  assert.equal(causeOf(r.effects), 'busy');
+});
+
+test('dialplan mode, outbound dial reply: effective_ and outbound_caller_id_number set, then the hand-back; user[] names the caller', () => {
+  const r = run(dpChannel({ 'Caller-Context': 'default', 'Caller-Caller-ID-Number': '2000', 'Caller-Caller-ID-Name': 'Agent Smith', 'Caller-Destination-Number': '01711234567' }), [
+    { type: 'start' },
+    { type: 'decision', decision: { kind: 'dial', callerId: '4930777000000' } },
+  ]);
+  assert.deepEqual((posts(r.effects)[0] as { users: string[] }).users, ['Agent Smith']);
+  assert.deepEqual(commands(r.effects), [
+    { type: 'setVariable', name: 'effective_caller_id_number', value: '4930777000000' },
+    { type: 'setVariable', name: 'outbound_caller_id_number', value: '4930777000000' },
+    { type: 'handBack', setGuard: false },
+  ]);
+});
+
+test('dialplan mode, group ring (obs. 4): the CHANNEL_BRIDGE names the person, asked of the B-leg; hangup normalClearing with their number', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridged', otherNumber: '2003', otherChannel: 'sofia/lo-in/2003@127.0.0.1:5091', otherUuid: 'b-1' }),
+    { type: 'answererResolved', leg: 'b-1', answerer: { name: 'Bob Agent', number: '2003' } },
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
+  ]);
+  assert.ok(r.effects.some((e) => e.type === 'lookupAnswerer' && e.leg === 'b-1' && e.directoryId === undefined));
+  const answer = posts(r.effects)[1] as { event: string; user: string; answeringNumber: string };
+  assert.deepEqual([answer.event, answer.user, answer.answeringNumber], ['answer', 'Bob Agent', '2003']);
+  assert.equal(causeOf(r.effects), 'normalClearing');
+});
+
+test('the switch answering is not a person (obs. 5): CHANNEL_ANSWER is not even read; a caller who leaves during queue music or an IVR → cancel', () => {
+  assert.equal(readSignal({ name: 'CHANNEL_ANSWER', get: () => undefined }), null);
+  const r = run(dpChannel(), [...handedBack(dpChannel()), sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: undefined }), sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined })]);
+  assert.deepEqual(posts(r.effects).map((p) => p.event), ['newCall', 'hangup']);
+  assert.equal(causeOf(r.effects), 'cancel');
+});
+
+test('queue agent (obs. 4/9): answer names the agent; zammad_queue goes out on every post', () => {
+  const r = run(dpChannel({ variable_zammad_queue: 'support' }), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridged', otherNumber: '2003', otherChannel: 'sofia/lo-in/2003', otherUuid: 'agent-leg' }),
+    { type: 'answererResolved', leg: 'agent-leg', answerer: { name: 'Bob Agent', number: '2003' } },
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined }),
+  ]);
+  assert.deepEqual(posts(r.effects).map((p) => [p.event, p.queue]), [['newCall', 'support'], ['answer', 'support'], ['hangup', 'support']]);
+});
+
+test('no answer, then voicemail (obs. 6): answer user=voicemail with the mailbox, hangup normalClearing', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridgeDone', cause: 'NO_ANSWER', transferSource: undefined }),
+    sig({ kind: 'voicemail', mailbox: '2002' }),
+    sig({ kind: 'hangup', cause: 'NORMAL_CLEARING', bridgeCause: 'NO_ANSWER' }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'NO_ANSWER' }),
+  ]);
+  assert.deepEqual(posts(r.effects).slice(1), [
+    { event: 'answer', callId: 'u-1', direction: 'in', from: '493055571600', to: '4930998001', user: 'voicemail', answeringNumber: '2002' },
+    { event: 'hangup', callId: 'u-1', direction: 'in', from: '493055571600', to: '4930998001', cause: 'normalClearing', answeringNumber: '2002' },
+  ]);
+  assert.ok(!r.effects.some((e) => e.type === 'hangup'));
+});
+
+test('voicemail after a person talked is not a second answer', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridged', otherNumber: '2000', otherChannel: 'x', otherUuid: 'b-2000' }),
+    { type: 'answererResolved', leg: 'b-2000', answerer: { name: 'Alice', number: '2000' } },
+    sig({ kind: 'voicemail', mailbox: '2002' }),
+  ]);
+  assert.deepEqual(posts(r.effects).map((p) => p.event), ['newCall', 'answer']);
+});
+
+test('a bridge that timed out, then the dialplan hangs up → noAnswer; the caller gives up while the dialplan rings (obs. 10) → cancel', () => {
+  const timedOut = run(dpChannel(), [...handedBack(dpChannel()), sig({ kind: 'bridgeDone', cause: 'NO_ANSWER', transferSource: undefined }), sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'NO_ANSWER' })]);
+  assert.equal(causeOf(timedOut.effects), 'noAnswer');
+  const cancelled = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'hangup', cause: 'ORIGINATOR_CANCEL', bridgeCause: undefined }),
+    sig({ kind: 'bridgeDone', cause: 'ORIGINATOR_CANCEL', transferSource: undefined }),
+    sig({ kind: 'hangupComplete', cause: 'ORIGINATOR_CANCEL', bridgeCause: 'ORIGINATOR_CANCEL' }),
+  ]);
+  assert.equal(causeOf(cancelled.effects), 'cancel');
+});
+
+test('transfer after answer (uuid_transfer, REFER): a new person answers again, the same person twice does not; no transfer yields forwarded', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridged', otherNumber: '2004', otherChannel: 'x', otherUuid: 'b-2004' }),
+    { type: 'answererResolved', leg: 'b-2004', answerer: { name: 'Dan Agent', number: '2004' } },
+    sig({ kind: 'bridged', otherNumber: '2004', otherChannel: 'x', otherUuid: 'b-2004' }),
+    sig({ kind: 'bridgeDone', cause: 'SUCCESS', transferSource: 'moved' }),
+    sig({ kind: 'bridged', otherNumber: '2003', otherChannel: 'y', otherUuid: 'b-2003' }),
+    { type: 'answererResolved', leg: 'b-2003', answerer: { name: 'Bob Agent', number: '2003' } },
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
+  ]);
+  assert.deepEqual(posts(r.effects).map((p) => [p.event, 'user' in p ? p.user : 'cause' in p ? p.cause : '']), [['newCall', ''], ['answer', 'Dan Agent'], ['answer', 'Bob Agent'], ['hangup', 'normalClearing']]);
+});
+
+test('answers go out in the order people picked up, whatever order their look-ups finish in; the hangup after them', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridged', otherNumber: '2004', otherChannel: 'x', otherUuid: 'b-2004' }),
+    sig({ kind: 'bridged', otherNumber: '2003', otherChannel: 'y', otherUuid: 'b-2003' }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
+    { type: 'answererResolved', leg: 'b-2003', answerer: { name: 'Bob Agent', number: '2003' } },
+    { type: 'answererResolved', leg: 'b-2004', answerer: { name: 'Dan Agent' } },
+  ]);
+  assert.deepEqual(posts(r.effects).map((p) => [p.event, 'user' in p ? p.user : '']), [['newCall', ''], ['answer', 'Dan Agent'], ['answer', 'Bob Agent'], ['hangup', '']]);
+  assert.equal((posts(r.effects)[3] as { answeringNumber?: string }).answeringNumber, '2003', 'the hangup names who had the call last');
+});
+
+test('a leg that is no directory user (gateway, sofia/…) answers with its number and no user', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridged', otherNumber: '0301234567', otherChannel: 'sofia/gateway/gw/0301234567', otherUuid: 'b-gw' }),
+    { type: 'answererResolved', leg: 'b-gw', answerer: {} },
+  ]);
+  const answer = posts(r.effects)[1] as unknown as Record<string, unknown>;
+  assert.equal(answer['answeringNumber'], '49301234567');
+  assert.equal('user' in answer, false);
+});
+
+test('re-attached after a restart: an answered caller channel without a bridge partner is not a person (IVR, queue music); one with Other-Leg-* is', () => {
+  const quiet = { info() {}, warn() {}, error() {}, debug() {}, child() { return quiet; } } as unknown as Logger;
+  const ev = (name: string, h: Record<string, string>) => ({ name, get: (k: string) => ({ 'Unique-ID': 'u-1', ...h })[k] });
+  for (const [bridged, expected] of [[false, ['hangup:cancel']], [true, ['answer', 'hangup:normalClearing']]] as const) {
+    const sent: string[] = [];
+    const facts = dpChannel().facts;
+    const call = new ObservedCall(facts, false, undefined, rules, (p) => sent.push(p.event === 'hangup' ? `hangup:${p.cause}` : p.event), quiet);
+    const other: Record<string, string> = bridged ? { 'Other-Leg-Unique-ID': 'b-1', 'Other-Leg-Destination-Number': '2003' } : {};
+    call.onEvent(ev('CHANNEL_EXECUTE', { 'Caller-Channel-Answered-Time': '1796318665019029', Application: 'playback', ...other }));
+    call.onEvent(ev('CHANNEL_HANGUP_COMPLETE', { 'Caller-Channel-Answered-Time': '1796318665019029', 'Hangup-Cause': 'NORMAL_CLEARING', ...other }));
+    assert.deepEqual(sent, expected);
+  }
 });
