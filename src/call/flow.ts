@@ -303,9 +303,13 @@ function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }
     // The far end of an outbound call is a number, not one of ours: no directory look-up.
     return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg, number, post: { event: 'answer', ...base(f), answeringNumber: number } }] });
   }
-  // Group ring: the bridge's own dial string names the directory entry of the leg that won;
-  // anyone else (a transfer target, a queue agent, a dialplan's bridge) is asked of the B-leg.
-  const winner = f.targets.find((t) => t.number === sig.otherNumber && t.directoryId !== undefined);
+  // Group ring: the adapter's own dial string names the leg that won — its directory entry, or
+  // no directory user at all (a gateway, sofia/…). Anyone else (a transfer target, a queue
+  // agent, a dialplan's bridge) is asked of the B-leg.
+  const winner = s.person === undefined ? f.targets.find((t) => t.number === sig.otherNumber) : undefined;
+  if (winner && winner.directoryId === undefined) {
+    return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg, number, post: answerPost(s, number, {}) }] });
+  }
   return {
     state: { ...next, pendingAnswers: [...s.pendingAnswers, { leg, number }] },
     effects: [{ type: 'lookupAnswerer', leg, ...(winner?.directoryId ? { directoryId: winner.directoryId } : {}) }],

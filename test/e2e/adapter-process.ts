@@ -49,6 +49,9 @@ export async function startAdapter(env: Record<string, string>, opts: { expectSt
     STATUS_PORT: '0',
     LOG_FORMAT: 'json',
     LOG_LEVEL: 'debug',
+    // The suites written for bridge mode keep it for calls without zammad_bridge; the dialplan-mode
+    // suites pass DEFAULT_BRIDGE: '' (the product's default).
+    DEFAULT_BRIDGE: 'user/${destination_number}@${domain_name}',
     OUTBOX_PATH: env['OUTBOX_PATH'] ?? tempOutbox(),
     ...env,
   };

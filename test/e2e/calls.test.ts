@@ -84,6 +84,7 @@ describe('calls end to end', () => {
       'api user_data 2002@pbx.example var effective_caller_id_name',
       'sendmsg execute bridge user/2003@pbx.example,user/2002@pbx.example',
       'api user_data 2002@pbx.example var effective_caller_id_name',
+      'api user_data 2002@pbx.example var zammad_user_id',
       'sendmsg hangup NORMAL_CLEARING',
       'exit',
     ]);

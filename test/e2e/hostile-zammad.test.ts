@@ -82,7 +82,7 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
 
   test('a 200 that is not JSON', LIMIT, async () => {
     const { lines } = await callWith({ kind: 'status', status: 200, process: true, contentType: 'text/plain', body: 'OK, thanks!' }, inbound());
-    oneClearLine(lines, /newCall with something that is not JSON; bridging/);
+    oneClearLine(lines, /newCall with something that is not JSON; going on/);
   });
 
   test('an HTML 500 page (a proxy, a Rails error page)', LIMIT, async () => {
@@ -97,12 +97,12 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
 
   test('a reply with an action Zammad does not have', LIMIT, async () => {
     const { lines } = await callWith(json({ action: 'transfer', to: '0301234' }), inbound());
-    oneClearLine(lines, /unknown action "transfer"; bridging/);
+    oneClearLine(lines, /unknown action "transfer"; going on/);
   });
 
   test('a dial reply without a caller id', LIMIT, async () => {
     const { call, lines } = await callWith(json({ action: 'dial' }), outbound());
-    oneClearLine(lines, /caller id that is not an E\.164 number; bridging with the original caller id/);
+    oneClearLine(lines, /caller id that is not an E\.164 number; going on with the original caller id/);
     assert.ok(!call.commands.some((c) => c.headers['execute-app-name'] === 'set'), 'no caller id set');
   });
 
@@ -132,14 +132,14 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
 
   test('a reply that never ends (headers, then a byte now and then): the request times out', LIMIT, async () => {
     const { lines } = await callWith({ kind: 'neverEndingBody', intervalMs: 50 }, inbound());
-    assert.ok(lines.some((l) => /no answer from Zammad within 1500 ms: bridging/.test(l.message)), 'the bounded wait');
+    assert.ok(lines.some((l) => /no answer from Zammad within 1500 ms: going on/.test(l.message)), 'the bounded wait');
     assert.ok(lines.some((l) => /retried/.test(l.message) && /TIMEOUT/.test(String(l['reason']))), 'the request timed out');
     assert.ok(lines.length <= 2, JSON.stringify(lines));
   });
 
   test('no headers at all (a Zammad that hangs): the request times out', LIMIT, async () => {
     const { lines } = await callWith({ kind: 'hang', process: true }, inbound());
-    assert.ok(lines.some((l) => /no answer from Zammad within 1500 ms: bridging/.test(l.message)));
+    assert.ok(lines.some((l) => /no answer from Zammad within 1500 ms: going on/.test(l.message)));
     assert.ok(lines.some((l) => /TIMEOUT/.test(String(l['reason']))));
     assert.ok(lines.length <= 2, JSON.stringify(lines));
   });
