@@ -41,7 +41,7 @@ export function tempOutbox(): string {
 }
 
 /** Starts src/main.ts with the given environment (nothing inherited but PATH/HOME), waits until it listens. */
-export async function startAdapter(env: Record<string, string>, opts: { expectStart?: boolean } = {}): Promise<AdapterProcess> {
+export async function startAdapter(env: Record<string, string>, opts: { expectStart?: boolean; /** 'dist': run the built dist/src/main.js (npm run build first), as users do */ program?: 'src' | 'dist' } = {}): Promise<AdapterProcess> {
   const childEnv: Record<string, string> = {
     PATH: process.env['PATH'] ?? '',
     HOME: process.env['HOME'] ?? '',
@@ -55,7 +55,8 @@ export async function startAdapter(env: Record<string, string>, opts: { expectSt
     OUTBOX_PATH: env['OUTBOX_PATH'] ?? tempOutbox(),
     ...env,
   };
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = opts.program === 'dist' ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: LogLine[] = [];
   let raw = '';
   const watchers = new Set<() => void>();
