@@ -254,9 +254,17 @@ function postHangup(s: CallState): Step {
 }
 
 function finish(s: CallState): Step {
-  const posted = postHangup({ ...s, phase: 'ended' });
-  if (posted.state.exited || s.observing) return posted;
-  return { state: { ...posted.state, exited: true }, effects: [...posted.effects, { type: 'exit' }] };
+  return exitWhenDone(postHangup({ ...s, phase: 'ended' }));
+}
+
+/**
+ * The goodbye, once the call is over and no answer waits for a directory look-up: the look-ups
+ * go over this socket, which FreeSWITCH keeps open after the hangup (linger) until `exit`.
+ */
+function exitWhenDone(step: Step): Step {
+  const s = step.state;
+  if (s.phase !== 'ended' || s.exited || s.observing || s.pendingAnswers.length > 0) return step;
+  return { state: { ...s, exited: true }, effects: [...step.effects, { type: 'exit' }] };
 }
 
 /** Sends the answers whose look-up is done, in order, then a hangup that waited for them. */
@@ -395,7 +403,7 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
     case 'decision':
       return decide(s, input.decision);
     case 'answererResolved':
-      return onAnswerer(s, input.leg, input.answerer, rules);
+      return exitWhenDone(onAnswerer(s, input.leg, input.answerer, rules));
     case 'signal':
       return onSignal(s, input.signal, rules);
     case 'connectionLost': {

@@ -396,6 +396,8 @@ test('answers go out in the order people picked up, whatever order their look-up
   ]);
   assert.deepEqual(posts(r.effects).map((p) => [p.event, 'user' in p ? p.user : '']), [['newCall', ''], ['answer', 'Dan Agent'], ['answer', 'Bob Agent'], ['hangup', '']]);
   assert.equal((posts(r.effects)[3] as { answeringNumber?: string }).answeringNumber, '2003', 'the hangup names who had the call last');
+  assert.deepEqual(r.effects.at(-1), { type: 'exit' }, 'the goodbye waits for the look-ups: they go over this socket');
+  assert.equal(r.effects.filter((e) => e.type === 'exit').length, 1);
 });
 
 test('a leg that is no directory user (gateway, sofia/…) answers with its number and no user', () => {
