@@ -12,7 +12,7 @@
  * Assumes the suite and the switch share a file system (the switch's conf_dir is written
  * directly), as with the disposable switch of shared/freeswitch on the same host.
  */
-import { mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EslClient } from './esl-client.js';
 
@@ -110,6 +110,7 @@ export async function installPublicDialplan(esl: EslClient, fileBase: string, ex
   if (!confDir.startsWith('/')) throw new Error(`the switch did not name its conf_dir: ${JSON.stringify(confDir)}`);
   const dir = join(confDir, 'dialplan', 'public');
   if (!existsSync(dir)) throw new Error(`${dir} does not exist on this host: the suite writes its dialplan into the switch's conf_dir and needs the switch on the same file system`);
+  removeStale(dir);
   const path = join(dir, `${fileBase}.xml`);
   const body = [
     '<!-- written by freeswitch-zammad-cti test/switch (npm run test:switch); removed when the suite ends -->',
@@ -132,6 +133,23 @@ export async function installPublicDialplan(esl: EslClient, fileBase: string, ex
       await reload(esl);
     },
   };
+}
+
+/**
+ * A run that was killed (SIGKILL, a crash) could not remove its file; the first file in
+ * alphabetical order wins a number, so a stale one would route the suite's numbers to an adapter
+ * port nobody listens on. Files named `…_<pid>.xml` of a process that no longer exists go.
+ */
+function removeStale(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const m = /^00_cti_test\w*?_(\d+)\.xml$/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(dir, name), { force: true });
+    }
+  }
 }
 
 async function reload(esl: EslClient): Promise<void> {

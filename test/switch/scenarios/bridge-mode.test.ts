@@ -169,6 +169,7 @@ describe('bridge mode on a real FreeSWITCH', { concurrency: true }, () => {
       assert.equal(done.legs.one('bleg').sipTermStatus, '486');
       assert.equal(done.inbound.hangupCause, 'USER_BUSY');
       assert.equal(done.inbound.has('CHANNEL_ANSWER'), false);
+      assert.equal(done.legs.one('caller').sipTermStatus, '486');
       assert.equal(done.result, '-ERR USER_BUSY');
     });
   });
@@ -185,6 +186,10 @@ describe('bridge mode on a real FreeSWITCH', { concurrency: true }, () => {
       assertBridged(done, `{originate_timeout=3}${user('2002')}`);
       assert.equal(done.inbound.hangupCause, 'NO_ANSWER');
       assert.equal(done.inbound.has('CHANNEL_ANSWER'), false);
+      assert.equal(done.legs.one('bleg').hangupCause, 'NO_ANSWER');
+      // FreeSWITCH leaves the caller up after NO_ANSWER; the adapter's hangup gives the SIP caller 480
+      assert.equal(done.legs.one('caller').sipTermStatus, '480');
+      assert.equal(done.result, '-ERR NO_ANSWER');
       // switch_ivr_originate.c counts whole seconds (`elapsed >= timelimit_sec` on
       // switch_epoch_time_now()), so a 3 s originate_timeout ends after 2 to 3 s
       const rang = ms(Leg.at(done.inbound.executed('bridge')), Leg.at(done.inbound.event('CHANNEL_HANGUP')));
@@ -204,6 +209,10 @@ describe('bridge mode on a real FreeSWITCH', { concurrency: true }, () => {
         { event: 'hangup', ...c, cause: 'cancel' },
       ]);
       assert.equal(done.inbound.hangupCause, 'ORIGINATOR_CANCEL');
+      assert.equal(done.inbound.sipTermStatus, '487');
+      assert.equal(done.legs.one('bleg').hangupCause, 'ORIGINATOR_CANCEL');
+      assert.equal(done.inbound.has('CHANNEL_ANSWER'), false);
+      assert.equal(done.result, '-ERR ORIGINATOR_CANCEL');
       assert.equal(main.zammad.entry(done.callId)?.done, false, 'Zammad keeps it as missed');
     });
   });
