@@ -102,7 +102,7 @@ export function records(file: string): Rec[] {
   return out;
 }
 
-function template(text: string, uuid: string, isEvent: boolean): Template {
+export function template(text: string, uuid: string, isEvent: boolean): Template {
   const bytes = Buffer.from(text, 'utf8');
   const needle = Buffer.from(uuid, 'latin1');
   const uuidAt: number[] = [];
@@ -110,7 +110,7 @@ function template(text: string, uuid: string, isEvent: boolean): Template {
   return { bytes, uuidAt, isEvent };
 }
 
-function step(frames: Template[]): Step {
+export function step(frames: Template[]): Step {
   return { frames, events: frames.filter((f) => f.isEvent).length, bytes: frames.reduce((n, f) => n + f.bytes.length, 0) };
 }
 

@@ -17,6 +17,8 @@
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadTemplates, render, type CallTemplates, type Step } from './frames.js';
+import { loadDialplanTemplates, type DialplanTemplates } from './dialplan-frames.js';
+import type { Header } from '../test/doubles/esl-wire.js';
 
 export interface Target {
   host: string;
@@ -24,8 +26,11 @@ export interface Target {
 }
 
 export type Job =
-  /** Closed loop: `concurrency` calls in flight, each replaced when it ends, for warmupMs + durationMs. */
-  | { mode: 'cycle'; target: Target; tag: string; concurrency: number; warmupMs: number; durationMs: number; callTimeoutMs: number }
+  /**
+   * Closed loop: `concurrency` calls in flight, each replaced when it ends, for warmupMs + durationMs.
+   * `routing: 'dialplan'`: the app hands each call back (dialplan-frames.ts) instead of bridging it.
+   */
+  | { mode: 'cycle'; target: Target; tag: string; concurrency: number; warmupMs: number; durationMs: number; callTimeoutMs: number; routing?: 'bridge' | 'dialplan' }
   /** Open loop: `rate` new calls a second whatever happens to the earlier ones. */
   | { mode: 'rate'; target: Target; tag: string; rate: number; warmupMs: number; durationMs: number; callTimeoutMs: number }
   /** `count` calls up to the answered state; they stay there until `release`. */
@@ -124,8 +129,45 @@ class Call {
     }
   }
 
+  /** The app's `filter`s, as FreeSWITCH keeps them for this listener. */
+  private readonly filters: Header[] = [];
+
+  /** A dialplan-mode call: after `transfer`, everything the routed call sends that passes the app's filters. */
+  private onDialplanCommand(packet: string, line: string, t: DialplanTemplates): void {
+    if (line === 'connect') {
+      this.connected = true;
+      this.run.connected++;
+      this.write(t.connect);
+      this.connectAt = performance.now();
+    } else if (line.startsWith('event ')) this.write(t.eventReply);
+    else if (line.startsWith('myevents')) this.write(t.myeventsReply);
+    else if (line.startsWith('linger')) this.write(t.lingerReply);
+    else if (line.startsWith('filter ')) {
+      const [h = '', ...v] = line.slice(7).split(' ');
+      this.filters.push([h, v.join(' ')]);
+      this.write(t.filterReply(line));
+    } else if (line.startsWith('api ')) {
+      this.run.apiCommands++;
+      this.write(t.api(line));
+    } else if (line.startsWith('sendmsg')) {
+      if (packet.includes('\nexecute-app-name: transfer') && this.phase === Phase.Opening) {
+        this.setupMs = performance.now() - this.connectAt;
+        this.run.onSetup(this);
+        this.phase = Phase.Ending;
+        this.write(t.routed(this.filters));
+      } else this.write(t.ok);
+    } else if (line === 'exit') {
+      this.phase = Phase.Done;
+      this.write(t.bye);
+      this.socket.end();
+    } else this.write(t.unknown);
+  }
+
   private onCommand(packet: string): void {
     const t = this.run.templates;
+    const dialplan = this.run.dialplan;
+    const nl0 = packet.indexOf('\n');
+    if (dialplan) return this.onDialplanCommand(packet, nl0 < 0 ? packet : packet.slice(0, nl0), dialplan);
     const nl = packet.indexOf('\n');
     const line = nl < 0 ? packet : packet.slice(0, nl);
     if (line === 'connect') {
@@ -206,6 +248,7 @@ class Run {
   constructor(
     readonly job: Job,
     readonly templates: CallTemplates,
+    readonly dialplan: DialplanTemplates | undefined,
     private readonly gen: number,
     private readonly mark: Mark,
     private counter: { n: number },
@@ -346,6 +389,7 @@ class Run {
 export class Generator {
   private readonly counter = { n: 0 };
   private current: Run | undefined;
+  private dialplan: DialplanTemplates | undefined;
 
   constructor(
     private readonly templates: CallTemplates,
@@ -354,7 +398,8 @@ export class Generator {
 
   async run(job: Job, mark: Mark = () => {}): Promise<JobResult> {
     if (this.current) throw new Error('a job is already running');
-    const run = new Run(job, this.templates, this.gen, mark, this.counter);
+    if (job.mode === 'cycle' && job.routing === 'dialplan') this.dialplan ??= loadDialplanTemplates();
+    const run = new Run(job, this.templates, job.mode === 'cycle' && job.routing === 'dialplan' ? this.dialplan : undefined, this.gen, mark, this.counter);
     this.current = run;
     run.start();
     await run.done;
