@@ -37,6 +37,8 @@ export class EslClient {
   /** replies (command/reply, api/response) come back in the order the commands were sent */
   private readonly pending: Pending[] = [];
   private readonly jobs = new Map<string, { resolve: (body: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  /** BACKGROUND_JOB results that arrived before bgapi() registered the job (same read as the reply) */
+  private readonly unclaimed = new Map<string, string>();
   private readonly listeners = new Set<(e: FsEvent) => void>();
   private closedError: Error | undefined;
 
@@ -101,6 +103,11 @@ export class EslClient {
     const m = /^\+OK Job-UUID: (\S+)/.exec(reply);
     if (!m) throw new Error(`bgapi ${cmd}: ${reply}`);
     const jobUuid = m[1] as string;
+    const early = this.unclaimed.get(jobUuid);
+    if (early !== undefined) {
+      this.unclaimed.delete(jobUuid);
+      return early;
+    }
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.jobs.delete(jobUuid);
@@ -186,6 +193,10 @@ export class EslClient {
           this.jobs.delete(parsed.map['Job-UUID'] ?? '');
           clearTimeout(job.timer);
           job.resolve(event.body ?? '');
+        } else if (parsed.map['Job-UUID']) {
+          // the reply to our bgapi is in the same read and its continuation has not run yet
+          this.unclaimed.set(parsed.map['Job-UUID'], event.body ?? '');
+          if (this.unclaimed.size > 1000) this.unclaimed.delete(this.unclaimed.keys().next().value as string);
         }
       }
       for (const l of [...this.listeners]) l(event);
