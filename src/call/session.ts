@@ -5,6 +5,7 @@
 import type { Logger } from '../process/log.js';
 import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
 import type { Outbox } from '../zammad/outbox.js';
+import type { Verdict } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
 import { callFacts, missingFacts, type CallFacts, type CallRules } from './facts.js';
 import { initialState, step, type Answerer, type CallState, type Decision, type Effect, type Input, type NewCallPost } from './flow.js';
@@ -207,7 +208,10 @@ export class CallSession {
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<null>((resolve) => (timer = setTimeout(resolve, this.deps.newCallTimeoutMs, null)));
-    const verdict = await Promise.race([this.deps.outbox.send(post), timeout]);
+    // A configuration fault (401, integration off) is final for this call's decision: go on at once.
+    let configFault!: (v: Verdict) => void;
+    const early = new Promise<Verdict>((resolve) => (configFault = resolve));
+    const verdict = await Promise.race([this.deps.outbox.send(post, configFault), early, timeout]);
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
     if (verdict === null) {

@@ -60,6 +60,8 @@ interface Item {
   /** The disk says it may have reached Zammad. */
   sent: boolean;
   settle?: (v: Verdict) => void;
+  /** Told of a configuration fault at once; the event itself stays parked for redelivery. */
+  early?: (v: Verdict) => void;
 }
 
 interface Lane {
@@ -130,8 +132,13 @@ export class Outbox {
     return restored;
   }
 
-  /** Stores the event, then delivers it in its call's order. Settles when Zammad has it or it is dropped. */
-  send(post: CtiPost): Promise<Verdict> {
+  /**
+   * Stores the event, then delivers it in its call's order. Settles when Zammad has it or it is
+   * dropped. `early` hears of a configuration fault (wrong token, integration off) the moment
+   * Zammad reports it, while the event waits in the outbox until the fault is mended: a ringing
+   * caller need not wait for an answer that will not come.
+   */
+  send(post: CtiPost, early?: (v: Verdict) => void): Promise<Verdict> {
     if (this.closed) {
       this.log.error('event after the outbox was closed: not stored', { callId: post.callId, event: post.event });
       return Promise.resolve({ kind: 'retry', reason: 'outbox closed' });
@@ -149,7 +156,7 @@ export class Outbox {
     this.size++;
     return new Promise<Verdict>((settle) => {
       const lane = this.lane(post.callId);
-      lane.items.push({ id, callId: post.callId, event: post.event, body, createdAt, attempts: 0, once: atMostOnce(post.event, body), sent: false, settle });
+      lane.items.push({ id, callId: post.callId, event: post.event, body, createdAt, attempts: 0, once: atMostOnce(post.event, body), sent: false, settle, ...(early ? { early } : {}) });
       this.schedule(lane);
     });
   }
@@ -303,6 +310,8 @@ export class Outbox {
       case 'configFault':
         this.reachable = true;
         item.attempts++;
+        item.early?.(verdict);
+        delete item.early;
         this.setFault(verdict.reason);
         this.park(lane);
         break;

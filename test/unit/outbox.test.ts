@@ -330,6 +330,23 @@ describe('configuration faults (401, 422 disabled)', () => {
     outbox.close();
   });
 
+  test('a ringing caller hears of the fault at once (early), while the newCall itself stays parked and is delivered once mended', async () => {
+    const { outbox, poster } = rig({ retryBaseMs: 10, retryMaxMs: 40 });
+    let fixed = false;
+    poster.answer = () => (fixed ? OK : BAD_TOKEN);
+    const heard: Verdict[] = [];
+    const settled: { final?: Verdict } = {};
+    void alive(outbox.send(newCall('e'), (v) => heard.push(v))).then((v) => (settled.final = v));
+    await until(() => heard.length > 0, 'early verdict');
+    assert.equal(heard[0]?.kind, 'configFault');
+    assert.equal(settled.final, undefined, 'the event is not settled: it waits for the fix');
+    fixed = true;
+    await until(() => settled.final !== undefined, 'delivered after the fix');
+    assert.equal(settled.final?.kind, 'delivered');
+    assert.equal(heard.length, 1, 'told once');
+    outbox.close();
+  });
+
   test('a second kind of fault (integration switched off) is named once too', async () => {
     const { outbox, poster, lines } = rig({ retryBaseMs: 10, retryMaxMs: 40 });
     poster.answer = () => BAD_TOKEN;
