@@ -339,10 +339,11 @@ describe('configuration faults (401, 422 disabled)', () => {
     void alive(outbox.send(newCall('e'), (v) => heard.push(v))).then((v) => (settled.final = v));
     await until(() => heard.length > 0, 'early verdict');
     assert.equal(heard[0]?.kind, 'configFault');
-    assert.equal(settled.final, undefined, 'the event is not settled: it waits for the fix');
+    const final = () => settled.final;
+    assert.equal(final(), undefined, 'the event is not settled: it waits for the fix');
     fixed = true;
-    await until(() => settled.final !== undefined, 'delivered after the fix');
-    assert.equal(settled.final?.kind, 'delivered');
+    await until(() => final() !== undefined, 'delivered after the fix');
+    assert.equal(final()?.kind, 'delivered');
     assert.equal(heard.length, 1, 'told once');
     outbox.close();
   });
