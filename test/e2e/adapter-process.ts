@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childEnv as controlledEnv } from '../child-env.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -40,11 +41,10 @@ export function tempOutbox(): string {
   return join(dir, 'outbox.sqlite');
 }
 
-/** Starts src/main.ts with the given environment (nothing inherited but PATH/HOME), waits until it listens. */
+/** Starts src/main.ts with the given environment (nothing inherited but PATH/HOME, no .env read: ../child-env.ts), waits until it listens. */
 export async function startAdapter(env: Record<string, string>, opts: { expectStart?: boolean; /** 'dist': run the built dist/src/main.js (npm run build first), as users do */ program?: 'src' | 'dist' } = {}): Promise<AdapterProcess> {
   const childEnv: Record<string, string> = {
-    PATH: process.env['PATH'] ?? '',
-    HOME: process.env['HOME'] ?? '',
+    ...controlledEnv(),
     ESL_PORT: '0',
     STATUS_PORT: '0',
     LOG_FORMAT: 'json',

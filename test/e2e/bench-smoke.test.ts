@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TRANSCRIPT_DIR } from '../../bench/frames.js';
+import { childEnv } from '../child-env.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -43,7 +44,13 @@ test('npm run bench --smoke: runs end to end, prints the table, loses no event',
   const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
   const out = join(dir, 'smoke.json');
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', '--out', out], {
+      cwd: ROOT,
+      // Nothing of the shell's (BENCH_SMOKE, BENCH_OUTBOX_DIR, BENCH_HEAPSNAPSHOT… would change the run), no .env:
+      // the transcripts this test found, by name.
+      env: childEnv({ ESL_TRANSCRIPTS: TRANSCRIPT_DIR }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));

@@ -11,6 +11,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childEnv as childEnvOf } from '../child-env.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -48,8 +49,8 @@ test('the image\'s CMD, built as the image builds it, starts, passes its HEALTHC
 
   const data = mkdtempSync(join(tmpdir(), 'cti-image-'));
   const statusPort = String(await freePort());
-  const childEnv = {
-    PATH: process.env['PATH'] ?? '',
+  // No .env of the working tree (the image has none: .dockerignore) and nothing of the shell's.
+  const childEnv = childEnvOf({
     ...env,
     // Only what differs in a test: a free port (8088 may be taken here), the outbox in a temp folder, loopback binds.
     OUTBOX_PATH: join(data, 'outbox.sqlite'),
@@ -58,7 +59,7 @@ test('the image\'s CMD, built as the image builds it, starts, passes its HEALTHC
     STATUS_HOST: '127.0.0.1',
     STATUS_PORT: statusPort,
     ZAMMAD_CTI_URL: 'http://127.0.0.1:9/api/v1/cti/image-test-token',
-  };
+  });
   const proc = spawn(cmd[0] as string, cmd.slice(1), { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()));

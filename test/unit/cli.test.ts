@@ -7,6 +7,7 @@ import { checkVerdict, runCheck } from '../../src/cli/check.js';
 import { runSimulate } from '../../src/cli/simulate.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
 import { ZammadDouble } from '../doubles/zammad.js';
+import { childEnv } from '../child-env.js';
 
 const TOKEN = 'tok-SECRET-4f1c9a';
 const WRONG = 'wrong-TOKEN-77e2b0';
@@ -419,8 +420,8 @@ describe('the entry (src/cli/index.ts) as a process', () => {
   const entry = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
 
   function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-    // No .env of the developer's: DOTENV_CONFIG_PATH points at nothing.
-    const env = { PATH: process.env['PATH'] ?? '', DOTENV_CONFIG_PATH: '/nonexistent/.env', ...extraEnv };
+    // No .env of the developer's, nothing of the shell's (../child-env.ts).
+    const env = childEnv(extraEnv);
     return new Promise((resolve) => {
       execFile(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: root, env, timeout: 30_000 }, (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
