@@ -30,8 +30,6 @@ RUN npm_config_nodedir=/usr/local npm ci --no-audit --no-fund
 
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# The `demo` command ships the switch and Zammad doubles (tsconfig.build.json).
-COPY test/doubles ./test/doubles
 
 # Build, drop the dev dependencies (TypeScript, tsx, …) and the addon's intermediate build files
 # (object files, static library, the bundled SQLite and C++ sources): only

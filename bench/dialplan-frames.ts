@@ -11,7 +11,7 @@
  * generator still only copies buffers.
  */
 import { join } from 'node:path';
-import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '../test/doubles/esl-wire.js';
+import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '../src/sim/esl-wire.js';
 import { passesFilters } from '../test/e2e/routing-replay.js';
 import { records, step, template, TRANSCRIPT_DIR, type Step, type Template } from './frames.js';
 

@@ -18,7 +18,7 @@ import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadTemplates, render, type CallTemplates, type Step } from './frames.js';
 import { loadDialplanTemplates, type DialplanTemplates } from './dialplan-frames.js';
-import type { Header } from '../test/doubles/esl-wire.js';
+import type { Header } from '../src/sim/esl-wire.js';
 
 export interface Target {
   host: string;

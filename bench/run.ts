@@ -19,7 +19,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ZammadDouble } from '../test/doubles/zammad.js';
+import { ZammadDouble } from '../src/sim/zammad.js';
 import { loadTemplates, DEFAULT_TRANSCRIPT } from './frames.js';
 import type { FromGenerator, Job, JobResult, Target, ToGenerator } from './loadgen.js';
 import { machine, machineCpu, openFilesLimit, sample, type ProcSample } from './procstat.js';

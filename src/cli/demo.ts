@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../process/config.js';
 import { createLogger, silentLogger, type Logger } from '../process/log.js';
 import { startApp, type App } from '../process/app.js';
-import { FakeSwitch, type CallScript } from '../../test/doubles/switch.js';
-import { ZammadDouble, type CtiLogEntry } from '../../test/doubles/zammad.js';
+import { FakeSwitch, type CallScript } from '../sim/switch.js';
+import { ZammadDouble, type CtiLogEntry } from '../sim/zammad.js';
 
 export interface DemoOptions {
   /** Keep the adapter and the doubles up after the calls (for scraping /metrics); stop() ends them. */

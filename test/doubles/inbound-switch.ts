@@ -23,8 +23,8 @@
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { CommandParser, apiResponse, commandReply, disconnectNotice, eventFrame, serializeJson, serializePlain, type EventFormat } from './esl-wire.js';
-import type { FakeSwitch, FiredEvent } from './switch.js';
+import { CommandParser, apiResponse, commandReply, disconnectNotice, eventFrame, serializeJson, serializePlain, type EventFormat } from '../../src/sim/esl-wire.js';
+import type { FakeSwitch, FiredEvent } from '../../src/sim/switch.js';
 
 export interface InboundCommand {
   line: string;

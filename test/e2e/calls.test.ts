@@ -6,8 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { placeCall, type CallScript, type SwitchCall } from '../doubles/switch.js';
-import { ZammadDouble, type Params } from '../doubles/zammad.js';
+import { placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
+import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
 
 const TOKEN = `tok-${randomUUID()}`;

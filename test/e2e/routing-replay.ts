@@ -31,7 +31,7 @@ import {
   serializePlain,
   type Header,
   type ParsedCommand,
-} from '../doubles/esl-wire.js';
+} from '../../src/sim/esl-wire.js';
 
 export const ROUTING_DIR = join(TRANSCRIPT_DIR, 'routing');
 

@@ -16,7 +16,7 @@ import { installPublicDialplan, type DialplanFile, type Extension } from './dial
 import { placeCall, type CallOptions, type PlacedCall } from './place-call.js';
 import { startLine, type Line, type LineOptions } from './adapter.js';
 import { switchAddress } from './switch-address.js';
-import type { Params, ReceivedPost } from '../doubles/zammad.js';
+import type { Params, ReceivedPost } from '../../src/sim/zammad.js';
 
 export interface FinishedCall {
   legs: TestCallLegs;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { checkVerdict, runCheck } from '../../src/cli/check.js';
 import { runSimulate } from '../../src/cli/simulate.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
-import { ZammadDouble } from '../doubles/zammad.js';
+import { ZammadDouble } from '../../src/sim/zammad.js';
 import { childEnv } from '../child-env.js';
 
 const TOKEN = 'tok-SECRET-4f1c9a';

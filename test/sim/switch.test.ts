@@ -11,7 +11,7 @@
  *   - "exact": with the double's race knobs set to where the capture had them, the full sequences must be equal;
  *   - key headers of every event (states, causes, dispositions, other-leg info) must match.
  *
- * Run: node --import tsx --test test/doubles/switch.test.ts
+ * Run: node --import tsx --test test/sim/switch.test.ts
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,8 +26,8 @@ import {
   fsUrlDecode,
   fsUrlEncode,
   parsePlainEvent,
-} from './esl-wire.js';
-import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from './switch.js';
+} from '../../src/sim/esl-wire.js';
+import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from '../../src/sim/switch.js';
 
 import { records, TRANSCRIPT_DIR } from '../../bench/frames.js';
 const DIR = TRANSCRIPT_DIR;
