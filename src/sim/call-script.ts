@@ -1,0 +1,140 @@
+/** What a test or the demo gives the switch simulator (a scripted call) and what it gets back. */
+import type * as net from 'node:net';
+
+export interface ChannelSpec {
+  /** Default crypto.randomUUID(). */
+  uuid?: string;
+  /** Caller-Caller-ID-Number / Caller-ANI / variable_sip_from_user. */
+  callerNumber: string;
+  /** Caller-Caller-ID-Name; default: the number (what mod_sofia does without a display name). */
+  callerName?: string;
+  /** Caller-Destination-Number. */
+  destination: string;
+  /** Caller-Context, default 'public'. */
+  context?: string;
+  /** Caller-Privacy-Hide-Number: true (CLIR) – the real number is still delivered [F]. */
+  hideNumber?: boolean;
+  /** Caller-Privacy-Hide-Name: true. */
+  hideName?: boolean;
+  /** SIP caller leg (mod_sofia, template answered-normal-sip.txt) instead of mod_loopback (answered-normal.txt). */
+  sip?: boolean;
+  /**
+   * Extra channel variables, sent as variable_<name> (as if `set` in the dialplan before `socket`):
+   * e.g. zammad_direction, zammad_bridge, zammad_users, domain_name, sip_Privacy.
+   * A name that already exists in the template is replaced in place.
+   */
+  variables?: Record<string, string>;
+}
+
+export type TargetBehaviour =
+  /** Rings ringMs (CHANNEL_PROGRESS on the caller if > 0), answers, hangs up after talkMs (never if undefined). */
+  | { kind: 'answer'; ringMs?: number; talkMs?: number }
+  /** 486 / USER_BUSY after ringMs (default 0: no ringing). */
+  | { kind: 'busy'; ringMs?: number }
+  /** Rings until the originate timeout or the caller cancels. */
+  | { kind: 'ring' }
+  /** Fails with `cause` after ringMs (default 0), e.g. NO_ROUTE_DESTINATION, USER_NOT_REGISTERED, CALL_REJECTED. */
+  | { kind: 'fail'; cause: string; ringMs?: number };
+
+export type Chunking = 'whole' | 'split' | 'bytewise-random';
+export type LingerNoticeAt = 'after-hangup-complete' | 'after-hangup' | 'before-hangup';
+
+export interface CallScript {
+  channel: ChannelSpec;
+  /**
+   * Behaviour per bridge target, keyed by the extension/number a leg dials:
+   * user/2003@dom -> '2003', sofia/gateway/x/491701@h -> '491701', loopback/2000/targets -> '2000'.
+   * The full leg dial string (without [..] vars) is also accepted as a key.
+   */
+  targets?: Record<string, TargetBehaviour>;
+  /** For targets not listed (default: answer immediately, never hang up). */
+  defaultTarget?: TargetBehaviour;
+  /** 'user@domain' -> effective_caller_id_name, for `api user_data <user@domain> var effective_caller_id_name`. */
+  directory?: Record<string, string>;
+  /** The caller hangs up (ORIGINATOR_CANCEL) this long after the bridge starts, if nobody answered yet. */
+  callerCancelAfterMs?: number;
+  /** The caller hangs up (NORMAL_CLEARING) this long after the bridge was answered. */
+  callerHangupAfterAnswerMs?: number;
+  /**
+   * Ringing with nobody answering ends in NO_ANSWER after this (default 1000, scaled by timeScale; a stock
+   * switch uses 60 s). {originate_timeout=N} (seconds) in the dial string or the channel variable wins.
+   * (There is deliberately no transferAfterAnswerMs: no capture shows how a transfer looks on the caller channel.)
+   */
+  originateTimeoutMs?: number;
+  /** Multiplies every delay of the script (ringMs, talkMs, timeouts, linger N, ...). Default 1. */
+  timeScale?: number;
+  /** How the outgoing byte stream is cut into writes (reads are never aligned on a real switch). Default 'whole'. */
+  chunking?: Chunking;
+  /** Seed for the chunking PRNG (default 1). */
+  seed?: number;
+  /**
+   * CHANNEL_PARK fires when the socket app parks the channel; its arrival is racy [T README obs. 4].
+   * Default (unset): it fires right after the reply to the 3rd command following the connect reply, or
+   * right after the reply to the first sendmsg, whichever comes first (most captures).
+   * Set explicitly to N: right after the N-th reply (sendmsg's stay queued until then; at the latest
+   * 100 ms after connect). 0 = before any command: then it is lost unless events are already enabled
+   * (answered-normal-nolinger.txt).
+   */
+  parkAfterReplies?: number;
+  /**
+   * Where the linger/disconnect notice lands relative to the end-of-call events (racy [T obs. 6]).
+   * Default: 'after-hangup' when the hangup came from outside the session (caller cancel, caller hangup,
+   * uuid_kill, SwitchCall.hangup) as in caller-cancel*.txt, otherwise 'after-hangup-complete'.
+   * Without linger the notice is the disconnect notice and events after it are lost.
+   */
+  lingerNoticeAt?: LingerNoticeAt;
+  /** Latency of the park loop before queued sendmsg's run (real: ~20 ms, a media frame). Not scaled. Default 20. */
+  parkTickMs?: number;
+  /** read_packet() timeout for the first command (real: 25 s). Scaled. */
+  firstCommandTimeoutMs?: number;
+  /** When the socket goes away while the channel is up, the dialplan continues; we then hang up with this cause. */
+  afterSocketHangupCause?: string;
+}
+
+export interface ReceivedCommand {
+  raw: string;
+  /** First word of the command, lower-cased: 'connect', 'myevents', 'sendmsg', 'api', ... */
+  name: string;
+  /** Rest of the first line. */
+  args: string;
+  headers: Record<string, string>;
+  body?: string;
+  /** ms since the connection was opened. */
+  at: number;
+}
+
+export interface SentFrame {
+  kind: 'connect-reply' | 'reply' | 'api-response' | 'event' | 'disconnect-notice';
+  /** 'CHANNEL_PARK', 'reply:+OK', 'api-response', 'disconnect-notice:linger', ... (same as eventsSent). */
+  label: string;
+  eventName?: string;
+  application?: string;
+  hangupCause?: string;
+  replyText?: string;
+  at: number;
+}
+
+export interface SwitchCall {
+  uuid: string;
+  /** Every command the adapter sent, in order. */
+  commands: ReceivedCommand[];
+  /** Names of the frames sent, in order: 'connect-reply', 'reply:+OK', 'CHANNEL_PARK', 'disconnect-notice:linger', ... */
+  eventsSent: string[];
+  /** Same with details. */
+  framesSent: SentFrame[];
+  /** The caller hangs up now (default cause: ORIGINATOR_CANCEL before answer, NORMAL_CLEARING after). */
+  hangup(cause?: string): void;
+  /** Resolves when the TCP connection is closed (by either side). */
+  closed: Promise<void>;
+  /** Resolves with the Hangup-Cause once CHANNEL_HANGUP_COMPLETE has been fired. */
+  channelDone: Promise<string>;
+  socket: net.Socket;
+  /** Current channel variables (decoded). */
+  variables(): Record<string, string>;
+  /** Hangup cause, null while up. */
+  readonly hangupCause: string | null;
+  /** True if the TCP connection went away while the channel was still up (the dialplan then continued). */
+  readonly socketLostWhileUp: boolean;
+  /** Dial strings bridged by this call, in order. */
+  readonly bridges: string[];
+}
