@@ -1,0 +1,86 @@
+/**
+ * The code's layout rules, read from the files themselves:
+ *  - product code (src/) imports nothing from test/ or bench/: the package and the image ship
+ *    src/ only, and the simulators that `npm run demo` uses live in src/sim/;
+ *  - what src/ imports from npm is a runtime dependency: the image installs those only.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Every .ts file under src/, as paths relative to the repository. */
+function sourceFiles(): string[] {
+  return (readdirSync(join(ROOT, 'src'), { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join('src', f))
+    .sort();
+}
+
+/** The module specifiers a file imports or re-exports: static, side-effect-only and dynamic imports, require(). */
+export function specifiers(text: string): string[] {
+  const found: string[] = [];
+  const patterns = [
+    /\b(?:import|export)\s+(?:type\s+)?[^'";]*?\sfrom\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
+    /\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
+  ];
+  for (const re of patterns) for (const m of text.matchAll(re)) found.push(m[1] as string);
+  return found;
+}
+
+/** The repository folder a specifier of `file` reaches ('test', 'bench', 'src', …), or null for a package. */
+function reaches(file: string, spec: string): string | null {
+  if (spec.startsWith('.')) return relative(ROOT, resolve(ROOT, dirname(file), spec)).split(sep)[0] ?? null;
+  if (spec.startsWith('/') || spec.startsWith('file:')) return /[/\\](test|bench)[/\\]/.test(spec) ? 'test or bench (absolute path)' : 'an absolute path';
+  return null;
+}
+
+test('the specifier reader finds every kind of import (including one that reaches test/)', () => {
+  const text = [
+    "import { a } from '../../test/doubles/x.js';",
+    "import type { B } from './b.js';",
+    "export { c } from '../sim/c.js';",
+    "export * from './d.js';",
+    "import './side-effect.js';",
+    "const e = await import('../../test/e.js');",
+    'import {\n  f,\n  type G,\n} from "../../bench/f.js";',
+  ].join('\n');
+  assert.deepEqual(specifiers(text).sort(), ['../../bench/f.js', '../../test/doubles/x.js', '../../test/e.js', '../sim/c.js', './b.js', './d.js', './side-effect.js'].sort());
+  assert.equal(reaches('src/cli/demo.ts', '../../test/doubles/switch.js'), 'test');
+  assert.equal(reaches('src/cli/demo.ts', '../sim/switch.js'), 'src');
+  assert.equal(reaches('src/cli/demo.ts', '/work/main/test/doubles/switch.js'), 'test or bench (absolute path)');
+});
+
+test('src/ imports nothing from test/ or bench/ (product code never imports test code)', () => {
+  const files = sourceFiles();
+  assert.ok(files.length > 20, `src/ has ${files.length} .ts files?`);
+  const bad: string[] = [];
+  for (const file of files) {
+    for (const spec of specifiers(readFileSync(join(ROOT, file), 'utf8'))) {
+      const where = reaches(file, spec);
+      if (where !== null && where !== 'src') bad.push(`${file}: import '${spec}' (reaches ${where})`);
+    }
+  }
+  assert.deepEqual(bad, [], 'move what src/ needs into src/ (the simulators are in src/sim/)');
+});
+
+test('every package src/ imports is a runtime dependency (the image installs no devDependencies)', () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const runtime = new Set(Object.keys(pkg.dependencies ?? {}));
+  const builtins = new Set(builtinModules);
+  const bad: string[] = [];
+  for (const file of sourceFiles()) {
+    for (const spec of specifiers(readFileSync(join(ROOT, file), 'utf8'))) {
+      if (spec.startsWith('.') || spec.startsWith('/') || spec.startsWith('node:') || builtins.has(spec)) continue;
+      const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] as string);
+      if (!runtime.has(name)) bad.push(`${file}: '${spec}' (${name} is not in dependencies)`);
+    }
+  }
+  assert.deepEqual(bad, []);
+});
