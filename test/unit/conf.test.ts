@@ -10,12 +10,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ConfigSchema } from '../../src/process/config.js';
+import { callFacts, type CallRules } from '../../src/call/facts.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CONF = path.join(ROOT, 'conf');
 const DEFAULTS = ConfigSchema.parse({ ZAMMAD_CTI_URL: 'https://z.example/api/v1/cti/t' });
 const CONFIG_NAMES = new Set(Object.keys(ConfigSchema.shape));
 const SOCKET_DATA = `${DEFAULTS.ESL_HOST}:${DEFAULTS.ESL_PORT} async full`;
+const RULES: CallRules = {
+  inboundContexts: DEFAULTS.INBOUND_CONTEXTS,
+  defaultBridge: DEFAULTS.DEFAULT_BRIDGE,
+  defaultCountryCode: DEFAULTS.DEFAULT_COUNTRY_CODE,
+  extensionMaxDigits: DEFAULTS.EXTENSION_MAX_DIGITS,
+};
 
 const read = (rel: string): string => readFileSync(path.join(ROOT, rel), 'utf8');
 
@@ -47,9 +54,8 @@ function toNodes(raw: unknown): XmlNode[] {
   });
 }
 
-function parseXml(file: string): XmlNode[] {
-  return toNodes(parser.parse(readFileSync(file, 'utf8')));
-}
+const parseXmlText = (text: string): XmlNode[] => toNodes(parser.parse(text));
+const parseXml = (file: string): XmlNode[] => parseXmlText(readFileSync(file, 'utf8'));
 
 const childrenNamed = (node: XmlNode, tag: string) => node.children.filter((c) => c.tag === tag);
 
@@ -64,16 +70,27 @@ interface App {
 
 interface Extension {
   name: string;
+  attrs: Record<string, string>;
+  /** continue="true": the hunt goes on after this extension matched (switch_true). */
+  continues: boolean;
   conditions: XmlNode[];
 }
 
-function extensionsOf(file: string): Extension[] {
-  const roots = parseXml(file);
-  assert.equal(roots.length, 1, `${file}: one root element`);
+const switchTrue = (v: string | undefined) => v !== undefined && /^(true|yes|on|enabled|active|allow|[1-9]\d*)$/i.test(v.trim());
+
+function extensionsFrom(roots: XmlNode[], where: string): Extension[] {
+  assert.equal(roots.length, 1, `${where}: one root element`);
   const root = roots[0]!;
-  assert.equal(root.tag, 'include', `${file}: a conf/dialplan/<context>/*.xml file is included inside <context>, so its root is <include>`);
-  return childrenNamed(root, 'extension').map((x) => ({ name: x.attrs.name ?? '', conditions: childrenNamed(x, 'condition') }));
+  assert.equal(root.tag, 'include', `${where}: a conf/dialplan/<context>/*.xml file is included inside <context>, so its root is <include>`);
+  return childrenNamed(root, 'extension').map((x) => ({
+    name: x.attrs.name ?? '',
+    attrs: x.attrs,
+    continues: switchTrue(x.attrs.continue),
+    conditions: childrenNamed(x, 'condition'),
+  }));
 }
+
+const extensionsOf = (file: string): Extension[] => extensionsFrom(parseXml(file), file);
 
 /** Every action and anti-action of a file, in document order. */
 function allApps(extensions: Extension[]): App[] {
@@ -90,49 +107,182 @@ function allApps(extensions: Extension[]): App[] {
 const expand = (text: string, vars: Record<string, string>) => text.replace(/\$\{([\w-]+)\}/g, (_m, name: string) => vars[name] ?? '');
 
 /**
- * One extension as mod_dialplan_xml evaluates it at hunt time: the conditions in order; a
- * passing one adds its actions, a failing one adds its anti-actions and ends the extension
- * (break="on-false", the default). A field without `${…}` is a caller-profile field.
+ * One extension as mod_dialplan_xml's parse_exten() evaluates it at hunt time, for the plain
+ * conditions these files use (no nesting, no regex="…" lists, no time attributes): the conditions
+ * in order; a condition without `field` is absolute (passes); a passing one adds its actions, a
+ * failing one its anti-actions; break="on-false" (the default) ends the extension on a failing
+ * condition, "on-true" on a passing one, "always" after either, "never" never. A field without
+ * `${…}` is a caller-profile field. `proceed` is parse_exten's return value: the result of the
+ * last condition evaluated, or true once anti-actions were added; `matched`: every condition passed.
  */
-function huntExtension(x: Extension, vars: Record<string, string>): { matched: boolean; apps: App[] } {
+function huntExtension(x: Extension, vars: Record<string, string>): { matched: boolean; proceed: boolean; apps: App[] } {
   const apps: App[] = [];
+  let proceed = false;
+  let matched = true;
   for (const c of x.conditions) {
     const field = c.attrs.field;
     const value = field === undefined ? '' : field.includes('${') ? expand(field, vars) : (vars[field] ?? '');
     const pass = field === undefined || new RegExp(expand(c.attrs.expression ?? '', vars)).test(value);
+    proceed = pass;
+    if (!pass) matched = false;
     const wanted = pass ? 'action' : 'anti-action';
     for (const a of c.children) {
-      if (a.tag === wanted) apps.push({ app: a.attrs.application ?? '', data: a.attrs.data ?? '', anti: !pass, extension: x.name });
+      if (a.tag !== wanted) continue;
+      apps.push({ app: a.attrs.application ?? '', data: a.attrs.data ?? '', anti: !pass, extension: x.name });
+      if (!pass) proceed = true;
     }
-    if (!pass) return { matched: false, apps };
+    const brk = (c.attrs.break ?? 'on-false').toLowerCase();
+    if (brk === 'always' || (brk === 'on-false' && !pass) || (brk === 'on-true' && pass)) break;
   }
-  return { matched: true, apps };
+  return { matched, proceed, apps };
 }
 
-/** A hunt through the file's extensions: apps gathered until an extension matches (none here has continue="true"). */
+/**
+ * A hunt through a context, as mod_dialplan_xml's dialplan_hunt(): every extension from the top;
+ * the apps of each are appended to the one list the channel then executes; an extension that
+ * proceeds ends the hunt unless it has continue="true".
+ */
 function hunt(extensions: Extension[], vars: Record<string, string>): App[] {
   const apps: App[] = [];
   for (const x of extensions) {
     const r = huntExtension(x, vars);
     apps.push(...r.apps);
-    if (r.matched) break;
+    if (r.proceed && !x.continues) break;
   }
   return apps;
 }
 
-const DIALPLANS = [
-  { file: 'conf/dialplan/public/00_zammad_cti.xml', context: 'public', number: '4930555716', fallbackAttempted: 'NO_ANSWER' },
-  { file: 'conf/dialplan/default/00_zammad_cti.xml', context: 'default', number: '0305557160', fallbackAttempted: 'NO_ANSWER' },
+const brief = (apps: App[]) => apps.map((a) => `${a.anti ? '!' : ''}${a.app} ${a.data}`.trim());
+
+/**
+ * The channel executing its hunt's list, with the adapter up or down at the gate's `socket`.
+ * Adapter down (connection refused): `socket` fails at once and the next action runs (routing/
+ * observation 11). Adapter up: it posts newCall and hands the call back with the transfer alone
+ * (`transfer ${destination_number} XML ${context}`; the adapter's own `set zammad_handled` safety
+ * net is left out, so that the gate has to set it): the rest of the list is abandoned and the same
+ * context is hunted again with the channel's variables as they are now (observation 1). A routing
+ * `transfer` elsewhere ends the run (it leaves this context). Returns what ran, in order.
+ */
+function runCall(context: Extension[], start: Record<string, string>, adapter: 'up' | 'down'): { ran: App[]; hunts: number } {
+  const vars = { ...start };
+  const ran: App[] = [];
+  let apps = hunt(context, vars);
+  let hunts = 1;
+  for (let i = 0; i < apps.length; i += 1) {
+    const a = apps[i]!;
+    ran.push(a);
+    if (a.app === 'set' || a.app === 'export') {
+      const [name = '', ...value] = expand(a.data, vars).split('=');
+      vars[name] = value.join('=');
+    } else if (a.app === 'unset') {
+      delete vars[a.data];
+    } else if (a.app === 'socket' && adapter === 'up') {
+      assert.ok(hunts < 5, `the hand-back loops: ${brief(ran).join(' | ')}`);
+      apps = hunt(context, vars);
+      hunts += 1;
+      i = -1;
+    } else if (a.app === 'transfer' || a.app === 'hangup') {
+      break;
+    }
+  }
+  return { ran, hunts };
+}
+
+/** Extensions from an XML text holding `<include>` and extensions (a sample context). */
+const sampleExtensions = (xml: string): Extension[] => extensionsFrom(parseXmlText(xml), 'sample');
+
+// ---- bridge mode (conf/bridge-mode/) ---------------------------------------------------------------
+
+const BRIDGE_DIALPLANS = [
+  { file: 'conf/bridge-mode/dialplan/public/00_zammad_cti.xml', context: 'public', number: '4930555716', fallbackAttempted: 'NO_ANSWER' },
+  { file: 'conf/bridge-mode/dialplan/default/00_zammad_cti.xml', context: 'default', number: '0305557160', fallbackAttempted: 'NO_ANSWER' },
+] as const;
+
+// ---- dialplan mode: the gate (conf/dialplan/) --------------------------------------------------------
+
+const GATE_NAME = 'zammad_cti';
+const GUARD = { field: '${zammad_handled}', expression: '^$' };
+
+const GATES = [
+  {
+    file: 'conf/dialplan/public/00_zammad_cti.xml',
+    context: 'public',
+    pattern: '^(\\+?\\d{6,20})$',
+    number: '4930555716',
+    other: '1001',
+    optional: ['zammad_queue', 'zammad_users'],
+    // vanilla public.xml: `outside_call` (continue="true", absolute) runs before its include line
+    before: `<include>
+      <extension name="outside_call" continue="true">
+        <condition>
+          <action application="set" data="outside_call=true"/>
+        </condition>
+      </extension>
+    </include>`,
+    routing: `<include>
+      <extension name="support_line">
+        <condition field="destination_number" expression="^(4930555716)$">
+          <action application="set" data="continue_on_fail=true"/>
+          <action application="set" data="hangup_after_bridge=true"/>
+          <action application="bridge" data="{originate_timeout=20}user/1000@example.com,user/1001@example.com"/>
+          <action application="answer"/>
+          <action application="voicemail" data="default example.com 1000"/>
+        </condition>
+      </extension>
+      <extension name="public_extensions">
+        <condition field="destination_number" expression="^(10[01][0-9])$">
+          <action application="transfer" data="$1 XML default"/>
+        </condition>
+      </extension>
+    </include>`,
+  },
+  {
+    file: 'conf/dialplan/default/00_zammad_cti.xml',
+    context: 'default',
+    pattern: '^(0\\d{4,20}|\\+[1-9]\\d{5,14})$',
+    number: '0305557160',
+    other: '1001',
+    optional: ['zammad_direction', 'zammad_queue'],
+    before: `<include>
+      <extension name="global" continue="true">
+        <condition field="\${call_debug}" expression="^true$" break="never">
+          <action application="info"/>
+        </condition>
+        <condition>
+          <action application="export" data="RFC2822_DATE=now"/>
+        </condition>
+      </extension>
+    </include>`,
+    routing: `<include>
+      <extension name="Local_Extension">
+        <condition field="destination_number" expression="^(10[01][0-9])$">
+          <action application="set" data="hangup_after_bridge=true"/>
+          <action application="bridge" data="user/$1@example.com"/>
+        </condition>
+      </extension>
+      <extension name="outbound_carrier">
+        <condition field="destination_number" expression="^(0\\d+|\\+\\d+)$">
+          <action application="set" data="effective_caller_id_number=\${outbound_caller_id_number}"/>
+          <action application="set" data="hangup_after_bridge=true"/>
+          <action application="bridge" data="sofia/gateway/carrier/$1"/>
+        </condition>
+      </extension>
+    </include>`,
+  },
 ] as const;
 
 describe('conf/: every XML file', () => {
   const files = xmlFiles(CONF);
 
-  it('finds the dialplan snippets and event_socket.conf.xml', () => {
+  it('finds the gates, the bridge-mode snippets and event_socket.conf.xml', () => {
     const rel = files.map((f) => path.relative(ROOT, f).split(path.sep).join('/')).sort();
-    for (const expected of [...DIALPLANS.map((d) => d.file), 'conf/autoload_configs/event_socket.conf.xml']) {
+    for (const expected of [...GATES.map((d) => d.file), ...BRIDGE_DIALPLANS.map((d) => d.file), 'conf/autoload_configs/event_socket.conf.xml']) {
       assert.ok(rel.includes(expected), `${expected} exists`);
     }
+  });
+
+  it('the bridge-mode snippets install to the same path as the gates (one or the other)', () => {
+    for (const b of BRIDGE_DIALPLANS) assert.ok(GATES.some((g) => g.file === b.file.replace('conf/bridge-mode/', 'conf/')), b.file);
   });
 
   for (const file of files) {
@@ -151,8 +301,94 @@ describe('conf/: every XML file', () => {
   }
 });
 
-for (const plan of DIALPLANS) {
-  describe(plan.file, () => {
+for (const gate of GATES) {
+  describe(`${gate.file} (the gate, dialplan mode)`, () => {
+    const text = read(gate.file);
+    const extensions = extensionsOf(path.join(ROOT, gate.file));
+    const own = extensions[0];
+    const context = [...sampleExtensions(gate.before), ...extensions, ...sampleExtensions(gate.routing)];
+    const before = hunt(sampleExtensions(gate.before), { destination_number: gate.number });
+    const routingFor = (number: string) => hunt(sampleExtensions(gate.routing), { destination_number: number });
+    const GATE_APPS = ['set zammad_handled=true', `socket ${SOCKET_DATA}`];
+
+    it(`is exactly the interface: one extension "${GATE_NAME}" continue="true", the guard, the number, set zammad_handled=true, then socket "${SOCKET_DATA}"`, () => {
+      assert.equal(extensions.length, 1, 'the file holds the gate alone; the routing is the shop\'s');
+      assert.deepEqual(own!.attrs, { name: GATE_NAME, continue: 'true' });
+      assert.equal(own!.conditions.length, 2);
+      const [guard, number] = own!.conditions;
+      assert.deepEqual(guard!.attrs, GUARD, 'first condition: ${zammad_handled} ^$');
+      assert.deepEqual(guard!.children, [], 'the guard condition has no actions of its own');
+      assert.deepEqual(number!.attrs, { field: 'destination_number', expression: gate.pattern });
+      assert.deepEqual(brief(allApps(extensions)), GATE_APPS);
+    });
+
+    it('test/switch takes this gate by text: the first socket action in the file is the real one', () => {
+      const m = /<extension name="zammad_cti" continue="true">[\s\S]*?<\/extension>/.exec(text);
+      assert.ok(m && m[0].includes('zammad_handled'));
+      assert.equal(/<action application="socket" data="([^"]*)"/.exec(m[0])?.[1], SOCKET_DATA);
+    });
+
+    it(`the commented-out optional lines (${gate.optional.join(', ')}) are set before socket once uncommented`, () => {
+      const uncommented = text.replace(/<!--\s*(<action application="set" data="[^"]*"\s*\/>)\s*-->/g, '$1');
+      assert.notEqual(uncommented, text, 'optional set lines in comments');
+      const apps = brief(allApps(extensionsFrom(parseXmlText(uncommented), gate.file)));
+      assert.deepEqual(apps[0], GATE_APPS[0]);
+      assert.deepEqual(apps.at(-1), GATE_APPS[1]);
+      const optional = apps.slice(1, -1);
+      assert.deepEqual(optional.map((a) => /^set (\w+)=/.exec(a)?.[1]), [...gate.optional]);
+      const direction = optional.find((a) => a.startsWith('set zammad_direction='));
+      if (direction) assert.equal(direction, `set zammad_direction=${DEFAULTS.INBOUND_CONTEXTS.includes(gate.context) ? 'in' : 'out'}`);
+    });
+
+    it(`a call through it, without zammad_bridge, is in dialplan mode (DEFAULT_BRIDGE default empty), gated, direction ${DEFAULTS.INBOUND_CONTEXTS.includes(gate.context) ? 'in' : 'out'} from context "${gate.context}"`, () => {
+      const headers: Record<string, string> = {
+        'Unique-ID': 'u1',
+        'Caller-Context': gate.context,
+        'Caller-Destination-Number': gate.number,
+        'Caller-Caller-ID-Number': '1000',
+        variable_zammad_handled: 'true',
+      };
+      const facts = callFacts((h) => headers[h], RULES);
+      assert.equal(facts.mode, 'dialplan');
+      assert.equal(facts.gated, true);
+      assert.equal(facts.direction, gate.context === 'public' ? 'in' : 'out');
+    });
+
+    it('(a) first hunt: the gate adds set zammad_handled and socket, continue="true" appends the routing once', () => {
+      const apps = brief(hunt(context, { destination_number: gate.number }));
+      const routing = brief(routingFor(gate.number));
+      assert.ok(routing.length > 0);
+      assert.deepEqual(apps, [...brief(before), ...GATE_APPS, ...routing]);
+    });
+
+    it('(b) after the hand-back (zammad_handled=true, also a transfer back into this context): the gate adds nothing, the routing runs, no socket', () => {
+      const apps = hunt(context, { destination_number: gate.number, zammad_handled: 'true' });
+      assert.deepEqual(brief(apps), [...brief(before), ...brief(routingFor(gate.number))]);
+      assert.ok(!apps.some((a) => a.extension === GATE_NAME));
+    });
+
+    it(`(c) a number the gate does not match (${gate.other}) routes without socket`, () => {
+      const apps = hunt(context, { destination_number: gate.other });
+      assert.ok(!apps.some((a) => a.app === 'socket' || a.extension === GATE_NAME));
+      assert.deepEqual(brief(apps), [...brief(hunt(sampleExtensions(gate.before), { destination_number: gate.other })), ...brief(routingFor(gate.other))]);
+    });
+
+    for (const adapter of ['up', 'down'] as const) {
+      it(`the call runs: adapter ${adapter} → one socket, the routing's actions exactly once${adapter === 'up' ? ' (after the hand-back hunt)' : ' (appended after the failed socket)'}`, () => {
+        const { ran, hunts } = runCall(context, { destination_number: gate.number }, adapter);
+        assert.equal(ran.filter((a) => a.app === 'socket').length, 1);
+        assert.equal(hunts, adapter === 'up' ? 2 : 1);
+        const routing = routingFor(gate.number);
+        const routed = ran.filter((a) => a.extension !== GATE_NAME && routing.some((r) => r.extension === a.extension));
+        assert.deepEqual(brief(routed), brief(routing), 'the routing ran once, in full');
+        assert.ok(ran.findIndex((a) => a.app === 'socket') < ran.findIndex((a) => a.extension === routing[0]!.extension));
+      });
+    }
+  });
+}
+
+for (const plan of BRIDGE_DIALPLANS) {
+  describe(`${plan.file} (bridge mode)`, () => {
     const extensions = extensionsOf(path.join(ROOT, plan.file));
     const apps = allApps(extensions);
     const sockets = apps.filter((a) => a.app === 'socket');
@@ -169,6 +405,25 @@ for (const plan of DIALPLANS) {
     const socketAt = mainApps.findIndex((a) => a.app === 'socket');
     const before = mainApps.slice(0, socketAt);
     const after = mainApps.slice(socketAt + 1);
+
+    it('does not continue the hunt after the main extension (bridge mode owns the routing)', () => {
+      assert.ok(main);
+      assert.equal(main.continues, false);
+    });
+
+    it('the guard: the first condition is ${zammad_handled} ^$, and zammad_handled=true is set before the socket', () => {
+      assert.ok(main);
+      assert.deepEqual(main.conditions[0]?.attrs, GUARD);
+      assert.deepEqual(main.conditions[0]?.children, []);
+      assert.ok(before.some((a) => a.app === 'set' && a.data === 'zammad_handled=true'));
+    });
+
+    it('a call that has been through the socket (zammad_handled=true: a REFER or transfer back into this context) does not reach the socket again', () => {
+      const first = hunt(extensions, { destination_number: plan.number });
+      assert.equal(first.filter((a) => a.app === 'socket').length, 1);
+      const again = hunt(extensions, { destination_number: plan.number, zammad_handled: 'true' });
+      assert.ok(!again.some((a) => a.app === 'socket' || a.app === 'bridge'), JSON.stringify(again));
+    });
 
     it(`sets zammad_direction=${expectedDirection} before the socket (context "${plan.context}", INBOUND_CONTEXTS ${DEFAULTS.INBOUND_CONTEXTS.join(',')})`, () => {
       const sets = before.filter((a) => a.app === 'set' && a.data.startsWith('zammad_direction='));
@@ -207,11 +462,13 @@ for (const plan of DIALPLANS) {
       assert.equal(huntExtension(main, { destination_number: target, zammad_cti_fallback: 'armed' }).matched, false);
     });
 
-    // State of the channel when `socket` returned with the caller still up.
+    // State of the channel when `socket` returned with the caller still up (the main extension
+    // has set zammad_handled and armed the fallback).
     const afterSocket = (originateDisposition: string | undefined) =>
       hunt(extensions, {
         destination_number: target,
         zammad_cti_fallback: 'armed',
+        zammad_handled: 'true',
         ...(originateDisposition === undefined ? {} : { originate_disposition: originateDisposition }),
       });
 
