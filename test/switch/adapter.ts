@@ -29,8 +29,16 @@ export function freePort(): Promise<number> {
 export interface Line {
   name: string;
   zammad: ZammadDouble;
+  /** the running program; replaced by restart() */
   adapter: AdapterProcess;
   eslPort: number;
+  /** the environment the program was started with (OUTBOX_PATH included) */
+  env: Record<string, string>;
+  /**
+   * Starts the program again with the same environment (same ESL_PORT, same OUTBOX_PATH) plus
+   * `extra`, after the previous one exited (e.g. was SIGKILLed); `line.adapter` is the new one.
+   */
+  restart(extra?: Record<string, string>): Promise<AdapterProcess>;
   /** the token in the adapter's ZAMMAD_CTI_URL (differs from Zammad's with wrongToken) */
   adapterToken: string;
   stop(): Promise<void>;
@@ -53,38 +61,44 @@ export async function startLine(o: LineOptions): Promise<Line> {
   const adapterToken = o.wrongToken ? `wrong-${randomUUID()}` : decodeURIComponent(zammad.url.split('/').pop() ?? '');
   const url = zammad.url.replace(/\/[^/]+$/, `/${encodeURIComponent(adapterToken)}`);
   const eslPort = await freePort();
+  const env: Record<string, string> = {
+    ZAMMAD_CTI_URL: url,
+    ESL_PORT: String(eslPort),
+    STATUS_PORT: '0',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'debug',
+    OUTBOX_PATH: tempOutbox(),
+    // never the repo's .env: a path that does not exist, and no dotenv banner on stdout
+    // (dotenv 17 prints "injected env …" unless quiet; env-options.js honours both names)
+    DOTENV_CONFIG_PATH: join(ROOT, 'test', 'switch', 'no-such.env'),
+    DOTENV_CONFIG_QUIET: 'true',
+    ...o.env,
+  };
   let adapter: AdapterProcess;
   try {
-    adapter = await startAdapter(
-      {
-        ZAMMAD_CTI_URL: url,
-        ESL_PORT: String(eslPort),
-        STATUS_PORT: '0',
-        LOG_FORMAT: 'json',
-        LOG_LEVEL: 'debug',
-        OUTBOX_PATH: tempOutbox(),
-        // never the repo's .env: a path that does not exist, and no dotenv banner on stdout
-        // (dotenv 17 prints "injected env …" unless quiet; env-options.js honours both names)
-        DOTENV_CONFIG_PATH: join(ROOT, 'test', 'switch', 'no-such.env'),
-        DOTENV_CONFIG_QUIET: 'true',
-        ...o.env,
-      },
-      { program: 'dist' },
-    );
+    adapter = await startAdapter(env, { program: 'dist' });
   } catch (err) {
     await zammad.stop();
     throw err;
   }
   if (adapter.eslPort !== eslPort) throw new Error(`${o.name}: adapter listens on ${adapter.eslPort}, expected ${eslPort}`);
-  return {
+  const line: Line = {
     name: o.name,
     zammad,
     adapter,
     eslPort,
+    env,
     adapterToken,
+    async restart(extra = {}) {
+      await line.adapter.stop('SIGKILL');
+      line.adapter = await startAdapter({ ...env, ...extra }, { program: 'dist' });
+      if (line.adapter.eslPort !== eslPort) throw new Error(`${o.name}: restarted adapter listens on ${line.adapter.eslPort}, expected ${eslPort}`);
+      return line.adapter;
+    },
     async stop() {
-      await adapter.stop();
+      await line.adapter.stop();
       await zammad.stop();
     },
   };
+  return line;
 }

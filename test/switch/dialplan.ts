@@ -12,7 +12,7 @@
  * Assumes the suite and the switch share a file system (the switch's conf_dir is written
  * directly), as with the disposable switch of shared/freeswitch on the same host.
  */
-import { mkdirSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EslClient } from './esl-client.js';
 
@@ -32,11 +32,13 @@ export interface Extension {
   conditions?: ReadonlyArray<readonly [string, string]>;
   actions: readonly Action[];
   antiActions?: readonly Action[];
+  /** continue="true": the dialplan goes on hunting, the next match's actions are appended */
+  continue?: boolean;
 }
 
 export function renderExtension(x: Extension): string {
   const expr = x.expression ?? `^${(x.number ?? '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
-  const lines = [`  <extension name="${xmlEscape(x.name)}">`];
+  const lines = [`  <extension name="${xmlEscape(x.name)}"${x.continue ? ' continue="true"' : ''}>`];
   for (const [field, e] of x.conditions ?? []) lines.push(`    <condition field="${xmlEscape(field)}" expression="${xmlEscape(e)}"/>`);
   lines.push(`    <condition field="destination_number" expression="${xmlEscape(expr)}">`);
   for (const [app, data] of x.actions) lines.push(`      <action application="${xmlEscape(app)}"${data === undefined ? '' : ` data="${xmlEscape(data)}"`}/>`);
@@ -142,7 +144,7 @@ export async function installPublicDialplan(esl: EslClient, fileBase: string, ex
  */
 function removeStale(dir: string): void {
   for (const name of readdirSync(dir)) {
-    const m = /^00_cti_test\w*?_(\d+)\.xml$/.exec(name);
+    const m = /^0[01]_cti_test\w*?_(\d+)\.xml$/.exec(name);
     if (!m) continue;
     try {
       process.kill(Number(m[1]), 0);
@@ -155,4 +157,82 @@ function removeStale(dir: string): void {
 async function reload(esl: EslClient): Promise<void> {
   const out = await esl.api('reloadxml');
   if (!out.startsWith('+OK')) throw new Error(`reloadxml: ${out.trim()}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dialplan mode: the gate users paste, in contexts of the suite's own
+
+/** The gate as issue 11 specifies it (the names are the interface), for port 8084. */
+export const ISSUE_GATE = `<extension name="zammad_cti" continue="true">
+  <condition field="\${zammad_handled}" expression="^$"/>
+  <condition field="destination_number" expression="^(\\+?\\d{6,20})$">
+    <action application="set" data="zammad_handled=true"/>
+    <action application="socket" data="127.0.0.1:8084 async full"/>
+  </condition>
+</extension>`;
+
+const GATE = /<extension name="zammad_cti" continue="true">[\s\S]*?<\/extension>/;
+const SOCKET = /(<action application="socket" data=")([^"\s]+):(\d+)( [^"]*")/;
+
+/**
+ * The gate extension, as shipped: taken from conf/dialplan/public/00_zammad_cti.xml when that file
+ * holds an extension named `zammad_cti` with continue="true", else the issue's text. Only the
+ * socket's port is changed (to the test adapter's, or a tap in front of it).
+ */
+export function zammadGate(port: number, confFile?: string): { xml: string; source: string } {
+  let text = ISSUE_GATE;
+  let source = 'issue 11';
+  if (confFile && existsSync(confFile)) {
+    const m = GATE.exec(readFileSync(confFile, 'utf8'));
+    if (m && m[0].includes('zammad_handled')) {
+      text = m[0];
+      source = confFile;
+    }
+  }
+  if (!SOCKET.test(text)) throw new Error(`the gate from ${source} has no \`socket HOST:PORT …\` action: ${text}`);
+  return { xml: text.replace(SOCKET, (_all, pre: string, host: string, _port: string, post: string) => `${pre}${host}:${port}${post}`), source };
+}
+
+/** A context of the suite's own: extensions rendered from Extension, or raw XML (the gate). */
+export interface Context {
+  name: string;
+  extensions: ReadonlyArray<Extension | string>;
+}
+
+/**
+ * Writes whole contexts as `<conf_dir>/dialplan/<fileBase>.xml` (freeswitch.xml includes
+ * dialplan/*.xml into the dialplan section; the first context of a name wins, so the names must be
+ * the suite's own), then `reloadxml`. remove() deletes it and reloads again.
+ */
+export async function installContexts(esl: EslClient, fileBase: string, contexts: readonly Context[]): Promise<DialplanFile> {
+  const confDir = (await esl.api('global_getvar conf_dir')).trim();
+  if (!confDir.startsWith('/')) throw new Error(`the switch did not name its conf_dir: ${JSON.stringify(confDir)}`);
+  const dir = join(confDir, 'dialplan');
+  if (!existsSync(dir)) throw new Error(`${dir} does not exist on this host: the suite writes its dialplan into the switch's conf_dir and needs the switch on the same file system`);
+  removeStale(dir);
+  const path = join(dir, `${fileBase}.xml`);
+  const indent = (xml: string) => xml.split('\n').map((l) => `  ${l}`).join('\n');
+  const body = [
+    '<!-- written by freeswitch-zammad-cti test/switch (npm run test:switch); removed when the suite ends -->',
+    '<include>',
+    ...contexts.flatMap((c) => [
+      `<context name="${xmlEscape(c.name)}">`,
+      ...c.extensions.map((x) => (typeof x === 'string' ? indent(x) : renderExtension(x))),
+      '</context>',
+    ]),
+    '</include>',
+    '',
+  ].join('\n');
+  writeFileSync(path, body);
+  await reload(esl);
+  let removed = false;
+  return {
+    path,
+    async remove() {
+      if (removed) return;
+      removed = true;
+      rmSync(path, { force: true });
+      await reload(esl);
+    },
+  };
 }

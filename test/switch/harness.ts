@@ -12,7 +12,8 @@
  */
 import { EslClient } from './esl-client.js';
 import { LegCollector, type Leg, type TestCallLegs } from './legs.js';
-import { installPublicDialplan, type DialplanFile, type Extension } from './dialplan.js';
+import { installContexts, installPublicDialplan, type Context, type DialplanFile, type Extension } from './dialplan.js';
+import { EslTap } from './esl-tap.js';
 import { placeCall, type CallOptions, type PlacedCall } from './place-call.js';
 import { startLine, type Line, type LineOptions } from './adapter.js';
 import { switchAddress } from './switch-address.js';
@@ -35,6 +36,7 @@ export interface FinishedCall {
 export class RealSwitch {
   private readonly lines: Line[] = [];
   private readonly files: DialplanFile[] = [];
+  private readonly taps: EslTap[] = [];
 
   private constructor(
     readonly esl: EslClient,
@@ -66,6 +68,20 @@ export class RealSwitch {
     const file = await installPublicDialplan(this.esl, fileBase, extensions, fallbacks);
     this.files.push(file);
     return file;
+  }
+
+  /** Writes contexts of the suite's own (`dialplan/<fileBase>.xml`; removed by close()). */
+  async contexts(fileBase: string, contexts: readonly Context[]): Promise<DialplanFile> {
+    const file = await installContexts(this.esl, fileBase, contexts);
+    this.files.push(file);
+    return file;
+  }
+
+  /** A recording relay in front of a line's adapter (esl-tap.ts): point the gate at `tap.port`. */
+  async tap(line: Line): Promise<EslTap> {
+    const tap = await EslTap.start(() => line.eslPort);
+    this.taps.push(tap);
+    return tap;
   }
 
   call(label: string, o: CallOptions): PlacedCall {
@@ -117,6 +133,7 @@ export class RealSwitch {
     const errors: unknown[] = [];
     for (const f of this.files.splice(0)) await f.remove().catch((e: unknown) => errors.push(e));
     for (const l of this.lines.splice(0)) await l.stop().catch((e: unknown) => errors.push(e));
+    for (const t of this.taps.splice(0)) await t.close().catch((e: unknown) => errors.push(e));
     this.legs.stop();
     await this.esl.close().catch(() => undefined);
     if (errors.length) throw errors[0];
