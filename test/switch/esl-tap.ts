@@ -21,10 +21,22 @@ export interface TappedCommand {
   at: number;
 }
 
+/** an event FreeSWITCH sent the adapter: its name and, for CHANNEL_EXECUTE*, the application */
+export interface TappedEvent {
+  name: string;
+  application?: string;
+  /** the channel the event is about */
+  uuid?: string;
+  /** Date.now() when the relay read it */
+  at: number;
+}
+
 export interface TappedConnection {
   /** the channel's Unique-ID from FreeSWITCH's reply to `connect` */
   uuid: string | undefined;
   commands: TappedCommand[];
+  /** the events FreeSWITCH sent on this connection (text/event-json and text/event-plain) */
+  events: TappedEvent[];
   closed: boolean;
 }
 
@@ -35,6 +47,39 @@ export function describeCommand(c: TappedCommand): string {
   if (cmd === 'execute') return `execute ${c.headers['execute-app-name'] ?? ''} ${c.headers['execute-app-arg'] ?? c.body ?? ''}`.trim();
   if (cmd === 'hangup') return `hangup ${c.headers['hangup-cause'] ?? ''}`.trim();
   return `sendmsg ${cmd ?? ''}`.trim();
+}
+
+/** FreeSWITCH's side: header block, then `Content-Length` bytes; events are picked out */
+class EventReader {
+  private buf = Buffer.alloc(0);
+  constructor(private readonly out: TappedEvent[]) {}
+
+  push(chunk: Buffer): void {
+    this.buf = Buffer.concat([this.buf, chunk]);
+    for (;;) {
+      const end = this.buf.indexOf('\n\n');
+      if (end < 0) return;
+      const head = this.buf.subarray(0, end).toString('latin1');
+      const len = Number(/(?:^|\n)Content-Length: (\d+)/i.exec(head)?.[1] ?? 0);
+      if (this.buf.length < end + 2 + len) return;
+      const body = this.buf.subarray(end + 2, end + 2 + len).toString('utf8');
+      this.buf = this.buf.subarray(end + 2 + len);
+      const type = /(?:^|\n)Content-Type: ([^\n]+)/i.exec(head)?.[1]?.trim();
+      if (type === 'text/event-json') {
+        try {
+          const e = JSON.parse(body) as Record<string, string>;
+          this.out.push({ name: e['Event-Name'] ?? '', at: Date.now(), ...(e['Application'] !== undefined ? { application: e['Application'] } : {}), ...(e['Unique-ID'] !== undefined ? { uuid: e['Unique-ID'] } : {}) });
+        } catch {
+          this.out.push({ name: '(unparsable json event)', at: Date.now() });
+        }
+      } else if (type === 'text/event-plain') {
+        const name = /(?:^|\n)Event-Name: ([^\n]+)/.exec(body)?.[1] ?? '';
+        const app = /(?:^|\n)Application: ([^\n]+)/.exec(body)?.[1];
+        const uuid = /(?:^|\n)Unique-ID: ([^\n]+)/.exec(body)?.[1];
+        this.out.push({ name, at: Date.now(), ...(app !== undefined ? { application: decodeURIComponent(app) } : {}), ...(uuid !== undefined ? { uuid } : {}) });
+      }
+    }
+  }
 }
 
 class CommandReader {
@@ -102,7 +147,7 @@ export class EslTap {
   }
 
   private relay(fromSwitch: Socket, port: number): void {
-    const conn: TappedConnection = { uuid: undefined, commands: [], closed: false };
+    const conn: TappedConnection = { uuid: undefined, commands: [], events: [], closed: false };
     this.connections.push(conn);
     const toAdapter = connect({ host: '127.0.0.1', port });
     fromSwitch.setNoDelay(true);
@@ -110,6 +155,7 @@ export class EslTap {
     this.sockets.add(fromSwitch);
     this.sockets.add(toAdapter);
     const reader = new CommandReader(conn.commands);
+    const events = new EventReader(conn.events);
     let head = '';
     fromSwitch.on('data', (chunk: Buffer) => {
       if (conn.uuid === undefined && head.length < 256 * 1024) {
@@ -117,6 +163,7 @@ export class EslTap {
         const m = /(?:^|\n)Unique-ID: ([^\r\n]+)\r?\n/.exec(head);
         if (m) conn.uuid = m[1];
       }
+      events.push(chunk);
       toAdapter.write(chunk);
     });
     toAdapter.on('data', (chunk: Buffer) => {

@@ -181,6 +181,14 @@ function assertHandedBack(tap: EslTap, callId: string, beforeHandBack: string[] 
   const afterIt = cmds.slice(i + 1);
   const wrong = afterIt.filter((c, j) => !(READ_ONLY_API.test(c) || (c === 'exit' && j === afterIt.length - 1)));
   assert.deepEqual(wrong, [], `after the hand-back only api look-ups: ${afterIt.join(' | ')}`);
+  // the cost side (issue 11): of the call's own channel, the switch sent no CHANNEL_EXECUTE* of the
+  // apps the routing runs (`set`, `answer`, `playback`, `callcenter`, the hand-back's `transfer`…),
+  // only those read. (Other channels' events are not judged here: modesl's `event json
+  // BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE`, sent before `myevents`, lets the switch-wide ones
+  // through for a moment — seen, reported, timing-dependent.)
+  const executes = (conns[0] as (typeof conns)[0]).events.filter((e) => e.uuid === callId && e.name.startsWith('CHANNEL_EXECUTE'));
+  const unread = executes.filter((e) => !['bridge', 'voicemail', 'socket'].includes(e.application ?? ''));
+  assert.deepEqual(unread.map((e) => `${e.name} ${e.application}`), [], 'FreeSWITCH sent the adapter only the executions it reads');
 }
 
 /** every command the adapter sent on the call's connection, described */
