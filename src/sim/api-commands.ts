@@ -33,12 +33,9 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
     case 'global_getvar':
       return { text: '' };
     case 'user_data': {
-      // user_data <user@domain> <var|param|attr> <name>  [MC]
-      const who = args[0] ?? '';
-      const key = args[2] ?? '';
-      const dir = script.directory ?? {};
-      if (key.toLowerCase() === 'effective_caller_id_name' && who in dir) return { text: dir[who] ?? '' };
-      return { text: '' };
+      // user_data <user@domain> <var|param|attr> <name>  [MC]: nothing written for an unknown user or variable
+      const v = directoryVar(script, args[0] ?? '', args[2] ?? '');
+      return { text: v ?? '' };
     }
     case 'user_exists': {
       // user_exists id <user> <domain>
@@ -48,9 +45,23 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
     case 'uuid_exists':
       return { text: findChannel(sw, args[0])?.up ? 'true' : 'false' };
     case 'uuid_getvar': {
+      // uuid_getvar <uuid> <var>: the caller channel or a live B-leg; "_undef_" for an unset variable [MC]
+      if (args.length < 2) return { text: '-USAGE: <uuid> <var>\n' };
       const ch = findChannel(sw, args[0]);
-      if (!ch) return { text: '-ERR No such channel!\n' };
-      return { text: ch.getVar(args[1] ?? '') ?? '_undef_' };
+      if (ch) return { text: ch.getVar(args[1] ?? '') ?? '_undef_' };
+      const leg = sw.legs.get(args[0] ?? '');
+      if (leg) return { text: leg.vars[args[1] ?? ''] ?? '_undef_' };
+      return { text: '-ERR No such channel!\n' };
+    }
+    case 'uuid_transfer': {
+      // uuid_transfer <uuid> [-bleg|-both] <dest> [<dialplan>] [<context>]  [MC transfer_function]
+      if (args.length < 2 || args.length > 5) return { text: '-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n' };
+      const ch = findChannel(sw, args[0]);
+      if (!ch || !ch.up) return { text: '-ERR No such channel!\n' };
+      const rest = (args[1] ?? '').startsWith('-') ? args.slice(2) : args.slice(1);
+      const dest = rest[0] ?? '';
+      const context = rest[2];
+      return { text: '+OK\n', after: () => ch.transferFromOutside(dest, context, 'uuid') };
     }
     case 'uuid_setvar': {
       const ch = findChannel(sw, args[0]);
@@ -67,6 +78,14 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
     default:
       return { text: '-ERR ' + name + ' Command not found!\n' };
   }
+}
+
+/** A directory user's variable: a string entry is its effective_caller_id_name. */
+export function directoryVar(script: CallScript, who: string, name: string): string | undefined {
+  const e = (script.directory ?? {})[who];
+  if (e === undefined) return undefined;
+  if (typeof e === 'string') return name.toLowerCase() === 'effective_caller_id_name' ? e : undefined;
+  return e[name];
 }
 
 function findChannel(sw: FakeSwitch, uuid: string | undefined): CallerChannel | undefined {

@@ -27,14 +27,37 @@ export interface ChannelSpec {
 }
 
 export type TargetBehaviour =
-  /** Rings ringMs (CHANNEL_PROGRESS on the caller if > 0), answers, hangs up after talkMs (never if undefined). */
-  | { kind: 'answer'; ringMs?: number; talkMs?: number }
+  /**
+   * Rings ringMs (CHANNEL_PROGRESS on the caller if > 0), answers, hangs up after talkMs (never if undefined).
+   * referTo: after referAfterMs of talk the phone sends a SIP REFER (blind transfer, like phone 2005 in
+   * routing/README.md): the CALLER channel is transferred to that number in its current context [T routing obs. 7/8].
+   */
+  | { kind: 'answer'; ringMs?: number; talkMs?: number; referTo?: string; referAfterMs?: number }
   /** 486 / USER_BUSY after ringMs (default 0: no ringing). */
   | { kind: 'busy'; ringMs?: number }
   /** Rings until the originate timeout or the caller cancels. */
   | { kind: 'ring' }
   /** Fails with `cause` after ringMs (default 0), e.g. NO_ROUTE_DESTINATION, USER_NOT_REGISTERED, CALL_REJECTED. */
   | { kind: 'fail'; cause: string; ringMs?: number };
+
+/** One action of a scripted dialplan extension (mod_dialplan_xml <action application=.. data=..>). */
+export interface DialplanApp {
+  /**
+   * set, export, unset, answer, pre_answer, ring_ready, playback, sleep, bridge, voicemail, callcenter, hangup,
+   * transfer — or any other application the switch knows (it then just takes a moment, see appDurationMs).
+   */
+  app: string;
+  /** The action's data; ${var} is expanded when the app runs. */
+  data?: string;
+}
+
+/** A mod_callcenter queue: its agents are rung together (ring-all) when a caller enters it. */
+export interface QueueSpec {
+  /** Agents as 'user@domain' (contact user/<user>@<domain>), rung together. Their behaviour comes from targets. */
+  agents: string[];
+  /** How long the caller hears music before the agents are offered the call (default 200 ms, scaled). */
+  musicMs?: number;
+}
 
 export type Chunking = 'whole' | 'split' | 'bytewise-random';
 export type LingerNoticeAt = 'after-hangup-complete' | 'after-hangup' | 'before-hangup';
@@ -49,8 +72,20 @@ export interface CallScript {
   targets?: Record<string, TargetBehaviour>;
   /** For targets not listed (default: answer immediately, never hang up). */
   defaultTarget?: TargetBehaviour;
-  /** 'user@domain' -> effective_caller_id_name, for `api user_data <user@domain> var effective_caller_id_name`. */
-  directory?: Record<string, string>;
+  /**
+   * The directory: 'user@domain' -> its effective_caller_id_name (a string), or -> its variables
+   * ({ effective_caller_id_name: 'Bob Agent', zammad_user_id: '7' }), for `api user_data <user@domain> var <name>`.
+   */
+  directory?: Record<string, string | Record<string, string>>;
+  /**
+   * Routing by the dialplan: context -> destination number -> the extension's actions. Runs when the caller
+   * channel is transferred (`transfer <dest> XML <ctx>` from the socket's sendmsg or an action, a REFER, a
+   * uuid_transfer). A destination with no entry: hangup NO_ROUTE_DESTINATION. Matching is by exact number
+   * (no regular expressions, no continue="true" chains: one extension per number).
+   */
+  dialplan?: Record<string, Record<string, DialplanApp[]>>;
+  /** mod_callcenter queues by name ('support@test.local'), for the `callcenter` action. */
+  queues?: Record<string, QueueSpec>;
   /** The caller hangs up (ORIGINATOR_CANCEL) this long after the bridge starts, if nobody answered yet. */
   callerCancelAfterMs?: number;
   /** The caller hangs up (NORMAL_CLEARING) this long after the bridge was answered. */
@@ -58,7 +93,7 @@ export interface CallScript {
   /**
    * Ringing with nobody answering ends in NO_ANSWER after this (default 1000, scaled by timeScale; a stock
    * switch uses 60 s). {originate_timeout=N} (seconds) in the dial string or the channel variable wins.
-   * (There is deliberately no transferAfterAnswerMs: no capture shows how a transfer looks on the caller channel.)
+   * (Transfers of an answered call: TargetBehaviour referTo, SwitchCall.uuidTransfer.)
    */
   originateTimeoutMs?: number;
   /** Multiplies every delay of the script (ringMs, talkMs, timeouts, linger N, ...). Default 1. */
@@ -137,4 +172,8 @@ export interface SwitchCall {
   readonly socketLostWhileUp: boolean;
   /** Dial strings bridged by this call, in order. */
   readonly bridges: string[];
+  /** `uuid_transfer <this call> <dest> XML [context]` (default: the channel's current context). */
+  uuidTransfer(dest: string, context?: string): void;
+  /** Applications the caller channel ran (from the socket or the dialplan), in order, as 'app data'. */
+  readonly appsRun: string[];
 }

@@ -7,12 +7,12 @@ import { getHeader, type Header, type ParsedCommand } from './esl-wire.js';
 import type { CallScript, LingerNoticeAt } from './call-script.js';
 import type { FakeSwitch } from './fake-switch.js';
 import type { Listener } from './outbound-connection.js';
-import { OriginatingChannel } from './originate.js';
+import { RoutingChannel, MEDIA_APPS } from './dialplan.js';
 import { normalizeCause, q850, INSTANT_APPS, BLOCKING_APPS, SOCKET_APP_DATA } from './transcript-constants.js';
 import { fmtStamp, nowMicros } from './util.js';
 
 /** @internal */
-export class CallerChannel extends OriginatingChannel {
+export class CallerChannel extends RoutingChannel {
   constructor(sw: FakeSwitch, listener: Listener, script: CallScript) {
     super(sw, listener, script);
     sw.channels.set(this.uuid, this);
@@ -30,6 +30,15 @@ export class CallerChannel extends OriginatingChannel {
 
   queuePrivate(cmd: ParsedCommand): void {
     if (!this.up) return; // sendmsg after the channel is down: +OK, nothing happens [T commands-after-hangup]
+    if (this.handedBack) {
+      // the socket application has returned: a hangup is still parsed by the running app's loop (the real
+      // switch hangs a transferred caller up ~20 ms after such a sendmsg [T routing obs. 8]); anything
+      // else is not modelled and dropped
+      if ((getHeader(cmd, 'call-command') ?? '').toLowerCase() === 'hangup') {
+        this.after(this.parkTickMs, () => this.hangup(normalizeCause(getHeader(cmd, 'hangup-cause')), 'internal'));
+      }
+      return;
+    }
     this.queue.push(cmd);
     if (this.parked) this.scheduleTick();
   }
@@ -73,7 +82,7 @@ export class CallerChannel extends OriginatingChannel {
           } finally {
             this.appRunning = false;
           }
-          if (!this.controlled) break;
+          if (!this.controlled || this.route) break;
         }
         // unicast / nomedia / xferext / ...: accepted, nothing simulated
       }
@@ -85,16 +94,44 @@ export class CallerChannel extends OriginatingChannel {
 
   /** Called whenever the session is idle: tear down if down, leave park if the socket is gone. */
   protected afterApp(): void {
-    if (this.appRunning || this.draining) return;
+    if (this.appRunning || this.draining || this.routing) return;
     if (!this.up) {
       this.teardown();
       return;
     }
+    if (this.route) {
+      if (this.controlled) this.handBack();
+      else void this.runDialplan();
+      return;
+    }
+    if (this.handedBack) return;
     if (!this.controlled) {
       this.leavePark();
       return;
     }
     if (this.queue.length > 0) this.scheduleTick();
+  }
+
+  /**
+   * The caller channel was transferred while the socket application ran: the park loop ends, the socket
+   * application returns (UNPARK, EXECUTE_COMPLETE[socket]) and the dialplan routes the call; the
+   * connection stays and keeps getting the channel's events [T routing obs. 1/2, 8].
+   */
+  protected handBack(): void {
+    this.controlled = false;
+    this.handedBack = true;
+    this.cancel(this.tickTimer);
+    this.tickTimer = null;
+    this.queue.length = 0;
+    if (this.parked) {
+      this.parked = false;
+      this.fire('CHANNEL_UNPARK');
+      this.fire('CHANNEL_EXECUTE_COMPLETE', {
+        post: [['Application', 'socket'], ['Application-Data', SOCKET_APP_DATA], ['Application-Response', '_none_'], ['Application-UUID', randomUUID()]],
+        application: 'socket',
+      });
+    }
+    void this.runDialplan();
   }
 
   // ----- applications -------------------------------------------------------------
@@ -105,6 +142,7 @@ export class CallerChannel extends OriginatingChannel {
       if (n === 'caller_id_number') return this.profile.callerIdNumber;
       if (n === 'caller_id_name') return this.profile.callerIdName;
       if (n === 'destination_number') return this.profile.destinationNumber;
+      if (n === 'context') return this.profile.context;
       return this.vars.get(n) ?? '';
     });
   }
@@ -114,13 +152,16 @@ export class CallerChannel extends OriginatingChannel {
     let arg = getHeader(c, 'execute-app-arg');
     const ct = getHeader(c, 'content-type');
     if ((arg === undefined || arg === '') && ct !== undefined && ct.toLowerCase() === 'text/plain' && c.body !== undefined) arg = c.body;
-    const appUuid = getHeader(c, 'event-uuid') ?? randomUUID();
     const loopsH = getHeader(c, 'loops');
     const loops = loopsH !== undefined ? parseInt(loopsH, 10) || 1 : 1;
-    const app = appName.toLowerCase();
+    await this.executeApp(appName.toLowerCase(), arg ?? '', getHeader(c, 'event-uuid'), loops);
+  }
+
+  /** Run one application (a sendmsg's or a dialplan action): CHANNEL_EXECUTE, the app, CHANNEL_EXECUTE_COMPLETE. */
+  protected async executeApp(app: string, arg: string, eventUuid?: string, loops = 1): Promise<void> {
+    const appUuid = eventUuid ?? randomUUID();
     // switch_ivr_parse_event(): app_uuid, current_loop, total_loops are set before the application is looked
     // up; switch_core_session_execute_application() consumes app_uuid. For a non-existent application they stay.
-    const eventUuid = getHeader(c, 'event-uuid');
     if (!INSTANT_APPS.has(app) && !BLOCKING_APPS.has(app)) {
       // "Invalid Application": +OK was already sent, no CHANNEL_EXECUTE, hangup DESTINATION_OUT_OF_ORDER [T errors]
       if (eventUuid !== undefined) this.setVar('app_uuid', eventUuid);
@@ -133,7 +174,11 @@ export class CallerChannel extends OriginatingChannel {
       return;
     }
     for (let i = 1; i <= loops && this.up; i++) {
-      const data = this.expand(arg ?? '');
+      const data = this.expand(arg);
+      // an application without SAF_SUPPORT_NOMEDIA pre-answers a channel without media first
+      // (switch_core_session_exec; the queue's CHANNEL_PROGRESS_MEDIA in handback-queue-callcenter.txt)
+      if (MEDIA_APPS.has(app)) this.preAnswer();
+      this.appsRun.push(data === '' ? app : app + ' ' + data);
       this.setVar('current_loop', String(i));
       this.setVar('total_loops', String(loops));
       this.setVar('current_application', app);
@@ -174,12 +219,16 @@ export class CallerChannel extends OriginatingChannel {
         this.markAnswered();
         return;
       case 'pre_answer':
-        if (this.answerState === 'ringing') {
-          this.answerState = 'early';
-          this.profile.progressMedia = nowMicros();
-          this.touchProfile();
-          this.fire('CHANNEL_PROGRESS_MEDIA');
-        }
+        this.preAnswer();
+        return;
+      case 'transfer':
+        this.transferApp(data);
+        return;
+      case 'voicemail':
+        await this.voicemail(data);
+        return;
+      case 'callcenter':
+        await this.callcenter(data.trim());
         return;
       case 'ring_ready':
         this.markRingReady();
@@ -199,12 +248,17 @@ export class CallerChannel extends OriginatingChannel {
         await this.bridge(data);
         return;
       default:
-        if (BLOCKING_APPS.has(app)) {
-          const ms = this.appDurationMs(app, data);
-          await Promise.race([this.sleep(ms), this.whenDown()]);
-        }
+        if (BLOCKING_APPS.has(app)) await this.interruptible(this.appDurationMs(app, data));
         return;
     }
+  }
+
+  protected preAnswer(): void {
+    if (this.answerState !== 'ringing' || !this.up) return;
+    this.answerState = 'early';
+    this.profile.progressMedia = nowMicros();
+    this.touchProfile();
+    this.fire('CHANNEL_PROGRESS_MEDIA');
   }
 
   protected appDurationMs(app: string, data: string): number {
@@ -246,9 +300,9 @@ export class CallerChannel extends OriginatingChannel {
     this.stateNumber = 10;
     this.cancel(this.tickTimer);
     this.tickTimer = null;
-    if (pos === 'before-hangup' && this.controlled) this.listener.channelWentDown();
+    if (pos === 'before-hangup' && this.attached) this.listener.channelWentDown();
     this.fire('CHANNEL_HANGUP');
-    if (pos === 'after-hangup' && this.controlled) this.listener.channelWentDown();
+    if (pos === 'after-hangup' && this.attached) this.listener.channelWentDown();
     this.noticeAfterComplete = pos === 'after-hangup-complete';
     const w = this.downWaiters;
     this.downWaiters = [];
@@ -285,7 +339,7 @@ export class CallerChannel extends OriginatingChannel {
     this.fire('CHANNEL_STATE', { withVars: false });
     this.setCdrVars(cause);
     this.fire('CHANNEL_HANGUP_COMPLETE', { pre: [['Hangup-Cause', cause]] });
-    if (this.noticeAfterComplete && this.controlled) this.listener.channelWentDown();
+    if (this.noticeAfterComplete && this.attached) this.listener.channelWentDown();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.sw.channels.delete(this.uuid);
@@ -378,7 +432,8 @@ export class CallerChannel extends OriginatingChannel {
    * hangs the channel up (afterSocketHangupCause, default NORMAL_CLEARING) [F "connection drops"].
    */
   socketGone(): void {
-    if (!this.controlled) return;
+    this.attached = false;
+    if (!this.controlled) return; // after a hand-back the call does not depend on the socket [T routing obs. 2]
     this.controlled = false;
     for (const t of this.timers) t.unref();
     if (!this.up) return;

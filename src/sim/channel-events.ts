@@ -43,7 +43,12 @@ export abstract class ChannelEvents {
   readonly bridges: string[] = [];
 
   protected parked = false;
+  /** The socket application runs (parked or running the socket's sendmsg's). */
   protected controlled = true;
+  /** The outbound connection is still open (it outlives the socket application after a hand-back). */
+  protected attached = true;
+  /** The socket application returned on a transfer: the dialplan routes the call, the connection only listens. */
+  protected handedBack = false;
   protected readonly queue: ParsedCommand[] = [];
   protected tickTimer: NodeJS.Timeout | null = null;
   protected appRunning = false;
@@ -306,7 +311,8 @@ export abstract class ChannelEvents {
       fn();
     }, Math.max(0, ms));
     // once the socket is gone nobody waits for this channel any more: don't keep the process alive for it
-    if (!this.controlled) t.unref();
+    // (a call the dialplan routes goes on, and tests wait for its end)
+    if (!this.controlled && !this.handedBack) t.unref();
     this.timers.add(t);
     return t;
   }

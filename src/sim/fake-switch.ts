@@ -24,6 +24,8 @@ export class FakeSwitch {
   private sessionIds = 0;
   /** @internal */ readonly listeners = new Set<Listener>();
   /** @internal */ readonly channels = new Map<string, CallerChannel>();
+  /** @internal Live B-legs (originated by a bridge or a queue) by uuid, for `api uuid_getvar`. */
+  readonly legs = new Map<string, { vars: Record<string, string> }>();
   private staticTop: Block;
 
   constructor(opts: { hostname?: string; ipv4?: string; ipv6?: string } = {}) {

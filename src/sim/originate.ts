@@ -10,6 +10,7 @@ import { type DialLeg, type DialGroup, parseDialString, targetKey } from './dial
 import type { Profile } from './event-blocks.js';
 import { CAUSE_CODES, normalizeCause, dialStatus, SIP_FOR_CAUSE, NEVER_AUTO_HANGUP } from './transcript-constants.js';
 import { nowMicros, randToken, isTrue } from './util.js';
+import { directoryVar } from './api-commands.js';
 
 export type LegEndpoint = 'loopback' | 'sofia' | 'user' | 'error';
 
@@ -39,11 +40,37 @@ export type GroupResult =
   | { kind: 'timeout' }
   | { kind: 'cancel' };
 
+/** How an answered bridge ended: a hangup on either side, or a transfer of the caller (REFER, uuid_transfer). */
+export type BridgeEnd = 'callee' | 'caller' | 'transfer';
+
+export interface BridgedOpts {
+  /** uuid_bridge of a queue agent: no originate variables on the caller, CHANNEL_BRIDGE in CS_SOFT_EXECUTE. */
+  uuidBridge?: boolean;
+  /** Runs right before CHANNEL_UNBRIDGE (mod_callcenter sets cc_agent on the caller there). */
+  beforeUnbridge?: () => void;
+}
+
 /** @internal */
 export abstract class OriginatingChannel extends ChannelEvents {
   // caller-channel.ts
   abstract externalHangup(cause?: string): void;
   abstract hangup(cause: string, origin: 'internal' | 'external'): void;
+  /** A transfer of the caller from outside the channel's own apps (REFER, uuid_transfer): dialplan.ts. */
+  abstract transferFromOutside(dest: string, context: string | undefined, kind: 'refer' | 'uuid'): void;
+
+  /** The pending transfer (set by `transfer`, a REFER or uuid_transfer; consumed when the dialplan routes it). */
+  protected route: { dest: string; context: string } | null = null;
+  protected transferWaiters: Array<() => void> = [];
+  /** Resolves when the caller channel is transferred (immediately if a transfer is pending). */
+  protected whenTransferred(): Promise<void> {
+    if (this.route) return Promise.resolve();
+    return new Promise((r) => this.transferWaiters.push(r));
+  }
+  protected wakeTransferWaiters(): void {
+    const w = this.transferWaiters;
+    this.transferWaiters = [];
+    for (const f of w) f();
+  }
 
   protected behaviourFor(dial: string, key: string): TargetBehaviour {
     const t = this.script.targets ?? {};
@@ -82,8 +109,17 @@ export abstract class OriginatingChannel extends ChannelEvents {
     // a leg that fails before any channel exists (error/, user/ not registered) leaves no originated_legs entry
     const localFail = behaviour.kind === 'fail' && !(behaviour.ringMs && behaviour.ringMs > 0) &&
       (endpoint === 'error' || behaviour.cause === 'USER_NOT_REGISTERED' || behaviour.cause === 'SUBSCRIBER_ABSENT');
+    const vars: Record<string, string> = { ...globals, ...leg.vars };
+    if (endpoint === 'user') {
+      // the user/ endpoint writes dialed_user/dialed_domain on the B-leg; its caller id name comes from the directory [T routing obs. 9]
+      const domain = (parts[1] ?? '').split('@')[1] ?? '';
+      vars.dialed_user = key;
+      vars.dialed_domain = domain;
+      const name = directoryVar(this.script, key + '@' + domain, 'effective_caller_id_name');
+      if (name !== undefined) vars.effective_caller_id_name = name;
+    }
     return {
-      uuid: randomUUID(), dial, key, endpoint, behaviour, vars: { ...globals, ...leg.vars }, channelName, context,
+      uuid: randomUUID(), dial, key, endpoint, behaviour, vars, channelName, context,
       calleeIdName, calleeIdNumber, hasChannel: !localFail, created: nowMicros(), answeredAt: 0, progressAt: 0,
       state: 'setup', cause: null,
     };
@@ -131,6 +167,7 @@ export abstract class OriginatingChannel extends ChannelEvents {
     if (b.state === 'down') return;
     b.state = 'down';
     b.cause = cause;
+    this.sw.legs.delete(b.uuid);
     if (!this.up || !b.hasChannel) return;
     const sofia = b.endpoint !== 'loopback';
     const sip = SIP_FOR_CAUSE[cause];
@@ -149,7 +186,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
     this.touchProfile();
   }
 
-  protected ringGroup(group: DialGroup, globals: Record<string, string>, timeoutMs: number, allLegs: BLeg[]): Promise<GroupResult> {
+  /** onCaller false: legs a queue originates on its own (no dialed_user/originated_legs/ringing on the caller). */
+  protected ringGroup(group: DialGroup, globals: Record<string, string>, timeoutMs: number, allLegs: BLeg[], onCaller = true): Promise<GroupResult> {
     return new Promise<GroupResult>((resolve) => {
       const legs = group.legs.map((l) => this.makeLeg(l, globals));
       const timers: NodeJS.Timeout[] = [];
@@ -162,6 +200,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
       };
       for (const b of legs) {
         allLegs.push(b);
+        if (b.hasChannel) this.sw.legs.set(b.uuid, b);
+        if (!onCaller) continue;
         if (b.endpoint === 'user') {
           // user/ endpoint: dialed_user/dialed_domain written on the CALLER channel once per leg [DP][F]
           const ud = (b.dial.split('/')[1] ?? '').split('@');
@@ -184,7 +224,7 @@ export abstract class OriginatingChannel extends ChannelEvents {
         if (settled || b.state !== 'setup') return;
         b.state = 'ringing';
         b.progressAt = nowMicros();
-        if (!this.ringReady && this.answerState !== 'answered') {
+        if (onCaller && !this.ringReady && this.answerState !== 'answered') {
           this.passCalleeId(b);
           if (this.isSip) this.setVar('sip_to_tag', randToken(13, this.rnd));
           this.markRingReady();
@@ -220,6 +260,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
       }
       timers.push(this.after(timeoutMs, () => finish({ kind: 'timeout' })));
       this.downWaiters.push(() => finish({ kind: 'cancel' }));
+      // a transfer of the ringing caller (uuid_transfer) ends the originate like a cancel, without a hangup
+      this.transferWaiters.push(() => finish({ kind: 'cancel' }));
     });
   }
 
@@ -263,12 +305,14 @@ export abstract class OriginatingChannel extends ChannelEvents {
       await this.bridged(result.winner, allLegs);
       return;
     }
+    if (this.route) result = { kind: 'cancel' };
     const cause = result.kind === 'failed' ? result.cause : result.kind === 'timeout' ? 'NO_ANSWER' : 'ORIGINATOR_CANCEL';
     for (const b of allLegs) if (b.state !== 'down') this.legEnded(b, cause);
     this.setVar('originate_disposition', cause);
     this.setVar('DIALSTATUS', dialStatus(cause));
     for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b.cause ?? cause));
     this.setVar('originate_failed_cause', cause);
+    if (this.route) return; // transferred while ringing: the dialplan routes the caller anew
     // mod_dptools: hang the caller up with the far end's cause unless continue_on_fail [T busy, busy-continue-on-fail]
     if (this.up && !NEVER_AUTO_HANGUP.has(cause) && !this.continueOnFail(cause)) this.hangup(cause, 'internal');
   }
@@ -281,19 +325,21 @@ export abstract class OriginatingChannel extends ChannelEvents {
     return v.split(',').map((x) => x.trim().toUpperCase()).some((x) => x === cause || x === code);
   }
 
-  protected async bridged(winner: BLeg, allLegs: BLeg[]): Promise<void> {
+  protected async bridged(winner: BLeg, allLegs: BLeg[], opts: BridgedOpts = {}): Promise<BridgeEnd> {
     // losers are hung up with LOSE_RACE before the caller is answered -> stale values on CHANNEL_ANSWER [F]
     for (const b of allLegs) if (b !== winner && b.state !== 'down') this.legEnded(b, 'LOSE_RACE');
     if (this.answerState !== 'answered') {
       this.passCalleeId(winner);
       this.markAnswered();
     }
-    this.setVar('endpoint_disposition', 'ANSWER');
-    this.setVar('originate_disposition', 'SUCCESS');
-    this.setVar('DIALSTATUS', 'SUCCESS');
-    for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b === winner ? 'NONE' : b.cause ?? 'NONE'));
-    this.setVar('signal_bond', winner.uuid);
-    this.setVar('originate_signal_bond', null);
+    if (!opts.uuidBridge) {
+      this.setVar('endpoint_disposition', 'ANSWER');
+      this.setVar('originate_disposition', 'SUCCESS');
+      this.setVar('DIALSTATUS', 'SUCCESS');
+      for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b === winner ? 'NONE' : b.cause ?? 'NONE'));
+      this.setVar('signal_bond', winner.uuid);
+      this.setVar('originate_signal_bond', null);
+    }
     // CHANNEL_BRIDGE names the leg that WON [F]
     this.other = this.legProfile(winner);
     this.otherBlock = null;
@@ -318,23 +364,33 @@ export abstract class OriginatingChannel extends ChannelEvents {
       this.setVar('sip_full_to', '<sip:' + this.profile.destinationNumber + '@127.0.0.1:5090>;tag=' + (this.vars.get('sip_to_tag') ?? ''));
     }
 
-    // wait for one side to hang up
+    // wait for one side to hang up, or for a transfer of the caller (the far end's REFER, uuid_transfer)
     const beh = winner.behaviour;
     const talk = beh.kind === 'answer' && beh.talkMs !== undefined ? this.scaled(beh.talkMs) : null;
+    const refer = beh.kind === 'answer' && beh.referTo !== undefined ? beh.referTo : null;
     let calleeTimer: NodeJS.Timeout | null = null;
     let callerTimer: NodeJS.Timeout | null = null;
-    const calleeHungUp = await new Promise<boolean>((resolve) => {
-      if (talk !== null) calleeTimer = this.after(talk, () => resolve(true));
+    let referTimer: NodeJS.Timeout | null = null;
+    const end = await new Promise<BridgeEnd>((resolve) => {
+      if (talk !== null) calleeTimer = this.after(talk, () => resolve('callee'));
+      if (refer !== null) {
+        const ms = beh.kind === 'answer' ? beh.referAfterMs ?? 0 : 0;
+        referTimer = this.after(this.scaled(ms), () => this.transferFromOutside(refer, undefined, 'refer'));
+      }
       if (this.script.callerHangupAfterAnswerMs !== undefined) {
         callerTimer = this.after(this.scaled(this.script.callerHangupAfterAnswerMs), () => this.externalHangup('NORMAL_CLEARING'));
       }
-      void this.whenDown().then(() => resolve(false));
+      void this.whenDown().then(() => resolve('caller'));
+      void this.whenTransferred().then(() => resolve('transfer'));
     });
+    const calleeHungUp = end === 'callee';
     this.cancel(calleeTimer);
     this.cancel(callerTimer);
+    this.cancel(referTimer);
     const sofia = winner.endpoint !== 'loopback';
     winner.state = 'down';
     winner.cause = 'NORMAL_CLEARING';
+    this.sw.legs.delete(winner.uuid);
     if (sofia) {
       this.setVar('sip_reason', 'Q.850;cause=16;text="NORMAL_CLEARING"');
       this.setVar('sip_hangup_phrase', 'OK');
@@ -342,7 +398,10 @@ export abstract class OriginatingChannel extends ChannelEvents {
     this.setVar('last_bridge_hangup_cause', 'NORMAL_CLEARING');
     if (sofia) this.setVar('last_bridge_proto_specific_hangup_cause', 'sip:200');
     this.setVar('bridge_hangup_cause', 'NORMAL_CLEARING');
+    opts.beforeUnbridge?.();
+    // after a transfer the caller profile is a new one (new destination, no originatee) [T routing obs. 7]
     this.fire('CHANNEL_UNBRIDGE', { pre: bridgeIds });
     if (calleeHungUp && this.up && isTrue(this.vars.get('hangup_after_bridge'))) this.hangup('NORMAL_CLEARING', 'internal');
+    return end;
   }
 }

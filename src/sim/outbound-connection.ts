@@ -77,6 +77,10 @@ export class Listener {
       get bridges() {
         return self.channel.bridges;
       },
+      uuidTransfer: (dest: string, context?: string) => self.channel.transferFromOutside(dest, context, 'uuid'),
+      get appsRun() {
+        return self.channel.appsRun;
+      },
     };
     sw.listeners.add(this);
     socket.on('data', (d: Buffer) => this.onData(d));
