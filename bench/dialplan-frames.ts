@@ -46,7 +46,7 @@ interface Ev {
   body?: string;
 }
 
-/** The `myevents` list (mod_event_socket.c) plus modesl's own `event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE`. */
+/** The `myevents` list (mod_event_socket.c): the adapter subscribes with `myevents json`. */
 const SUBSCRIBED = new Set([
   'CHANNEL_ANSWER', 'CHANNEL_APPLICATION', 'CHANNEL_BRIDGE', 'CHANNEL_CREATE', 'CHANNEL_DATA', 'CHANNEL_DESTROY',
   'CHANNEL_EXECUTE', 'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_ORIGINATE',

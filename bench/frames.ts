@@ -4,9 +4,9 @@
  * and writes the call's uuid into them.
  *
  * The capture is a real SIP inbound call (answered-normal-sip.txt: mod_sofia caller leg, the
- * largest events of the set, 4–12 KB each). The adapter's ESL library subscribes with
- * `event json …` before `myevents`, which switches FreeSWITCH's listener to JSON for every later
- * event; so the captured events are re-serialised exactly as FreeSWITCH's
+ * largest events of the set, 4–12 KB each). The adapter subscribes with `myevents json`, which
+ * switches FreeSWITCH's listener to JSON for every later event; so the captured events are
+ * re-serialised exactly as FreeSWITCH's
  * switch_event_serialize_json does (src/sim/esl-wire.ts), same headers, same order.
  * The connect reply (CHANNEL_DATA) is always plain and is used as captured, byte for byte.
  */

@@ -98,14 +98,15 @@ export class CallSession {
     }
 
     try {
-      // Sent together, answered in order. Without linger FreeSWITCH closes the socket as soon as
-      // the channel is down and the last events can be lost.
-      const subscribe = [this.conn.command('myevents'), this.conn.command('linger')];
+      // The connection's handshake subscribed with `myevents json` (esl-connection.ts). Sent
+      // together, answered in order. Without linger FreeSWITCH closes the socket as soon as the
+      // channel is down and the last events can be lost.
+      const subscribe = [this.conn.command('linger')];
       // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
       if (facts.mode === 'dialplan') for (const [header, value] of DIALPLAN_EVENT_FILTERS) subscribe.push(this.conn.command(`filter ${header} ${value}`));
       await Promise.all(subscribe);
     } catch (err) {
-      this.log.warn('FreeSWITCH did not take myevents/linger/filter', { error: String(err) });
+      this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) });
     }
     this.dispatch({ type: 'start' });
     await this.finished;

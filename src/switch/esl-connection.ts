@@ -24,7 +24,9 @@
  *  - modesl buffers without bound → the guard counts bytes between parsed messages;
  *  - one write per command line and header (a packet each, with no-delay)
  *    → the guard writes what modesl sends in one tick at once;
- *  - no `linger`, no types → plain commands through `command()`, types here.
+ *  - no `linger`, no types → plain commands through `command()`, types here;
+ *  - its subscription on `connect` (`event json …`) takes every channel's events of the switch
+ *    until `myevents` → replaced by `myevents json`, this channel's events only.
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
@@ -188,6 +190,12 @@ export class EslConnection extends EventEmitter<Events> {
     socket.on('data', (chunk: Buffer) => this.feed(chunk));
 
     this.conn = new esl.Connection(this.guard);
+    // modesl answers `connect` with its own `event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE`.
+    // On an outbound socket that is every channel's events switch-wide (event_handler() narrows to
+    // this call only once `myevents` is on): seen on a real switch, a dozen other calls' events
+    // reached each new call before our `myevents`. So its subscription is `myevents json`: this
+    // channel's events only, as JSON, from the start (it sets the format too, as `event json` did).
+    this.conn.subscribe = (_events, cb) => this.conn.sendRecv('myevents json', () => cb?.());
     this.conn.on('error', (err: Error) => this.close('malformed-frame', err.message));
     this.conn.onAny((name, ...args) => this.dispatch(Array.isArray(name) ? name.join('::') : name, args[0]));
 

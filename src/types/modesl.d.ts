@@ -37,6 +37,8 @@ declare module 'modesl' {
     send(command: string, args?: Record<string, string>): void;
     sendRecv(command: string, args: Record<string, string> | null, cb: (reply: Event) => void): void;
     sendRecv(command: string, cb: (reply: Event) => void): void;
+    /** Sent by modesl itself once `connect` is answered; esl::ready follows its reply. */
+    subscribe(events: string[], cb?: () => void): void;
     api(command: string, cb: (reply: Event) => void): void;
     onAny(listener: (name: string | string[], ...args: unknown[]) => void): this;
     removeAllListeners(event?: string): this;

@@ -42,8 +42,8 @@ function commandLines(call: SwitchCall): string[] {
   });
 }
 
-/** The commands every call starts with: modesl's `connect` + its own subscription, then ours. */
-const OPENING = ['connect', 'event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE', 'myevents', 'linger'];
+/** The commands every call starts with: modesl's `connect`, its subscription (`myevents json`: this channel only), `linger`. */
+const OPENING = ['connect', 'myevents json', 'linger'];
 
 async function finished(call: SwitchCall, events: number): Promise<Params[]> {
   await call.closed;

@@ -75,7 +75,7 @@ describe('modesl defects, contained', () => {
     const before = await metric(adapter.statusPort, 'cti_esl_connection_errors_total{reason="reset"}');
     const { check } = await concurrentCall(adapter.eslPort);
 
-    // Reset right after modesl's `connect`, after the channel data, and while `myevents` waits.
+    // Reset right after modesl's `connect`, after the channel data, and while `linger` waits.
     const early = await RawSwitch.connect(adapter.eslPort);
     await early.next('connect');
     early.reset();
@@ -83,12 +83,12 @@ describe('modesl defects, contained', () => {
     const afterData = await RawSwitch.connect(adapter.eslPort);
     await afterData.next('connect');
     afterData.write(connectReply(channelData()));
-    await afterData.next('event');
+    await afterData.next('myevents');
     afterData.reset();
 
     const waiting = await RawSwitch.connect(adapter.eslPort);
     await handshake(waiting, channelData());
-    await waiting.next('myevents');
+    await waiting.next('linger');
     waiting.reset();
 
     // The adapter saw three resets (a socket 'error' each, which nobody but EslConnection listens to).
@@ -171,8 +171,6 @@ describe('modesl defects, contained', () => {
     const uuid = uuidOf(headers);
     const peer = await RawSwitch.connect(adapter.eslPort);
     await handshake(peer, headers);
-    await peer.next('myevents');
-    peer.write(commandReply('+OK Events Enabled'));
     await peer.next('linger');
     peer.write(commandReply('-ERR command not found'));
     await peer.next('sendmsg');
@@ -254,11 +252,11 @@ describe('modesl defects, contained: pending commands', () => {
     await zammad.waitFor(() => accepted(zammad, uuid).length >= 2, 5000);
     assert.deepEqual(accepted(zammad, uuid), ['newCall', 'hangup:cancel']);
 
-    // Reset while `myevents` waits for its reply: the session's own wait must end too.
+    // Reset while `linger` waits for its reply: the session's own wait must end too.
     const second = channelData({ variables: { zammad_users: 'Alice' } });
     const waiting = await RawSwitch.connect(own.eslPort);
     await handshake(waiting, second);
-    await waiting.next('myevents');
+    await waiting.next('linger');
     waiting.reset();
     await zammad.waitFor(() => accepted(zammad, uuidOf(second)).length >= 2, 5000);
     assert.deepEqual(accepted(zammad, uuidOf(second)), ['newCall', 'hangup:cancel']);

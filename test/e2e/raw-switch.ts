@@ -166,26 +166,24 @@ export function channelEvent(name: string, uuid: string, extra: Header[] = []): 
 }
 
 /**
- * The opening of a call: `connect` → channel data (or `reply`, raw), modesl's own `event json …`
- * subscription → +OK. Stops there: the adapter's `myevents` is the next command.
+ * The opening of a call: `connect` → channel data (or `reply`, raw), the connection's
+ * `myevents json` subscription → +OK. Stops there: the adapter's `linger` is the next command.
  */
 export async function handshake(peer: RawSwitch, channel: readonly Header[] | string): Promise<void> {
   await peer.next('connect');
   peer.write(typeof channel === 'string' ? channel : connectReply(channel));
-  await peer.next('event');
-  peer.write(commandReply('+OK event listener enabled json'));
-}
-
-/** `myevents` and `linger`, answered as FreeSWITCH answers them. */
-export async function opening(peer: RawSwitch): Promise<void> {
   await peer.next('myevents');
   peer.write(commandReply('+OK Events Enabled'));
+}
+
+/** `linger`, answered as FreeSWITCH answers it. */
+export async function opening(peer: RawSwitch): Promise<void> {
   await peer.next('linger');
   peer.write(commandReply('+OK will linger'));
 }
 
 /**
- * A call up to its bridge: channel data from `channel`, the handshake, `myevents`/`linger`, then
+ * A call up to its bridge: channel data from `channel`, the handshake, `linger`, then
  * the adapter's `sendmsg` (the bridge) acknowledged as async mode does. The peer is ready for events.
  */
 export async function bridgedCall(port: number, channel: ChannelOptions): Promise<{ peer: RawSwitch; uuid: string }> {

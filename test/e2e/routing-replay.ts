@@ -238,6 +238,7 @@ export async function replayRouting(name: string, eslPort: number, opts: ReplayO
         return;
       }
       case 'myevents':
+        if (/json/i.test(c.args)) format = 'json';
         for (const n of MYEVENTS) subscribed.add(n);
         write(commandReply('+OK Events Enabled'));
         return;
