@@ -143,7 +143,8 @@ export async function zammadAccount(b: Bench, s: Subject, tag: string, connected
   return { lost, outOfOrder: s.kind === 'adapter' ? outOfOrder : 0, zammadMs };
 }
 
-export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate'): Promise<LoadFigures> {
+/** `routing: 'dialplan'`: the calls are handed back and routed by a dialplan (dialplan-frames.ts), cycle mode only. */
+export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', routing: 'bridge' | 'dialplan' = 'bridge'): Promise<LoadFigures> {
   const { opts } = b;
   const tag = tagOf();
   b.zammad.reset();
@@ -167,7 +168,7 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate'): P
     b,
     (share) =>
       mode === 'cycle'
-        ? { mode, ...common, concurrency: Math.max(1, Math.round(opts.concurrency * share)) }
+        ? { mode, ...common, concurrency: Math.max(1, Math.round(opts.concurrency * share)), routing }
         : { mode, ...common, rate: opts.rate * share },
     (what) => {
       if (what === 'window-start') {

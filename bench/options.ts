@@ -17,7 +17,7 @@ export interface Options {
   generators: number;
   transcript: string;
   baseline: boolean;
-  /** throughput, latency, memory (all by default). */
+  /** throughput, latency, dialplan, memory (all by default). */
   phases: string[];
   /** CPU pinning: the subject alone on the last CPU, everything else on the others. */
   pin: boolean;
@@ -49,7 +49,7 @@ export function parseOptions(argv: string[]): Options {
     generators: num('generators', 1, 1),
     transcript: value('transcript') ?? DEFAULT_TRANSCRIPT,
     baseline: !flag('no-baseline'),
-    phases: (value('phases') ?? 'throughput,latency,memory').split(','),
+    phases: (value('phases') ?? 'throughput,latency,dialplan,memory').split(','),
     pin: flag('pin'),
     openRate: num('open-rate', 500, 200),
     adapterNodeOptions: (value('adapter-node-options') ?? '').split(' ').filter(Boolean),

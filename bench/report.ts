@@ -29,6 +29,8 @@ export interface Report {
   adapter: Record<string, { throughput: LoadFigures; latency: LoadFigures }>;
   baseline: { throughput: LoadFigures; latency: LoadFigures } | null;
   memory: { adapter: HoldFigures[]; baseline: HoldFigures[] };
+  /** Dialplan mode: each call handed back and routed by a dialplan of `setApps` set apps (dialplan-frames.ts). */
+  dialplan: { setApps: number; throughput: LoadFigures } | null;
 }
 
 export function table(r: Report, levels: string[]): string {
@@ -57,7 +59,14 @@ export function table(r: Report, levels: string[]): string {
     const bv = mem(r.memory.baseline, i);
     rows.push([`peak RSS MB, ${h} calls held`, fmt(av, 0), ...levels.slice(1).map(() => '—'), fmt(bv, 0), av !== undefined && bv !== undefined ? fmt(av / bv, 2) : '—', h === 10_000 ? '≤ 300' : '']);
   });
-  const lost = [...levels.map((l) => a(l).throughput.eventsLost + a(l).latency.eventsLost)];
+  if (r.dialplan) {
+    const d = r.dialplan.throughput;
+    const bridge = a(main).throughput;
+    rows.push([`dialplan mode, ${r.dialplan.setApps} set apps: call cycles/s`, fmt(d.cyclesPerSec, 0), ...levels.slice(1).map(() => '—'), '—', `${fmt(d.cyclesPerSec / bridge.cyclesPerSec, 2)} of bridge mode`, '≥ 1000']);
+    rows.push([`dialplan mode, ${r.dialplan.setApps} set apps: CPU ms per call`, fmt(d.cpuMsPerCall, 3), ...levels.slice(1).map(() => '—'), '—', `${fmt(d.cpuMsPerCall / bridge.cpuMsPerCall, 2)} × bridge mode`, '≤ 1.5 × bridge mode']);
+    rows.push([`dialplan mode: events reaching the adapter per call`, fmt(d.eventsSent / Math.max(1, d.calls.started), 1), ...levels.slice(1).map(() => '—'), '—', '—', '']);
+  }
+  const lost = [...levels.map((l) => a(l).throughput.eventsLost + a(l).latency.eventsLost + (l === main && r.dialplan ? r.dialplan.throughput.eventsLost : 0))];
   rows.push(['events lost', ...lost.map(String), bl ? String(bl.throughput.eventsLost + bl.latency.eventsLost) : '—', '—', '0']);
   rows.push(['CPU share: subject / generator / zammad+bench (cores, throughput)', ...levels.map((l) => cpuShare(a(l).throughput.cpu)), bl ? cpuShare(bl.throughput.cpu) : '—', '—', '2 cores in all']);
   const widths = head.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));

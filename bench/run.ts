@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ZammadDouble } from '../src/sim/zammad.js';
 import { loadTemplates } from './frames.js';
+import { loadDialplanTemplates } from './dialplan-frames.js';
 import { machine, openFilesLimit } from './procstat.js';
 import { type Subject, type LoadFigures, type Bench, loadPhase, skipped, type HoldFigures, holdPhase } from './measure.js';
 import { parseOptions } from './options.js';
@@ -50,7 +51,7 @@ export async function main(argv: string[]): Promise<Report> {
   const generators = await Promise.all(Array.from({ length: opts.generators }, (_, i) => startGenerator(i, opts.transcript)));
   const b: Bench = { opts, zammad, generators, eventsPerCall: templates.eventsPerCall };
   const children: { stop(): unknown }[] = [...generators];
-  const report: Partial<Report> & { adapter: Report['adapter']; memory: Report['memory'] } = { adapter: {}, memory: { adapter: [], baseline: [] } };
+  const report: Partial<Report> & { adapter: Report['adapter']; memory: Report['memory'] } = { adapter: {}, memory: { adapter: [], baseline: [] }, dialplan: null };
   try {
     for (const level of opts.logLevels) {
       log(`adapter, LOG_LEVEL=${level}: starting`);
@@ -66,6 +67,19 @@ export async function main(argv: string[]): Promise<Report> {
       if (adapter.problems.length > 0) log(`  adapter warnings/errors (first ${Math.min(5, adapter.problems.length)}):\n    ${adapter.problems.slice(0, 5).join('\n    ')}`);
       await adapter.stop();
       report.adapter[level] = { throughput, latency };
+    }
+
+    if (opts.phases.includes('dialplan')) {
+      const level = opts.logLevels[0] ?? 'info';
+      const dp = loadDialplanTemplates();
+      log(`adapter, dialplan mode (DEFAULT_BRIDGE empty), LOG_LEVEL=${level}: ${opts.concurrency} calls in flight, each handed back and routed by a dialplan of ${dp.setApps} set apps (${dp.eventsPerCall} events, ${dp.bytesPerCall} bytes on the switch per call, before the adapter's filters); ${dp.source}`);
+      const adapter = await startAdapter({ main: mainJs, zammadUrl: zammad.url, bridge: '', logLevel: level, ...(opts.cpuProf ? { cpuProfDir: profDir } : {}), tag: 'dialplan', nodeOptions: opts.adapterNodeOptions });
+      children.push(adapter);
+      const throughput = await loadPhase(b, { kind: 'adapter', adapter }, 'cycle', 'dialplan');
+      log(`  ${round(throughput.cyclesPerSec, 0)} cycles/s, ${round(throughput.cpuMsPerCall, 3)} CPU ms/call, ${round(throughput.eventsSent / Math.max(1, throughput.calls.started), 1)} events/call reached the adapter, lost ${throughput.eventsLost}, failed ${throughput.calls.failed}; ${cpuLine(throughput)}`);
+      if (adapter.problems.length > 0) log(`  adapter warnings/errors (first ${Math.min(5, adapter.problems.length)}):\n    ${adapter.problems.slice(0, 5).join('\n    ')}`);
+      await adapter.stop();
+      report.dialplan = { setApps: dp.setApps, throughput };
     }
 
     if (opts.baseline) {
@@ -114,10 +128,12 @@ export async function main(argv: string[]): Promise<Report> {
   const lost =
     Object.values(report.adapter).reduce((n, f) => n + f.throughput.eventsLost + f.latency.eventsLost + f.throughput.outOfOrder + f.latency.outOfOrder, 0) +
     report.memory.adapter.reduce((n, f) => n + f.eventsLost, 0) +
+    (report.dialplan ? report.dialplan.throughput.eventsLost + report.dialplan.throughput.outOfOrder : 0) +
     (bl ? bl.throughput.eventsLost + bl.latency.eventsLost : 0);
   const failed =
     Object.values(report.adapter).reduce((n, f) => n + f.throughput.calls.failed + f.latency.calls.failed, 0) +
     report.memory.adapter.reduce((n, f) => n + f.failed, 0) +
+    (report.dialplan?.throughput.calls.failed ?? 0) +
     report.memory.baseline.reduce((n, f) => n + f.failed, 0) +
     (bl ? bl.throughput.calls.failed + bl.latency.calls.failed : 0);
   const full: Report = {
@@ -169,12 +185,19 @@ export async function main(argv: string[]): Promise<Report> {
     adapter: report.adapter,
     baseline: bl,
     memory: report.memory,
+    dialplan: report.dialplan ?? null,
   };
   full.targets = {
     cyclesPerSec: { target: '≥ 1000', met: full.cyclesPerSec >= 1000 },
     setupP99Ms: { target: `≤ 2 at ${opts.rate}/s`, met: full.setupP99Ms <= 2 },
     rss10kMB: { target: '≤ 300', met: full.rss10kMB <= 300 },
     throughputVsBaseline: { target: '≥ 1/3', met: (full.ratios['cyclesPerSec'] ?? 0) >= 1 / 3 },
+    ...(full.dialplan
+      ? {
+          dialplanCyclesPerSec: { target: '≥ 1000', met: full.dialplan.throughput.cyclesPerSec >= 1000 },
+          dialplanCpuVsBridge: { target: '≤ 1.5 × bridge mode', met: full.dialplan.throughput.cpuMsPerCall <= 1.5 * main.throughput.cpuMsPerCall },
+        }
+      : {}),
     eventsLost: { target: '0', met: full.eventsLost === 0 },
     callsFailed: { target: '0', met: full.callsFailed === 0 },
   };
