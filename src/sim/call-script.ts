@@ -12,6 +12,12 @@ export interface ChannelSpec {
   destination: string;
   /** Caller-Context, default 'public'. */
   context?: string;
+  /**
+   * The dialplan transferred the channel before it ran `socket` (e.g. public -> the tenant's context):
+   * its transfer_source ('<epoch>:<uuid>:bl_xfer:<dest>/<context>/XML'). The caller profile then carries
+   * Transfer-Source and RDNIS (profile index 2), the variables transfer_source and transfer_history.
+   */
+  transferSource?: string;
   /** Caller-Privacy-Hide-Number: true (CLIR) – the real number is still delivered [F]. */
   hideNumber?: boolean;
   /** Caller-Privacy-Hide-Name: true. */

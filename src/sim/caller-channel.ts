@@ -158,7 +158,7 @@ export class CallerChannel extends RoutingChannel {
   }
 
   /** Run one application (a sendmsg's or a dialplan action): CHANNEL_EXECUTE, the app, CHANNEL_EXECUTE_COMPLETE. */
-  protected async executeApp(app: string, arg: string, eventUuid?: string, loops = 1): Promise<void> {
+  protected async executeApp(app: string, arg: string | undefined, eventUuid?: string, loops = 1): Promise<void> {
     const appUuid = eventUuid ?? randomUUID();
     // switch_ivr_parse_event(): app_uuid, current_loop, total_loops are set before the application is looked
     // up; switch_core_session_execute_application() consumes app_uuid. For a non-existent application they stay.
@@ -174,7 +174,7 @@ export class CallerChannel extends RoutingChannel {
       return;
     }
     for (let i = 1; i <= loops && this.up; i++) {
-      const data = this.expand(arg);
+      const data = this.expand(arg ?? '');
       // an application without SAF_SUPPORT_NOMEDIA pre-answers a channel without media first
       // (switch_core_session_exec; the queue's CHANNEL_PROGRESS_MEDIA in handback-queue-callcenter.txt)
       if (MEDIA_APPS.has(app)) this.preAnswer();
@@ -185,7 +185,8 @@ export class CallerChannel extends RoutingChannel {
       this.setVar('current_application_data', data);
       this.lastApp = app;
       this.lastArg = data;
-      const appHeaders: Header[] = [['Application', app], ['Application-Data', data]];
+      // a dialplan action without data has no Application-Data [T routing: answer, hangup]
+      const appHeaders: Header[] = arg === undefined ? [['Application', app]] : [['Application', app], ['Application-Data', data]];
       this.fire('CHANNEL_EXECUTE', { post: [...appHeaders, ['Application-UUID', appUuid]], application: app });
       await this.runApp(app, data);
       this.fire('CHANNEL_EXECUTE_COMPLETE', {

@@ -104,6 +104,11 @@ export abstract class ChannelEvents {
       hideName: this.spec.hideName === true,
       hideNumber: this.spec.hideNumber === true,
     };
+    if (this.spec.transferSource !== undefined) {
+      this.profile.transferSource = this.spec.transferSource;
+      this.profile.rdnis = dest;
+      this.profile.profileIndex = 2;
+    }
     if (this.isSip) {
       this.profile.username = num;
       this.profile.networkAddr = '127.0.0.1';
@@ -175,6 +180,7 @@ export abstract class ChannelEvents {
       );
     }
     v.push(['DP_MATCH', 'ARRAY::' + dest + '|:' + dest], ['call_uuid', this.uuid], ['loopback_no_pre_answer', 'true']);
+    if (this.spec.transferSource !== undefined) v.push(['transfer_source', this.spec.transferSource], ['transfer_history', this.spec.transferSource]);
     const extra = this.spec.variables ?? {};
     const inTemplate = new Set(v.map(([k]) => k));
     for (let i = 0; i < v.length; i++) {

@@ -26,7 +26,7 @@ export abstract class RoutingChannel extends OriginatingChannel {
   private pendingAgent: { winner: BLeg; legs: BLeg[]; queue: string } | null = null;
 
   // caller-channel.ts
-  protected abstract executeApp(app: string, arg: string, appUuid?: string, loops?: number): Promise<void>;
+  protected abstract executeApp(app: string, arg: string | undefined, appUuid?: string, loops?: number): Promise<void>;
   protected abstract afterApp(): void;
   protected abstract handBack(): void;
 
@@ -44,6 +44,9 @@ export abstract class RoutingChannel extends OriginatingChannel {
     this.setVar('transfer_source', src);
     this.pushVar('transfer_history', src);
     if (how === 'uuid_br') return;
+    this.profile.rdnis = this.profile.destinationNumber;
+    this.profile.transferSource = src;
+    this.profile.profileIndex = (this.profile.profileIndex ?? 1) + 1;
     this.profile.destinationNumber = dest;
     this.profile.context = ctx;
     this.touchProfile();
@@ -91,7 +94,7 @@ export abstract class RoutingChannel extends OriginatingChannel {
         this.setState('CS_EXECUTE', 4);
         for (const a of apps) {
           if (!this.up || this.route) break;
-          await this.executeApp(a.app.toLowerCase(), a.data ?? '');
+          await this.executeApp(a.app.toLowerCase(), a.data);
           if (this.pendingAgent && this.up && !this.route) await this.uuidBridgeAgent();
         }
         // the extension ran out of actions: the state machine hangs the channel up

@@ -24,6 +24,11 @@ export interface Profile {
   context: string;
   channelName: string;
   withProfileIndex: boolean;
+  /** Profile-Index when withProfileIndex (default 1; each transfer clones the profile: 2, 3, ...). */
+  profileIndex?: number;
+  /** Set on the profile a transfer created: its transfer_source, and the number it was transferred from. */
+  transferSource?: string;
+  rdnis?: string;
   created: number;
   answered: number;
   progress: number;
@@ -54,9 +59,11 @@ export function profileHeaders(prefix: string, p: Profile): Header[] {
   add('Destination-Number', p.destinationNumber);
   add('Unique-ID', p.uniqueId);
   add('Source', p.source);
+  if (p.transferSource !== undefined) add('Transfer-Source', p.transferSource);
   add('Context', p.context);
+  if (p.rdnis !== undefined) add('RDNIS', p.rdnis);
   add('Channel-Name', p.channelName);
-  if (p.withProfileIndex) add('Profile-Index', '1');
+  if (p.withProfileIndex) add('Profile-Index', String(p.profileIndex ?? 1));
   add('Profile-Created-Time', String(p.created));
   add('Channel-Created-Time', String(p.created));
   add('Channel-Answered-Time', String(p.answered));
