@@ -44,6 +44,13 @@ export interface CallFacts {
    * channel (REFER, uuid_transfer, dialplan transfer): a new value means the call was moved.
    */
   readonly transferSource: string;
+  /**
+   * The hand-back `transfer ${destination_number} XML ${context}` is one destination and one
+   * context: neither holds a space or a quote. mod_dptools' transfer splits its argument at
+   * spaces, so a destination like `1000 XML default` (a SIP user part may carry %20) would move a
+   * caller from `public` into another context.
+   */
+  readonly handBackSafe: boolean;
 }
 
 export type Lookup = (header: string) => string | undefined;
@@ -109,6 +116,7 @@ export function callFacts(get: Lookup, rules: CallRules): CallFacts {
     gated: channelVariable(get, 'zammad_handled') !== undefined,
     ...queueOf(channelVariable(get, 'zammad_queue')),
     transferSource: channelVariable(get, 'transfer_source') ?? '',
+    handBackSafe: [destination, get('Caller-Context') ?? get('Channel-Context') ?? ''].every((v) => /^[^\s'"\\{}$]+$/.test(v)),
   };
 }
 

@@ -212,6 +212,12 @@ function route(s: CallState, extra: Effect[] = []): Step {
   const routing: CallState = { ...s, phase: 'routing' };
   if (s.channelDown || !s.commanding) return { state: routing, effects: extra };
   if (s.facts.mode === 'dialplan') {
+    if (!s.facts.handBackSafe) {
+      // Not handed back by the adapter: `exit` returns the socket application and the dialplan
+      // goes on with the actions after it, as if the adapter were not there.
+      const why: Effect = { type: 'log', level: 'warn', message: 'destination or context holds a space or a quote: not handing the call back with transfer (it could reach another context); letting the dialplan go on without the adapter' };
+      return { state: { ...routing, commanding: false }, effects: [...extra, why, { type: 'exit' }] };
+    }
     return { state: { ...routing, commanding: false }, effects: [...extra, { type: 'handBack', setGuard: !s.facts.gated }] };
   }
   return { state: { ...routing, bridgeSent: true }, effects: [...extra, { type: 'bridge', dialString: s.facts.dialString }] };

@@ -94,7 +94,7 @@ export async function recoverOpenCalls(deps: RecoveryDeps): Promise<Recovery> {
   // otherwise never be seen ending, and stay open in Zammad.
   for (const { call, facts } of calls) {
     const { queue, ...rest } = facts;
-    const full = { ...rest, ...(queue !== undefined ? { queue } : {}), callerName: '', callerRaw: facts.from, dialString: '', targets: [], explicitUsers: null, mode: 'dialplan' as const, gated: true, transferSource: '' };
+    const full = { ...rest, ...(queue !== undefined ? { queue } : {}), callerName: '', callerRaw: facts.from, dialString: '', targets: [], explicitUsers: null, mode: 'dialplan' as const, gated: true, transferSource: '', handBackSafe: false };
     watched.set(call.callId, new ObservedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, log.child({ callId: call.callId })));
   }
   inbound.on('event', (e) => watched.get(e.get('Unique-ID') ?? '')?.onEvent(e));

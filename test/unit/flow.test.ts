@@ -424,3 +424,12 @@ test('re-attached after a restart: an answered caller channel without a bridge p
     assert.deepEqual(sent, expected);
   }
 });
+
+test('a destination with a space (a SIP user part may carry %20) is never handed back with transfer: the socket lets go instead', () => {
+  const r = run(dpChannel({ 'Caller-Destination-Number': '1000 XML default' }), handedBack(dpChannel()));
+  assert.ok(!r.effects.some((e) => e.type === 'handBack'), 'no transfer into another context');
+  assert.deepEqual(r.effects.at(-1), { type: 'exit' });
+  assert.ok(r.effects.some((e) => e.type === 'log' && /not handing the call back/.test(e.message)));
+  const fine = run(dpChannel({ 'Caller-Destination-Number': '+4930998001' }), handedBack(dpChannel()));
+  assert.deepEqual(fine.effects.at(-1), { type: 'handBack', setGuard: false });
+});
