@@ -17,9 +17,14 @@
  *  [MC] mod_commands.c: user_data writes nothing for an unknown user -> api_exec answers "-ERR no reply\n"
  *  [EV] switch_event.c / switch_utils.c: serialisation, switch_url_encode (see esl-wire.ts)
  *
+ *  [T routing] esl-transcripts/routing/*.txt: the dialplan routes (hand-back by transfer, REFER, uuid_transfer,
+ *       voicemail, mod_callcenter), README.md there (observations 1-11)
+ *
  * Not modelled (see the report): B-leg events (an outbound socket with myevents never sees them),
- * CHANNEL_CALLSTATE/HEARTBEAT/other system events for `event ... ALL` listeners, attended/blind
- * transfer of an answered call, media, `failure_causes`, enterprise originate (:_:).
+ * CHANNEL_CALLSTATE/HEARTBEAT/other system events for `event ... ALL` listeners, attended transfer,
+ * execute_extension (obs. 3), dialplan regex matching / continue="true" chains (one extension per
+ * exact number), sendmsg's other than hangup after the hand-back, a transfer of a still ringing
+ * caller beyond ending its originate, media, `failure_causes`, enterprise originate (:_:).
  */
 // The simulator, file by file:
 //   call-script.ts           what a call is given (CallScript, ChannelSpec, TargetBehaviour) and returns (SwitchCall)
@@ -29,13 +34,14 @@
 //   api-commands.ts          `api`/`bgapi` commands
 //   channel-events.ts        the caller channel's variables, profile blocks and events
 //   originate.ts             bridge/originate: B-legs, ring groups, failover, causes
+//   dialplan.ts              routing by a scripted dialplan: transfer/hand-back, REFER, uuid_transfer, voicemail, callcenter
 //   caller-channel.ts        the caller channel's application queue, park, hangup, CDR variables
 //   dial-string.ts           dial-string parsing
 //   event-blocks.ts          header blocks and lazily serialised events
 //   transcript-constants.ts  causes, SIP statuses, applications, event names as FreeSWITCH has them
 //   util.ts                  timestamps, tokens, the seeded PRNG, switch_true()
 //   esl-wire.ts              the wire framing (shared with the Zammad side's tests and the bench)
-export type { ChannelSpec, TargetBehaviour, Chunking, LingerNoticeAt, CallScript, ReceivedCommand, SentFrame, SwitchCall } from './call-script.js';
+export type { ChannelSpec, TargetBehaviour, DialplanApp, QueueSpec, Chunking, LingerNoticeAt, CallScript, ReceivedCommand, SentFrame, SwitchCall } from './call-script.js';
 export type { FiredEvent } from './event-blocks.js';
 export { FakeSwitch, defaultSwitch, placeCall } from './fake-switch.js';
 export { parseDialString, targetKey } from './dial-string.js';
