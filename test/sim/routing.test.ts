@@ -47,13 +47,15 @@ interface RoutingScenario {
   file: string;
   dest: string;
   targets: Record<string, TargetBehaviour>;
+  /** replies after the connect reply before CHANNEL_PARK in the capture (racy; default 4: both sendmsg's answered first) */
+  park?: number;
   /** what the capture's inbound-ESL driver did, relative to a frame of the socket */
   on?: { label: string; afterMs: number; act: (call: SwitchCall) => void };
 }
 
 const SCENARIOS: RoutingScenario[] = [
   { file: 'handback-group-ring', dest: '4930998003', targets: { '2002': { kind: 'ring' }, '2003': { kind: 'answer', ringMs: 3000, talkMs: 3000 } } },
-  { file: 'handback-noanswer-voicemail', dest: '4930998001', targets: { '2002': { kind: 'ring' } } },
+  { file: 'handback-noanswer-voicemail', dest: '4930998001', targets: { '2002': { kind: 'ring' } }, park: 3 },
   { file: 'handback-queue-callcenter', dest: '4930998007', targets: { '2002': { kind: 'ring' }, '2003': { kind: 'answer', ringMs: 2000, talkMs: 3000 } } },
   { file: 'handback-ivr-then-agent', dest: '4930998008', targets: { '2000': { kind: 'answer', talkMs: 2000 } } },
   {
@@ -66,7 +68,7 @@ const SCENARIOS: RoutingScenario[] = [
     targets: { '2005': { kind: 'answer', referTo: '4930997006', referAfterMs: 2000 }, '2003': { kind: 'answer', talkMs: 2000 } },
   },
   {
-    file: 'bridge-refer-blind-transfer', dest: '4930998011',
+    file: 'bridge-refer-blind-transfer', dest: '4930998011', park: 2,
     targets: { '2005': { kind: 'answer', referTo: '4930997006', referAfterMs: 2000 }, '2003': { kind: 'answer', talkMs: 2000 } },
   },
   {
@@ -75,7 +77,7 @@ const SCENARIOS: RoutingScenario[] = [
   },
 ];
 
-function scriptFor(s: RoutingScenario): CallScript {
+function scriptFor(s: RoutingScenario, extra: Partial<CallScript> = {}): CallScript {
   // the capture's channel came in on lo-in in context public, which transferred it to zx (transfer_source)
   const src = `${Math.floor(Date.now() / 1000)}:00000000-0000-4000-8000-00000000a001:bl_xfer:${s.dest}/zx/XML`;
   return {
@@ -88,6 +90,7 @@ function scriptFor(s: RoutingScenario): CallScript {
     dialplan: { zx: ZX },
     queues: { 'support@test.local': { agents: ['2003@test.local', '2002@test.local'], musicMs: 500 } },
     directory: { '2003@test.local': 'Bob Agent', '2002@test.local': 'Carol Agent', '2000@test.local': 'Alice Agent' },
+    ...extra,
   };
 }
 
@@ -119,7 +122,8 @@ function assertRoutingHeaders(got: Labeled[], want: Labeled[]): void {
       assert.equal(ge[v] === undefined, we[v] === undefined, `${at}: ${v} present`);
       if (we[v] !== undefined) {
         // same shape and same number of entries: epoch:uuid:bl_xfer:dest/ctx/XML or epoch:uuid:uuid_br:<agent leg>
-        const shape = (x: string): string => x.replace(/\d{10}/g, 'E').replace(/[0-9a-f-]{36}/g, 'U');
+        const shape = (x: string): string =>
+          x.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, 'U').replace(/(^|\|:|::)\d{10}:/g, '$1E:');
         assert.equal(shape(ge[v] ?? ''), shape(we[v] ?? ''), `${at}: ${v}`);
       }
     }
@@ -140,10 +144,16 @@ for (const s of SCENARIOS) {
     assertRoutingHeaders(frames, want);
     assert.ok(!call.socketLostWhileUp, 'the exit after the end never touched the call');
   });
+  test(`routing capture ${s.file}: exact frame sequence with CHANNEL_PARK where the capture had it`, { skip }, async () => {
+    const want = transcriptFrames(file);
+    const on = s.on;
+    const hooks = on ? { onFrame: (l: Labeled, call: SwitchCall) => { if (l.label === on.label) setTimeout(() => on.act(call), on.afterMs); } } : {};
+    const { frames } = await replay(file, scriptFor(s, { parkAfterReplies: s.park ?? 4 }), hooks);
+    assert.deepEqual(labels(frames), labels(want));
+  });
 }
 
 test('every routing capture is covered (execute_extension on purpose not)', { skip }, () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).map((f) => f.replace(/\.txt$/, '')).sort();
   assert.deepEqual(files, [...SCENARIOS.map((s) => s.file), 'handback-execute-extension-voicemail'].sort());
-  assert.ok(labels([]).length === 0);
 });
