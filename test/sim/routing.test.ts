@@ -19,7 +19,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '../../src/sim/call-script.js';
 import { TRANSCRIPT_DIR } from '../../bench/frames.js';
-import { type Labeled, transcriptFrames, replay, labels, assertTolerant } from './transcript-replay.js';
+import { encodeCommand } from '../../src/sim/esl-wire.js';
+import { type Labeled, transcriptFrames, replay, labels, assertTolerant, startApp, bridgeCmd, waitFor, type MiniApp } from './transcript-replay.js';
 
 const DIR = TRANSCRIPT_DIR + '/routing';
 const skip = existsSync(DIR) ? false : 'routing transcripts not available';
@@ -156,4 +157,116 @@ for (const s of SCENARIOS) {
 test('every routing capture is covered (execute_extension on purpose not)', { skip }, () => {
   const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).map((f) => f.replace(/\.txt$/, '')).sort();
   assert.deepEqual(files, [...SCENARIOS.map((s) => s.file), 'handback-execute-extension-voicemail'].sort());
+});
+
+// ---------------------------------------------------------------------------
+// Behaviour beyond the captures (mod_commands.c, switch_ivr.c, the README's observations)
+// ---------------------------------------------------------------------------
+
+const exec = (app: string, arg: string): string => encodeCommand('sendmsg', [['call-command', 'execute'], ['execute-app-name', app], ['execute-app-arg', arg]]);
+const HANDBACK = exec('transfer', '${destination_number} XML ${context}');
+const noRacy = (a: MiniApp): string[] => a.labels().filter((l) => l !== 'CHANNEL_PARK' && l !== 'notice:linger');
+const apiBody = async (a: MiniApp, cmd: string): Promise<string> => {
+  const n = a.frames.filter((f) => f.label === 'api-response').length;
+  await a.send(`api ${cmd}\n\n`, (l) => l.filter((x) => x === 'api-response').length > n);
+  return a.frames.filter((f) => f.label === 'api-response')[n]?.frame.body ?? '';
+};
+function sim(dest: string, extra: Partial<CallScript> = {}): CallScript {
+  const s = scriptFor({ file: '', dest, targets: {} }, extra);
+  s.channel = { ...s.channel, transferSource: undefined };
+  return s;
+}
+
+test('after the hand-back the connection only listens: an exit while the caller talks leaves the call alone (obs. 2)', async () => {
+  const { app, call, stop } = await startApp(sim('4930998006', { targets: { '2003': { kind: 'answer', talkMs: 3000 } } }));
+  await app.send(HANDBACK, (l) => l.includes('CHANNEL_BRIDGE'));
+  assert.deepEqual(noRacy(app).slice(3, 12), [
+    'reply:+OK', 'CHANNEL_EXECUTE[transfer]', 'CHANNEL_EXECUTE_COMPLETE[transfer]', 'CHANNEL_UNPARK', 'CHANNEL_EXECUTE_COMPLETE[socket]',
+    'CHANNEL_STATE', 'CHANNEL_STATE', 'CHANNEL_EXECUTE[set]', 'CHANNEL_EXECUTE_COMPLETE[set]',
+  ]);
+  await app.send('exit\n\n', (l) => l.includes('notice:disconnect'));
+  assert.equal(call.hangupCause, null, 'still talking after the exit');
+  assert.equal(await call.channelDone, 'NORMAL_CLEARING', 'the agent hung up (hangup_after_bridge)');
+  assert.equal(call.socketLostWhileUp, false);
+  await stop();
+});
+
+test('uuid_getvar reads the B-leg (dialed_user/dialed_domain, the directory name), _undef_, -ERR No such channel!; user_data any variable', async () => {
+  const { app, stop } = await startApp(sim('4930998003', {
+    targets: { '2002': { kind: 'ring' }, '2003': { kind: 'answer', ringMs: 200, talkMs: 3000 } },
+    directory: { '2003@test.local': { effective_caller_id_name: 'Bob Agent', zammad_user_id: '17' } },
+  }));
+  await app.send(HANDBACK, (l) => l.includes('CHANNEL_BRIDGE'));
+  const b = app.event('CHANNEL_BRIDGE')['Bridge-B-Unique-ID'] ?? '';
+  assert.equal(await apiBody(app, `uuid_getvar ${b} dialed_user`), '2003');
+  assert.equal(await apiBody(app, `uuid_getvar ${b} dialed_domain`), 'test.local');
+  assert.equal(await apiBody(app, `uuid_getvar ${b} effective_caller_id_name`), 'Bob Agent');
+  assert.equal(await apiBody(app, `uuid_getvar ${b} no_such_var`), '_undef_');
+  assert.equal(await apiBody(app, 'uuid_getvar 00000000-0000-4000-8000-000000000000 dialed_user'), '-ERR No such channel!\n');
+  assert.equal(await apiBody(app, 'user_data 2003@test.local var zammad_user_id'), '17');
+  assert.equal(await apiBody(app, 'user_data 2003@test.local var no_such_var'), '-ERR no reply\n');
+  await app.send('', () => app.labels().includes('CHANNEL_HANGUP_COMPLETE[NORMAL_CLEARING]'));
+  assert.equal(await apiBody(app, `uuid_getvar ${b} dialed_user`), '-ERR No such channel!\n', 'the leg is gone');
+  await stop();
+});
+
+test('bridge mode: api uuid_transfer moves the caller (+OK); a hangup sent after the bridge returned still kills it (obs. 8)', async () => {
+  const { app, call, stop } = await startApp(sim('4930998011', { targets: { '2004': { kind: 'answer', talkMs: 60000 }, '2003': { kind: 'answer', ringMs: 20000, talkMs: 60000 } } }));
+  await app.send(bridgeCmd('user/2004@test.local'), (l) => l.includes('CHANNEL_BRIDGE'));
+  assert.equal(await apiBody(app, `uuid_transfer ${call.uuid} 4930998006`), '+OK\n');
+  await waitFor(() => app.labels().includes('CHANNEL_EXECUTE_COMPLETE[socket]'));
+  const unbridge = app.event('CHANNEL_UNBRIDGE');
+  assert.equal(unbridge['Caller-Destination-Number'], '4930998006');
+  assert.equal(unbridge['Caller-Context'], 'zx', 'routed in its current context');
+  assert.deepEqual(noRacy(app).slice(noRacy(app).indexOf('CHANNEL_UNBRIDGE'), noRacy(app).indexOf('CHANNEL_EXECUTE_COMPLETE[socket]') + 1),
+    ['CHANNEL_UNBRIDGE', 'CHANNEL_EXECUTE_COMPLETE[bridge]', 'CHANNEL_UNPARK', 'CHANNEL_EXECUTE_COMPLETE[socket]']);
+  await app.send(encodeCommand('sendmsg', [['call-command', 'hangup'], ['hangup-cause', 'NORMAL_CLEARING']]));
+  assert.equal(await call.channelDone, 'NORMAL_CLEARING');
+  assert.ok(!app.labels().includes('CHANNEL_BRIDGE', app.labels().indexOf('CHANNEL_UNBRIDGE')), 'the new target was never connected');
+  assert.equal(await apiBody(app, `uuid_transfer ${call.uuid} 4930998006`), '-ERR No such channel!\n');
+  await stop();
+});
+
+test('no extension for the number: CS_ROUTING, then hangup NO_ROUTE_DESTINATION', async () => {
+  const { app, call, stop } = await startApp(sim('4930999000'));
+  await app.send(HANDBACK, (l) => l.some((x) => x.startsWith('CHANNEL_HANGUP_COMPLETE')));
+  const l = noRacy(app);
+  assert.deepEqual(l.slice(l.indexOf('CHANNEL_EXECUTE_COMPLETE[socket]')), [
+    'CHANNEL_EXECUTE_COMPLETE[socket]', 'CHANNEL_STATE', 'CHANNEL_HANGUP[NO_ROUTE_DESTINATION]', 'CHANNEL_STATE', 'CHANNEL_STATE', 'CHANNEL_HANGUP_COMPLETE[NO_ROUTE_DESTINATION]',
+  ]);
+  assert.equal(call.hangupCause, 'NO_ROUTE_DESTINATION');
+  await stop();
+});
+
+test('a dialplan transfer action, a bridge without hangup_after_bridge: transfer_source grows, the extension goes on, then ends', async () => {
+  const sc = sim('4930998100', { targets: { '2003': { kind: 'answer', talkMs: 300 } } });
+  sc.dialplan = { zx: { '4930998100': [{ app: 'transfer', data: '200 XML tenant' }] }, tenant: { '200': [{ app: 'bridge', data: 'user/2003@test.local' }, { app: 'set', data: 'after_bridge=yes' }] } };
+  const { app, call, stop } = await startApp(sc);
+  await app.send(HANDBACK, (l) => l.some((x) => x.startsWith('CHANNEL_HANGUP_COMPLETE')));
+  const end = app.event('CHANNEL_HANGUP_COMPLETE[NORMAL_CLEARING]');
+  assert.equal(end['Caller-Destination-Number'], '200');
+  assert.equal(end['Caller-Context'], 'tenant');
+  assert.equal(end['Caller-RDNIS'], '4930998100');
+  assert.match(end.variable_transfer_source ?? '', /^\d{10}:[0-9a-f-]{36}:bl_xfer:200\/tenant\/XML$/);
+  assert.equal((end.variable_transfer_history ?? '').split('|:').length, 2);
+  assert.equal(end.variable_after_bridge, 'yes', 'the extension went on after the bridge');
+  assert.deepEqual(call.appsRun, ['transfer 4930998100 XML zx', 'transfer 200 XML tenant', 'bridge user/2003@test.local', 'set after_bridge=yes']);
+  await stop();
+});
+
+test('a dialplan of 40 set apps: 80 events without filters, none with the adapter\'s filters', async () => {
+  const forty = Array.from({ length: 40 }, (_, i): DialplanApp => ({ app: 'set', data: `v${i}=${i}` }));
+  const run40 = async (filters: string[]): Promise<number> => {
+    const sc = sim('4930998040', { targets: { '2003': { kind: 'answer', talkMs: 100 } } });
+    sc.dialplan = { zx: { '4930998040': [...forty, hab, { app: 'bridge', data: 'user/2003@test.local' }] } };
+    const { app, stop } = await startApp(sc);
+    for (const f of filters) await app.send(`filter ${f}\n\n`);
+    await app.send(HANDBACK, (l) => l.some((x) => x.startsWith('CHANNEL_HANGUP_COMPLETE')));
+    assert.ok(app.labels().includes('CHANNEL_BRIDGE'));
+    const n = app.labels().filter((x) => x.endsWith('[set]')).length;
+    await stop();
+    return n;
+  };
+  assert.equal(await run40([]), 82, '40 sets + hangup_after_bridge, EXECUTE and EXECUTE_COMPLETE each');
+  assert.equal(await run40(['Event-Name CHANNEL_BRIDGE', 'Event-Name CHANNEL_HANGUP', 'Event-Name CHANNEL_HANGUP_COMPLETE', 'Application bridge', 'Application voicemail', 'Application socket']), 0);
 });
