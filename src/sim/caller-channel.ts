@@ -122,7 +122,12 @@ export class CallerChannel extends RoutingChannel {
     this.handedBack = true;
     this.cancel(this.tickTimer);
     this.tickTimer = null;
-    this.queue.length = 0;
+    // queued sendmsg's: a hangup is still honoured (see queuePrivate), the rest is dropped (not modelled)
+    for (const c of this.queue.splice(0)) {
+      if ((getHeader(c, 'call-command') ?? '').toLowerCase() === 'hangup') {
+        this.after(this.parkTickMs, () => this.hangup(normalizeCause(getHeader(c, 'hangup-cause')), 'internal'));
+      }
+    }
     if (this.parked) {
       this.parked = false;
       this.fire('CHANNEL_UNPARK');
