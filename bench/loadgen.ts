@@ -132,55 +132,35 @@ class Call {
   /** The app's `filter`s, as FreeSWITCH keeps them for this listener. */
   private readonly filters: Header[] = [];
 
-  /** A dialplan-mode call: after `transfer`, everything the routed call sends that passes the app's filters. */
-  private onDialplanCommand(packet: string, line: string, t: DialplanTemplates): void {
-    if (line === 'connect') {
-      this.connected = true;
-      this.run.connected++;
-      this.write(t.connect);
-      this.connectAt = performance.now();
-    } else if (line.startsWith('event ')) this.write(t.eventReply);
-    else if (line.startsWith('myevents')) this.write(t.myeventsReply);
-    else if (line.startsWith('linger')) this.write(t.lingerReply);
-    else if (line.startsWith('filter ')) {
-      const [h = '', ...v] = line.slice(7).split(' ');
-      this.filters.push([h, v.join(' ')]);
-      this.write(t.filterReply(line));
-    } else if (line.startsWith('api ')) {
-      this.run.apiCommands++;
-      this.write(t.api(line));
-    } else if (line.startsWith('sendmsg')) {
-      if (packet.includes('\nexecute-app-name: transfer') && this.phase === Phase.Opening) {
-        this.setupMs = performance.now() - this.connectAt;
-        this.run.onSetup(this);
-        this.phase = Phase.Ending;
-        this.write(t.routed(this.filters));
-      } else this.write(t.ok);
-    } else if (line === 'exit') {
-      this.phase = Phase.Done;
-      this.write(t.bye);
-      this.socket.end();
-    } else this.write(t.unknown);
-  }
-
   private onCommand(packet: string): void {
     const t = this.run.templates;
     const dialplan = this.run.dialplan;
-    const nl0 = packet.indexOf('\n');
-    if (dialplan) return this.onDialplanCommand(packet, nl0 < 0 ? packet : packet.slice(0, nl0), dialplan);
+    const steps = dialplan ?? t;
     const nl = packet.indexOf('\n');
     const line = nl < 0 ? packet : packet.slice(0, nl);
     if (line === 'connect') {
       this.connected = true;
       this.run.connected++;
-      this.write(t.connect);
+      this.write(steps.connect);
       this.connectAt = performance.now();
-    } else if (line.startsWith('event ')) this.write(t.eventReply);
-    else if (line.startsWith('myevents')) this.write(t.myeventsReply);
-    else if (line.startsWith('linger')) this.write(t.lingerReply);
-    else if (line.startsWith('api ')) {
+    } else if (line.startsWith('event ')) this.write(steps.eventReply);
+    else if (line.startsWith('myevents')) this.write(steps.myeventsReply);
+    else if (line.startsWith('linger')) this.write(steps.lingerReply);
+    else if (line.startsWith('filter ') && dialplan) {
+      const [h = '', ...v] = line.slice(7).split(' ');
+      this.filters.push([h, v.join(' ')]);
+      this.write(dialplan.filterReply(line));
+    } else if (line.startsWith('api ')) {
       this.run.apiCommands++;
-      this.write(t.api);
+      this.write(dialplan ? dialplan.api(line) : t.api);
+    } else if (line.startsWith('sendmsg') && dialplan) {
+      // Dialplan mode: after `transfer`, everything the routed call sends that passes the app's filters.
+      if (packet.includes('\nexecute-app-name: transfer') && this.phase === Phase.Opening) {
+        this.setupMs = performance.now() - this.connectAt;
+        this.run.onSetup(this);
+        this.phase = Phase.Ending;
+        this.write(dialplan.routed(this.filters));
+      } else this.write(dialplan.ok);
     } else if (line.startsWith('sendmsg')) {
       if (packet.includes('\ncall-command: hangup')) {
         this.phase = Phase.Ending;
@@ -200,9 +180,9 @@ class Call {
       } else this.write(t.ok);
     } else if (line === 'exit') {
       this.phase = Phase.Done;
-      this.write(t.bye);
+      this.write(steps.bye);
       this.socket.end();
-    } else this.write(t.unknown);
+    } else this.write(steps.unknown);
   }
 
   /** Hold mode: the far end hangs up now. */
