@@ -12,7 +12,7 @@
  */
 import { join } from 'node:path';
 import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '../src/sim/esl-wire.js';
-import { passesFilters } from '../test/e2e/routing-replay.js';
+import { passesFilters } from '../src/sim/event-filter.js';
 import { records, step, template, TRANSCRIPT_DIR, type Step, type Template } from './frames.js';
 
 export const DIALPLAN_TRANSCRIPT = 'routing/handback-group-ring.txt';
@@ -140,7 +140,7 @@ export function loadDialplanTemplates(setApps = 40): DialplanTemplates {
       const key = filters.map(([h, v]) => `${h}\0${v}`).join('\n');
       let s = routedCache.get(key);
       if (!s) {
-        const through = rendered.filter((r) => SUBSCRIBED.has(r.e.name) && passesFilters(filters, r.e.map)).map((r) => r.t);
+        const through = rendered.filter((r) => SUBSCRIBED.has(r.e.name) && passesFilters(filters, (h) => r.e.map[h])).map((r) => r.t);
         s = step([reply('+OK'), ...through, end]);
         routedCache.set(key, s);
       }

@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { CommandParser, GOODBYE, apiResponse, bgapiReply, commandReply, connectReply, disconnectNotice, eventFrame, getHeader, lingerNotice, serializeJson, serializeXml, type EventFormat, type Header, type ParsedCommand } from './esl-wire.js';
 import { apiCommand } from './api-commands.js';
+import { passesFilters } from './event-filter.js';
 import type { CallScript, ReceivedCommand, SentFrame, SwitchCall } from './call-script.js';
 import { CallerChannel } from './caller-channel.js';
 import { Output } from './chunked-output.js';
@@ -125,16 +126,7 @@ export class Listener {
     let send = false;
     if (this.eventList.has('ALL')) send = true;
     else if (this.eventList.has(ev.name)) send = true;
-    if (send && this.filters.length > 0) {
-      send = false;
-      for (const [h, v] of this.filters) {
-        const hv = ev.get(h);
-        if (hv !== undefined && hv.toLowerCase() === v.toLowerCase()) {
-          send = true;
-          break;
-        }
-      }
-    }
+    if (send && this.filters.length > 0) send = passesFilters(this.filters, (h) => ev.get(h));
     if (send && this.myevents) {
       if (!ev.uniqueId || ev.uniqueId !== this.channel.uuid) send = false;
     }

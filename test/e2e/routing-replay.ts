@@ -32,6 +32,7 @@ import {
   type Header,
   type ParsedCommand,
 } from '../../src/sim/esl-wire.js';
+import { passesFilters } from '../../src/sim/event-filter.js';
 
 export const ROUTING_DIR = join(TRANSCRIPT_DIR, 'routing');
 
@@ -87,29 +88,9 @@ const MYEVENTS = [
   'CHANNEL_UNBRIDGE', 'CHANNEL_UNPARK', 'DETECTED_SPEECH', 'DTMF', 'NOTALK', 'TALK',
 ];
 
-/** event_handler()'s filter loop, as written in mod_event_socket.c. */
-export function passesFilters(filters: readonly Header[], event: Record<string, string>): boolean {
-  if (filters.length === 0) return true;
-  let send = false;
-  const lower = new Map(Object.entries(event).map(([k, v]) => [k.toLowerCase(), v]));
-  for (const [name, raw] of filters) {
-    const value = lower.get(name.toLowerCase());
-    if (value === undefined) continue;
-    let compare = raw;
-    let positive = true;
-    while (compare.length > 0 && (compare[0] === '+' || compare[0] === '-' || compare[0] === ' ')) {
-      if (compare[0] === '+') positive = true;
-      else if (compare[0] === '-') positive = false;
-      compare = compare.slice(1);
-    }
-    if (send && positive) continue;
-    const hit = raw.startsWith('/') ? new RegExp(compare.replace(/^\/|\/$/g, '')).test(value) : value.toLowerCase() === compare.toLowerCase();
-    if (hit) {
-      if (positive) send = true;
-      else return false;
-    }
-  }
-  return send;
+/** switch_event_get_header(): header names are case-insensitive. */
+function lookup(e: CapturedEvent, header: string): string | undefined {
+  return e.map[header] ?? Object.entries(e.map).find(([k]) => k.toLowerCase() === header.toLowerCase())?.[1];
 }
 
 export interface Leg {
@@ -191,7 +172,7 @@ export async function replayRouting(name: string, eslPort: number, opts: ReplayO
 
   const serialize = (e: CapturedEvent) => (format === 'json' ? eventFrame(serializeJson(e.headers, e.body), 'json') : eventFrame(serializePlain(e.headers, e.body), 'plain'));
   const deliver = (e: CapturedEvent) => {
-    if (!subscribed.has(e.name) || !passesFilters(filters, e.map)) {
+    if (!subscribed.has(e.name) || !passesFilters(filters, (h) => lookup(e, h))) {
       heldBack++;
       return;
     }

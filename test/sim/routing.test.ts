@@ -20,6 +20,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '../../src/sim/call-script.js';
 import { TRANSCRIPT_DIR } from '../../bench/frames.js';
 import { encodeCommand } from '../../src/sim/esl-wire.js';
+import { passesFilters } from '../../src/sim/event-filter.js';
 import { type Labeled, transcriptFrames, replay, labels, assertTolerant, startApp, bridgeCmd, waitFor, type MiniApp } from './transcript-replay.js';
 
 const DIR = TRANSCRIPT_DIR + '/routing';
@@ -269,4 +270,17 @@ test('a dialplan of 40 set apps: 80 events without filters, none with the adapte
   };
   assert.equal(await run40([]), 82, '40 sets + hangup_after_bridge, EXECUTE and EXECUTE_COMPLETE each');
   assert.equal(await run40(['Event-Name CHANNEL_BRIDGE', 'Event-Name CHANNEL_HANGUP', 'Event-Name CHANNEL_HANGUP_COMPLETE', 'Application bridge', 'Application voicemail', 'Application socket']), 0);
+});
+
+test('filters as event_handler() applies them: positive matches, a negative one wins when it comes first, regex, names case-insensitive', () => {
+  const ev: Record<string, string> = { 'Event-Name': 'CHANNEL_EXECUTE', Application: 'set', 'Unique-ID': 'u-1' };
+  const get = (h: string) => Object.entries(ev).find(([k]) => k.toLowerCase() === h.toLowerCase())?.[1];
+  assert.equal(passesFilters([], get), true, 'no filter: everything');
+  assert.equal(passesFilters([['Event-Name', 'CHANNEL_BRIDGE']], get), false, 'filters set: only what one matches');
+  assert.equal(passesFilters([['application', 'SET']], get), true);
+  assert.equal(passesFilters([['Application', '-set'], ['Unique-ID', 'u-1']], get), false, 'a negative match drops it');
+  assert.equal(passesFilters([['Unique-ID', 'u-1'], ['Application', '-set']], get), false, 'also after a positive one');
+  assert.equal(passesFilters([['Unique-ID', 'u-1'], ['Application', '-bridge']], get), true);
+  assert.equal(passesFilters([['Event-Name', '/^CHANNEL_EXEC/']], get), true, 'regex');
+  assert.equal(passesFilters([['Caller-Context', 'public']], get), false, 'a filter on a header the event lacks does not match');
 });
