@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
 import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
+import { commandLines as sentLines } from './command-lines.js';
 
 const TOKEN = `tok-${randomUUID()}`;
 let zammad: ZammadDouble;
@@ -32,15 +33,7 @@ after(async () => {
 const target = () => ({ host: '127.0.0.1', port: adapter.eslPort });
 
 /** Commands as one line each: `sendmsg execute bridge <arg>`, `api user_data …`, `linger`. */
-function commandLines(call: SwitchCall): string[] {
-  return call.commands.map((c) => {
-    if (c.name !== 'sendmsg') return [c.name, c.args].filter(Boolean).join(' ');
-    const h = c.headers;
-    if (h['call-command'] === 'execute') return `sendmsg execute ${h['execute-app-name']} ${h['execute-app-arg'] ?? ''}`.trim();
-    if (h['call-command'] === 'hangup') return `sendmsg hangup ${h['hangup-cause']}`;
-    return `sendmsg ${JSON.stringify(h)}`;
-  });
-}
+const commandLines = (call: SwitchCall): string[] => sentLines(call.commands);
 
 /** The commands every call starts with: modesl's `connect`, its subscription (`myevents json`: this channel only), `linger`. */
 const OPENING = ['connect', 'myevents json', 'linger'];

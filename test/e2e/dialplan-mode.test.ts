@@ -11,7 +11,8 @@ import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
-import { ROUTING_DIR, commandLines, replayRouting, type ReplayOptions, type ReplayResult } from './routing-replay.js';
+import { ROUTING_DIR, replayRouting, type ReplayOptions, type ReplayResult } from './routing-replay.js';
+import { commandLines } from './command-lines.js';
 
 const skip = existsSync(ROUTING_DIR) ? false : 'routing transcripts not available';
 const TOKEN = `tok-${randomUUID()}`;

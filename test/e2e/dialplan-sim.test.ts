@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { placeCall, type CallScript, type DialplanApp, type SwitchCall } from '../../src/sim/switch.js';
 import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
+import { commandLines as sentLines } from './command-lines.js';
 
 const TOKEN = `tok-${randomUUID()}`;
 let zammad: ZammadDouble;
@@ -65,15 +66,7 @@ function script(dest: string, s: Partial<CallScript> = {}, variables: Record<str
   };
 }
 
-function commandLines(call: SwitchCall): string[] {
-  return call.commands.map((c) => {
-    if (c.name !== 'sendmsg') return [c.name, c.args].filter(Boolean).join(' ');
-    const h = c.headers;
-    if (h['call-command'] === 'execute') return `sendmsg execute ${h['execute-app-name']} ${h['execute-app-arg'] ?? ''}`.trim();
-    if (h['call-command'] === 'hangup') return `sendmsg hangup ${h['hangup-cause']}`;
-    return `sendmsg ${JSON.stringify(h)}`;
-  });
-}
+const commandLines = (call: SwitchCall): string[] => sentLines(call.commands);
 
 async function run(sc: CallScript, during?: (call: SwitchCall) => Promise<void>): Promise<{ call: SwitchCall; posts: Params[] }> {
   const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, sc);

@@ -33,6 +33,7 @@ import {
   type ParsedCommand,
 } from '../../src/sim/esl-wire.js';
 import { passesFilters } from '../../src/sim/event-filter.js';
+import { commandLines } from './command-lines.js';
 
 export const ROUTING_DIR = join(TRANSCRIPT_DIR, 'routing');
 
@@ -119,16 +120,6 @@ export interface ReplayResult {
   /** Events the switch had for the channel but the subscription kept back. */
   eventsHeldBack: number;
   closed: Promise<void>;
-}
-
-/** Commands one per line: `sendmsg execute transfer <arg>`, `api …`, `filter …`. */
-export function commandLines(commands: readonly ParsedCommand[]): string[] {
-  return commands.map((c) => {
-    if (c.name !== 'sendmsg') return c.line;
-    const h = c.headers;
-    if (h['call-command'] === 'execute') return `sendmsg execute ${h['execute-app-name']} ${h['execute-app-arg']}`;
-    return `sendmsg ${h['call-command']} ${h['hangup-cause'] ?? ''}`.trim();
-  });
 }
 
 /** The capture with its caller channel's uuid replaced everywhere it appears. */
