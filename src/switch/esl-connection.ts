@@ -252,10 +252,14 @@ export class EslConnection extends EventEmitter<Events> {
     return this.command('sendmsg', { 'call-command': 'hangup', 'hangup-cause': cause });
   }
 
-  /** `api X` over this socket; resolves with the response body. */
+  /**
+   * `api X` over this socket; resolves with the response body, `-ERR …` included: for a look-up
+   * that is an answer ("no such variable": user_data writes nothing, api_exec says `-ERR no
+   * reply`), not a failure worth an Error and its stack on every call.
+   */
   api(line: string): Promise<string> {
     if (CONTROL.test(line)) return Promise.reject(new EslUnsafeCommandError('api', 'the command line'));
-    return this.request(`api ${line}`, (done) => this.conn.api(line, (reply) => done(reply.getBody())));
+    return this.request(`api ${line}`, (done) => this.conn.api(line, (reply) => done(reply.getBody())), false);
   }
 
   /** Say goodbye: FreeSWITCH answers `+OK bye`, sends the disconnect notice and closes. */
@@ -283,13 +287,13 @@ export class EslConnection extends EventEmitter<Events> {
     this.removeAllListeners('notice');
   }
 
-  private request(what: string, send: (done: (text: string) => void) => void): Promise<string> {
+  private request(what: string, send: (done: (text: string) => void) => void, errIsFailure = true): Promise<string> {
     if (!this.isOpen) return Promise.reject(new EslClosedError(this.closedReason ?? 'peer-closed'));
     return new Promise<string>((resolve, reject) => {
       this.pending.add(reject);
       send((text) => {
         this.pending.delete(reject);
-        if (text.startsWith('-ERR')) reject(new EslCommandError(what.split('\n')[0] ?? what, text));
+        if (errIsFailure && text.startsWith('-ERR')) reject(new EslCommandError(what.split('\n')[0] ?? what, text));
         else resolve(text);
       });
     });
