@@ -21,7 +21,7 @@ import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '../..
 import { TRANSCRIPT_DIR } from '../../bench/frames.js';
 import { encodeCommand } from '../../src/sim/esl-wire.js';
 import { passesFilters } from '../../src/sim/event-filter.js';
-import { type Labeled, transcriptFrames, replay, labels, assertTolerant, startApp, bridgeCmd, waitFor, type MiniApp } from './transcript-replay.js';
+import { type Labeled, eventPairs, transcriptFrames, replay, labels, assertTolerant, startApp, bridgeCmd, waitFor, type MiniApp } from './transcript-replay.js';
 
 const DIR = TRANSCRIPT_DIR + '/routing';
 const skip = existsSync(DIR) ? false : 'routing transcripts not available';
@@ -103,23 +103,18 @@ const ROUTING_KEYS = [
 ];
 
 function assertRoutingHeaders(got: Labeled[], want: Labeled[]): void {
-  const g = got.filter((l) => l.ev !== undefined && l.label !== 'CHANNEL_PARK');
-  const w = want.filter((l) => l.ev !== undefined && l.label !== 'CHANNEL_PARK');
-  assert.equal(g.length, w.length);
-  for (let i = 0; i < w.length; i++) {
-    const we = w[i]?.ev ?? {};
-    const ge = g[i]?.ev ?? {};
-    const at = `event #${i} ${w[i]?.label}`;
+  for (const { i, label, ge, we } of eventPairs(got, want)) {
+    const at = `event #${i} ${label}`;
     for (const h of ROUTING_KEYS) assert.equal(ge[h], we[h], `${at}: header ${h}`);
     // the socket's own Application-Data is the capture server's address, 9084
     // uuid_bridge's is the agent leg's uuid: checked against the originatee instead
     if (we.Application === 'uuid_bridge') assert.equal(ge['Application-Data'], ge['Other-Leg-Unique-ID'], `${at}: uuid_bridge names the agent leg`);
     else if (we.Application !== 'socket') assert.equal(ge['Application-Data'], we['Application-Data'], `${at}: Application-Data`);
     // who is bridged: on CHANNEL_BRIDGE/UNBRIDGE, and the originatee's absence after a transfer
-    if (/BRIDGE|EXECUTE_COMPLETE\[(bridge|callcenter)\]/.test(w[i]?.label ?? '')) {
+    if (/BRIDGE|EXECUTE_COMPLETE\[(bridge|callcenter)\]/.test(label ?? '')) {
       assert.equal(ge['Other-Leg-Destination-Number'], we['Other-Leg-Destination-Number'], `${at}: Other-Leg-Destination-Number`);
     }
-    if (w[i]?.label === 'CHANNEL_BRIDGE') assert.equal(ge['Bridge-B-Unique-ID'], ge['Other-Leg-Unique-ID'], `${at}: Bridge-B-Unique-ID names the other leg`);
+    if (label === 'CHANNEL_BRIDGE') assert.equal(ge['Bridge-B-Unique-ID'], ge['Other-Leg-Unique-ID'], `${at}: Bridge-B-Unique-ID names the other leg`);
     for (const v of ['variable_transfer_source', 'variable_transfer_history']) {
       assert.equal(ge[v] === undefined, we[v] === undefined, `${at}: ${v} present`);
       if (we[v] !== undefined) {

@@ -180,23 +180,26 @@ export const KEY_HEADERS = [
   'variable_caller_id', 'variable_digits_dialed', 'variable_sip_from_user', 'variable_sip_req_user',
 ];
 
-export function assertKeyHeaders(got: Labeled[], want: Labeled[]): void {
+/** The events of the double and of the capture side by side (CHANNEL_PARK left out: its place is racy); same count. */
+export function eventPairs(got: Labeled[], want: Labeled[]): { i: number; label: string; ge: Record<string, string>; we: Record<string, string> }[] {
   const g = got.filter((l) => l.ev !== undefined && l.label !== 'CHANNEL_PARK');
   const w = want.filter((l) => l.ev !== undefined && l.label !== 'CHANNEL_PARK');
   assert.equal(g.length, w.length);
-  for (let i = 0; i < w.length; i++) {
-    const we = w[i]?.ev ?? {};
-    const ge = g[i]?.ev ?? {};
+  return w.map((l, i) => ({ i, label: l.label, ge: g[i]?.ev ?? {}, we: l.ev ?? {} }));
+}
+
+export function assertKeyHeaders(got: Labeled[], want: Labeled[]): void {
+  for (const { i, label, ge, we } of eventPairs(got, want)) {
     for (const h of KEY_HEADERS) {
-      assert.equal(ge[h], we[h], `event #${i} ${w[i]?.label}: header ${h}`);
+      assert.equal(ge[h], we[h], `event #${i} ${label}: header ${h}`);
     }
     // a header present in the capture must be present in the double (same header set modulo SIP stats noise)
     // racy in the captures: the SIP caller's ACK lands before CHANNEL_BRIDGE or only before CHANNEL_UNBRIDGE
-    const ackRacy = w[i]?.label === 'CHANNEL_BRIDGE' ? ['variable_sip_to_tag', 'variable_sip_cseq'] : [];
+    const ackRacy = label === 'CHANNEL_BRIDGE' ? ['variable_sip_to_tag', 'variable_sip_cseq'] : [];
     const missing = Object.keys(we).filter((k) => !(k in ge) && !k.startsWith('variable_rtp_') && !ackRacy.includes(k));
-    assert.deepEqual(missing, [], `event #${i} ${w[i]?.label}: headers missing in the double`);
+    assert.deepEqual(missing, [], `event #${i} ${label}: headers missing in the double`);
     const extra = Object.keys(ge).filter((k) => !(k in we) && !k.startsWith('variable_rtp_') && !ackRacy.includes(k));
-    assert.deepEqual(extra, [], `event #${i} ${w[i]?.label}: headers only in the double`);
+    assert.deepEqual(extra, [], `event #${i} ${label}: headers only in the double`);
   }
 }
 

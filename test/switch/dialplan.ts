@@ -123,18 +123,7 @@ export async function installPublicDialplan(esl: EslClient, fileBase: string, ex
     '',
   ].join('\n');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path, body);
-  await reload(esl);
-  let removed = false;
-  return {
-    path,
-    async remove() {
-      if (removed) return;
-      removed = true;
-      rmSync(path, { force: true });
-      await reload(esl);
-    },
-  };
+  return install(esl, path, body);
 }
 
 /**
@@ -223,6 +212,11 @@ export async function installContexts(esl: EslClient, fileBase: string, contexts
     '</include>',
     '',
   ].join('\n');
+  return install(esl, path, body);
+}
+
+/** Writes a dialplan file, `reloadxml`; remove() deletes it and reloads again (once). */
+async function install(esl: EslClient, path: string, body: string): Promise<DialplanFile> {
   writeFileSync(path, body);
   await reload(esl);
   let removed = false;
