@@ -67,11 +67,8 @@ export type Effect =
   | { type: 'lookupAnswerer'; leg: string; directoryId?: string }
   | { type: 'setVariable'; name: string; value: string }
   | { type: 'bridge'; dialString: string }
-  /**
-   * Hand the call back to the dialplan: `transfer ${destination_number} XML ${context}`, after
-   * setting `zammad_handled` when the gate did not (so the transfer does not re-enter it).
-   */
-  | { type: 'handBack'; setGuard: boolean }
+  /** Hand the call back to the dialplan: `transfer ${destination_number} XML ${context}`. */
+  | { type: 'handBack' }
   | { type: 'hangup'; cause: string }
   | { type: 'exit' }
   | { type: 'log'; level: 'info' | 'warn'; message: string; fields?: Record<string, unknown> };
@@ -211,16 +208,31 @@ function newCall(s: CallState, names: (string | undefined)[] | null): Step {
 function route(s: CallState, extra: Effect[] = []): Step {
   const routing: CallState = { ...s, phase: 'routing' };
   if (s.channelDown || !s.commanding) return { state: routing, effects: extra };
-  if (s.facts.mode === 'dialplan') {
-    if (!s.facts.handBackSafe) {
-      // Not handed back by the adapter: `exit` returns the socket application and the dialplan
-      // goes on with the actions after it, as if the adapter were not there.
-      const why: Effect = { type: 'log', level: 'warn', message: 'destination or context holds a space or a quote: not handing the call back with transfer (it could reach another context); letting the dialplan go on without the adapter' };
-      return { state: { ...routing, commanding: false }, effects: [...extra, why, { type: 'exit' }] };
-    }
-    return { state: { ...routing, commanding: false }, effects: [...extra, { type: 'handBack', setGuard: !s.facts.gated }] };
-  }
+  if (s.facts.mode === 'dialplan') return { state: { ...routing, commanding: false }, effects: [...extra, { type: 'handBack' }] };
   return { state: { ...routing, bridgeSent: true }, effects: [...extra, { type: 'bridge', dialString: s.facts.dialString }] };
+}
+
+/**
+ * Why a call without a dial string cannot be handed back, if it cannot: only a call through the
+ * gate (`zammad_handled` set before `socket`) is one — the hand-back's transfer would enter an
+ * unguarded `socket` extension again. And `transfer ${destination_number} XML ${context}` must be
+ * one destination and one context (facts.ts handBackSafe).
+ */
+function whyNotDialplan(f: CallFacts): string | undefined {
+  if (!f.gated) return 'the channel has neither zammad_handled (set by the gate: dialplan mode) nor zammad_bridge / DEFAULT_BRIDGE (bridge mode)';
+  if (!f.handBackSafe) return 'its destination or context holds a space, a quote, a brace or $: a transfer could reach another context';
+  return undefined;
+}
+
+/**
+ * Not the adapter's call: nothing goes to Zammad, and `exit` returns the socket application, so
+ * the dialplan goes on with the actions after it, as if the adapter were not there.
+ */
+function letGo(s: CallState, why: string): Step {
+  return {
+    state: { ...s, phase: 'ended', commanding: false, hangupPosted: true, exited: true },
+    effects: [{ type: 'log', level: 'warn', message: `not following this call: ${why}; the dialplan goes on without the adapter, nothing is reported to Zammad` }, { type: 'exit' }],
+  };
 }
 
 function decide(s: CallState, d: Decision): Step {
@@ -283,7 +295,9 @@ function flushAnswers(s: CallState): Step {
   }
   let next: CallState = { ...s, pendingAnswers: pending };
   if (pending.length === 0 && next.heldHangup) {
-    effects.push({ type: 'post', post: next.heldHangup });
+    // Its answering number is the one the look-ups found (dialed_user), not the leg's destination.
+    const { answeringNumber } = next;
+    effects.push({ type: 'post', post: answeringNumber ? { ...next.heldHangup, answeringNumber } : next.heldHangup });
     const { heldHangup: _sent, ...rest } = next;
     next = rest;
   }
@@ -308,8 +322,10 @@ function answerPost(s: CallState, number: string, who: Answerer): AnswerPost {
 /** A person picked up: the first one, or a new one a transfer reached. */
 function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }>, rules: NumberRules): Step {
   const leg = sig.otherUuid || sig.otherChannel || sig.otherNumber;
-  if (s.answered && (s.person === leg || (s.observing && s.person === undefined))) return { state: s, effects: [] };
   const number = sig.otherNumber ? toE164Digits(sig.otherNumber, rules) : s.facts.to;
+  // Re-attached after a restart, the person who answered is known by number only (the journal).
+  const samePerson = s.person === leg || (s.person === undefined && s.observing && number === s.answeringNumber);
+  if (s.answered && samePerson) return { state: s, effects: [] };
   const next: CallState = { ...s, answered: true, person: leg, answeringNumber: number };
   if (!s.reportable) return { state: next, effects: [] };
   const f = s.facts;
@@ -399,6 +415,8 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
   switch (input.type) {
     case 'start': {
       if (s.phase !== 'new') return { state: s, effects: [] };
+      const refused = s.facts.mode === 'dialplan' ? whyNotDialplan(s.facts) : undefined;
+      if (refused !== undefined) return letGo(s, refused);
       if (!s.reportable) return route(s);
       const ids = s.facts.explicitUsers || s.facts.direction === 'out' ? [] : s.facts.targets.flatMap((t) => (t.directoryId ? [t.directoryId] : []));
       if (ids.length > 0) return { state: { ...s, phase: 'resolving' }, effects: [{ type: 'lookupUsers', directoryIds: ids }] };

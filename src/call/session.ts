@@ -36,8 +36,8 @@ export interface SessionDeps {
 const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
 const UUID = /^[\w-]{1,128}$/;
 
-/** A directory name goes into a Zammad post: printable, one line, sane length. */
-function cleanName(text: string): string | undefined {
+/** What a look-up answered, when it is a usable value: printable, one line, sane length, no -ERR / _undef_. */
+function usableText(text: string): string | undefined {
   const t = text.trim();
   // uuid_getvar answers `_undef_` for a variable the channel does not have (mod_commands.c).
   if (t === '' || t === '_undef_' || t.startsWith('-ERR') || t.length > 200 || /[\x00-\x1f\x7f]/.test(t)) return undefined;
@@ -75,7 +75,7 @@ export class CallSession {
     this.state = initialState(facts, problem === undefined);
     this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to, mode: facts.mode });
 
-    this.conn.on('event', (e) => {
+    this.conn.follow((e) => {
       // myevents filters by uuid on the switch; a listener-wide subscription (modesl's) may not.
       if (facts.callId && e.get('Unique-ID') !== facts.callId) return;
       const signal = readSignal(e);
@@ -93,6 +93,8 @@ export class CallSession {
       this.resolveFinished();
     });
     if (!this.conn.isOpen) {
+      // Closed before 'closed' had a listener: it will not fire for us.
+      if (facts.callId) this.deps.followed?.release(facts.callId);
       this.dispatch({ type: 'connectionLost' });
       return;
     }
@@ -121,7 +123,7 @@ export class CallSession {
     try {
       data = await this.conn.ready();
     } catch (err) {
-      this.log.warn('event socket connection ended before FreeSWITCH sent the channel data', { reason: err instanceof EslClosedError ? err.reason : String(err) });
+      this.log.warn('event socket connection ended before the call could be followed (channel data and subscription)', err instanceof EslClosedError ? { reason: err.reason, ...(err.detail ? { detail: err.detail } : {}) } : { error: String(err) });
       return undefined;
     }
     return callFacts((h) => data.get(h), this.deps.rules);
@@ -159,7 +161,7 @@ export class CallSession {
         this.command(this.conn.execute('bridge', effect.dialString), 'bridge');
         return;
       case 'handBack':
-        this.handBack(effect.setGuard);
+        this.handBack();
         return;
       case 'hangup':
         this.command(this.conn.hangup(effect.cause), 'hangup');
@@ -178,11 +180,7 @@ export class CallSession {
    * connected and gets every event of the channel (routing/ obs. 1 and 2). Not `execute_extension`:
    * it keeps the call inside the socket application (obs. 3).
    */
-  private handBack(setGuard: boolean): void {
-    if (setGuard) {
-      this.log.warn('the gate did not set zammad_handled before socket: setting it, so that the hand-back does not re-enter the gate');
-      this.command(this.conn.execute('set', 'zammad_handled=true'), 'set');
-    }
+  private handBack(): void {
     this.conn.execute('transfer', '${destination_number} XML ${context}').catch((err: unknown) => {
       if (err instanceof EslClosedError) return;
       // Left parked, the caller would hear silence: `exit` returns the socket application and
@@ -271,8 +269,10 @@ export class CallSession {
     try {
       const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, this.deps.lookupTimeoutMs ?? 1000, undefined)));
       const text = await Promise.race([this.conn.api(line), timeout]);
-      return text === undefined ? undefined : cleanName(text);
-    } catch {
+      if (text === undefined) this.log.debug('no answer to a look-up in time', { command: line.split(' ')[0] });
+      return text === undefined ? undefined : usableText(text);
+    } catch (err) {
+      this.log.debug('look-up failed', { command: line.split(' ')[0], error: String(err) });
       return undefined;
     } finally {
       clearTimeout(timer);

@@ -61,7 +61,14 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const callLog = log.child({ component: 'call' });
   const sessions = new Set<Promise<void>>();
   const followedIds = new Set<string>();
-  const followed = { claim: (id: string) => !followedIds.has(id) && followedIds.add(id) !== undefined, release: (id: string) => followedIds.delete(id) };
+  const followed = {
+    claim(id: string): boolean {
+      if (followedIds.has(id)) return false;
+      followedIds.add(id);
+      return true;
+    },
+    release: (id: string) => void followedIds.delete(id),
+  };
   const listener = new EslListener(
     {
       host: config.ESL_HOST,

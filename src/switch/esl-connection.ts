@@ -77,6 +77,8 @@ export class EslUnsafeCommandError extends Error {
 }
 
 const CONTROL = /[\x00-\x1f\x7f]/;
+/** Events kept until the call follows them (a handful come before: CHANNEL_PARK at most). */
+const EARLY_EVENTS = 64;
 const HEADER_NAME = /^[A-Za-z0-9_-]+$/;
 
 /** The part of a command that would break the packet apart, or undefined when it is one packet. */
@@ -90,8 +92,11 @@ function unsafePart(line: string, headers: Record<string, string> | undefined): 
 }
 
 export class EslClosedError extends Error {
-  constructor(readonly reason: CloseReason) {
-    super(`event socket closed (${reason})`);
+  constructor(
+    readonly reason: CloseReason,
+    readonly detail?: string,
+  ) {
+    super(`event socket closed (${reason}${detail ? `: ${detail}` : ''})`);
     this.name = 'EslClosedError';
   }
 }
@@ -195,7 +200,13 @@ export class EslConnection extends EventEmitter<Events> {
     // this call only once `myevents` is on): seen on a real switch, a dozen other calls' events
     // reached each new call before our `myevents`. So its subscription is `myevents json`: this
     // channel's events only, as JSON, from the start (it sets the format too, as `event json` did).
-    this.conn.subscribe = (_events, cb) => this.conn.sendRecv('myevents json', () => cb?.());
+    this.conn.subscribe = (_events, cb) =>
+      this.conn.sendRecv('myevents json', (reply) => {
+        const text = reply.getHeader('Reply-Text') ?? '';
+        // Without it the call could not be followed at all: say so rather than wait for nothing.
+        if (text.startsWith('-ERR')) this.close('malformed-frame', `FreeSWITCH refused "myevents json": ${text}`);
+        else cb?.();
+      });
     this.conn.on('error', (err: Error) => this.close('malformed-frame', err.message));
     this.conn.onAny((name, ...args) => this.dispatch(Array.isArray(name) ? name.join('::') : name, args[0]));
 
@@ -274,7 +285,7 @@ export class EslConnection extends EventEmitter<Events> {
     this.closedReason = reason;
     clearTimeout(this.handshakeTimer);
     if (this.pending.size > 0) {
-      const err = new EslClosedError(reason); // an Error (and its stack) only when someone waits for it
+      const err = new EslClosedError(reason, detail); // an Error (and its stack) only when someone waits for it
       for (const reject of this.pending) reject(err);
       this.pending.clear();
     }
@@ -285,6 +296,25 @@ export class EslConnection extends EventEmitter<Events> {
     this.emit('closed', reason, detail);
     this.removeAllListeners('event');
     this.removeAllListeners('notice');
+  }
+
+  /**
+   * Events of the channel, to `listener`, starting with those that came before it listened: the
+   * subscription is answered during the handshake, and an event can share a TCP read with that
+   * reply, before the call has read its channel data.
+   */
+  follow(listener: (e: SwitchEvent) => void): void {
+    this.on('event', listener);
+    const early = this.early;
+    this.early = undefined;
+    for (const e of early ?? []) listener(e);
+  }
+
+  private early: SwitchEvent[] | undefined = [];
+
+  private forward(e: SwitchEvent): void {
+    if (this.early === undefined) this.emit('event', e);
+    else if (this.early.length < EARLY_EVENTS) this.early.push(e);
   }
 
   private request(what: string, send: (done: (text: string) => void) => void, errIsFailure = true): Promise<string> {
@@ -327,7 +357,7 @@ export class EslConnection extends EventEmitter<Events> {
     if (type === 'text/event-json' || type === 'text/event-plain' || type === 'text/event-xml') {
       this.bytesSinceMessage = 0;
       const ev = view(event);
-      if (!ev.name.startsWith('CHANNEL_DATA')) this.emit('event', ev);
+      if (!ev.name.startsWith('CHANNEL_DATA')) this.forward(ev);
       return;
     }
     // FreeSWITCH asks only inbound clients to log in (mod_event_socket.c sends auth/request to a
@@ -355,6 +385,6 @@ export class EslConnection extends EventEmitter<Events> {
       return;
     }
     const ev = payload as EslEvent;
-    if (ev && typeof ev.getHeader === 'function') this.emit('event', view(ev));
+    if (ev && typeof ev.getHeader === 'function') this.forward(view(ev));
   }
 }

@@ -145,12 +145,13 @@ describe('dialplan mode, replaying real captures of calls the dialplan routed', 
     await adapter.waitForLog((l) => /second socket connection for a call already followed/.test(l.message), 2000);
   });
 
-  test('a gate without zammad_handled: the adapter sets it before the hand-back, and says so', async () => {
-    const { r } = await replay('handback-group-ring', { variables: { zammad_handled: '' } });
-    const lines = commandLines(r.commands);
-    const at = lines.indexOf(HAND_BACK);
-    assert.equal(lines[at - 1], 'sendmsg execute set zammad_handled=true');
-    await adapter.waitForLog((l) => /did not set zammad_handled/.test(l.message), 2000);
+  test('no zammad_handled and no zammad_bridge (an old unguarded socket extension): not handed back, nothing posted, the socket lets go', async () => {
+    const r = await replayRouting('handback-group-ring', adapter.eslPort, { directory: DIRECTORY, legs: LEGS, variables: { zammad_direction: 'in' } });
+    await r.closed;
+    assert.deepEqual(commandLines(r.commands), [...OPENING, ...FILTERS, 'exit'], 'no transfer that would enter the unguarded socket again');
+    await new Promise((res) => setTimeout(res, 200));
+    assert.deepEqual(zammad.postsFor(r.uuid), []);
+    await adapter.waitForLog((l) => /not following this call: the channel has neither zammad_handled/.test(l.message), 2000);
   });
 });
 

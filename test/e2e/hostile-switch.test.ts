@@ -261,6 +261,21 @@ describe('malformed input never takes the process down or disturbs other calls',
     }
   });
 
+  test('a switch that refuses the subscription (-ERR to myevents json): closed at once with the reason logged, nothing posted', LIMIT, async () => {
+    const headers = channelData({ variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });
+    const peer = await RawSwitch.connect(adapter.eslPort);
+    await peer.next('connect');
+    peer.write(connectReply(headers));
+    await peer.next('myevents');
+    peer.write(commandReply('-ERR no way'));
+    assert.equal(await peer.waitClosed(5000), 'end');
+    await adapter.waitForLog((l) => /ended before the call could be followed/.test(l.message) && String(l['detail']).includes('refused "myevents json": -ERR no way'), 3000);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(zammad.postsFor(uuidOf(headers)), []);
+    await noCallsOpen();
+    await alive();
+  });
+
   test('unknown event types, names that mean something to modesl, events for another channel', LIMIT, async () => {
     const { call: other, check } = await bystander();
     const { peer, uuid } = await bridgedCall(adapter.eslPort, { variables: { zammad_users: 'Alice', zammad_bridge: 'user/2000@d' } });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { callFacts, type CallRules } from '../../src/call/facts.js';
-import { initialState, step, type CallState, type CtiPost, type Effect, type Input } from '../../src/call/flow.js';
+import { initialState, observedState, step, type CallState, type CtiPost, type Effect, type Input } from '../../src/call/flow.js';
 import { readSignal, type ChannelSignal } from '../../src/call/signals.js';
 import { ObservedCall } from '../../src/call/observer.js';
 import type { Logger } from '../../src/process/log.js';
@@ -269,16 +269,23 @@ test('dialplan mode: newCall (no user[] inbound), then the hand-back; nothing co
   ]);
   assert.deepEqual(withoutLogs(r.effects), [
     { type: 'decide', post: { event: 'newCall', callId: 'u-1', direction: 'in', from: '493055571600', to: '4930998001', users: [] } },
-    { type: 'handBack', setGuard: false },
+    { type: 'handBack' },
     { type: 'post', post: { event: 'hangup', callId: 'u-1', direction: 'in', from: '493055571600', to: '4930998001', cause: 'busy' } },
     { type: 'exit' },
   ]);
 });
 
-test('dialplan mode: zammad_users still names the users; without zammad_handled the hand-back sets the guard itself', () => {
-  const r = run(dpChannel({ variable_zammad_handled: '', variable_zammad_users: 'Support, Sales' }), handedBack(dpChannel()));
+test('dialplan mode: zammad_users still names the users', () => {
+  const r = run(dpChannel({ variable_zammad_users: 'Support, Sales' }), handedBack(dpChannel()));
   assert.deepEqual((posts(r.effects)[0] as { users: string[] }).users, ['Support', 'Sales']);
-  assert.deepEqual(r.effects.at(-1), { type: 'handBack', setGuard: true });
+  assert.deepEqual(r.effects.at(-1), { type: 'handBack' });
+});
+
+test('no dial string and no zammad_handled (an old unguarded socket extension): not followed, nothing posted, the socket lets go', () => {
+  const r = run(dpChannel({ variable_zammad_handled: '' }), [...handedBack(dpChannel()), sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: undefined }), { type: 'connectionLost' }]);
+  assert.deepEqual(posts(r.effects), [], 'Zammad never hears of it: a second newCall (or a hangup of a call it never saw) would be wrong');
+  assert.deepEqual(withoutLogs(r.effects), [{ type: 'exit' }]);
+  assert.ok(r.effects.some((e) => e.type === 'log' && /neither zammad_handled .* nor zammad_bridge/.test(e.message)));
 });
 
 test('dialplan mode: reject hangs up USER_BUSY and never hands back (no routing runs); hangup busy', () => {
@@ -300,7 +307,7 @@ test('dialplan mode, outbound dial reply: effective_ and outbound_caller_id_numb
   assert.deepEqual(commands(r.effects), [
     { type: 'setVariable', name: 'effective_caller_id_number', value: '4930777000000' },
     { type: 'setVariable', name: 'outbound_caller_id_number', value: '4930777000000' },
-    { type: 'handBack', setGuard: false },
+    { type: 'handBack' },
   ]);
 });
 
@@ -425,11 +432,33 @@ test('re-attached after a restart: an answered caller channel without a bridge p
   }
 });
 
-test('a destination with a space (a SIP user part may carry %20) is never handed back with transfer: the socket lets go instead', () => {
-  const r = run(dpChannel({ 'Caller-Destination-Number': '1000 XML default' }), handedBack(dpChannel()));
+test('a destination with a space (a SIP user part may carry %20) is never handed back with transfer: the socket lets go instead, nothing posted', () => {
+  const r = run(dpChannel({ 'Caller-Destination-Number': '1000 XML default' }), [...handedBack(dpChannel()), { type: 'connectionLost' }]);
   assert.ok(!r.effects.some((e) => e.type === 'handBack'), 'no transfer into another context');
-  assert.deepEqual(r.effects.at(-1), { type: 'exit' });
-  assert.ok(r.effects.some((e) => e.type === 'log' && /not handing the call back/.test(e.message)));
+  assert.deepEqual(withoutLogs(r.effects), [{ type: 'exit' }]);
+  assert.ok(r.effects.some((e) => e.type === 'log' && /a transfer could reach another context/.test(e.message)));
   const fine = run(dpChannel({ 'Caller-Destination-Number': '+4930998001' }), handedBack(dpChannel()));
-  assert.deepEqual(fine.effects.at(-1), { type: 'handBack', setGuard: false });
+  assert.deepEqual(fine.effects.at(-1), { type: 'handBack' });
+});
+
+test('a hangup held for a look-up names the number the look-up found (dialed_user), like the answer before it', () => {
+  const r = run(dpChannel(), [
+    ...handedBack(dpChannel()),
+    sig({ kind: 'bridged', otherNumber: 'agent-x', otherChannel: 'loopback/agent-x', otherUuid: 'b-1' }),
+    sig({ kind: 'hangupComplete', cause: 'NORMAL_CLEARING', bridgeCause: 'SUCCESS' }),
+    { type: 'answererResolved', leg: 'b-1', answerer: { name: 'Bob Agent', number: '2003' } },
+  ]);
+  const [, answer, hangup] = posts(r.effects) as { answeringNumber?: string }[];
+  assert.equal(answer?.answeringNumber, '2003');
+  assert.equal(hangup?.answeringNumber, '2003');
+});
+
+test('re-attached after a restart: the person the journal knows is not answered again, a new one (a transfer since) is', () => {
+  const facts = dpChannel().facts;
+  const later = (otherNumber: string) => run(observedState(facts, true, '2003'), [
+    sig({ kind: 'bridged', otherNumber, otherChannel: 'x', otherUuid: 'b-late' }),
+    { type: 'answererResolved', leg: 'b-late', answerer: {} },
+  ]);
+  assert.deepEqual(posts(later('2003').effects), []);
+  assert.deepEqual(posts(later('2004').effects).map((p) => [p.event, 'answeringNumber' in p ? p.answeringNumber : '']), [['answer', '2004']]);
 });
