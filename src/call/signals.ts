@@ -35,9 +35,15 @@ function originateCause(e: SwitchEvent): string | undefined {
   return e.get('variable_originate_failed_cause') || e.get('variable_originate_disposition') || undefined;
 }
 
-/** `default test.local 2002` → `2002`: voicemail's arguments are profile, domain, mailbox. */
-function mailboxOf(data: string): string {
-  return data.trim().split(/\s+/)[2] ?? '';
+/**
+ * `default test.local 2002` → `2002`: voicemail's arguments are [check] [auth] profile domain
+ * mailbox (mod_voicemail). `check` is someone listening to their messages, not a caller leaving
+ * one: undefined then.
+ */
+function mailboxOf(data: string): string | undefined {
+  const words = data.trim().split(/\s+/);
+  if (words[0] === 'check') return undefined;
+  return words.filter((w) => w !== 'auth')[2] ?? '';
 }
 
 /**
@@ -54,8 +60,10 @@ export function readSignal(e: SwitchEvent): ChannelSignal | null {
         otherChannel: e.get('Other-Leg-Channel-Name') ?? '',
         otherUuid: e.get('Other-Leg-Unique-ID') ?? e.get('Bridge-B-Unique-ID') ?? '',
       };
-    case 'CHANNEL_EXECUTE':
-      return e.get('Application') === 'voicemail' ? { kind: 'voicemail', mailbox: mailboxOf(e.get('Application-Data') ?? '') } : null;
+    case 'CHANNEL_EXECUTE': {
+      const mailbox = e.get('Application') === 'voicemail' ? mailboxOf(e.get('Application-Data') ?? '') : undefined;
+      return mailbox === undefined ? null : { kind: 'voicemail', mailbox };
+    }
     case 'CHANNEL_EXECUTE_COMPLETE': {
       const app = e.get('Application');
       if (app === 'bridge') return { kind: 'bridgeDone', cause: originateCause(e), transferSource: e.get('variable_transfer_source') };
