@@ -463,7 +463,7 @@ test('re-attached after a restart: the person the journal knows is not answered 
   assert.deepEqual(posts(later('2004').effects).map((p) => [p.event, 'answeringNumber' in p ? p.answeringNumber : '']), [['answer', '2004']]);
 });
 
-test('voicemail leaving a message is read with its mailbox; `voicemail check …` (listening to one's messages) is not an answer', () => {
+test('voicemail leaving a message is read with its mailbox; `voicemail check …` (someone listening to their messages) is not an answer', () => {
   const ev = (data: string) => ({ name: 'CHANNEL_EXECUTE', get: (h: string) => ({ Application: 'voicemail', 'Application-Data': data })[h] });
   assert.deepEqual(readSignal(ev('default test.local 2002')), { kind: 'voicemail', mailbox: '2002' });
   assert.equal(readSignal(ev('check default test.local 2002')), null);
