@@ -1,7 +1,8 @@
 /**
  * `demo`: the whole thing on one machine with no switch and no Zammad. Starts the adapter, a
  * Zammad double (with a block list and an outbound caller-id route) and a switch double that
- * places a few calls over the real event-socket protocol, then prints Zammad's caller log.
+ * places a few calls over the real event-socket protocol — in bridge mode and, through the gate,
+ * in dialplan mode (a queue, voicemail) — then prints Zammad's caller log.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,23 @@ interface DemoCall {
 function calls(): DemoCall[] {
   const uuid = () => randomUUID();
   const inbound = { context: 'public', destination: '0301234567', sip: true } as const;
+  // The shop's own routing behind the gate: a mod_callcenter queue, and a ring that falls to voicemail.
+  const routing: Pick<CallScript, 'dialplan' | 'queues' | 'directory'> = {
+    dialplan: {
+      public: {
+        '0301234568': [{ app: 'set', data: 'hangup_after_bridge=true' }, { app: 'callcenter', data: 'support@pbx.demo' }],
+        '0301234569': [
+          { app: 'set', data: 'continue_on_fail=true' },
+          { app: 'bridge', data: '{originate_timeout=1}user/1000@pbx.demo' },
+          { app: 'answer' },
+          { app: 'voicemail', data: 'default pbx.demo 1000' },
+          { app: 'hangup' },
+        ],
+      },
+    },
+    queues: { 'support@pbx.demo': { agents: ['1001@pbx.demo'], musicMs: 300 } },
+    directory: { '1000@pbx.demo': 'Alice Example', '1001@pbx.demo': 'Bob Example' },
+  };
   return [
     {
       title: 'inbound, group ring, Bob answers',
@@ -65,6 +83,22 @@ function calls(): DemoCall[] {
       },
     },
     {
+      title: 'inbound through the gate (dialplan mode): the queue plays music, Bob takes the call',
+      script: {
+        channel: { uuid: uuid(), callerNumber: '0711 555 0123', ...inbound, destination: '0301234568', variables: { zammad_handled: 'true', zammad_queue: 'support', domain_name: 'pbx.demo' } },
+        ...routing,
+        targets: { '1001': { kind: 'answer', ringMs: 300, talkMs: 400 } },
+      },
+    },
+    {
+      title: 'inbound through the gate (dialplan mode): nobody answers, the dialplan sends the caller to voicemail',
+      script: {
+        channel: { uuid: uuid(), callerNumber: '089 555 0199', ...inbound, destination: '0301234569', variables: { zammad_handled: 'true', domain_name: 'pbx.demo' } },
+        ...routing,
+        targets: { '1000': { kind: 'ring' } },
+      },
+    },
+    {
       title: 'outbound, Zammad sets the caller id',
       script: {
         channel: { uuid: uuid(), callerNumber: '1000', callerName: 'Alice Example', destination: '0171 2345678', context: 'default', sip: true, variables: { zammad_bridge: 'sofia/gateway/carrier/01712345678' } },
@@ -80,12 +114,13 @@ function table(entries: CtiLogEntry[]): string[] {
     e.from ?? '',
     e.to ?? '',
     e.users ?? '',
+    e.queue ?? '',
     e.state,
     e.cause ?? '',
     e.answeredBy ?? '',
-    e.done ? 'done' : 'missed',
+    e.done ? 'done' : e.answeredBy === 'voicemail' ? 'to call back' : 'missed',
   ]);
-  const head = ['dir', 'from', 'to', 'user(s)', 'state', 'cause', 'answered by', 'result'];
+  const head = ['dir', 'from', 'to', 'user(s)', 'queue', 'state', 'cause', 'answered by', 'result'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];

@@ -13,11 +13,11 @@ function samples(page: string): Map<string, number> {
   return out;
 }
 
-test('demo: five calls in Zammad\'s log, and /metrics shows calls, posts, latencies, outbox and connections', async () => {
+test('demo: seven calls in Zammad\'s log (two in dialplan mode), and /metrics shows calls, posts, latencies, outbox and connections', async () => {
   const lines: string[] = [];
   const run = await runDemo((l) => lines.push(l), { keepRunning: true });
   try {
-    assert.equal(run.entries.length, 5);
+    assert.equal(run.entries.length, 7);
     assert.deepEqual(
       run.entries.map((e) => [e.direction, e.cause, e.done]),
       [
@@ -25,10 +25,13 @@ test('demo: five calls in Zammad\'s log, and /metrics shows calls, posts, latenc
         ['in', 'busy', false],
         ['in', 'busy', false],
         ['in', 'cancel', false],
+        ['in', 'normalClearing', true],
+        ['in', 'normalClearing', false],
         ['out', 'normalClearing', true],
       ],
     );
     assert.ok(lines.some((l) => l.includes('Bob Example') && l.includes('normalClearing')), 'the printed caller log names who answered');
+    assert.deepEqual(run.entries.map((e) => [e.queue, e.answeredBy ?? '']).slice(4, 6), [['support', 'Bob Example'], ['49301234569', 'voicemail']], 'dialplan mode: the queue answered by Bob, the voicemail');
 
     const base = `http://127.0.0.1:${run.statusPort}`;
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
@@ -36,16 +39,16 @@ test('demo: five calls in Zammad\'s log, and /metrics shows calls, posts, latenc
     assert.equal(ready.status, 200, await ready.clone().text());
     const m = samples(await (await fetch(`${base}/metrics`)).text());
     assert.equal(m.get('cti_calls_in_progress'), 0);
-    assert.equal(m.get('cti_calls_total{cause="normalClearing"}'), 2);
+    assert.equal(m.get('cti_calls_total{cause="normalClearing"}'), 4);
     assert.equal(m.get('cti_calls_total{cause="busy"}'), 2);
     assert.equal(m.get('cti_calls_total{cause="cancel"}'), 1);
-    assert.equal(m.get('cti_zammad_posts_total{event="newCall",status="200"}'), 5);
-    assert.equal(m.get('cti_zammad_posts_total{event="answer",status="200"}'), 2);
-    assert.equal(m.get('cti_zammad_posts_total{event="hangup",status="200"}'), 5);
-    assert.equal(m.get('cti_zammad_post_seconds_count{event="hangup"}'), 5);
+    assert.equal(m.get('cti_zammad_posts_total{event="newCall",status="200"}'), 7);
+    assert.equal(m.get('cti_zammad_posts_total{event="answer",status="200"}'), 4);
+    assert.equal(m.get('cti_zammad_posts_total{event="hangup",status="200"}'), 7);
+    assert.equal(m.get('cti_zammad_post_seconds_count{event="hangup"}'), 7);
     assert.equal(m.get('cti_newcall_decision_seconds_count{decision="reject"}'), 1);
     assert.equal(m.get('cti_newcall_decision_seconds_count{decision="dial"}'), 1);
-    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="continue"}'), 3);
+    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="continue"}'), 5);
     assert.equal(m.get('cti_outbox_events'), 0);
     assert.equal(m.get('cti_outbox_oldest_seconds'), 0);
     assert.equal(m.get('cti_zammad_config_fault'), 0);
