@@ -22,6 +22,8 @@ export interface DemoOptions {
 
 export interface DemoRun {
   entries: CtiLogEntry[];
+  /** Calls the switch double placed: each must be in Zammad's log. */
+  placed: number;
   statusPort: number;
   stop(): Promise<void>;
 }
@@ -168,7 +170,7 @@ export async function runDemo(out: (line: string) => void, options: DemoOptions 
     out('');
     out("Zammad's caller log:");
     for (const line of table(entries)) out(`  ${line}`);
-    const run: DemoRun = { entries, statusPort: app.statusPort, stop };
+    const run: DemoRun = { entries, placed: placed.length, statusPort: app.statusPort, stop };
     if (!options.keepRunning) await stop();
     return run;
   } catch (err) {

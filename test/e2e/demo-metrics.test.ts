@@ -1,7 +1,12 @@
 /** `demo` places real calls through the adapter; afterwards /metrics must show what happened. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { runDemo } from '../../src/cli/demo.js';
+import { childEnv } from '../child-env.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** `name{labels} value` lines of a Prometheus text page, as a map. */
 function samples(page: string): Map<string, number> {
@@ -18,6 +23,7 @@ test('demo: seven calls in Zammad\'s log (two in dialplan mode), and /metrics sh
   const run = await runDemo((l) => lines.push(l), { keepRunning: true });
   try {
     assert.equal(run.entries.length, 7);
+    assert.equal(run.placed, 7);
     assert.deepEqual(
       run.entries.map((e) => [e.direction, e.cause, e.done]),
       [
@@ -57,4 +63,15 @@ test('demo: seven calls in Zammad\'s log (two in dialplan mode), and /metrics sh
   } finally {
     await run.stop();
   }
+});
+
+test('`npm run demo` as a user runs it: exit 0 once every call it placed is in Zammad\'s log', async () => {
+  const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) =>
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'demo'], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (err, out) =>
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout: out }),
+    ),
+  );
+  assert.match(stdout, /Zammad's caller log/);
+  assert.equal(stdout.match(/hangup/g)?.length, 7, stdout);
+  assert.equal(code, 0, stdout);
 });
