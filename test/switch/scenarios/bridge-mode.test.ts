@@ -14,13 +14,10 @@ import { RealSwitch, type FinishedCall } from '../harness.js';
 import { bridgeModeExtension } from '../dialplan.js';
 import { Leg } from '../legs.js';
 import type { Line } from '../adapter.js';
+import { BLOCKED, CALLER, DOMAIN, ZAMMAD_CALLER_ID, common, executions, ms, user } from '../scenario-kit.js';
 
-const DOMAIN = 'test.local';
 const FALLBACK = 'cti_test_fallback_in';
-const CALLER = '493055571600';
-const BLOCKED = '493055571699';
 const WITHHELD = '493055571601';
-const ZAMMAD_CALLER_ID = '4930777000000';
 /** the adapter's newCall bound on the slow line; Zammad there answers newCall after SLOW_MS */
 const SLOW_BOUND_MS = 800;
 const SLOW_MS = 2500;
@@ -40,7 +37,6 @@ const N = {
   slow: '493099970112',
 } as const;
 
-const user = (ext: string) => `user/${ext}@${DOMAIN}`;
 
 let sw: RealSwitch;
 let main: Line;
@@ -85,12 +81,11 @@ after(async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const ms = (from: number, to: number) => Math.round((to - from) / 1000);
 
 /** the inbound channel executed `socket`, then `bridge` with exactly this dial string */
 function assertBridged(done: FinishedCall, dial: string): void {
   assert.ok(done.inbound.executed('socket'), `socket ran: ${done.legs.describe()}`);
-  const bridges = done.inbound.events.filter((e) => e.name === 'CHANNEL_EXECUTE' && e.headers['Application'] === 'bridge');
+  const bridges = executions(done.inbound, 'bridge');
   assert.deepEqual(bridges.map((e) => e.headers['Application-Data']), [dial], 'exactly one bridge, to the dial string of zammad_bridge');
 }
 
@@ -100,10 +95,6 @@ function assertAnsweredAfter(inbound: Leg, winner: Leg): void {
   const w = winner.event('CHANNEL_ANSWER');
   assert.ok(a && w, 'both answered');
   assert.ok(Number(a.headers['Event-Sequence']) > Number(w.headers['Event-Sequence']), 'the caller is answered only by the bridge');
-}
-
-function common(done: FinishedCall, to: string, from = CALLER, direction = 'in') {
-  return { from, to, direction, callId: done.callId };
 }
 
 /** what Zammad must hold for an inbound call answered by phone 2000 (Alice Agent) */
