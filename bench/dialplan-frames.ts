@@ -13,6 +13,7 @@
 import { join } from 'node:path';
 import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '../src/sim/esl-wire.js';
 import { passesFilters } from '../src/sim/event-filter.js';
+import { MYEVENTS_LIST } from '../src/sim/transcript-constants.js';
 import { records, step, template, TRANSCRIPT_DIR, type Step, type Template } from './frames.js';
 
 export const DIALPLAN_TRANSCRIPT = 'routing/handback-group-ring.txt';
@@ -47,12 +48,7 @@ interface Ev {
 }
 
 /** The `myevents` list (mod_event_socket.c): the adapter subscribes with `myevents json`. */
-const SUBSCRIBED = new Set([
-  'CHANNEL_ANSWER', 'CHANNEL_APPLICATION', 'CHANNEL_BRIDGE', 'CHANNEL_CREATE', 'CHANNEL_DATA', 'CHANNEL_DESTROY',
-  'CHANNEL_EXECUTE', 'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_ORIGINATE',
-  'CHANNEL_UUID', 'CHANNEL_OUTGOING', 'CHANNEL_PARK', 'CHANNEL_PROGRESS', 'CHANNEL_PROGRESS_MEDIA', 'CHANNEL_STATE',
-  'CHANNEL_UNBRIDGE', 'CHANNEL_UNPARK', 'DETECTED_SPEECH', 'DTMF', 'NOTALK', 'TALK',
-]);
+const SUBSCRIBED = new Set(MYEVENTS_LIST);
 
 /** The directory of the capture's switch, for the adapter's look-ups of who answered. */
 const API_ANSWERS: [RegExp, string][] = [

@@ -34,6 +34,7 @@ import {
 } from '../../src/sim/esl-wire.js';
 import { passesFilters } from '../../src/sim/event-filter.js';
 import { commandLines } from './command-lines.js';
+import { MYEVENTS_LIST } from '../../src/sim/transcript-constants.js';
 
 export const ROUTING_DIR = join(TRANSCRIPT_DIR, 'routing');
 
@@ -80,14 +81,6 @@ export function readCapture(name: string): Capture {
   const uuid = channelData.find(([k]) => k === 'Unique-ID')?.[1] ?? '';
   return { channelData, handover: { app: handoverApp, events: after }, uuid };
 }
-
-/** Event names `myevents` subscribes to (mod_event_socket.c, the `myevents` branch). */
-const MYEVENTS = [
-  'CHANNEL_ANSWER', 'CHANNEL_APPLICATION', 'CHANNEL_BRIDGE', 'CHANNEL_CREATE', 'CHANNEL_DATA', 'CHANNEL_DESTROY',
-  'CHANNEL_EXECUTE', 'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_ORIGINATE',
-  'CHANNEL_UUID', 'CHANNEL_OUTGOING', 'CHANNEL_PARK', 'CHANNEL_PROGRESS', 'CHANNEL_PROGRESS_MEDIA', 'CHANNEL_STATE',
-  'CHANNEL_UNBRIDGE', 'CHANNEL_UNPARK', 'DETECTED_SPEECH', 'DTMF', 'NOTALK', 'TALK',
-];
 
 /** switch_event_get_header(): header names are case-insensitive. */
 function lookup(e: CapturedEvent, header: string): string | undefined {
@@ -211,7 +204,7 @@ export async function replayRouting(name: string, eslPort: number, opts: ReplayO
       }
       case 'myevents':
         if (/json/i.test(c.args)) format = 'json';
-        for (const n of MYEVENTS) subscribed.add(n);
+        for (const n of MYEVENTS_LIST) subscribed.add(n);
         write(commandReply('+OK Events Enabled'));
         return;
       case 'linger':
