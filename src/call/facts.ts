@@ -51,6 +51,10 @@ export interface CallFacts {
    * caller from `public` into another context.
    */
   readonly handBackSafe: boolean;
+  /** `zammad_endpoint`: the name of the Zammad this call goes to (zammad/routing.ts). */
+  readonly zammadEndpoint?: string;
+  /** `domain_name` (FusionPBX sets it per tenant): picks the tenant's Zammad. */
+  readonly domain?: string;
 }
 
 export type Lookup = (header: string) => string | undefined;
@@ -116,8 +120,14 @@ export function callFacts(get: Lookup, rules: CallRules): CallFacts {
     gated: channelVariable(get, 'zammad_handled') !== undefined,
     ...queueOf(channelVariable(get, 'zammad_queue')),
     transferSource: channelVariable(get, 'transfer_source') ?? '',
+    ...optional('zammadEndpoint', channelVariable(get, 'zammad_endpoint')),
+    ...optional('domain', channelVariable(get, 'domain_name')),
     handBackSafe: [destination, get('Caller-Context') ?? get('Channel-Context') ?? ''].every((v) => /^[^\s'"\\{}$]+$/.test(v)),
   };
+}
+
+function optional<K extends string>(key: K, value: string | undefined): { [P in K]?: string } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: string };
 }
 
 /** A queue name goes into every post: one printable line, Zammad's column holds it. */

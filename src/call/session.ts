@@ -4,11 +4,11 @@
  */
 import type { Logger } from '../process/log.js';
 import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
-import type { Outbox } from '../zammad/outbox.js';
+import type { Route, RouteHints } from '../zammad/routing.js';
 import type { Verdict } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
 import { callFacts, missingFacts, type CallFacts, type CallRules } from './facts.js';
-import { initialState, step, type Answerer, type CallState, type Decision, type Effect, type Input, type NewCallPost } from './flow.js';
+import { initialState, step, type Answerer, type CallState, type CtiPost, type Decision, type Effect, type Input, type NewCallPost } from './flow.js';
 import { DIALPLAN_EVENT_FILTERS, readSignal } from './signals.js';
 
 /**
@@ -20,15 +20,24 @@ export interface FollowedCalls {
   release(callId: string): void;
 }
 
+/**
+ * Zammad as a call sees it: which endpoint its events go to (decided once, at the start), and
+ * durable delivery there (zammad/endpoint-set.ts, or a worker's proxy to it).
+ */
+export interface ZammadSink {
+  route(hints: RouteHints): Route;
+  send(endpoint: string, post: CtiPost, early?: (v: Verdict) => void): Promise<Verdict>;
+}
+
 export interface SessionDeps {
   rules: CallRules;
-  outbox: Outbox;
+  zammad: ZammadSink;
   log: Logger;
   newCallTimeoutMs: number;
   lookupTimeoutMs?: number;
   followed?: FollowedCalls;
   metrics?: {
-    decided?(kind: string, seconds: number): void;
+    decided?(kind: string, seconds: number, endpoint: string): void;
     ended?(cause: string): void;
   };
 }
@@ -47,6 +56,8 @@ function usableText(text: string): string | undefined {
 export class CallSession {
   private state!: CallState;
   private log: Logger;
+  /** The endpoint this call's events go to; undefined: not reported. */
+  private endpoint: string | undefined;
   private readonly finished: Promise<void>;
   private resolveFinished!: () => void;
 
@@ -72,8 +83,13 @@ export class CallSession {
       this.conn.exit();
       return;
     }
-    this.state = initialState(facts, problem === undefined);
-    this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to, mode: facts.mode });
+    if (!problem) {
+      const route = this.deps.zammad.route({ ...(facts.zammadEndpoint !== undefined ? { endpoint: facts.zammadEndpoint } : {}), ...(facts.domain !== undefined ? { domain: facts.domain } : {}) });
+      // Not reported (no endpoint for it, logged by the router): routed as if Zammad said nothing.
+      if (route.kind === 'endpoint') this.endpoint = route.name;
+    }
+    this.state = initialState(facts, this.endpoint !== undefined);
+    this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to, mode: facts.mode, endpoint: this.endpoint ?? 'none' });
 
     this.conn.follow((e) => {
       // myevents filters by uuid on the switch; a listener-wide subscription (modesl's) may not.
@@ -152,7 +168,7 @@ export class CallSession {
           this.deps.metrics?.ended?.(effect.post.cause);
           this.log.info('call ended', { cause: effect.post.cause });
         }
-        void this.deps.outbox.send(effect.post);
+        if (this.endpoint !== undefined) void this.deps.zammad.send(this.endpoint, effect.post);
         return;
       case 'setVariable':
         this.command(this.conn.execute('set', `${effect.name}=${effect.value}`), 'set');
@@ -210,21 +226,23 @@ export class CallSession {
     // A configuration fault (401, integration off) is final for this call's decision: go on at once.
     let configFault!: (v: Verdict) => void;
     const early = new Promise<Verdict>((resolve) => (configFault = resolve));
-    const verdict = await Promise.race([this.deps.outbox.send(post, configFault), early, timeout]);
+    const endpoint = this.endpoint;
+    if (endpoint === undefined) return { kind: 'continue', why: 'not-reportable' };
+    const verdict = await Promise.race([this.deps.zammad.send(endpoint, post, configFault), early, timeout]);
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
     if (verdict === null) {
       this.log.warn(`no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision (newCall stays in the outbox)`);
-      this.deps.metrics?.decided?.('timeout', seconds);
+      this.deps.metrics?.decided?.('timeout', seconds, endpoint);
       return { kind: 'continue', why: 'timeout' };
     }
     if (verdict.kind !== 'delivered') {
-      this.deps.metrics?.decided?.('error', seconds);
+      this.deps.metrics?.decided?.('error', seconds, endpoint);
       return { kind: 'continue', why: 'error' };
     }
     const { decision, note } = decisionFromReply(verdict.body);
     if (note) this.log.warn(`${note}; going on`);
-    this.deps.metrics?.decided?.(decision.kind, seconds);
+    this.deps.metrics?.decided?.(decision.kind, seconds, endpoint);
     return decision;
   }
 

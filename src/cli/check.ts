@@ -8,6 +8,9 @@
  * and the integration are all right, and nothing is left behind but a line in Zammad's own log.
  */
 import { ConfigError, loadConfig, type Config } from '../process/config.js';
+import { configuredEndpoints } from '../process/endpoints.js';
+import { EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
+import { tokenOf } from '../zammad/endpoint-url.js';
 import { ZammadClient, type HttpOutcome } from '../zammad/client.js';
 import { errorText } from '../zammad/replies.js';
 
@@ -18,8 +21,9 @@ export const CHECK_BODY = new URLSearchParams({ event: 'newCall', callId: CHECK_
 export const CHECK_USAGE = [
   'Usage: freeswitch-zammad-cti check',
   '',
-  'Validates the configuration (environment and .env) and tests ZAMMAD_CTI_URL: is Zammad',
-  'reachable, is the token valid, is the CTI (generic) integration enabled and configured.',
+  'Validates the configuration (environment and .env) and tests ZAMMAD_CTI_URL and every endpoint',
+  'of ZAMMAD_ENDPOINTS_FILE: is Zammad reachable, is the token valid, is the CTI (generic)',
+  'integration enabled and configured.',
   'Nothing is created in Zammad: the test request lacks `direction`, which Zammad refuses',
   'after all its other checks, without storing anything.',
   '',
@@ -317,25 +321,62 @@ export function configOrExit(env: NodeJS.ProcessEnv, out: (line: string) => void
   }
 }
 
-export function clientFor(config: Config): ZammadClient {
-  return new ZammadClient({ url: config.ZAMMAD_CTI_URL, maxConnections: 1, maxReplyBytes: config.ZAMMAD_MAX_REPLY_BYTES });
+/** The configured endpoints for a CLI command: a bad endpoints file is printed and becomes exit code 2. */
+export function endpointsOrExit(config: Config, out: (line: string) => void): Endpoint[] | 2 {
+  try {
+    return configuredEndpoints(config);
+  } catch (err) {
+    if (err instanceof EndpointsFileError) {
+      for (const line of err.message.split('\n')) out(line);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** Replaces every endpoint's token in a line. */
+export function endpointsScrubber(endpoints: readonly Endpoint[]): (line: string) => string {
+  const scrubbers = endpoints.map((e) => tokenScrubber(tokenOf(e.url)));
+  return (line) => scrubbers.reduce((s, scrub) => scrub(s), line);
+}
+
+export function clientFor(endpoint: Endpoint, config: Config): ZammadClient {
+  return new ZammadClient({ url: endpoint.url, maxConnections: 1, maxReplyBytes: config.ZAMMAD_MAX_REPLY_BYTES });
 }
 
 /** Runs the check; returns the exit code (0 ok, 1 a check failed, 2 configuration error). */
 export async function runCheck(env: NodeJS.ProcessEnv, out: (line: string) => void): Promise<number> {
   const config = configOrExit(env, (line) => out(line));
   if (config === 2) return 2;
-  const say = ((scrub) => (line: string) => out(scrub(line)))(tokenScrubber(config.zammadToken));
-
-  const client = clientFor(config);
-  try {
-    const plain = new URL(config.ZAMMAD_CTI_URL).protocol === 'http:';
-    say(`${PASS} configuration valid (ZAMMAD_CTI_URL ${client.safeUrl}${plain ? ', plain http' : ''})`);
-    const outcome = await client.post(CHECK_BODY, config.ZAMMAD_REQUEST_TIMEOUT_MS);
-    const verdict = checkVerdict(outcome);
+  const endpoints = endpointsOrExit(config, (line) => out(line));
+  if (endpoints === 2) return 2;
+  const say = ((scrub) => (line: string) => out(scrub(line)))(endpointsScrubber(endpoints));
+  if (endpoints.length === 0) {
+    say(`${FAIL} ZAMMAD_ENDPOINTS_FILE lists no endpoint and ZAMMAD_CTI_URL is not set: no call would be reported`);
+    say('Result: FAILED');
+    return 1;
+  }
+  // Every endpoint at once: a tenant's Zammad that does not answer must not hold up the others' checks.
+  const results = await Promise.all(endpoints.map((e) => checkEndpoint(e, config)));
+  let ok = true;
+  endpoints.forEach((e, i) => {
+    const { verdict, safe, plain } = results[i]!;
+    const what = e.name === 'default' ? 'ZAMMAD_CTI_URL' : `endpoint "${e.name}" (${e.domains.length > 0 ? `domains ${e.domains.join(', ')}` : 'by zammad_endpoint only'})`;
+    if (endpoints.length > 1) say('');
+    say(`${PASS} configuration valid (${what} ${safe}${plain ? ', plain http' : ''})`);
     for (const line of verdict.lines) say(line);
-    say(verdict.ok ? 'Result: OK' : 'Result: FAILED');
-    return verdict.ok ? 0 : 1;
+    ok &&= verdict.ok;
+  });
+  if (endpoints.length > 1) say('');
+  say(ok ? 'Result: OK' : 'Result: FAILED');
+  return ok ? 0 : 1;
+}
+
+async function checkEndpoint(endpoint: Endpoint, config: Config): Promise<{ verdict: CheckVerdict; safe: string; plain: boolean }> {
+  const client = clientFor(endpoint, config);
+  try {
+    const outcome = await client.post(CHECK_BODY, config.ZAMMAD_REQUEST_TIMEOUT_MS);
+    return { verdict: checkVerdict(outcome), safe: client.safeUrl, plain: new URL(endpoint.url).protocol === 'http:' };
   } finally {
     await client.destroy();
   }

@@ -19,7 +19,7 @@ import type { HttpOutcome, ZammadClient } from '../zammad/client.js';
 import { formBody } from '../zammad/form.js';
 import { verdictOf } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
-import { clientFor, configOrExit, oneLine, tokenScrubber } from './check.js';
+import { clientFor, configOrExit, endpointsOrExit, endpointsScrubber, oneLine } from './check.js';
 
 export const OUTCOMES = ['answered', 'busy', 'cancel', 'noAnswer', 'congestion', 'notFound', 'forwarded', 'rejected'] as const;
 export type SimOutcome = (typeof OUTCOMES)[number];
@@ -30,7 +30,7 @@ const MAX_CALL_ID = 250;
 export const SIMULATE_USAGE = [
   'Usage: freeswitch-zammad-cti simulate [options]',
   '',
-  'Sends one complete call to the configured Zammad (ZAMMAD_CTI_URL) exactly the way the adapter',
+  'Sends one complete call to the configured Zammad (ZAMMAD_CTI_URL, or --endpoint) exactly the way the adapter',
   'does: newCall → (answer) → hangup, waiting for each reply. The call appears in Zammad\'s caller log.',
   '',
   'Options:',
@@ -45,6 +45,7 @@ export const SIMULATE_USAGE = [
   '                            answered: newCall, answer, hangup normalClearing; rejected: expects Zammad to',
   '                            reject the caller (inbound, --from on Zammad\'s block list); others: newCall, hangup with that cause',
   '  --call-id ID              call id (default sim-<random>)',
+  '  --endpoint NAME           which endpoint of ZAMMAD_ENDPOINTS_FILE (default: ZAMMAD_CTI_URL, or the only one)',
   '  --talk-ms MS              wait between answer and hangup (default 0)',
   '  -h, --help                this text',
   '',
@@ -195,8 +196,18 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv, out: (
   }
   const config = configOrExit(env, out);
   if (config === 2) return 2;
-  const scrub = tokenScrubber(config.zammadToken);
+  const endpoints = endpointsOrExit(config, out);
+  if (endpoints === 2) return 2;
+  const scrub = endpointsScrubber(endpoints);
   const say = (line: string): void => out(scrub(line));
+  const at = argv.indexOf('--endpoint');
+  const wanted = at >= 0 ? argv[at + 1] : undefined;
+  if (at >= 0) argv = [...argv.slice(0, at), ...argv.slice(at + 2)];
+  const endpoint = wanted !== undefined ? endpoints.find((e) => e.name === wanted) : (endpoints.find((e) => e.name === 'default') ?? (endpoints.length === 1 ? endpoints[0] : undefined));
+  if (!endpoint) {
+    say(at >= 0 ? `error: no endpoint "${wanted ?? ''}" (configured: ${endpoints.map((e) => e.name).join(', ') || 'none'})` : `error: several endpoints: choose one with --endpoint NAME (${endpoints.map((e) => e.name).join(', ')})`);
+    return 2;
+  }
 
   const rules: NumberRules = { defaultCountryCode: config.DEFAULT_COUNTRY_CODE, extensionMaxDigits: config.EXTENSION_MAX_DIGITS };
   const notes: string[] = [];
@@ -216,7 +227,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv, out: (
     return 0;
   }
 
-  const client = clientFor(config);
+  const client = clientFor(endpoint, config);
   try {
     return await simulate(plan, config, client, notes, say);
   } finally {

@@ -6,9 +6,10 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { CallSession } from '../call/session.js';
 import { EslListener } from '../switch/listener.js';
-import { ZammadClient } from '../zammad/client.js';
-import { Outbox } from '../zammad/outbox.js';
+import { EndpointSet } from '../zammad/endpoint-set.js';
+import { EndpointsFileError } from '../zammad/endpoints-file.js';
 import { OutboxStore } from '../zammad/store.js';
+import { configuredEndpoints } from './endpoints.js';
 import { Metrics } from '../status/metrics.js';
 import { StatusServer, type Readiness } from '../status/server.js';
 import { recoverOpenCalls } from './recovery.js';
@@ -17,20 +18,24 @@ export interface App {
   eslPort: number;
   statusPort: number;
   readiness(): Readiness;
+  /** SIGHUP: reads ZAMMAD_ENDPOINTS_FILE again; a bad file keeps the endpoints in use (and says why). */
+  reload(): boolean;
   /** Graceful stop: no new calls, follow the current ones up to drainMs, flush the outbox. */
   shutdown(drainMs: number): Promise<{ callsLeft: number; eventsLeft: number }>;
   /** Immediate stop: whatever is not delivered stays on disk. */
   abort(): void;
 }
 
-export async function startApp(config: Config, log: Logger): Promise<App> {
+/** `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts). */
+export async function startApp(config: Config, log: Logger, secrets: string[] = []): Promise<App> {
   const metrics = new Metrics();
+  const endpointList = configuredEndpoints(config);
   const store = new OutboxStore(config.OUTBOX_PATH);
-  const client = new ZammadClient({ url: config.ZAMMAD_CTI_URL, maxConnections: config.ZAMMAD_MAX_CONNECTIONS, maxReplyBytes: config.ZAMMAD_MAX_REPLY_BYTES });
-  const outbox = new Outbox(
+  const zammad = new EndpointSet(
     store,
-    client,
     {
+      maxReplyBytes: config.ZAMMAD_MAX_REPLY_BYTES,
+      outbox: {
       requestTimeoutMs: config.ZAMMAD_REQUEST_TIMEOUT_MS,
       retryBaseMs: config.RETRY_BASE_MS,
       retryMaxMs: config.RETRY_MAX_MS,
@@ -38,19 +43,24 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       maxEvents: config.OUTBOX_MAX_EVENTS,
       // One request per pooled connection: a request queued inside undici could not be overtaken
       // by a fresh newCall; queued in the outbox it can.
+      // Per endpoint: each tenant's Zammad has a pool of its own.
       concurrency: config.ZAMMAD_MAX_CONNECTIONS,
+      },
     },
     log.child({ component: 'outbox' }),
     {
-      posted: (event, status, seconds) => {
-        metrics.posts.inc({ event, status });
-        metrics.postSeconds.observe({ event }, seconds);
+      posted: (endpoint, event, status, seconds) => {
+        metrics.posts.inc({ endpoint, event, status });
+        metrics.postSeconds.observe({ endpoint, event }, seconds);
       },
-      dropped: (reason, events) => metrics.dropped.inc({ reason }, events),
+      dropped: (endpoint, reason, events) => metrics.dropped.inc({ endpoint, reason }, events),
+      held: (endpoint, events) => metrics.held.inc({ endpoint }, events),
+      unrouted: (reason) => metrics.callsUnrouted.inc({ reason }),
     },
+    secrets,
   );
-  outbox.restore();
-  const recovery = await recoverOpenCalls({ store, outbox, config, log: log.child({ component: 'recovery' }) });
+  zammad.start(endpointList);
+  const recovery = await recoverOpenCalls({ store, zammad, config, log: log.child({ component: 'recovery' }) });
 
   const rules = {
     defaultCountryCode: config.DEFAULT_COUNTRY_CODE,
@@ -85,12 +95,12 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       });
       const session = new CallSession(conn, {
         rules,
-        outbox,
+        zammad,
         log: callLog,
         newCallTimeoutMs: config.ZAMMAD_NEWCALL_TIMEOUT_MS,
         followed,
         metrics: {
-          decided: (kind, seconds) => metrics.decisionSeconds.observe({ decision: kind }, seconds),
+          decided: (kind, seconds, endpoint) => metrics.decisionSeconds.observe({ endpoint, decision: kind }, seconds),
           ended: (cause) => metrics.callsTotal.inc({ cause }),
         },
       });
@@ -102,31 +112,39 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     { rejected: () => metrics.rejectedConnections.inc() },
   );
   const esl = await listener.listen();
-  log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: client.safeUrl });
+  const shown = zammad.status().filter((e) => e.configured);
+  log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: shown.length === 1 && shown[0]?.name === 'default' ? shown[0].url : shown.map((e) => `${e.name} ${e.url ?? ''}`).join(', ') });
 
   const readiness = (): Readiness => {
-    const fault = outbox.configFault;
-    const reachable = outbox.zammadReachable;
-    const checks = {
+    const endpoints = zammad.status();
+    const configured = endpoints.filter((e) => e.configured);
+    const bad = configured.filter((e) => !e.ok);
+    const single = configured.length === 1 && configured[0]?.name === 'default' ? configured[0] : undefined;
+    const checks: Readiness['checks'] = {
       listener: { ok: listener.listening },
-      zammad: fault ? { ok: false, detail: fault } : reachable === false ? { ok: false, detail: 'Zammad did not answer the last request' } : { ok: true, detail: reachable === undefined ? 'no request yet' : 'answered' },
-      backlog: { ok: outbox.depth < config.READY_MAX_BACKLOG, detail: `${outbox.depth} events waiting` },
+      // One endpoint: its own state, as before tenants. Several: which of them are not ready.
+      zammad: single
+        ? { ok: single.ok, detail: single.detail }
+        : { ok: bad.length === 0, detail: configured.length === 0 ? 'no endpoint configured' : bad.length === 0 ? `${configured.length} endpoints ready` : `not ready: ${bad.map((e) => `${e.name} (${e.detail})`).join('; ')}` },
+      backlog: { ok: zammad.depth < config.READY_MAX_BACKLOG, detail: `${zammad.depth} events waiting` },
     };
+    if (!single) for (const e of endpoints) checks[`zammad:${e.name}`] = { ok: e.ok, detail: e.detail };
     return { ready: Object.values(checks).every((c) => c.ok), checks };
   };
   const status = new StatusServer(metrics, readiness, () => {
-    metrics.outboxDepth.set(outbox.depth);
-    metrics.outboxAge.set(outbox.oldestAgeMs() / 1000);
-    metrics.zammadConfigFault.set(outbox.configFault ? 1 : 0);
+    for (const e of zammad.status()) {
+      metrics.outboxDepth.set({ endpoint: e.name }, e.events);
+      metrics.zammadConfigFault.set({ endpoint: e.name }, e.configFault ? 1 : 0);
+    }
+    metrics.outboxAge.set({ endpoint: 'all' }, zammad.oldestAgeMs() / 1000);
   });
   const statusPort = await status.listen(config.STATUS_HOST, config.STATUS_PORT);
   log.info('status endpoints up', { host: config.STATUS_HOST, port: statusPort, paths: '/healthz /readyz /metrics' });
 
   const closeAll = async () => {
     recovery.stop();
-    outbox.close();
     await status.close();
-    await client.destroy();
+    await zammad.destroy();
     store.close();
   };
 
@@ -134,6 +152,23 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     eslPort: esl.port,
     statusPort,
     readiness,
+    reload() {
+      if (config.ZAMMAD_ENDPOINTS_FILE === undefined) {
+        log.info('SIGHUP: no ZAMMAD_ENDPOINTS_FILE to read again; nothing changed');
+        return true;
+      }
+      let next;
+      try {
+        next = configuredEndpoints(config);
+      } catch (err) {
+        const why = err instanceof EndpointsFileError ? err.problems.join('; ') : String(err);
+        log.error('SIGHUP: the endpoints file is not usable; keeping the endpoints in use', { file: config.ZAMMAD_ENDPOINTS_FILE, problems: why });
+        return false;
+      }
+      const { added, changed, removed } = zammad.reload(next);
+      log.info('SIGHUP: endpoints read again', { endpoints: next.map((e) => e.name).join(','), added: added.join(','), changed: changed.join(','), removed: removed.join(',') });
+      return true;
+    },
     async shutdown(drainMs) {
       const deadline = Date.now() + drainMs;
       await listener.stopAccepting();
@@ -145,8 +180,8 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
         listener.closeAll();
       }
       await Promise.allSettled([...sessions]);
-      const flushed = await outbox.drain(Math.max(0, deadline - Date.now()));
-      const eventsLeft = outbox.depth;
+      const flushed = await zammad.drain(Math.max(0, deadline - Date.now()));
+      const eventsLeft = zammad.depth;
       if (!flushed) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft });
       await closeAll();
       return { callsLeft, eventsLeft };
@@ -154,7 +189,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     abort() {
       recovery.stop();
       listener.closeAll();
-      outbox.close();
+      zammad.close();
       store.close();
     },
   };

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { isIP } from 'node:net';
+import { clearTextProblem, ctiUrl, tokenOf } from '../zammad/endpoint-url.js';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
@@ -31,28 +32,11 @@ const cidrList = list.superRefine((items, ctx) => {
   }
 });
 
-const ctiUrl = z
-  .string({ error: 'is required: the endpoint from Zammad → Admin → Integrations → CTI (generic)' })
-  .min(1, 'is required: the endpoint from Zammad → Admin → Integrations → CTI (generic)')
-  .superRefine((value, ctx) => {
-    let url: URL;
-    try {
-      url = new URL(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'is not a URL (expected https://zammad.example.com/api/v1/cti/TOKEN)' });
-      return;
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-      ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' });
-    }
-    if (!/\/api\/v1\/cti\/[^/]+\/?$/.test(url.pathname)) {
-      ctx.addIssue({ code: 'custom', message: 'must end in /api/v1/cti/<token> (copy it from Zammad → Admin → Integrations → CTI (generic))' });
-    }
-  });
-
 export const ConfigSchema = z
   .object({
-    ZAMMAD_CTI_URL: ctiUrl,
+    // One of the two: the single endpoint, and/or a file of endpoints per tenant (endpoints-file.ts).
+    ZAMMAD_CTI_URL: ctiUrl.optional(),
+    ZAMMAD_ENDPOINTS_FILE: z.string().optional(),
     ZAMMAD_ALLOW_HTTP: bool.default(false),
     ZAMMAD_NEWCALL_TIMEOUT_MS: ms(50, 30_000).default(2000),
     ZAMMAD_REQUEST_TIMEOUT_MS: ms(100, 120_000).default(10_000),
@@ -97,26 +81,21 @@ export const ConfigSchema = z
     LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   })
   .superRefine((c, ctx) => {
-    const url = URL.canParse(c.ZAMMAD_CTI_URL) ? new URL(c.ZAMMAD_CTI_URL) : null;
-    if (url?.protocol === 'http:' && !c.ZAMMAD_ALLOW_HTTP && !isLoopback(url.hostname)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['ZAMMAD_CTI_URL'],
-        message: 'uses plain http:// to a host that is not loopback: the token would travel in clear text; use https:// or set ZAMMAD_ALLOW_HTTP=true',
-      });
+    if (c.ZAMMAD_CTI_URL === undefined && c.ZAMMAD_ENDPOINTS_FILE === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: 'is required (or ZAMMAD_ENDPOINTS_FILE): the endpoint from Zammad → Admin → Integrations → CTI (generic)' });
     }
+    const clear = c.ZAMMAD_CTI_URL === undefined ? undefined : clearTextProblem(c.ZAMMAD_CTI_URL, c.ZAMMAD_ALLOW_HTTP);
+    if (clear) ctx.addIssue({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: clear });
     if (c.RETRY_MAX_MS < c.RETRY_BASE_MS) {
       ctx.addIssue({ code: 'custom', path: ['RETRY_MAX_MS'], message: 'must not be below RETRY_BASE_MS' });
     }
   });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;
+/** zammadToken: the token of ZAMMAD_CTI_URL ('' without it), a secret for the logs. */
 export type Config = Readonly<z.output<typeof ConfigSchema>> & { readonly zammadToken: string };
 
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
-}
+export { isLoopback } from '../zammad/endpoint-url.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -143,7 +122,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       }),
     );
   }
-  const url = new URL(parsed.data.ZAMMAD_CTI_URL);
-  const zammadToken = decodeURIComponent(url.pathname.replace(/\/$/, '').split('/').pop() ?? '');
+  const zammadToken = parsed.data.ZAMMAD_CTI_URL === undefined ? '' : tokenOf(parsed.data.ZAMMAD_CTI_URL);
   return Object.freeze({ ...parsed.data, zammadToken });
 }

@@ -20,15 +20,22 @@ export interface Logger {
 export interface LogOptions {
   level: LogLevel;
   format: 'auto' | 'json' | 'pretty';
-  secrets: string[];
+  /** Redacted from every line; the caller may append to it later. */
+  secrets: readonly string[];
   stream?: NodeJS.WritableStream;
 }
 
 const REDACTED = '***';
 
-function redactor(secrets: string[]) {
-  const needles = secrets.filter((s) => s.length >= 4).flatMap((s) => [s, encodeURIComponent(s)]);
+/** `secrets` may grow while the logger lives (a tenant's token added on SIGHUP): append-only. */
+function redactor(secrets: readonly string[]) {
+  let needles: string[] = [];
+  let known = -1;
   const scrub = (value: unknown, depth: number): unknown => {
+    if (known !== secrets.length) {
+      known = secrets.length;
+      needles = secrets.filter((s) => s.length >= 4).flatMap((s) => [s, encodeURIComponent(s)]);
+    }
     if (typeof value === 'string') {
       let out = value;
       for (const needle of needles) if (out.includes(needle)) out = out.split(needle).join(REDACTED);

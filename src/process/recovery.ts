@@ -12,8 +12,8 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { CtiPost } from '../call/flow.js';
 import { ObservedCall } from '../call/observer.js';
+import type { ZammadSink } from '../call/session.js';
 import { InboundEsl } from '../switch/inbound.js';
-import type { Outbox } from '../zammad/outbox.js';
 import type { OpenCall, OutboxStore } from '../zammad/store.js';
 
 const OpenCallFacts = z.object({
@@ -27,7 +27,8 @@ type OpenCallFacts = z.infer<typeof OpenCallFacts>;
 
 export interface RecoveryDeps {
   store: OutboxStore;
-  outbox: Outbox;
+  /** Each call's events go to the endpoint its journal names. */
+  zammad: Pick<ZammadSink, 'send'>;
   config: Config;
   log: Logger;
 }
@@ -41,7 +42,7 @@ export interface Recovery {
 function closeUnknown(call: OpenCall, facts: OpenCallFacts, deps: RecoveryDeps, why: string): void {
   const cause = call.answered ? 'normalClearing' : 'noAnswer';
   deps.log.warn(`closing a call left open by an earlier run: ${why}; its real end is unknown`, { callId: call.callId, answered: call.answered, cause });
-  void deps.outbox.send({ event: 'hangup', ...facts, cause, ...(call.answeringNumber ? { answeringNumber: call.answeringNumber } : {}) });
+  void deps.zammad.send(call.endpoint, { event: 'hangup', ...facts, cause, ...(call.answeringNumber ? { answeringNumber: call.answeringNumber } : {}) });
   deps.store.callEnded(call.callId);
 }
 
@@ -81,9 +82,12 @@ export async function recoverOpenCalls(deps: RecoveryDeps): Promise<Recovery> {
 
   const rules = { defaultCountryCode: config.DEFAULT_COUNTRY_CODE, extensionMaxDigits: config.EXTENSION_MAX_DIGITS };
   const watched = new Map<string, ObservedCall>();
+  const endpoints = new Map(calls.map(({ call }) => [call.callId, call.endpoint]));
   const post = (p: CtiPost) => {
     // The store journals answer and hangup with the event itself (store.ts add()).
-    void deps.outbox.send(p);
+    const endpoint = endpoints.get(p.callId);
+    if (endpoint === undefined) return log.error('an event of a call that is not watched: not sent', { callId: p.callId, event: p.event });
+    void deps.zammad.send(endpoint, p);
     if (p.event === 'hangup') {
       watched.delete(p.callId);
       log.info('call watched after restart has ended', { callId: p.callId, cause: p.cause });

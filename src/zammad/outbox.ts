@@ -21,7 +21,7 @@ import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
 import type { HttpOutcome } from './client.js';
 import { formBody } from './form.js';
-import type { OutboxStore } from './store.js';
+import type { EndpointStore } from './store.js';
 import { atMostOnce, verdictOf, type Verdict } from './verdict.js';
 
 export interface Poster {
@@ -46,6 +46,8 @@ export interface OutboxHooks {
   posted?(event: string, result: string, seconds: number): void;
   /** reason: 'age' | 'full' | 'refused' | 'unconfirmed' (an at-most-once event not sent again). */
   dropped?(reason: string, events: number): void;
+  /** Events stored while the endpoint is not configured (suspend()): kept, not sent. */
+  held?(events: number): void;
 }
 
 interface Item {
@@ -72,6 +74,8 @@ interface Lane {
   parked: boolean;
   timer?: NodeJS.Timeout;
   warned: boolean;
+  /** Logged once: this call's events wait for a suspended endpoint. */
+  heldLogged?: boolean;
 }
 
 /** Calls whose newCall was dropped: their later events would only earn a 500 for ever. */
@@ -94,10 +98,12 @@ export class Outbox {
   /** Last answer from Zammad, for readiness: true = it answered 2xx, false = unreachable. */
   private reachable: boolean | undefined;
   private readonly backlogLimit: number;
+  /** Why nothing is sent (the endpoint left the endpoints file), while it lasts. */
+  private held: string | undefined;
 
   constructor(
-    private readonly store: OutboxStore,
-    private readonly poster: Poster,
+    private readonly store: EndpointStore,
+    private poster: Poster,
     private readonly options: OutboxOptions,
     private readonly log: Logger,
     private readonly hooks: OutboxHooks = {},
@@ -126,7 +132,10 @@ export class Outbox {
       restored++;
     }
     this.size += restored;
-    if (restored > 0) this.log.info('delivering events left from an earlier run', { events: restored, calls: this.lanes.size });
+    if (restored > 0 && this.held !== undefined) {
+      this.log.warn(`events left from an earlier run kept, not sent: ${this.held}`, { events: restored, calls: this.lanes.size });
+      this.hooks.held?.(restored);
+    } else if (restored > 0) this.log.info('delivering events left from an earlier run', { events: restored, calls: this.lanes.size });
     this.sweep();
     for (const lane of this.lanes.values()) this.schedule(lane);
     return restored;
@@ -154,6 +163,12 @@ export class Outbox {
     const body = formBody(post);
     const id = this.store.add(post.callId, post.event, body, createdAt);
     this.size++;
+    if (this.held !== undefined) {
+      this.hooks.held?.(1);
+      const lane = this.lane(post.callId);
+      if (!lane.heldLogged) this.log.warn(`event kept, not sent: ${this.held}`, { callId: post.callId, event: post.event });
+      lane.heldLogged = true;
+    }
     return new Promise<Verdict>((settle) => {
       const lane = this.lane(post.callId);
       lane.items.push({ id, callId: post.callId, event: post.event, body, createdAt, attempts: 0, once: atMostOnce(post.event, body), sent: false, settle, ...(early ? { early } : {}) });
@@ -178,6 +193,54 @@ export class Outbox {
 
   get zammadReachable(): boolean | undefined {
     return this.reachable;
+  }
+
+  /** Why this outbox sends nothing (suspend()), or undefined. */
+  get suspended(): string | undefined {
+    return this.held;
+  }
+
+  /**
+   * The endpoint is gone from the configuration: its events stay on disk and in their lanes,
+   * counted, and nothing is sent — never to another endpoint — until resume() or the age bound
+   * (sweep) drops them. A ringing caller waiting for a decision from it goes on at once.
+   */
+  suspend(reason: string): void {
+    if (this.held !== undefined) return;
+    this.held = reason;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    for (const lane of this.ready.splice(0)) {
+      lane.queued = false;
+      this.park(lane);
+    }
+    for (const lane of this.lanes.values()) {
+      const head = lane.items[0];
+      if (head?.early) {
+        head.early({ kind: 'configFault', reason });
+        delete head.early;
+      }
+    }
+    if (this.size > 0) this.log.warn(`events kept, not sent: ${reason}`, { events: this.size, calls: this.lanes.size });
+  }
+
+  /** The endpoint is configured again (perhaps at another URL): what waited goes out, in order. */
+  resume(poster: Poster): void {
+    this.poster = poster;
+    if (this.held === undefined) return;
+    this.held = undefined;
+    this.reachable = undefined;
+    if (this.size > 0) this.log.info('endpoint configured again: delivering the events kept for it', { events: this.size });
+    for (const lane of this.lanes.values()) lane.heldLogged = false;
+    this.unpark();
+  }
+
+  /** The endpoint's URL changed (a new token): the next requests use the new one; those in flight finish on the old. */
+  usePoster(poster: Poster): void {
+    this.poster = poster;
+    this.reachable = undefined;
+    // A fault of the old URL (401 for a revoked token) says nothing about the new one.
+    if (this.fault !== undefined) this.unpark();
   }
 
   /** Resolves true once nothing is pending, false if that takes longer than timeoutMs. */
@@ -233,6 +296,7 @@ export class Outbox {
 
   private schedule(lane: Lane): void {
     if (this.closed || lane.busy || lane.queued || lane.parked || lane.timer || lane.items.length === 0) return;
+    if (this.held !== undefined) return this.park(lane);
     const urgent = this.urgent(lane);
     if (this.fault !== undefined && !urgent) return this.park(lane);
     if (this.inFlight >= (urgent ? this.options.concurrency : this.backlogLimit)) {
@@ -377,6 +441,11 @@ export class Outbox {
 
   private clearFault(): void {
     this.log.info('Zammad accepts events again', { faultLastedMs: this.now() - this.faultSince, pending: this.size });
+    this.unpark();
+  }
+
+  /** Every parked lane goes back to the schedule (which parks it again while the endpoint is held). */
+  private unpark(): void {
     this.fault = undefined;
     clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
@@ -396,7 +465,7 @@ export class Outbox {
 
   /** While Zammad refuses everything, one lane at a time asks again, less and less often. */
   private armProbe(): void {
-    if (this.probeTimer || this.closed || this.fault === undefined) return;
+    if (this.probeTimer || this.closed || this.fault === undefined || this.held !== undefined) return;
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
       this.probeDelay = Math.min(this.options.retryMaxMs, this.probeDelay * 2);

@@ -10,9 +10,12 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { DEFAULT_ENDPOINT } from './endpoints-file.js';
 
 export interface StoredEvent {
   id: number;
+  /** The Zammad it goes to (endpoints-file.ts); never another. */
+  endpoint: string;
   callId: string;
   event: string;
   body: string;
@@ -23,6 +26,7 @@ export interface StoredEvent {
 
 export interface OpenCall {
   callId: string;
+  endpoint: string;
   /** The call's newCall fields as JSON (callId, direction, from, to), for a closing hangup. */
   facts: string;
   answered: boolean;
@@ -30,20 +34,30 @@ export interface OpenCall {
   startedAt: number;
 }
 
+/** What one endpoint's Outbox needs of the disk. */
+export interface EndpointStore {
+  add(callId: string, event: string, body: string, createdAt: number): number;
+  remove(id: number): void;
+  markSent(id: number, sent: boolean): void;
+  pending(): StoredEvent[];
+  callEnded(callId: string): void;
+}
+
 export class OutboxStore {
   private readonly db: Database.Database;
   private readonly stmt: {
-    insert: Database.Statement<[string, string, string, number]>;
+    insert: Database.Statement<[string, string, string, string, number]>;
     remove: Database.Statement<[number]>;
     markSent: Database.Statement<[number, number]>;
-    all: Database.Statement<[], { id: number; call_id: string; event: string; body: string; created_at: number; sent: number }>;
+    all: Database.Statement<[string], { id: number; endpoint: string; call_id: string; event: string; body: string; created_at: number; sent: number }>;
+    endpoints: Database.Statement<[], { endpoint: string }>;
     count: Database.Statement<[], { n: number }>;
-    openCall: Database.Statement<[string, string, number]>;
+    openCall: Database.Statement<[string, string, string, number]>;
     answerCall: Database.Statement<[string, string]>;
     closeCall: Database.Statement<[string]>;
-    openCalls: Database.Statement<[], { call_id: string; facts: string; answered: number; answering_number: string | null; started_at: number }>;
+    openCalls: Database.Statement<[], { call_id: string; endpoint: string; facts: string; answered: number; answering_number: string | null; started_at: number }>;
   };
-  private readonly addTx: (callId: string, event: string, body: string, createdAt: number) => number;
+  private readonly addTx: (endpoint: string, callId: string, event: string, body: string, createdAt: number) => number;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -70,24 +84,29 @@ export class OutboxStore {
     // Added after the first release: an outbox file of an earlier version gets the column here.
     const columns = this.db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[];
     if (!columns.some((c) => c.name === 'sent')) this.db.exec('ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0');
+    // Added with endpoints per tenant: what an earlier version stored went to ZAMMAD_CTI_URL.
+    if (!columns.some((c) => c.name === 'endpoint')) this.db.exec(`ALTER TABLE outbox ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`);
+    const journal = this.db.prepare('PRAGMA table_info(open_calls)').all() as { name: string }[];
+    if (!journal.some((c) => c.name === 'endpoint')) this.db.exec(`ALTER TABLE open_calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`);
     this.stmt = {
-      insert: this.db.prepare('INSERT INTO outbox (call_id, event, body, created_at) VALUES (?, ?, ?, ?)'),
+      insert: this.db.prepare('INSERT INTO outbox (endpoint, call_id, event, body, created_at) VALUES (?, ?, ?, ?, ?)'),
       remove: this.db.prepare('DELETE FROM outbox WHERE id = ?'),
       markSent: this.db.prepare('UPDATE outbox SET sent = ? WHERE id = ?'),
-      all: this.db.prepare('SELECT id, call_id, event, body, created_at, sent FROM outbox ORDER BY id'),
+      all: this.db.prepare('SELECT id, endpoint, call_id, event, body, created_at, sent FROM outbox WHERE endpoint = ? ORDER BY id'),
+      endpoints: this.db.prepare('SELECT DISTINCT endpoint FROM outbox'),
       count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
-      openCall: this.db.prepare('INSERT OR IGNORE INTO open_calls (call_id, facts, started_at) VALUES (?, ?, ?)'),
+      openCall: this.db.prepare('INSERT OR IGNORE INTO open_calls (call_id, endpoint, facts, started_at) VALUES (?, ?, ?, ?)'),
       answerCall: this.db.prepare('UPDATE open_calls SET answered = 1, answering_number = ? WHERE call_id = ?'),
       closeCall: this.db.prepare('DELETE FROM open_calls WHERE call_id = ?'),
-      openCalls: this.db.prepare('SELECT call_id, facts, answered, answering_number, started_at FROM open_calls ORDER BY started_at'),
+      openCalls: this.db.prepare('SELECT call_id, endpoint, facts, answered, answering_number, started_at FROM open_calls ORDER BY started_at'),
     };
-    this.addTx = this.db.transaction((callId: string, event: string, body: string, createdAt: number) => {
-      const id = Number(this.stmt.insert.run(callId, event, body, createdAt).lastInsertRowid);
+    this.addTx = this.db.transaction((endpoint: string, callId: string, event: string, body: string, createdAt: number) => {
+      const id = Number(this.stmt.insert.run(endpoint, callId, event, body, createdAt).lastInsertRowid);
       const form = new URLSearchParams(body);
       if (event === 'newCall') {
         const queue = form.get('queue');
         const facts = { callId, direction: form.get('direction') ?? '', from: form.get('from') ?? '', to: form.get('to') ?? '', ...(queue !== null ? { queue } : {}) };
-        this.stmt.openCall.run(callId, JSON.stringify(facts), createdAt);
+        this.stmt.openCall.run(callId, endpoint, JSON.stringify(facts), createdAt);
       } else if (event === 'answer') {
         this.stmt.answerCall.run(form.get('answeringNumber') ?? '', callId);
       } else if (event === 'hangup') {
@@ -98,8 +117,24 @@ export class OutboxStore {
   }
 
   /** Stores an event and, in the same transaction, keeps the open-call journal (newCall opens, answer marks, hangup closes). */
-  add(callId: string, event: string, body: string, createdAt: number): number {
-    return this.addTx(callId, event, body, createdAt);
+  add(endpoint: string, callId: string, event: string, body: string, createdAt: number): number {
+    return this.addTx(endpoint, callId, event, body, createdAt);
+  }
+
+  /** The outbox of one endpoint sees only its own events. */
+  scoped(endpoint: string): EndpointStore {
+    return {
+      add: (callId, event, body, createdAt) => this.add(endpoint, callId, event, body, createdAt),
+      remove: (id) => this.remove(id),
+      markSent: (id, sent) => this.markSent(id, sent),
+      pending: () => this.pending(endpoint),
+      callEnded: (callId) => this.callEnded(callId),
+    };
+  }
+
+  /** Every endpoint that has events waiting, configured or not. */
+  endpoints(): string[] {
+    return this.stmt.endpoints.all().map((r) => r.endpoint);
   }
 
   remove(id: number): void {
@@ -111,8 +146,8 @@ export class OutboxStore {
     this.stmt.markSent.run(sent ? 1 : 0, id);
   }
 
-  pending(): StoredEvent[] {
-    return this.stmt.all.all().map((r) => ({ id: r.id, callId: r.call_id, event: r.event, body: r.body, createdAt: r.created_at, sent: r.sent === 1 }));
+  pending(endpoint: string): StoredEvent[] {
+    return this.stmt.all.all(endpoint).map((r) => ({ id: r.id, endpoint: r.endpoint, callId: r.call_id, event: r.event, body: r.body, createdAt: r.created_at, sent: r.sent === 1 }));
   }
 
   count(): number {
@@ -120,8 +155,8 @@ export class OutboxStore {
   }
 
   /** The journal entry of a call without its newCall (for tests and tools; the adapter journals through add()). */
-  callStarted(callId: string, facts: string, at: number): void {
-    this.stmt.openCall.run(callId, facts, at);
+  callStarted(callId: string, facts: string, at: number, endpoint: string = DEFAULT_ENDPOINT): void {
+    this.stmt.openCall.run(callId, endpoint, facts, at);
   }
 
   callAnswered(callId: string, answeringNumber: string): void {
@@ -135,6 +170,7 @@ export class OutboxStore {
   openCalls(): OpenCall[] {
     return this.stmt.openCalls.all().map((r) => ({
       callId: r.call_id,
+      endpoint: r.endpoint,
       facts: r.facts,
       answered: r.answered === 1,
       answeringNumber: r.answering_number,

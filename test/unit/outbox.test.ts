@@ -123,7 +123,7 @@ function rig(options: Partial<OutboxOptions> = {}, store = new OutboxStore(':mem
   const dropped: Record<string, number> = {};
   const clock = { now: 1_000_000 };
   const hooks: OutboxHooks = { dropped: (reason, n) => void (dropped[reason] = (dropped[reason] ?? 0) + n) };
-  const outbox = new Outbox(store, poster, { ...OPTIONS, ...options }, recordingLogger(lines), hooks, () => clock.now);
+  const outbox = new Outbox(store.scoped('default'), poster, { ...OPTIONS, ...options }, recordingLogger(lines), hooks, () => clock.now);
   return { outbox, poster, store, lines, dropped, clock };
 }
 
@@ -424,8 +424,8 @@ describe('bounded concurrency', () => {
     const store = new OutboxStore(':memory:');
     for (let i = 0; i < 30; i++) {
       const id = `backlog-${i}`;
-      store.add(id, 'newCall', `event=newCall&callId=${id}&direction=in&from=1&to=2`, 999_000);
-      store.add(id, 'hangup', `event=hangup&callId=${id}&direction=in&from=1&to=2&cause=normalClearing&answeringNumber=2`, 999_000);
+      store.add('default', id, 'newCall', `event=newCall&callId=${id}&direction=in&from=1&to=2`, 999_000);
+      store.add('default', id, 'hangup', `event=hangup&callId=${id}&direction=in&from=1&to=2&cause=normalClearing&answeringNumber=2`, 999_000);
     }
     const { outbox, poster } = rig({ concurrency: 4 }, store);
     poster.answer = () => 'hold';
@@ -489,12 +489,12 @@ describe('drain, restore and the call journal', () => {
   test('the store journals a call with its events, in one transaction: newCall opens, answer marks, hangup closes', () => {
     const store = new OutboxStore(':memory:');
     const body = (p: Record<string, string>) => new URLSearchParams(p).toString();
-    store.add('j', 'newCall', body({ event: 'newCall', callId: 'j', direction: 'in', from: '49301', to: '49302' }), 5);
-    assert.deepEqual(store.openCalls(), [{ callId: 'j', facts: JSON.stringify({ callId: 'j', direction: 'in', from: '49301', to: '49302' }), answered: false, answeringNumber: null, startedAt: 5 }]);
-    store.add('j', 'answer', body({ event: 'answer', callId: 'j', answeringNumber: '2002' }), 6);
+    store.add('default', 'j', 'newCall', body({ event: 'newCall', callId: 'j', direction: 'in', from: '49301', to: '49302' }), 5);
+    assert.deepEqual(store.openCalls(), [{ callId: 'j', endpoint: 'default', facts: JSON.stringify({ callId: 'j', direction: 'in', from: '49301', to: '49302' }), answered: false, answeringNumber: null, startedAt: 5 }]);
+    store.add('default', 'j', 'answer', body({ event: 'answer', callId: 'j', answeringNumber: '2002' }), 6);
     assert.equal(store.openCalls()[0]?.answered, true);
     assert.equal(store.openCalls()[0]?.answeringNumber, '2002');
-    store.add('j', 'hangup', body({ event: 'hangup', callId: 'j', cause: 'normalClearing' }), 7);
+    store.add('default', 'j', 'hangup', body({ event: 'hangup', callId: 'j', cause: 'normalClearing' }), 7);
     assert.deepEqual(store.openCalls(), []);
     assert.equal(store.count(), 3, 'the events stay until delivered');
   });
