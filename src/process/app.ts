@@ -135,8 +135,8 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     for (const e of zammad.status()) {
       metrics.outboxDepth.set({ endpoint: e.name }, e.events);
       metrics.zammadConfigFault.set({ endpoint: e.name }, e.configFault ? 1 : 0);
+      metrics.outboxAge.set({ endpoint: e.name }, e.oldestAgeMs / 1000);
     }
-    metrics.outboxAge.set({ endpoint: 'all' }, zammad.oldestAgeMs() / 1000);
   });
   const statusPort = await status.listen(config.STATUS_HOST, config.STATUS_PORT);
   log.info('status endpoints up', { host: config.STATUS_HOST, port: statusPort, paths: '/healthz /readyz /metrics' });

@@ -32,6 +32,8 @@ const cidrList = list.superRefine((items, ctx) => {
   }
 });
 
+const NO_ENDPOINT = 'is required (or ZAMMAD_ENDPOINTS_FILE): the endpoint from Zammad → Admin → Integrations → CTI (generic)';
+
 export const ConfigSchema = z
   .object({
     // One of the two: the single endpoint, and/or a file of endpoints per tenant (endpoints-file.ts).
@@ -82,7 +84,7 @@ export const ConfigSchema = z
   })
   .superRefine((c, ctx) => {
     if (c.ZAMMAD_CTI_URL === undefined && c.ZAMMAD_ENDPOINTS_FILE === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: 'is required (or ZAMMAD_ENDPOINTS_FILE): the endpoint from Zammad → Admin → Integrations → CTI (generic)' });
+      ctx.addIssue({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: NO_ENDPOINT });
     }
     const clear = c.ZAMMAD_CTI_URL === undefined ? undefined : clearTextProblem(c.ZAMMAD_CTI_URL, c.ZAMMAD_ALLOW_HTTP);
     if (clear) ctx.addIssue({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: clear });
@@ -113,9 +115,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     if (value !== undefined && value.trim() !== '') input[key] = value.trim();
   }
   const parsed = ConfigSchema.safeParse(input);
+  // Checked here too: the schema's cross-field rules do not run while any other variable is bad.
+  const noEndpoint = input['ZAMMAD_CTI_URL'] === undefined && input['ZAMMAD_ENDPOINTS_FILE'] === undefined;
   if (!parsed.success) {
+    const issues = parsed.error.issues.filter((i) => !(noEndpoint && i.path[0] === 'ZAMMAD_CTI_URL'));
+    if (noEndpoint) issues.unshift({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: NO_ENDPOINT, input: undefined });
     throw new ConfigError(
-      parsed.error.issues.map((issue) => {
+      issues.map((issue) => {
         const name = String(issue.path[0] ?? 'configuration');
         const shown = name === 'ZAMMAD_CTI_URL' ? '' : input[name] !== undefined ? ` (got "${input[name]}")` : '';
         return `${name}${shown}: ${issue.message}`;

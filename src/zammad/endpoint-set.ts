@@ -42,6 +42,7 @@ export interface EndpointStatus {
   configFault: boolean;
   detail: string;
   events: number;
+  oldestAgeMs: number;
 }
 
 interface Member {
@@ -120,7 +121,7 @@ export class EndpointSet {
     return [...this.members].map(([name, m]) => {
       const events = m.outbox.depth;
       const fault = m.client ? m.outbox.configFault : undefined;
-      const base = { name, configured: m.client !== undefined, ...(m.url !== undefined ? { url: safeUrl(m.url) } : {}), events, configFault: fault !== undefined };
+      const base = { name, configured: m.client !== undefined, ...(m.url !== undefined ? { url: safeUrl(m.url) } : {}), events, oldestAgeMs: m.outbox.oldestAgeMs(), configFault: fault !== undefined };
       if (!m.client) return { ...base, ok: true, detail: `not configured: ${events} events kept until it is again or OUTBOX_MAX_AGE_HOURS drops them` };
       if (fault) return { ...base, ok: false, detail: fault };
       const reachable = m.outbox.zammadReachable;

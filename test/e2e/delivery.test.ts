@@ -96,7 +96,7 @@ async function bridgedWithin(placed: Placed[], boundMs: number): Promise<void> {
 /** Polls /metrics until the adapter has nothing left to deliver. */
 async function waitForEmptyOutbox(adapter: AdapterProcess, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!/^cti_outbox_events 0$/m.test((await status(adapter, '/metrics')).text)) {
+  while (!/^cti_outbox_events\{endpoint="default"\} 0$/m.test((await status(adapter, '/metrics')).text)) {
     if (Date.now() > deadline) throw new Error('the outbox did not empty');
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -183,7 +183,7 @@ describe('Zammad fails for a while, then recovers: every event of every call arr
     const unconfirmed = adapter.lines.filter((l) => /not sent again/.test(l.message)).map((l) => l['callId']);
     assert.deepEqual(new Set(unconfirmed), new Set(missed.map((p) => p.call.uuid)), 'each missed call whose hangup got no answer is logged, by call id');
     const metrics = (await status(adapter, '/metrics')).text;
-    assert.match(metrics, /cti_outbox_dropped_total\{reason="unconfirmed"\} [1-9]/);
+    assert.match(metrics, /cti_outbox_dropped_total\{endpoint="default",reason="unconfirmed"\} [1-9]/);
   });
 });
 
@@ -211,7 +211,7 @@ describe('wrong token', () => {
       const checks = (JSON.parse(ready.text) as { checks: Record<string, { ok: boolean; detail?: string }> }).checks;
       assert.equal(checks['zammad']?.ok, false);
       assert.match(checks['zammad']?.detail ?? '', /wrong token/);
-      assert.match((await status(first, '/metrics')).text, /^cti_zammad_config_fault 1$/m);
+      assert.match((await status(first, '/metrics')).text, /^cti_zammad_config_fault\{endpoint="default"\} 1$/m);
       assert.equal(zammad.log().length, 0, 'Zammad stored nothing');
 
       assert.equal(await first.stop('SIGTERM'), 0);
@@ -246,7 +246,7 @@ describe('wrong token', () => {
       assertExactlyOnce(zammad, placed);
       assert.equal(adapter.lines.filter((l) => l.level === 'error').length, 1);
       await adapter.waitForLog((l) => l.message === 'Zammad accepts events again');
-      assert.match((await status(adapter, '/metrics')).text, /^cti_zammad_config_fault 0$/m);
+      assert.match((await status(adapter, '/metrics')).text, /^cti_zammad_config_fault\{endpoint="default"\} 0$/m);
     } finally {
       await adapter.stop();
       await zammad.stop();

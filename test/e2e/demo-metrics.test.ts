@@ -48,16 +48,16 @@ test('demo: seven calls in Zammad\'s log (two in dialplan mode), and /metrics sh
     assert.equal(m.get('cti_calls_total{cause="normalClearing"}'), 4);
     assert.equal(m.get('cti_calls_total{cause="busy"}'), 2);
     assert.equal(m.get('cti_calls_total{cause="cancel"}'), 1);
-    assert.equal(m.get('cti_zammad_posts_total{event="newCall",status="200"}'), 7);
-    assert.equal(m.get('cti_zammad_posts_total{event="answer",status="200"}'), 4);
-    assert.equal(m.get('cti_zammad_posts_total{event="hangup",status="200"}'), 7);
-    assert.equal(m.get('cti_zammad_post_seconds_count{event="hangup"}'), 7);
-    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="reject"}'), 1);
-    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="dial"}'), 1);
-    assert.equal(m.get('cti_newcall_decision_seconds_count{decision="continue"}'), 5);
-    assert.equal(m.get('cti_outbox_events'), 0);
-    assert.equal(m.get('cti_outbox_oldest_seconds'), 0);
-    assert.equal(m.get('cti_zammad_config_fault'), 0);
+    assert.equal(m.get('cti_zammad_posts_total{endpoint="default",event="newCall",status="200"}'), 7);
+    assert.equal(m.get('cti_zammad_posts_total{endpoint="default",event="answer",status="200"}'), 4);
+    assert.equal(m.get('cti_zammad_posts_total{endpoint="default",event="hangup",status="200"}'), 7);
+    assert.equal(m.get('cti_zammad_post_seconds_count{endpoint="default",event="hangup"}'), 7);
+    assert.equal(m.get('cti_newcall_decision_seconds_count{endpoint="default",decision="reject"}'), 1);
+    assert.equal(m.get('cti_newcall_decision_seconds_count{endpoint="default",decision="dial"}'), 1);
+    assert.equal(m.get('cti_newcall_decision_seconds_count{endpoint="default",decision="continue"}'), 5);
+    assert.equal(m.get('cti_outbox_events{endpoint="default"}'), 0);
+    assert.equal(m.get('cti_outbox_oldest_seconds{endpoint="default"}'), 0);
+    assert.equal(m.get('cti_zammad_config_fault{endpoint="default"}'), 0);
     assert.equal(m.get('cti_esl_rejected_connections_total'), 0);
     assert.ok((m.get('cti_process_resident_memory_bytes') ?? 0) > 0);
   } finally {

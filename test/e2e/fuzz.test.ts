@@ -234,7 +234,7 @@ test(`fuzz: ${FRAMES} random and mutated frames beside ${REAL_CALLS} real calls 
     const c = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, realCall(1000 + i).script);
     await c.closed;
   }
-  await waitUntil(async () => (await metric(adapter.statusPort, 'cti_outbox_events')) === 0, 'warm-up delivered');
+  await waitUntil(async () => (await metric(adapter.statusPort, 'cti_outbox_events{endpoint="default"}')) === 0, 'warm-up delivered');
   const rssBefore = rssBytes(pid);
 
   // The fuzzing, AT_ONCE connections at a time, and the real calls started along the way.

@@ -155,7 +155,7 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
     const calls = await Promise.all([placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound()), placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound())]);
     await Promise.all(calls.map((c) => c.closed));
     for (const c of calls) assert.equal(c.bridges.length, 1, 'bridged without Zammad');
-    await waitUntil(async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault')) === 1, 'config fault shown');
+    await waitUntil(async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault{endpoint="default"}')) === 1, 'config fault shown');
     const faultLines = adapter.lines.filter((l) => /Zammad refuses all events/.test(l.message)).slice(errorsBefore);
     assert.equal(faultLines.length, 1, 'one line for the fault, not one per event');
     assert.match(faultLines[0]?.message ?? '', /redirect \(302 to \/\*\*\*\)/);
@@ -190,7 +190,7 @@ describe('a Zammad address that accepts connections and never speaks TLS', () =>
     const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound());
     await call.closed;
     assert.equal(call.bridges.length, 1);
-    await waitUntil(async () => (await metric(adapter.statusPort, 'cti_outbox_events')) === 3, 'newCall, answer and hangup kept');
+    await waitUntil(async () => (await metric(adapter.statusPort, 'cti_outbox_events{endpoint="default"}')) === 3, 'newCall, answer and hangup kept');
     await adapter.waitForLog((l) => l['callId'] === call.uuid && /retried/.test(l.message) && /TIMEOUT/.test(String(l['reason'])));
     const ready = await fetch(`http://127.0.0.1:${adapter.statusPort}/readyz`);
     assert.equal(ready.status, 503);
@@ -226,7 +226,7 @@ describe('the token never shows', () => {
         zammad.setFault(fault, opts);
         const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound());
         await call.closed;
-        if (setup) await waitUntil(async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault')) === 1, 'the fault shown');
+        if (setup) await waitUntil(async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault{endpoint="default"}')) === 1, 'the fault shown');
         await status();
         zammad.clearFault();
         await zammad.waitFor((z) => z.entry(call.uuid)?.state === 'hangup', 10_000);

@@ -47,7 +47,7 @@ async function until(pred: () => boolean | Promise<boolean>, what: string, timeo
 
 async function outboxEvents(adapter: AdapterProcess): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${adapter.statusPort}/metrics`)).text();
-  return Number(/^cti_outbox_events (\d+)$/m.exec(text)?.[1] ?? NaN);
+  return Number(/^cti_outbox_events\{endpoint="default"\} (\d+)$/m.exec(text)?.[1] ?? NaN);
 }
 
 const count = (adapter: AdapterProcess, pattern: RegExp) => adapter.lines.filter((l) => pattern.test(l.message)).length;

@@ -111,7 +111,7 @@ describe('TLS to Zammad', () => {
     const call = await placeCall({ host: '127.0.0.1', port: refusing.eslPort }, inbound());
     await call.closed;
     assert.equal(call.bridges.length, 1, 'the call goes on');
-    await waitUntil(async () => (await metric(refusing.statusPort, 'cti_outbox_events')) === 3, 'newCall, answer, hangup queued');
+    await waitUntil(async () => (await metric(refusing.statusPort, 'cti_outbox_events{endpoint="default"}')) === 3, 'newCall, answer, hangup queued');
     const line = await refusing.waitForLog((l) => l['callId'] === call.uuid && /retried/.test(l.message));
     assert.match(String(line['reason']), /TLS certificate was refused.*NODE_EXTRA_CA_CERTS/);
     assert.ok(good.refusals() >= 1, 'the adapter tried, and refused the certificate');

@@ -1,0 +1,278 @@
+import { EslClosedError, EslUnsafeCommandError } from '../switch/esl-connection.js';
+import { decisionFromReply } from '../zammad/replies.js';
+import { callFacts, missingFacts } from './facts.js';
+import { initialState, step } from './flow.js';
+import { DIALPLAN_EVENT_FILTERS, readSignal } from './signals.js';
+const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
+const UUID = /^[\w-]{1,128}$/;
+/** What a look-up answered, when it is a usable value: printable, one line, sane length, no -ERR / _undef_. */
+function usableText(text) {
+    const t = text.trim();
+    // uuid_getvar answers `_undef_` for a variable the channel does not have (mod_commands.c).
+    if (t === '' || t === '_undef_' || t.startsWith('-ERR') || t.length > 200 || /[\x00-\x1f\x7f]/.test(t))
+        return undefined;
+    return t;
+}
+export class CallSession {
+    conn;
+    deps;
+    state;
+    log;
+    /** The endpoint this call's events go to; undefined: not reported. */
+    endpoint;
+    finished;
+    resolveFinished;
+    constructor(conn, deps) {
+        this.conn = conn;
+        this.deps = deps;
+        this.log = deps.log.child({ remote: conn.remote });
+        this.finished = new Promise((r) => (this.resolveFinished = r));
+    }
+    /** Runs the call to its end; resolves once the socket is closed and the hangup handed to the outbox. */
+    async run() {
+        const facts = await this.readFacts();
+        if (!facts)
+            return;
+        const problem = missingFacts(facts);
+        this.log = this.deps.log.child({ callId: facts.callId || undefined, remote: this.conn.remote });
+        if (problem)
+            this.log.error(`cannot report this call to Zammad (${problem}); routing it anyway`);
+        if (facts.callId && this.deps.followed && !this.deps.followed.claim(facts.callId)) {
+            // Posting anything would be a second newCall for the call. `exit` makes the socket
+            // application return, and the dialplan goes on with what follows it.
+            this.log.warn('a second socket connection for a call already followed (does the gate check zammad_handled?): letting it go');
+            this.conn.exit();
+            return;
+        }
+        if (!problem) {
+            const route = this.deps.zammad.route({ ...(facts.zammadEndpoint !== undefined ? { endpoint: facts.zammadEndpoint } : {}), ...(facts.domain !== undefined ? { domain: facts.domain } : {}) });
+            // Not reported (no endpoint for it, logged by the router): routed as if Zammad said nothing.
+            if (route.kind === 'endpoint')
+                this.endpoint = route.name;
+        }
+        this.state = initialState(facts, this.endpoint !== undefined);
+        this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to, mode: facts.mode, endpoint: this.endpoint ?? 'none' });
+        this.conn.follow((e) => {
+            // myevents filters by uuid on the switch; a listener-wide subscription (modesl's) may not.
+            if (facts.callId && e.get('Unique-ID') !== facts.callId)
+                return;
+            const signal = readSignal(e);
+            if (signal)
+                this.dispatch({ type: 'signal', signal });
+        });
+        this.conn.on('closed', (reason, detail) => {
+            if (reason !== 'exit' && reason !== 'peer-closed')
+                this.log.warn('event socket closed', { reason, ...(detail ? { detail } : {}) });
+            if (reason === 'shutdown') {
+                // The call goes on in the switch: the next start closes it in Zammad (process/recovery.ts).
+                if (this.state.phase !== 'ended')
+                    this.log.warn('adapter stopping: call left open for the next start');
+            }
+            else if (this.state.phase !== 'ended') {
+                this.dispatch({ type: 'connectionLost' });
+            }
+            if (facts.callId)
+                this.deps.followed?.release(facts.callId);
+            this.resolveFinished();
+        });
+        if (!this.conn.isOpen) {
+            // Closed before 'closed' had a listener: it will not fire for us.
+            if (facts.callId)
+                this.deps.followed?.release(facts.callId);
+            this.dispatch({ type: 'connectionLost' });
+            return;
+        }
+        try {
+            // The connection's handshake subscribed with `myevents json` (esl-connection.ts). Sent
+            // together, answered in order. Without linger FreeSWITCH closes the socket as soon as the
+            // channel is down and the last events can be lost.
+            const subscribe = [this.conn.command('linger')];
+            // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
+            if (facts.mode === 'dialplan')
+                for (const [header, value] of DIALPLAN_EVENT_FILTERS)
+                    subscribe.push(this.conn.command(`filter ${header} ${value}`));
+            await Promise.all(subscribe);
+        }
+        catch (err) {
+            this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) });
+        }
+        this.dispatch({ type: 'start' });
+        await this.finished;
+    }
+    /**
+     * The call's facts from the channel data. A function of its own so that the channel data (several
+     * KB per call) is not kept alive by run()'s frame for the whole call.
+     */
+    async readFacts() {
+        let data;
+        try {
+            data = await this.conn.ready();
+        }
+        catch (err) {
+            this.log.warn('event socket connection ended before the call could be followed (channel data and subscription)', err instanceof EslClosedError ? { reason: err.reason, ...(err.detail ? { detail: err.detail } : {}) } : { error: String(err) });
+            return undefined;
+        }
+        return callFacts((h) => data.get(h), this.deps.rules);
+    }
+    dispatch(input) {
+        const { state, effects } = step(this.state, input, this.deps.rules);
+        this.state = state;
+        for (const effect of effects)
+            this.perform(effect);
+    }
+    perform(effect) {
+        switch (effect.type) {
+            case 'lookupUsers':
+                void Promise.all(effect.directoryIds.map((id) => this.lookupName(id))).then((names) => this.dispatch({ type: 'usersResolved', names }));
+                return;
+            case 'lookupAnswerer':
+                void this.lookupAnswerer(effect.leg, effect.directoryId).then((answerer) => this.dispatch({ type: 'answererResolved', leg: effect.leg, answerer }));
+                return;
+            case 'decide':
+                void this.decide(effect.post).then((decision) => this.dispatch({ type: 'decision', decision }));
+                return;
+            case 'post':
+                // The outbox journals calls in progress with their events (store.ts), for crash recovery.
+                if (effect.post.event === 'hangup') {
+                    this.deps.metrics?.ended?.(effect.post.cause);
+                    this.log.info('call ended', { cause: effect.post.cause });
+                }
+                if (this.endpoint !== undefined)
+                    void this.deps.zammad.send(this.endpoint, effect.post);
+                return;
+            case 'setVariable':
+                this.command(this.conn.execute('set', `${effect.name}=${effect.value}`), 'set');
+                return;
+            case 'bridge':
+                this.command(this.conn.execute('bridge', effect.dialString), 'bridge');
+                return;
+            case 'handBack':
+                this.handBack();
+                return;
+            case 'hangup':
+                this.command(this.conn.hangup(effect.cause), 'hangup');
+                return;
+            case 'exit':
+                this.conn.exit();
+                return;
+            case 'log':
+                this.log[effect.level](effect.message, effect.fields);
+                return;
+        }
+    }
+    /**
+     * `transfer` returns the socket application and runs the dialplan again; the socket stays
+     * connected and gets every event of the channel (routing/ obs. 1 and 2). Not `execute_extension`:
+     * it keeps the call inside the socket application (obs. 3).
+     */
+    handBack() {
+        this.conn.execute('transfer', '${destination_number} XML ${context}').catch((err) => {
+            if (err instanceof EslClosedError)
+                return;
+            // Left parked, the caller would hear silence: `exit` returns the socket application and
+            // the dialplan goes on with the actions after it (the gate's continue="true").
+            this.log.error('FreeSWITCH refused the hand-back transfer: letting the call go on in the dialplan', { error: String(err) });
+            this.conn.exit();
+        });
+    }
+    command(p, what) {
+        p.catch((err) => {
+            if (err instanceof EslClosedError)
+                this.log.debug(`${what} not sent: socket closed`);
+            else if (err instanceof EslUnsafeCommandError && what === 'bridge') {
+                // Never bridged: hang the caller up rather than leave them in silence in the socket's park.
+                this.log.error(`${err.message}: check the zammad_bridge variable of this call; hanging the caller up`);
+                this.command(this.conn.hangup('NORMAL_TEMPORARY_FAILURE'), 'hangup');
+            }
+            else if (err instanceof EslUnsafeCommandError)
+                this.log.error(err.message);
+            else
+                this.log.warn(`FreeSWITCH refused ${what}`, { error: String(err) });
+        });
+    }
+    /** Posts newCall and waits for Zammad at most newCallTimeoutMs; delivery goes on in the outbox after that. */
+    async decide(post) {
+        const started = performance.now();
+        let timer;
+        const timeout = new Promise((resolve) => (timer = setTimeout(resolve, this.deps.newCallTimeoutMs, null)));
+        // A configuration fault (401, integration off) is final for this call's decision: go on at once.
+        let configFault;
+        const early = new Promise((resolve) => (configFault = resolve));
+        const endpoint = this.endpoint;
+        if (endpoint === undefined)
+            return { kind: 'continue', why: 'not-reportable' };
+        const verdict = await Promise.race([this.deps.zammad.send(endpoint, post, configFault), early, timeout]);
+        clearTimeout(timer);
+        const seconds = (performance.now() - started) / 1000;
+        if (verdict === null) {
+            this.log.warn(`no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision (newCall stays in the outbox)`);
+            this.deps.metrics?.decided?.('timeout', seconds, endpoint);
+            return { kind: 'continue', why: 'timeout' };
+        }
+        if (verdict.kind !== 'delivered') {
+            this.deps.metrics?.decided?.('error', seconds, endpoint);
+            return { kind: 'continue', why: 'error' };
+        }
+        const { decision, note } = decisionFromReply(verdict.body);
+        if (note)
+            this.log.warn(`${note}; going on`);
+        this.deps.metrics?.decided?.(decision.kind, seconds, endpoint);
+        return decision;
+    }
+    lookupName(directoryId) {
+        return this.userVar(directoryId, 'effective_caller_id_name');
+    }
+    /** A directory user's variable (`user_data`); undefined when unknown, unsafe or slow. */
+    async userVar(directoryId, name) {
+        // Only a directory id we parsed ourselves goes into the command: no spaces, no newlines.
+        if (!DIRECTORY_ID.test(directoryId))
+            return undefined;
+        return this.apiText(`user_data ${directoryId} var ${name}`);
+    }
+    /**
+     * Who is on the B-leg `leg`: its directory entry is the dial string's winner (`directoryId`), or
+     * the leg's own `dialed_user`@`dialed_domain` (set by the user/ endpoint, for group rings and
+     * mod_callcenter agents alike), or its `cc_agent` (routing/ obs. 9). A leg not dialled as
+     * `user/` has none: the answer then names no user.
+     */
+    async lookupAnswerer(leg, directoryId) {
+        let id = directoryId;
+        if (id === undefined && UUID.test(leg)) {
+            const [user, domain] = await Promise.all([this.apiText(`uuid_getvar ${leg} dialed_user`), this.apiText(`uuid_getvar ${leg} dialed_domain`)]);
+            if (user && DIRECTORY_ID.test(user))
+                id = domain ? `${user}@${domain}` : user;
+            else
+                id = await this.apiText(`uuid_getvar ${leg} cc_agent`);
+            if (id !== undefined && !DIRECTORY_ID.test(id))
+                id = undefined;
+        }
+        if (id === undefined)
+            return {};
+        const [name, userId] = await Promise.all([this.userVar(id, 'effective_caller_id_name'), this.userVar(id, 'zammad_user_id')]);
+        return {
+            ...(name !== undefined ? { name } : {}),
+            // Zammad's user ids are numbers; anything else would be a misconfigured directory.
+            ...(userId !== undefined && /^\d{1,12}$/.test(userId) ? { userId } : {}),
+            number: id.split('@')[0],
+        };
+    }
+    /** One `api` over the call's socket, bounded; the answer's text, or undefined for nothing usable. */
+    async apiText(line) {
+        let timer;
+        try {
+            const timeout = new Promise((resolve) => (timer = setTimeout(resolve, this.deps.lookupTimeoutMs ?? 1000, undefined)));
+            const text = await Promise.race([this.conn.api(line), timeout]);
+            if (text === undefined)
+                this.log.debug('no answer to a look-up in time', { command: line.split(' ')[0] });
+            return text === undefined ? undefined : usableText(text);
+        }
+        catch (err) {
+            this.log.debug('look-up failed', { command: line.split(' ')[0], error: String(err) });
+            return undefined;
+        }
+        finally {
+            clearTimeout(timer);
+        }
+    }
+}
+//# sourceMappingURL=session.js.map

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+/**
+ * Command line: `freeswitch-zammad-cti [start|check|simulate|help]`.
+ *   start     run the service (the default when no command is given)
+ *   check     validate the configuration and test Zammad's endpoint and token; creates nothing
+ *   simulate  send one scripted call to Zammad, the way the adapter does
+ *   demo      the adapter with a built-in switch double and Zammad double: see it work, no setup
+ * Configuration comes from the environment and .env, as for the service. Exit codes: 0 ok,
+ * 1 the check / simulation failed, 2 usage or configuration error.
+ */
+import { parseArgs } from 'node:util';
+const USAGE = [
+    'Usage: freeswitch-zammad-cti [command] [options]',
+    '',
+    'Commands:',
+    '  start      run the adapter (default when no command is given)',
+    '  check      validate the configuration and test ZAMMAD_CTI_URL (reachable, token, integration on);',
+    '             creates nothing in Zammad',
+    '  simulate   send one complete call to Zammad as the adapter would (see "simulate --help")',
+    '  demo       start the adapter with a built-in switch double and Zammad double, place a few',
+    '             calls and print the caller log Zammad ends up with (no switch, no Zammad needed)',
+    '  help       this text; "help check" / "help simulate" for a command',
+    '',
+    'Configuration: environment variables and a .env file in the working directory (see .env.example).',
+    'Exit codes: 0 ok, 1 the check or simulation failed, 2 usage or configuration error.',
+].join('\n');
+const print = (line) => void process.stdout.write(`${line}\n`);
+const printErr = (line) => void process.stderr.write(`${line}\n`);
+/** .env as the service reads it (dotenv/config, DOTENV_CONFIG_* honoured), without dotenv's banner on stdout. */
+async function loadDotenv() {
+    process.env['DOTENV_CONFIG_QUIET'] ??= 'true';
+    await import('dotenv/config');
+}
+function noArguments(command, args) {
+    try {
+        parseArgs({ args, strict: true, allowPositionals: false, options: {} });
+        return true;
+    }
+    catch (err) {
+        printErr(`error: ${command}: ${err instanceof Error ? err.message : String(err)}`);
+        return false;
+    }
+}
+async function main(argv) {
+    const [command, ...rest] = argv;
+    switch (command) {
+        case undefined:
+        case 'start': {
+            if (rest.length > 0 && (rest[0] === '--help' || rest[0] === '-h')) {
+                print('Usage: freeswitch-zammad-cti [start]\n\nRuns the adapter; every setting is an environment variable (see .env.example).');
+                return 0;
+            }
+            if (!noArguments('start', rest))
+                return 2;
+            await import('../main.js'); // reads .env itself; exits on its own (2 on a bad configuration)
+            return -1;
+        }
+        case 'check': {
+            const { runCheck, CHECK_USAGE } = await import('./check.js');
+            if (rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h')) {
+                print(CHECK_USAGE);
+                return 0;
+            }
+            if (!noArguments('check', rest)) {
+                printErr('Run "freeswitch-zammad-cti check --help".');
+                return 2;
+            }
+            await loadDotenv();
+            return runCheck(process.env, print);
+        }
+        case 'simulate': {
+            const { runSimulate } = await import('./simulate.js');
+            await loadDotenv();
+            return runSimulate(rest, process.env, print);
+        }
+        case 'demo': {
+            if (!noArguments('demo', rest.filter((a) => a !== '--verbose')))
+                return 2;
+            const { runDemo } = await import('./demo.js');
+            const run = await runDemo(print, { verbose: rest.includes('--verbose') });
+            return run.entries.length === run.placed ? 0 : 1;
+        }
+        case 'help':
+        case '--help':
+        case '-h': {
+            const topic = rest[0];
+            if (topic === 'check')
+                print((await import('./check.js')).CHECK_USAGE);
+            else if (topic === 'simulate')
+                print((await import('./simulate.js')).SIMULATE_USAGE);
+            else
+                print(USAGE);
+            return 0;
+        }
+        default:
+            printErr(`error: unknown command "${command}"`);
+            printErr('');
+            printErr(USAGE);
+            return 2;
+    }
+}
+main(process.argv.slice(2)).then((code) => {
+    // -1: the service runs and decides its own exit.
+    if (code >= 0)
+        process.exitCode = code;
+}, (err) => {
+    printErr(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exitCode = 1;
+});
+//# sourceMappingURL=index.js.map

@@ -1,0 +1,105 @@
+/**
+ * Logging: winston, JSON lines by default, colour lines on a terminal.
+ * The Zammad token is a secret (the only one guarding the endpoint): it is replaced in every
+ * line, whatever field it hides in, here and nowhere else.
+ */
+import winston from 'winston';
+const REDACTED = '***';
+/** `secrets` may grow while the logger lives (a tenant's token added on SIGHUP): append-only. */
+function redactor(secrets) {
+    let needles = [];
+    let known = -1;
+    const scrub = (value, depth) => {
+        if (known !== secrets.length) {
+            known = secrets.length;
+            needles = secrets.filter((s) => s.length >= 4).flatMap((s) => [s, encodeURIComponent(s)]);
+        }
+        if (typeof value === 'string') {
+            let out = value;
+            for (const needle of needles)
+                if (out.includes(needle))
+                    out = out.split(needle).join(REDACTED);
+            return out;
+        }
+        if (value instanceof Error)
+            return scrub(`${value.name}: ${value.message}`, depth);
+        if (value !== null && typeof value === 'object') {
+            if (depth >= 4) {
+                // Deeper than that it is written as text, scrubbed like any text (never as it is).
+                try {
+                    return scrub(JSON.stringify(value), depth);
+                }
+                catch {
+                    return '[unserialisable]';
+                }
+            }
+            if (Array.isArray(value))
+                return value.map((v) => scrub(v, depth + 1));
+            const out = {};
+            for (const [k, v] of Object.entries(value))
+                out[scrub(k, depth)] = scrub(v, depth + 1);
+            return out;
+        }
+        return value;
+    };
+    return winston.format((info) => {
+        for (const key of Object.keys(info)) {
+            const value = scrub(info[key], 0);
+            const name = scrub(key, 0);
+            if (name !== key)
+                delete info[key];
+            info[name] = value;
+        }
+        return info;
+    })();
+}
+export function createLogger(options) {
+    const pretty = options.format === 'pretty' || (options.format === 'auto' && Boolean((options.stream ?? process.stdout) === process.stdout && process.stdout.isTTY));
+    const format = pretty
+        ? winston.format.combine(redactor(options.secrets), winston.format.colorize(), winston.format.timestamp({ format: 'HH:mm:ss.SSS' }), winston.format.printf(({ level, message, timestamp, ...rest }) => {
+            const extra = Object.entries(rest)
+                .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+                .join(' ');
+            return `${String(timestamp)} ${level} ${String(message)}${extra ? ` ${extra}` : ''}`;
+        }))
+        : winston.format.combine(redactor(options.secrets), winston.format.timestamp(), winston.format.json());
+    const transport = options.stream
+        ? new winston.transports.Stream({ stream: options.stream })
+        : new winston.transports.Console();
+    const root = winston.createLogger({ level: options.level, format, transports: [transport] });
+    return wrap(root);
+}
+/**
+ * winston formats every message (redaction, timestamp, JSON) before its transport drops those
+ * below the level: the level is checked here first, so that a call's info lines cost nothing
+ * at LOG_LEVEL=warn (bench/README.md).
+ */
+function wrap(w) {
+    return {
+        error: (m, f) => void w.error(m, f),
+        warn: (m, f) => {
+            if (w.isWarnEnabled())
+                w.warn(m, f);
+        },
+        info: (m, f) => {
+            if (w.isInfoEnabled())
+                w.info(m, f);
+        },
+        debug: (m, f) => {
+            if (w.isDebugEnabled())
+                w.debug(m, f);
+        },
+        child: (fields) => wrap(w.child(fields)),
+        isDebug: () => w.isDebugEnabled(),
+    };
+}
+/** A logger that drops everything: for unit tests and tools that print their own output. */
+export const silentLogger = {
+    error: () => { },
+    warn: () => { },
+    info: () => { },
+    debug: () => { },
+    child: () => silentLogger,
+    isDebug: () => false,
+};
+//# sourceMappingURL=log.js.map

@@ -1,0 +1,34 @@
+/** The adapter's figures in Prometheus form (prom-client), on a registry of its own. */
+import client from 'prom-client';
+export class Metrics {
+    registry = new client.Registry();
+    callsInProgress = new client.Gauge({ name: 'cti_calls_in_progress', help: 'Calls whose event socket is open', registers: [this.registry] });
+    callsTotal = new client.Counter({ name: 'cti_calls_total', help: 'Calls ended, by the cause reported to Zammad', labelNames: ['cause'], registers: [this.registry] });
+    posts = new client.Counter({ name: 'cti_zammad_posts_total', help: 'Requests to Zammad, by event and HTTP status (or error code)', labelNames: ['endpoint', 'event', 'status'], registers: [this.registry] });
+    postSeconds = new client.Histogram({
+        name: 'cti_zammad_post_seconds',
+        help: 'Time for one request to Zammad',
+        labelNames: ['endpoint', 'event'],
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        registers: [this.registry],
+    });
+    decisionSeconds = new client.Histogram({
+        name: 'cti_newcall_decision_seconds',
+        help: 'Time from newCall to the decision the switch acts on (reject, dial, continue, timeout, error)',
+        labelNames: ['endpoint', 'decision'],
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+        registers: [this.registry],
+    });
+    outboxDepth = new client.Gauge({ name: 'cti_outbox_events', help: 'Events waiting for Zammad, by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
+    outboxAge = new client.Gauge({ name: 'cti_outbox_oldest_seconds', help: 'Age of the oldest event waiting for Zammad, by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
+    dropped = new client.Counter({ name: 'cti_outbox_dropped_total', help: 'Events dropped from the outbox, by reason: age (too old), full (OUTBOX_MAX_EVENTS), refused (Zammad will never take it), unconfirmed (a missed call\'s hangup that may have reached Zammad: never sent twice)', labelNames: ['endpoint', 'reason'], registers: [this.registry] });
+    zammadConfigFault = new client.Gauge({ name: 'cti_zammad_config_fault', help: '1 while Zammad refuses every event (wrong token, integration disabled), by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
+    held = new client.Counter({ name: 'cti_outbox_held_total', help: 'Events kept for an endpoint that is not configured (gone from ZAMMAD_ENDPOINTS_FILE): not sent until it is again', labelNames: ['endpoint'], registers: [this.registry] });
+    callsUnrouted = new client.Counter({ name: 'cti_calls_unrouted_total', help: 'Calls not reported to any Zammad: no-match (no endpoint for the domain, no ZAMMAD_CTI_URL) or unknown-endpoint (zammad_endpoint names none)', labelNames: ['reason'], registers: [this.registry] });
+    rejectedConnections = new client.Counter({ name: 'cti_esl_rejected_connections_total', help: 'Event-socket connections refused (address outside ESL_ALLOW)', registers: [this.registry] });
+    eslErrors = new client.Counter({ name: 'cti_esl_connection_errors_total', help: 'Event-socket connections closed for a fault, by reason', labelNames: ['reason'], registers: [this.registry] });
+    constructor() {
+        client.collectDefaultMetrics({ register: this.registry, prefix: 'cti_' });
+    }
+}
+//# sourceMappingURL=metrics.js.map

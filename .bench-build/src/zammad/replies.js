@@ -1,0 +1,59 @@
+/**
+ * What Zammad's CTI endpoint answers, as schemas. Read from Zammad's controller
+ * (../shared/spec/zammad-behaviour.md): `{}` normally, `{"action":"reject","reason":"busy"}` for a
+ * blocked inbound caller, `{"action":"dial","caller_id":…,"number":…}` for outbound routing —
+ * the code says `caller_id`, the public text `callerId`: both are accepted.
+ */
+import { z } from 'zod';
+const Reject = z.object({ action: z.literal('reject'), reason: z.string().max(200).optional() });
+const Dial = z.object({
+    action: z.literal('dial'),
+    caller_id: z.unknown().optional(),
+    callerId: z.unknown().optional(),
+    number: z.unknown().optional(),
+});
+export const NewCallReply = z.union([Reject, Dial]);
+export const ErrorReply = z.object({ error: z.string() });
+/** Zammad's answers to newCall are a few dozen bytes; more than this is not Zammad talking. */
+const LARGE_REPLY_CHARS = 1024;
+/** Turns a 2xx newCall body into the switch's decision; anything else means "just bridge". */
+export function decisionFromReply(body) {
+    if (body.length <= LARGE_REPLY_CHARS)
+        return readReply(body);
+    // A huge (or endless) reply, cut at ZAMMAD_MAX_REPLY_BYTES by the client: not acted upon.
+    return {
+        decision: { kind: 'continue', why: 'reply' },
+        note: `Zammad answered newCall with ${body.length} bytes or more (its replies are a few dozen; nothing past ZAMMAD_MAX_REPLY_BYTES is read): ignored`,
+    };
+}
+function readReply(body) {
+    if (body.trim() === '')
+        return { decision: { kind: 'continue', why: 'reply' } };
+    let json;
+    try {
+        json = JSON.parse(body);
+    }
+    catch {
+        return { decision: { kind: 'continue', why: 'reply' }, note: 'Zammad answered newCall with something that is not JSON' };
+    }
+    const parsed = NewCallReply.safeParse(json);
+    if (!parsed.success) {
+        const action = typeof json === 'object' && json !== null && 'action' in json ? String(json.action).slice(0, 40) : undefined;
+        return { decision: { kind: 'continue', why: 'reply' }, ...(action !== undefined ? { note: `Zammad answered newCall with an unknown action "${action}"` } : {}) };
+    }
+    const reply = parsed.data;
+    if (reply.action === 'reject')
+        return { decision: { kind: 'reject', reason: reply.reason ?? '' } };
+    return { decision: { kind: 'dial', callerId: reply.caller_id ?? reply.callerId } };
+}
+/** Zammad's `{"error": …}` text, if the body is one. */
+export function errorText(body) {
+    try {
+        const parsed = ErrorReply.safeParse(JSON.parse(body));
+        return parsed.success ? parsed.data.error.slice(0, 200) : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+//# sourceMappingURL=replies.js.map
