@@ -324,7 +324,13 @@ export class OutboxStore {
     if (this.storedId > this.toldId && !this.turnPending) this.soon();
   }
 
-  /** One commit per event-loop turn: everything queued until the turn's I/O is done goes together. */
+  /**
+   * One commit per event-loop turn: everything queued until the turn's I/O callbacks are done
+   * goes together. setImmediate rather than queueMicrotask: a microtask runs after each socket
+   * callback, so one turn that reads several switch connections committed several times (bench,
+   * same machine, back to back: 562 vs 627–658 cycles/s, 1.77 vs 1.51–1.62 CPU ms per call, setup
+   * p50 3.3 vs 1.9–3.6 ms); the wait until the check phase is part of the same turn.
+   */
   private soon(): void {
     if (this.turnPending || this.retryTimer || this.closed) return;
     this.turnPending = true;
