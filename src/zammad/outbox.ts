@@ -5,6 +5,9 @@
  * hangup), because Zammad answers 500 to an answer or hangup of a call it has not seen. Lanes
  * are independent, so one call's trouble never holds up another's. Every event is on disk
  * before the first try and leaves the disk only once Zammad has it (or it is dropped, loudly).
+ * The store commits in groups, one transaction per event-loop turn (store.ts): an event waits
+ * for its group's commit before it may leave, so the decision path waits for one commit per
+ * turn, shared by every call of that turn, and for Zammad.
  *
  * What is sent again after a failure follows what a repeat does in Zammad (verdict.ts): every
  * event is retried until Zammad confirms it, except the hangup of a missed inbound call
@@ -100,6 +103,10 @@ export class Outbox {
   private readonly backlogLimit: number;
   /** Why nothing is sent (the endpoint left the endpoints file), while it lasts. */
   private held: string | undefined;
+  /** Lanes whose next event is not on disk yet: they go once its commit is done. */
+  private readonly uncommitted = new Set<Lane>();
+  /** The disk refuses writes (full, I/O error): logged once, until a commit passes again. */
+  private storeFault: string | undefined;
 
   constructor(
     private readonly store: EndpointStore,
@@ -113,6 +120,7 @@ export class Outbox {
     this.backlogLimit = Math.max(1, options.concurrency - reserve);
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
     this.sweepTimer.unref();
+    store.onCommit((error, unstored) => this.committed(error, unstored));
   }
 
   /** Picks up what an earlier run left on disk. */
@@ -161,7 +169,8 @@ export class Outbox {
     if (this.size >= this.options.maxEvents) this.dropOldestCall();
     const createdAt = this.now();
     const body = formBody(post);
-    const id = this.store.add(post.callId, post.event, body, createdAt);
+    // The journal takes its fields from the post itself, not from the body.
+    const id = this.store.add(post, body, createdAt);
     this.size++;
     if (this.held !== undefined) {
       this.hooks.held?.(1);
@@ -297,6 +306,7 @@ export class Outbox {
   private schedule(lane: Lane): void {
     if (this.closed || lane.busy || lane.queued || lane.parked || lane.timer || lane.items.length === 0) return;
     if (this.held !== undefined) return this.park(lane);
+    if (!this.onDisk(lane)) return;
     const urgent = this.urgent(lane);
     if (this.fault !== undefined && !urgent) return this.park(lane);
     if (this.inFlight >= (urgent ? this.options.concurrency : this.backlogLimit)) {
@@ -322,13 +332,15 @@ export class Outbox {
 
   private async run(lane: Lane): Promise<void> {
     const item = lane.items[0];
-    if (!item) return;
+    if (!item || !this.onDisk(lane)) return;
     lane.busy = true;
     this.inFlight++;
     const started = performance.now();
     const onSend = item.once
       ? () => {
           // On disk before the first byte leaves: after a crash, this hangup is not sent again.
+          // Committed at once (not with the turn's group); if that fails it throws, and the client
+          // does not send (client.ts onConnect).
           this.store.markSent(item.id, true);
           item.sent = true;
         }
@@ -423,6 +435,45 @@ export class Outbox {
     }
   }
 
+  /** Whether the lane's next event is on disk; if not, the lane waits for the commit. */
+  private onDisk(lane: Lane): boolean {
+    const head = lane.items[0];
+    if (!head || this.store.stored(head.id)) return true;
+    this.uncommitted.add(lane);
+    return false;
+  }
+
+  /** The store committed a group (error undefined) or could not. */
+  private committed(error: Error | undefined, unstored: number): void {
+    if (error) {
+      if (this.closed) {
+        this.log.error('could not write the last events to disk while stopping: they are lost', { events: unstored, error: error.message });
+        return;
+      }
+      if (this.storeFault === undefined) {
+        this.log.error('cannot write the outbox to disk: new events wait in memory and are not sent to Zammad until they are on disk (a crash would lose them); retrying', { events: unstored, error: error.message });
+      }
+      this.storeFault = error.message;
+      // A ringing caller need not wait for a decision that cannot come before the disk works.
+      const verdict: Verdict = { kind: 'retry', reason: `the outbox cannot write to disk (${error.message})` };
+      for (const lane of this.uncommitted) {
+        for (const item of lane.items) {
+          if (this.store.stored(item.id) || !item.early) continue;
+          item.early(verdict);
+          delete item.early;
+        }
+      }
+      return;
+    }
+    if (this.storeFault !== undefined) {
+      this.log.info('the outbox writes to disk again', { pending: this.size });
+      this.storeFault = undefined;
+    }
+    const lanes = [...this.uncommitted];
+    this.uncommitted.clear();
+    for (const lane of lanes) this.schedule(lane);
+  }
+
   private backoff(attempt: number): number {
     const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(attempt - 1, 20));
     return ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
@@ -493,6 +544,7 @@ export class Outbox {
     this.size -= lane.items.length;
     lane.items = [];
     this.parked.delete(lane);
+    this.uncommitted.delete(lane);
     const queued = this.ready.indexOf(lane);
     if (queued >= 0) this.ready.splice(queued, 1);
     lane.queued = false;
