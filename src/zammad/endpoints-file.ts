@@ -58,7 +58,7 @@ function where(data: unknown, path: readonly PropertyKey[]): string {
   if (path[0] !== 'endpoints' || typeof path[1] !== 'number') return path.length === 0 ? 'the file' : path.map(String).join('.');
   const entries = (data as { endpoints?: unknown }).endpoints;
   const entry = Array.isArray(entries) ? (entries[path[1]] as { name?: unknown } | undefined) : undefined;
-  const name = typeof entry?.name === 'string' && /^[\x21-\x7e]{1,63}$/.test(entry.name) ? ` "${entry.name}"` : '';
+  const name = typeof entry?.name === 'string' && /^[\x20-\x7e]{1,63}$/.test(entry.name) ? ` "${entry.name}"` : '';
   const rest = path.slice(2).map(String).join('.');
   return `endpoints[${path[1]}]${name}${rest ? `: ${rest}` : ''}`;
 }

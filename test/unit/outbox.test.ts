@@ -118,12 +118,12 @@ interface Rig {
   clock: { now: number };
 }
 
-function rig(options: Partial<OutboxOptions> = {}, store = new OutboxStore(':memory:'), poster = new FakePoster()): Rig {
+function rig(options: Partial<OutboxOptions> = {}, store = new OutboxStore(':memory:'), poster = new FakePoster(), endpoint = 'default'): Rig {
   const lines: Line[] = [];
   const dropped: Record<string, number> = {};
   const clock = { now: 1_000_000 };
-  const hooks: OutboxHooks = { dropped: (reason, n) => void (dropped[reason] = (dropped[reason] ?? 0) + n) };
-  const outbox = new Outbox(store.scoped('default'), poster, { ...OPTIONS, ...options }, recordingLogger(lines), hooks, () => clock.now);
+  const hooks: OutboxHooks = { dropped: (reason, n) => void (dropped[reason] = (dropped[reason] ?? 0) + n), held: (n) => void (dropped['held'] = (dropped['held'] ?? 0) + n) };
+  const outbox = new Outbox(store.scoped(endpoint), poster, { ...OPTIONS, ...options }, recordingLogger(lines), hooks, () => clock.now);
   return { outbox, poster, store, lines, dropped, clock };
 }
 
@@ -499,5 +499,96 @@ describe('drain, restore and the call journal', () => {
     store.add('default', { ...facts, event: 'hangup' }, 'event=hangup&opaque', 7);
     assert.deepEqual(store.openCalls(), []);
     assert.equal(store.count(), 3, 'the events stay until delivered');
+  });
+});
+
+describe('an endpoint gone from the configuration (tenants, SIGHUP)', () => {
+  test('held: events are stored, counted and logged once per call, nothing is sent; a ringing caller is told at once; resume sends them in order to the new poster', async () => {
+    const { outbox, poster, store, lines, dropped } = rig();
+    await outbox.send(newCall('a'));
+    outbox.suspend('endpoint "acme" is not in the configuration');
+    let told: Verdict | undefined;
+    const decision = outbox.send(newCall('b'), (v) => (told = v));
+    void outbox.send(answer('a'));
+    void outbox.send(answeredHangup('a'));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(poster.requests.map((r) => `${r.callId}:${r.event}`), ['a:newCall'], 'nothing sent while held');
+    assert.equal(told, undefined, 'b arrived while held: its caller is not left waiting by the outbox either');
+    assert.equal(dropped['held'], 3);
+    assert.equal(lines.filter((l) => l.message.startsWith('event kept, not sent')).length, 2, 'one line per call');
+    assert.equal(store.pending('default').length, 3);
+    const next = new FakePoster();
+    outbox.resume(next);
+    await until(() => next.requests.length === 3, 'the kept events sent');
+    assert.deepEqual(next.of('a'), ['answer', 'hangup']);
+    assert.deepEqual(next.of('b'), ['newCall']);
+    assert.equal((await decision).kind, 'delivered');
+    assert.equal(poster.requests.length, 1, 'the old poster got nothing after the suspension');
+    outbox.close();
+  });
+
+  test('a ringing caller whose newCall waits when the endpoint goes: told at once, the newCall kept', async () => {
+    const { outbox, poster } = rig();
+    poster.answer = () => 'hold';
+    void outbox.send(newCall('busy'));
+    await until(() => poster.held().length === 1, 'in flight');
+    let told: Verdict | undefined;
+    // A second lane queued behind the held connection is impossible with concurrency 4; hold them all.
+    for (let i = 0; i < 3; i++) void outbox.send(newCall(`fill-${i}`));
+    await until(() => poster.held().length === 4, 'the pool full');
+    void outbox.send(newCall('waiting'), (v) => (told = v));
+    outbox.suspend('endpoint "acme" is not in the configuration');
+    assert.equal(told?.kind, 'configFault');
+    for (const r of poster.held()) r.reply(OK);
+    outbox.close();
+  });
+
+  test('the age bound drops what was held, loudly', async () => {
+    const { outbox, clock, dropped, store } = rig({ maxAgeMs: 60_000 });
+    outbox.suspend('gone');
+    void outbox.send(newCall('old'));
+    void outbox.send(answeredHangup('old'));
+    clock.now += 61_000;
+    outbox.sweep();
+    assert.equal(dropped['age'], 2);
+    assert.equal(store.pending('default').length, 0);
+    outbox.close();
+  });
+
+  test('a new URL (usePoster): the next requests go to it, and a fault of the old one (401) is forgotten', async () => {
+    const { outbox, poster } = rig();
+    poster.answer = () => BAD_TOKEN;
+    void outbox.send(newCall('x'));
+    await until(() => outbox.configFault !== undefined, 'the fault');
+    const next = new FakePoster();
+    outbox.usePoster(next);
+    assert.equal(outbox.configFault, undefined);
+    await alive(until(() => next.of('x').includes('newCall'), 'sent with the new token'));
+    outbox.close();
+  });
+
+  test('two endpoints on one store: each outbox restores and sends only its own events', async () => {
+    const store = new OutboxStore(':memory:');
+    const acme = rig({}, store, new FakePoster(), 'acme');
+    acme.poster.answer = () => REFUSED;
+    const globex = rig({}, store, new FakePoster(), 'globex');
+    globex.poster.answer = () => REFUSED;
+    void acme.outbox.send(newCall('a1'));
+    void globex.outbox.send(newCall('g1'));
+    void globex.outbox.send(answer('g1'));
+    await until(() => acme.poster.requests.length > 0 && globex.poster.requests.length > 0, 'tried');
+    acme.outbox.close();
+    globex.outbox.close();
+    assert.deepEqual(store.endpoints().sort(), ['acme', 'globex']);
+    const acme2 = rig({}, store, new FakePoster(), 'acme');
+    const globex2 = rig({}, store, new FakePoster(), 'globex');
+    assert.equal(acme2.outbox.restore(), 1);
+    assert.equal(globex2.outbox.restore(), 2);
+    await until(() => acme2.poster.requests.length === 1 && globex2.poster.requests.length === 2, 'delivered');
+    assert.deepEqual(acme2.poster.requests.map((r) => r.callId), ['a1']);
+    assert.deepEqual(globex2.poster.requests.map((r) => `${r.callId}:${r.event}`), ['g1:newCall', 'g1:answer']);
+    assert.deepEqual(store.openCalls().map((c) => [c.callId, c.endpoint]).sort(), [['a1', 'acme'], ['g1', 'globex']]);
+    acme2.outbox.close();
+    globex2.outbox.close();
   });
 });
