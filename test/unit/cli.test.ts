@@ -8,6 +8,9 @@ import { runSimulate } from '../../src/cli/simulate.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
 import { ZammadDouble } from '../../src/sim/zammad.js';
 import { childEnv } from '../child-env.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const TOKEN = 'tok-SECRET-4f1c9a';
 const WRONG = 'wrong-TOKEN-77e2b0';
@@ -228,6 +231,31 @@ describe('runCheck against the Zammad double', () => {
     const c = collector();
     assert.equal(await runCheck({ ZAMMAD_CTI_URL: url }, c.out), 1);
     assert.match(c.text(), /connection refused/);
+  });
+
+  it('endpoints per tenant: every endpoint checked and named, one bad token fails the run, no token shown', async () => {
+    const other = new ZammadDouble({ token: 'globex-SECRET-9a8b7c' });
+    await other.start();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'cti-check-'));
+      const file = join(dir, 'endpoints.json');
+      writeFileSync(file, JSON.stringify({ endpoints: [{ name: 'acme', url: z.url, domains: ['acme.example.com'] }, { name: 'globex', url: `${other.baseUrl}/api/v1/cti/${WRONG}` }] }));
+      const c = collector();
+      assert.equal(await runCheck({ ZAMMAD_ENDPOINTS_FILE: file }, c.out), 1);
+      const text = c.text();
+      assert.match(text, /✓ configuration valid \(endpoint "acme" \(domains acme\.example\.com\) http:\/\/127\.0\.0\.1:\d+\/api\/v1\/cti\/\*\*\*/);
+      assert.match(text, /endpoint "globex" \(by zammad_endpoint only\)[^\n]*\n(.*\n)*✗ token valid/);
+      assert.equal(text.match(/✓ token valid/g)?.length, 1, 'acme\'s token is fine');
+      assert.match(text, /Result: FAILED$/);
+      for (const secret of [TOKEN, WRONG, 'globex-SECRET-9a8b7c']) assert.ok(!text.includes(secret));
+      writeFileSync(file, '{"endpoints": [{"name": "acme"}]}');
+      const bad = collector();
+      assert.equal(await runCheck({ ZAMMAD_ENDPOINTS_FILE: file }, bad.out), 2);
+      assert.match(bad.text(), /endpoints\[0\] "acme": url: is required/);
+      rmSync(dir, { recursive: true, force: true });
+    } finally {
+      await other.stop();
+    }
   });
 });
 
