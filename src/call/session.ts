@@ -92,10 +92,11 @@ export class CallSession {
     this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to, mode: facts.mode, endpoint: this.endpoint ?? 'none' });
 
     this.conn.follow((e) => {
-      // myevents filters by uuid on the switch; a listener-wide subscription (modesl's) may not.
-      if (facts.callId && e.get('Unique-ID') !== facts.callId) return;
       const signal = readSignal(e);
-      if (signal) this.dispatch({ type: 'signal', signal });
+      // `myevents` lets only this channel's events through (mod_event_socket.c event_handler(),
+      // LFLAG_MYEVENTS: Unique-ID compared with the session's uuid); checked again for the few
+      // events that mean something, not for every event (each look-up scans ~8 KB of JSON).
+      if (signal && !(facts.callId && e.get('Unique-ID') !== facts.callId)) this.dispatch({ type: 'signal', signal });
     });
     this.conn.on('closed', (reason, detail) => {
       if (reason !== 'exit' && reason !== 'peer-closed') this.log.warn('event socket closed', { reason, ...(detail ? { detail } : {}) });
