@@ -1,8 +1,14 @@
-/** Entry point: environment → config → logger → app; SIGTERM/SIGINT drain, a second signal exits at once. */
+/**
+ * Entry point: environment → config → logger → app; SIGTERM/SIGINT drain, a second signal exits at once.
+ * With WORKERS > 1 this process is the cluster primary, and each worker runs this file too.
+ */
 import 'dotenv/config';
 import { ConfigError, loadConfig } from './process/config.js';
 import { createLogger } from './process/log.js';
+import cluster from 'node:cluster';
 import { startApp, type App } from './process/app.js';
+import { clusterFront } from './process/cluster-primary.js';
+import { runWorker } from './process/cluster-worker.js';
 
 async function main(): Promise<void> {
   let config;
@@ -15,11 +21,19 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, secrets: [config.zammadToken] });
+  const worker = config.WORKERS > 1 && cluster.isWorker ? cluster.worker : undefined;
+  const root = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, secrets: [config.zammadToken] });
+  const log = worker ? root.child({ worker: worker.id }) : root;
   process.on('uncaughtException', (err) => {
     log.error('uncaught exception: exiting (undelivered events stay in the outbox)', { error: err.stack ?? String(err) });
     process.exit(1);
   });
+
+  if (worker) {
+    // Takes calls for the primary; it handles the signals (process/cluster-worker.ts).
+    runWorker(config, log);
+    return;
+  }
 
   // Signals are handled from the start: one that arrives while the app starts drains it once it is up.
   let app: App | undefined;
@@ -50,7 +64,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   try {
-    app = await startApp(config, log);
+    app = await startApp(config, log, config.WORKERS > 1 ? clusterFront : undefined);
   } catch (err) {
     log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
     process.exit(1);

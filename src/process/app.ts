@@ -4,14 +4,13 @@
  */
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { CallSession } from '../call/session.js';
-import { EslListener } from '../switch/listener.js';
 import { ZammadClient } from '../zammad/client.js';
 import { Outbox } from '../zammad/outbox.js';
 import { OutboxStore } from '../zammad/store.js';
 import { Metrics } from '../status/metrics.js';
 import { StatusServer, type Readiness } from '../status/server.js';
 import { recoverOpenCalls } from './recovery.js';
+import { localFront, type FrontFactory } from './calls.js';
 
 export interface App {
   eslPort: number;
@@ -23,7 +22,8 @@ export interface App {
   abort(): void;
 }
 
-export async function startApp(config: Config, log: Logger): Promise<App> {
+/** `calls`: where calls are taken — this process (WORKERS=1) or cluster workers (cluster-primary.ts). */
+export async function startApp(config: Config, log: Logger, calls: FrontFactory = localFront): Promise<App> {
   const metrics = new Metrics();
   const store = new OutboxStore(config.OUTBOX_PATH);
   const client = new ZammadClient({ url: config.ZAMMAD_CTI_URL, maxConnections: config.ZAMMAD_MAX_CONNECTIONS, maxReplyBytes: config.ZAMMAD_MAX_REPLY_BYTES });
@@ -52,63 +52,21 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   outbox.restore();
   const recovery = await recoverOpenCalls({ store, outbox, config, log: log.child({ component: 'recovery' }) });
 
-  const rules = {
-    defaultCountryCode: config.DEFAULT_COUNTRY_CODE,
-    extensionMaxDigits: config.EXTENSION_MAX_DIGITS,
-    inboundContexts: config.INBOUND_CONTEXTS,
-    defaultBridge: config.DEFAULT_BRIDGE,
-  };
-  const callLog = log.child({ component: 'call' });
-  const sessions = new Set<Promise<void>>();
-  const followedIds = new Set<string>();
-  const followed = {
-    claim(id: string): boolean {
-      if (followedIds.has(id)) return false;
-      followedIds.add(id);
-      return true;
-    },
-    release: (id: string) => void followedIds.delete(id),
-  };
-  const listener = new EslListener(
-    {
-      host: config.ESL_HOST,
-      port: config.ESL_PORT,
-      allow: config.ESL_ALLOW,
-      maxFrameBytes: config.ESL_MAX_FRAME_BYTES,
-      handshakeTimeoutMs: config.ESL_IDLE_TIMEOUT_MS,
-    },
-    (conn) => {
-      metrics.callsInProgress.inc();
-      conn.once('closed', (reason) => {
-        metrics.callsInProgress.dec();
-        if (reason !== 'exit' && reason !== 'peer-closed') metrics.eslErrors.inc({ reason });
-      });
-      const session = new CallSession(conn, {
-        rules,
-        outbox,
-        log: callLog,
-        newCallTimeoutMs: config.ZAMMAD_NEWCALL_TIMEOUT_MS,
-        followed,
-        metrics: {
-          decided: (kind, seconds) => metrics.decisionSeconds.observe({ decision: kind }, seconds),
-          ended: (cause) => metrics.callsTotal.inc({ cause }),
-        },
-      });
-      const running = session.run().catch((err: unknown) => callLog.error('call session failed', { error: String(err) }));
-      sessions.add(running);
-      void running.finally(() => sessions.delete(running));
-    },
-    log.child({ component: 'esl' }),
-    { rejected: () => metrics.rejectedConnections.inc() },
-  );
-  const esl = await listener.listen();
+  const front = calls({
+    config,
+    log,
+    sink: outbox,
+    metrics,
+    recover: (callIds) => recoverOpenCalls({ store, outbox, config, log: log.child({ component: 'recovery' }) }, callIds),
+  });
+  const esl = await front.listen();
   log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: client.safeUrl });
 
   const readiness = (): Readiness => {
     const fault = outbox.configFault;
     const reachable = outbox.zammadReachable;
     const checks = {
-      listener: { ok: listener.listening },
+      listener: front.listenerCheck(),
       zammad: fault ? { ok: false, detail: fault } : reachable === false ? { ok: false, detail: 'Zammad did not answer the last request' } : { ok: true, detail: reachable === undefined ? 'no request yet' : 'answered' },
       backlog: { ok: outbox.depth < config.READY_MAX_BACKLOG, detail: `${outbox.depth} events waiting` },
     };
@@ -136,15 +94,9 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     readiness,
     async shutdown(drainMs) {
       const deadline = Date.now() + drainMs;
-      await listener.stopAccepting();
-      log.info('stopped taking new calls; following the calls in progress', { calls: listener.connections, drainMs });
-      while (listener.connections > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      const callsLeft = listener.connections;
-      if (callsLeft > 0) {
-        log.warn('drain time over: leaving the calls still in progress to the next start', { calls: callsLeft });
-        listener.closeAll();
-      }
-      await Promise.allSettled([...sessions]);
+      const inProgress = await front.stopAccepting(deadline);
+      log.info('stopped taking new calls; following the calls in progress', { calls: inProgress, drainMs });
+      const callsLeft = await front.drain(deadline);
       const flushed = await outbox.drain(Math.max(0, deadline - Date.now()));
       const eventsLeft = outbox.depth;
       if (!flushed) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft });
@@ -153,7 +105,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     },
     abort() {
       recovery.stop();
-      listener.closeAll();
+      front.abort();
       outbox.close();
       store.close();
     },
