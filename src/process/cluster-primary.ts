@@ -217,12 +217,18 @@ export const clusterFront: FrontFactory = (ctx: FrontContext): CallFront => {
         starting = undefined;
         changed = () => {};
       }
-      log.info('workers take calls', { workers: size, pids: slots.map((m) => m?.worker.process.pid) });
+      log.info('workers take calls', { workers: size, pids: Object.fromEntries(live().map((m) => [m.worker.id, m.worker.process.pid])) });
       return address!;
     },
     listenerCheck() {
       if (stopping) return { ok: false, detail: 'stopping' };
-      const down = slots.map((m, slot) => (m === undefined || m.exited ? `slot ${slot}: worker ended, replacement pending` : m.listening ? undefined : `worker ${m.worker.id} (pid ${m.worker.process.pid}) is not listening`)).filter((d) => d !== undefined);
+      const down = slots
+        .map((m, slot) => {
+          if (m === undefined) return `worker slot ${slot} is empty`;
+          const who = `worker ${m.worker.id} (pid ${m.worker.process.pid})`;
+          return m.exited ? `${who} ended; a replacement starts` : m.listening ? undefined : `${who} is not listening`;
+        })
+        .filter((d) => d !== undefined);
       return down.length === 0 ? { ok: true, detail: `${size} workers listening` } : { ok: false, detail: down.join('; ') };
     },
     async stopAccepting(deadline) {
