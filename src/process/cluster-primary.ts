@@ -78,10 +78,7 @@ export const clusterFront: FrontFactory = (ctx: FrontContext): CallFront => {
   const onMessage = (m: Member, raw: unknown) => {
     const batch = readBatch(ToPrimary, raw);
     if (batch === undefined) return;
-    if (!batch.ok) {
-      log.error('unreadable message from a worker: ignored', { worker: m.worker.id, error: batch.error });
-      return;
-    }
+    for (const error of batch.errors) log.error('unreadable message from a worker: ignored', { worker: m.worker.id, error });
     for (const msg of batch.messages) {
       switch (msg.t) {
         case 'send': {

@@ -80,10 +80,7 @@ export function runWorker(config: Config, log: Logger): void {
   process.on('message', (raw: unknown) => {
     const batch = readBatch(ToWorker, raw);
     if (batch === undefined) return;
-    if (!batch.ok) {
-      log.error('unreadable message from the primary process: ignored', { error: batch.error });
-      return;
-    }
+    for (const error of batch.errors) log.error('unreadable message from the primary process: ignored', { error });
     for (const m of batch.messages) {
       switch (m.t) {
         case 'verdict': {

@@ -69,11 +69,22 @@ void sameVerdict;
 /** The envelope: anything else on the channel (node's own, a library's) is not ours. */
 const KEY = 'cti';
 
-/** The batch in `raw` if it is one of ours, validated; `undefined` if it is someone else's message. */
-export function readBatch<T>(schema: z.ZodType<T>, raw: unknown): { ok: true; messages: T[] } | { ok: false; error: string } | undefined {
+/**
+ * The messages of the batch in `raw`, each checked on its own (one bad message costs only itself,
+ * not the other calls' messages beside it), with what was wrong with the others; `undefined` if
+ * `raw` is someone else's message.
+ */
+export function readBatch<T>(schema: z.ZodType<T>, raw: unknown): { messages: T[]; errors: string[] } | undefined {
   if (typeof raw !== 'object' || raw === null || !(KEY in raw)) return undefined;
-  const parsed = z.array(schema).safeParse((raw as Record<string, unknown>)[KEY]);
-  return parsed.success ? { ok: true, messages: parsed.data } : { ok: false, error: z.prettifyError(parsed.error) };
+  const batch = (raw as Record<string, unknown>)[KEY];
+  const messages: T[] = [];
+  const errors: string[] = [];
+  for (const item of Array.isArray(batch) ? batch : [batch]) {
+    const parsed = schema.safeParse(item);
+    if (parsed.success) messages.push(parsed.data);
+    else errors.push(z.prettifyError(parsed.error));
+  }
+  return { messages, errors };
 }
 
 /**
