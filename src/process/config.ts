@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { clearTextProblem, ctiUrl, tokenOf } from '../zammad/endpoint-url.js';
+import { availableParallelism } from 'node:os';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
@@ -70,6 +71,8 @@ export const ConfigSchema = z
     RETRY_MAX_MS: ms(100, 3_600_000).default(60_000),
 
     SHUTDOWN_DRAIN_MS: ms(0, 3_600_000).default(30_000),
+    // Processes that take calls (node:cluster, one port); 1: a single process as before.
+    WORKERS: z.coerce.number().int().min(1).max(64).default(Math.min(64, availableParallelism())),
 
     FS_INBOUND_HOST: z.string().default(''),
     FS_INBOUND_PORT: port.default(8021),

@@ -46,10 +46,12 @@ function closeUnknown(call: OpenCall, facts: OpenCallFacts, deps: RecoveryDeps, 
   deps.store.callEnded(call.callId);
 }
 
-export async function recoverOpenCalls(deps: RecoveryDeps): Promise<Recovery> {
+/** `only`: just these calls (those of a cluster worker that died), not every call in the journal. */
+export async function recoverOpenCalls(deps: RecoveryDeps, only?: ReadonlySet<string>): Promise<Recovery> {
   const { store, config, log } = deps;
   const calls: { call: OpenCall; facts: OpenCallFacts }[] = [];
   for (const call of store.openCalls()) {
+    if (only && !only.has(call.callId)) continue;
     let facts: OpenCallFacts | undefined;
     try {
       const parsed = OpenCallFacts.safeParse(JSON.parse(call.facts));

@@ -92,7 +92,7 @@ export class EndpointSet {
   /** Where a call's events go; decided once per call. A call that has nowhere to go is logged (throttled) and counted. */
   route(hints: RouteHints): Route {
     const route = routeOf(this.table, hints);
-    if (route.kind === 'none') this.unrouted(route);
+    if (route.kind === 'none') this.noteUnrouted(route);
     return route;
   }
 
@@ -208,7 +208,8 @@ export class EndpointSet {
     );
   }
 
-  private unrouted(route: Extract<Route, { kind: 'none' }>): void {
+  /** A call that goes to no Zammad: counted, and logged once per domain (or unknown name) and hour. */
+  noteUnrouted(route: Extract<Route, { kind: 'none' }>): void {
     this.hooks.unrouted?.(route.why);
     const detail = route.detail.slice(0, 100);
     const key = `${route.why}\0${detail}`;
