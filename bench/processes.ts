@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DIALPLAN_EVENT_FILTERS } from '../src/call/signals.js';
 import type { FromGenerator, Job, JobResult, ToGenerator } from './loadgen.js';
-import { machine } from './procstat.js';
+import { machine, processTree } from './procstat.js';
 import { ROOT, BENCH, sleep, freePort, log } from './util.js';
 
 /**
@@ -110,11 +110,19 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     },
     async stop() {
       if (proc.exitCode !== null) return;
+      // Its workers, if any: they must end with the primary (they would load the next phases).
+      const workers = proc.pid ? processTree(proc.pid).slice(1) : [];
       const exited = new Promise<void>((r) => proc.once('exit', () => r()));
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
       await exited;
       clearTimeout(t);
+      for (let i = 0; i < 50 && workers.some(alive); i++) await sleep(100);
+      const left = workers.filter(alive);
+      if (left.length > 0) {
+        log(`adapter worker process(es) ${left.join(', ')} still running 5 s after the primary ended: killed`);
+        for (const pid of left) process.kill(pid, 'SIGKILL');
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -146,6 +154,16 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     await sleep(100);
   }
   return adapter;
+}
+
+/** Whether a process still runs (signal 0 only asks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface GeneratorProc {
