@@ -53,6 +53,8 @@ export interface JobResult {
   apiCommands: number;
   /** [uuid, ms from writing the connect reply to reading the bridge command (dialplan mode: the `transfer`)] for calls started in the window. */
   setup: [string, number][];
+  /** Calls started in the window that failed before the routing command (no set-up figure: they waited callTimeoutMs or more). */
+  setupMissing: number;
   /** CPU time of this process during the job, ms. */
   cpuMs: number;
   /** Event-loop delay of this process during the job (p99, max), ms: high values would mean the generator lags. */
@@ -212,6 +214,7 @@ class Run {
   bytesSent = 0;
   apiCommands = 0;
   readonly setup: [string, number][] = [];
+  setupMissing = 0;
   private readonly open = new Set<Call>();
   private readonly failedCalls = new WeakSet<Call>();
   private readonly held: Call[] = [];
@@ -321,6 +324,7 @@ class Run {
     this.failedCalls.add(call);
     this.open.delete(call);
     this.failed++;
+    if (call.setupMs < 0 && call.startedAt >= this.windowStart && call.startedAt < this.windowEnd) this.setupMissing++;
     const key = reason.replace(/\d+/g, 'N');
     this.failures[key] = (this.failures[key] ?? 0) + 1;
     if (this.job.mode === 'hold') {
@@ -359,6 +363,7 @@ class Run {
       bytesSent: this.bytesSent,
       apiCommands: this.apiCommands,
       setup: this.setup,
+      setupMissing: this.setupMissing,
       cpuMs: (cpu.user + cpu.system) / 1000,
       loopDelayP99Ms: this.eld.percentile(99) / 1e6,
       loopDelayMaxMs: this.eld.max / 1e6,

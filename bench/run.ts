@@ -85,7 +85,7 @@ export async function main(argv: string[]): Promise<Report> {
         log(`${who}: latency at ${rate} calls/s, ${opts.durationMs / 1000} s`);
         const f = await loadPhase(b, s, 'rate', routing, rate);
         const lag = s.kind === 'adapter' ? `, loop lag p99 ${round(f.adapterLoopLagP99Ms ?? NaN, 1)} max ${round(f.adapterLoopLagMaxMs ?? NaN, 1)} ms, GC ms/s ${JSON.stringify(f.adapterGcMsPerSec)}` : '';
-        log(`  setup p50 ${round(f.setup.p50, 3)} ms, p99 ${round(f.setup.p99, 3)} ms, max ${round(f.setup.max, 3)} ms (n ${f.setup.n}), lost ${f.eventsLost}, failed ${f.calls.failed}; ${cpuLine(f)}, ${round(f.cpuMsPerCall, 3)} CPU ms/call${lag}`);
+        log(`  setup p50 ${round(f.setup.p50, 3)} ms, p99 ${round(f.setup.p99, 3)} ms, max ${round(f.setup.max, 3)} ms (n ${f.setup.n}${f.setup.missing > 0 ? `, of which ${f.setup.missing} failed before the routing command, counted as the call timeout` : ''}), lost ${f.eventsLost}, failed ${f.calls.failed}; ${cpuLine(f)}, ${round(f.cpuMsPerCall, 3)} CPU ms/call${lag}`);
         latencyByRate[String(rate)] = f;
       }
     }
