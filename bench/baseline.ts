@@ -7,6 +7,10 @@
  * Content-Length body), counts the events, hangs up when the bridge returns and says `exit`
  * after CHANNEL_HANGUP_COMPLETE. The figures of the adapter are divided by this one's.
  *
+ * Dialplan mode (BENCH_ROUTING=dialplan): the same, with the adapter's `filter` commands
+ * (BENCH_FILTERS, JSON [header, value][]) sent with `linger`, and `transfer` instead of `bridge`
+ * once they are answered; the routed call's events are read until CHANNEL_HANGUP_COMPLETE.
+ *
  * Runs as a child process with plain node (run.ts transpiles it, so that no TypeScript loader
  * sits in its memory or CPU figures): prints nothing, reports its port and counters over IPC.
  */
@@ -21,6 +25,12 @@ const HANGUP_COMPLETE = Buffer.from('"Event-Name":"CHANNEL_HANGUP_COMPLETE"');
 const BRIDGE =
   'sendmsg\ncall-command: execute\nexecute-app-name: bridge\nexecute-app-arg: ' + (process.env['BENCH_BRIDGE'] ?? 'user/1000') + '\n\n';
 const HANGUP = 'sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING\n\n';
+const DIALPLAN = process.env['BENCH_ROUTING'] === 'dialplan';
+const FILTERS = DIALPLAN ? (JSON.parse(process.env['BENCH_FILTERS'] ?? '[]') as [string, string][]) : [];
+const TRANSFER = 'sendmsg\ncall-command: execute\nexecute-app-name: transfer\nexecute-app-arg: ${destination_number} XML ${context}\n\n';
+/** `linger` and the filters, in one write; the call goes on once all of them are answered. */
+const SUBSCRIBE = ['linger\n\n', ...FILTERS.map(([h, v]) => `filter ${h} ${v}\n\n`)].join('');
+const ROUTE_AFTER = 2 + 1 + FILTERS.length;
 
 export const counters = { connections: 0, events: 0, frames: 0, bytes: 0, closed: 0 };
 
@@ -46,14 +56,14 @@ function handle(socket: net.Socket): void {
       buf = buf.length === end + 2 + len ? EMPTY : buf.subarray(end + 2 + len);
       counters.frames++;
       if (head.includes('Content-Type: command/reply')) {
-        // connect → myevents json → linger → bridge; later replies (+OK, +OK bye) need nothing.
+        // connect → myevents json → linger (+ filters) → bridge or transfer; later replies (+OK, +OK bye) need nothing.
         replies++;
         if (replies === 1) socket.write('myevents json\n\n');
-        else if (replies === 2) socket.write('linger\n\n');
-        else if (replies === 3) socket.write(BRIDGE);
+        else if (replies === 2) socket.write(SUBSCRIBE);
+        else if (replies === ROUTE_AFTER) socket.write(DIALPLAN ? TRANSFER : BRIDGE);
       } else if (head.includes('Content-Type: text/event-')) {
         counters.events++;
-        if (body.indexOf(EXECUTE_COMPLETE) >= 0 && body.indexOf(APP_BRIDGE) >= 0) socket.write(HANGUP);
+        if (!DIALPLAN && body.indexOf(EXECUTE_COMPLETE) >= 0 && body.indexOf(APP_BRIDGE) >= 0) socket.write(HANGUP);
         else if (body.indexOf(HANGUP_COMPLETE) >= 0) socket.write('exit\n\n');
       }
       // disconnect notices: FreeSWITCH closes after the goodbye one.

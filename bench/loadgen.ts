@@ -6,7 +6,8 @@
  * in. No parsing of its own output, no per-event serialisation: a call costs it a few buffer
  * copies and writes, so that it is never the bottleneck (its own CPU time is reported).
  *
- * One call: connect → CHANNEL_DATA; event/myevents/linger → replies (+ CHANNEL_PARK);
+ * One call (bridge mode; dialplan mode: dialplan-frames.ts, the call handed back by `transfer`):
+ * connect → CHANNEL_DATA; event/myevents/linger → replies (+ CHANNEL_PARK);
  * sendmsg bridge → +OK, CHANNEL_EXECUTE, CHANNEL_ANSWER, CHANNEL_BRIDGE (picked up);
  * then (at once, or on release in hold mode) CHANNEL_UNBRIDGE, CHANNEL_EXECUTE_COMPLETE;
  * sendmsg hangup → +OK, CHANNEL_HANGUP … CHANNEL_HANGUP_COMPLETE, linger notice;
@@ -31,8 +32,8 @@ export type Job =
    * `routing: 'dialplan'`: the app hands each call back (dialplan-frames.ts) instead of bridging it.
    */
   | { mode: 'cycle'; target: Target; tag: string; concurrency: number; warmupMs: number; durationMs: number; callTimeoutMs: number; routing?: 'bridge' | 'dialplan' }
-  /** Open loop: `rate` new calls a second whatever happens to the earlier ones. */
-  | { mode: 'rate'; target: Target; tag: string; rate: number; warmupMs: number; durationMs: number; callTimeoutMs: number }
+  /** Open loop: `rate` new calls a second whatever happens to the earlier ones; `routing` as above. */
+  | { mode: 'rate'; target: Target; tag: string; rate: number; warmupMs: number; durationMs: number; callTimeoutMs: number; routing?: 'bridge' | 'dialplan' }
   /** `count` calls up to the answered state; they stay there until `release`. */
   | { mode: 'hold'; target: Target; tag: string; count: number; openConcurrency: number; callTimeoutMs: number; openRate?: number };
 
@@ -50,8 +51,10 @@ export interface JobResult {
   eventsSent: number;
   bytesSent: number;
   apiCommands: number;
-  /** [uuid, ms from writing the connect reply to reading the bridge command] for calls started in the window. */
+  /** [uuid, ms from writing the connect reply to reading the bridge command (dialplan mode: the `transfer`)] for calls started in the window. */
   setup: [string, number][];
+  /** Calls started in the window that failed before the routing command (no set-up figure: they waited callTimeoutMs or more). */
+  setupMissing: number;
   /** CPU time of this process during the job, ms. */
   cpuMs: number;
   /** Event-loop delay of this process during the job (p99, max), ms: high values would mean the generator lags. */
@@ -211,6 +214,7 @@ class Run {
   bytesSent = 0;
   apiCommands = 0;
   readonly setup: [string, number][] = [];
+  setupMissing = 0;
   private readonly open = new Set<Call>();
   private readonly failedCalls = new WeakSet<Call>();
   private readonly held: Call[] = [];
@@ -320,6 +324,7 @@ class Run {
     this.failedCalls.add(call);
     this.open.delete(call);
     this.failed++;
+    if (call.setupMs < 0 && call.startedAt >= this.windowStart && call.startedAt < this.windowEnd) this.setupMissing++;
     const key = reason.replace(/\d+/g, 'N');
     this.failures[key] = (this.failures[key] ?? 0) + 1;
     if (this.job.mode === 'hold') {
@@ -358,6 +363,7 @@ class Run {
       bytesSent: this.bytesSent,
       apiCommands: this.apiCommands,
       setup: this.setup,
+      setupMissing: this.setupMissing,
       cpuMs: (cpu.user + cpu.system) / 1000,
       loopDelayP99Ms: this.eld.percentile(99) / 1e6,
       loopDelayMaxMs: this.eld.max / 1e6,
@@ -378,8 +384,9 @@ export class Generator {
 
   async run(job: Job, mark: Mark = () => {}): Promise<JobResult> {
     if (this.current) throw new Error('a job is already running');
-    if (job.mode === 'cycle' && job.routing === 'dialplan') this.dialplan ??= loadDialplanTemplates();
-    const run = new Run(job, this.templates, job.mode === 'cycle' && job.routing === 'dialplan' ? this.dialplan : undefined, this.gen, mark, this.counter);
+    const dialplan = job.mode !== 'hold' && job.routing === 'dialplan';
+    if (dialplan) this.dialplan ??= loadDialplanTemplates();
+    const run = new Run(job, this.templates, dialplan ? this.dialplan : undefined, this.gen, mark, this.counter);
     this.current = run;
     run.start();
     await run.done;

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ZammadDouble } from '../src/sim/zammad.js';
 import type { Job, JobResult, Target } from './loadgen.js';
-import { machineCpu, sample, type ProcSample } from './procstat.js';
+import { machineCpu, sample, sampleTree, treeCpuMs, treePssMB, type TreeSample } from './procstat.js';
 import type { Options } from './options.js';
 import type { Adapter, GeneratorProc, BaselineProc } from './processes.js';
 import { sleep, round, percentile } from './util.js';
@@ -14,7 +14,7 @@ import { sleep, round, percentile } from './util.js';
 export type Subject = { kind: 'adapter'; adapter: Adapter } | { kind: 'baseline'; baseline: BaselineProc };
 
 export interface CpuShare {
-  /** CPU time of each process in the measurement window, as a share of one core. */
+  /** CPU time in the measurement window, as a share of one core: the subject's whole process tree, the generators… */
   subject: number;
   generator: number;
   zammadAndBench: number;
@@ -24,11 +24,17 @@ export interface CpuShare {
 }
 
 export interface LoadFigures {
+  routing: 'bridge' | 'dialplan';
+  /** Latency phases: new calls a second; throughput phases: undefined (closed loop). */
+  rate?: number;
   cyclesPerSec: number;
-  /** CPU ms of the subject process per completed call (window). */
+  /** CPU ms of the subject's whole process tree (primary and workers) per completed call (window). */
   cpuMsPerCall: number;
+  /** Processes of the subject counted (its tree at the end of the window: 1 + workers). */
+  processes: number;
   cpu: CpuShare;
-  setup: { n: number; p50: number; p99: number; max: number; rawP50: number; rawP99: number; zammadP50: number; zammadP99: number };
+  /** n: calls of the window; missing: those of them that failed before the routing command, counted as the call timeout (20 s). */
+  setup: { n: number; missing: number; p50: number; p99: number; max: number; rawP50: number; rawP99: number; zammadP50: number; zammadP99: number };
   calls: { started: number; connected: number; completed: number; failed: number; failures: Record<string, number> };
   eventsSent: number;
   bytesSentPerCall: number;
@@ -53,6 +59,7 @@ export function target(s: Subject): Target {
   return { host: '127.0.0.1', port: s.kind === 'adapter' ? s.adapter.eslPort : s.baseline.port };
 }
 
+/** The subject's root process: the adapter's primary (its workers are found under it), or the baseline. */
 export function pidOf(s: Subject): number {
   return s.kind === 'adapter' ? s.adapter.pid : s.baseline.pid;
 }
@@ -82,6 +89,7 @@ export async function runJob(b: Bench, make: (share: number, i: number) => Job, 
     bytesSent: 0,
     apiCommands: 0,
     setup: [],
+    setupMissing: 0,
     cpuMs: 0,
     loopDelayP99Ms: 0,
     loopDelayMaxMs: 0,
@@ -97,6 +105,7 @@ export async function runJob(b: Bench, make: (share: number, i: number) => Job, 
     merged.bytesSent += r.bytesSent;
     merged.apiCommands += r.apiCommands;
     merged.setup.push(...r.setup);
+    merged.setupMissing += r.setupMissing;
     merged.cpuMs += r.cpuMs;
     merged.loopDelayP99Ms = Math.max(merged.loopDelayP99Ms, r.loopDelayP99Ms);
     merged.loopDelayMaxMs = Math.max(merged.loopDelayMaxMs, r.loopDelayMaxMs);
@@ -143,17 +152,20 @@ export async function zammadAccount(b: Bench, s: Subject, tag: string, connected
   return { lost, outOfOrder: s.kind === 'adapter' ? outOfOrder : 0, zammadMs };
 }
 
-/** `routing: 'dialplan'`: the calls are handed back and routed by a dialplan (dialplan-frames.ts), cycle mode only. */
-export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', routing: 'bridge' | 'dialplan' = 'bridge'): Promise<LoadFigures> {
+/**
+ * `cycle`: sustained, `concurrency` calls in flight; `rate`: `rate` new calls a second (open loop).
+ * `routing: 'dialplan'`: the calls are handed back and routed by a dialplan (dialplan-frames.ts).
+ */
+export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', routing: 'bridge' | 'dialplan' = 'bridge', rate = b.opts.rates[0] ?? 500): Promise<LoadFigures> {
   const { opts } = b;
   const tag = tagOf();
   b.zammad.reset();
   const pid = pidOf(s);
   const genPids = b.generators.map((g) => g.pid);
-  let at0: { subject: ProcSample; gens: number; bench: NodeJS.CpuUsage; t: number; logLines: number; machine: ReturnType<typeof machineCpu> } | undefined;
+  let at0: { subject: TreeSample; gens: number; bench: NodeJS.CpuUsage; t: number; logLines: number; machine: ReturnType<typeof machineCpu> } | undefined;
   let at1: typeof at0;
   const snap = () => ({
-    subject: sample(pid),
+    subject: sampleTree(pid),
     gens: genPids.reduce((n, p) => n + sample(p).cpuMs, 0),
     bench: process.cpuUsage(),
     t: performance.now(),
@@ -169,7 +181,7 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
     (share) =>
       mode === 'cycle'
         ? { mode, ...common, concurrency: Math.max(1, Math.round(opts.concurrency * share)), routing }
-        : { mode, ...common, rate: opts.rate * share },
+        : { mode, ...common, rate: rate * share, routing },
     (what) => {
       if (what === 'window-start') {
         at0 = snap();
@@ -189,7 +201,7 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
     eventsLost = Math.max(0, result.eventsSent - (after.events - baselineBefore.events));
   }
   const windowMs = at1.t - at0.t;
-  const cpuMs = at1.subject.cpuMs - at0.subject.cpuMs;
+  const cpuMs = treeCpuMs(at0.subject, at1.subject);
   const benchCpu = (at1.bench.user + at1.bench.system - at0.bench.user - at0.bench.system) / 1000;
   const setupNet: number[] = [];
   const setupRaw: number[] = [];
@@ -200,8 +212,17 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
     zam.push(z);
     setupNet.push(Math.max(0, ms - z));
   }
+  // A call of the window that never got its routing command waited at least the call timeout:
+  // counted as that, so that calls the subject could not take raise the percentiles instead of leaving them.
+  for (let i = 0; i < result.setupMissing; i++) {
+    setupNet.push(common.callTimeoutMs);
+    setupRaw.push(common.callTimeoutMs);
+  }
   for (const a of [setupNet, setupRaw, zam]) a.sort((x, y) => x - y);
   const figures: LoadFigures = {
+    routing,
+    ...(mode === 'rate' ? { rate } : {}),
+    processes: Math.max(at0.subject.processes, at1.subject.processes),
     cyclesPerSec: result.completedInWindow / (windowMs / 1000),
     cpuMsPerCall: result.completedInWindow > 0 ? cpuMs / result.completedInWindow : NaN,
     cpu: {
@@ -213,6 +234,7 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
     },
     setup: {
       n: setupNet.length,
+      missing: result.setupMissing,
       p50: percentile(setupNet, 0.5),
       p99: percentile(setupNet, 0.99),
       max: setupNet[setupNet.length - 1] ?? NaN,
@@ -244,9 +266,11 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
 }
 
 /** A phase left out with --phases. */
-export function skipped(): LoadFigures {
-  const none = { n: 0, p50: NaN, p99: NaN, max: NaN, rawP50: NaN, rawP99: NaN, zammadP50: NaN, zammadP99: NaN };
+export function skipped(routing: 'bridge' | 'dialplan' = 'bridge'): LoadFigures {
+  const none = { n: 0, missing: 0, p50: NaN, p99: NaN, max: NaN, rawP50: NaN, rawP99: NaN, zammadP50: NaN, zammadP99: NaN };
   return {
+    routing,
+    processes: 0,
     cyclesPerSec: NaN,
     cpuMsPerCall: NaN,
     cpu: { subject: NaN, generator: NaN, zammadAndBench: NaN, softirq: NaN, foreign: NaN },
@@ -262,9 +286,16 @@ export function skipped(): LoadFigures {
 
 export interface HoldFigures {
   held: number;
-  /** VmHWM of the subject once every call is held (the process started fresh for the memory phases). */
-  peakRssMB: number;
+  /**
+   * Once every call is held, over the subject's process tree (started fresh for the memory phases):
+   * rssMB, the sum of VmRSS then — the headline, the memory the calls use (pages shared between
+   * processes counted in each); peakRssMB, the sum of each process's VmHWM (its own peak since it
+   * started: they need not coincide, an upper bound); pssMB, shared pages split (smaps_rollup).
+   */
   rssMB: number;
+  peakRssMB: number;
+  pssMB: number;
+  processes: number;
   failed: number;
   eventsLost: number;
   secondsToOpen: number;
@@ -279,7 +310,7 @@ export async function holdPhase(b: Bench, s: Subject, count: number): Promise<Ho
   b.zammad.reset();
   const pid = pidOf(s);
   const t0 = performance.now();
-  let heldAt: { rss: ProcSample; t: number } | undefined;
+  let heldAt: { rss: TreeSample; pssMB: number; t: number } | undefined;
   let onHeld!: () => void;
   const held = new Promise<void>((r) => (onHeld = r));
   const running = runJob(
@@ -309,7 +340,7 @@ export async function holdPhase(b: Bench, s: Subject, count: number): Promise<Ho
     }
   }
   await sleep(1000); // let timers and GC settle: what stays is what 'count' open calls cost
-  heldAt = { rss: sample(pid), t: performance.now() };
+  heldAt = { rss: sampleTree(pid), pssMB: treePssMB(pid), t: performance.now() };
   const v8 = s.kind === 'adapter' ? await s.adapter.metrics() : {};
   if (process.env['BENCH_HEAPSNAPSHOT'] && s.kind === 'adapter') {
     s.adapter.proc.kill('SIGUSR2'); // --heapsnapshot-signal: written to the adapter's cwd
@@ -320,8 +351,10 @@ export async function holdPhase(b: Bench, s: Subject, count: number): Promise<Ho
   const { lost } = await zammadAccount(b, s, tag, result.connected);
   return {
     held: count - result.failed,
-    peakRssMB: heldAt.rss.hwmMB,
     rssMB: heldAt.rss.rssMB,
+    peakRssMB: heldAt.rss.hwmSumMB,
+    pssMB: heldAt.pssMB,
+    processes: heldAt.rss.processes,
     failed: result.failed,
     eventsLost: lost,
     secondsToOpen: (heldAt.t - t0) / 1000 - 1,

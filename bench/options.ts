@@ -12,12 +12,17 @@ export interface Options {
   warmupMs: number;
   durationMs: number;
   concurrency: number;
-  rate: number;
+  /** Latency phases: new calls a second, one phase each (open loop). The first is `setupP99Ms`. */
+  rates: number[];
+  /** Routing modes measured: `bridge` (the adapter bridges) and `dialplan` (it hands the call back). */
+  modes: ('bridge' | 'dialplan')[];
+  /** WORKERS for the adapter; undefined: not set, the adapter's own default applies. */
+  workers: number | undefined;
   holds: number[];
   generators: number;
   transcript: string;
   baseline: boolean;
-  /** throughput, latency, dialplan, memory (all by default). */
+  /** throughput, latency, memory (all by default); throughput and latency run in every mode of `modes`. */
   phases: string[];
   /** CPU pinning: the subject alone on the last CPU, everything else on the others. */
   pin: boolean;
@@ -44,14 +49,42 @@ export function parseOptions(argv: string[]): Options {
     warmupMs: num('warmup', 3, 0.3) * 1000,
     durationMs: num('duration', 10, 1.5) * 1000,
     concurrency: num('concurrency', 64, 8),
-    rate: num('rate', 500, 50),
+    // --rate N (one rate) is still understood. Smoke: rates a cold adapter on a busy CI machine
+    // keeps up with (at 500/s calls would queue for longer than the 20 s a call may take).
+    rates: (value('rates') ?? value('rate') ?? (smoke ? '50,100' : '500,1000')).split(',').map(Number).filter((n) => n > 0),
+    modes: parseModes(value('modes') ?? 'bridge,dialplan'),
+    workers: value('workers') === undefined ? undefined : positive('--workers', value('workers')),
     holds: (value('hold') ?? (smoke ? '100,300' : '1000,10000')).split(',').map(Number).filter((n) => n > 0),
     generators: num('generators', 1, 1),
     transcript: value('transcript') ?? DEFAULT_TRANSCRIPT,
     baseline: !flag('no-baseline'),
-    phases: (value('phases') ?? 'throughput,latency,dialplan,memory').split(','),
+    phases: parsePhases(value('phases') ?? 'throughput,latency,memory'),
     pin: flag('pin'),
     openRate: num('open-rate', 500, 200),
     adapterNodeOptions: (value('adapter-node-options') ?? '').split(' ').filter(Boolean),
   };
+}
+
+const PHASES = ['throughput', 'latency', 'memory'];
+
+function parsePhases(text: string): string[] {
+  const phases = text.split(',').filter(Boolean);
+  // Before both modes had latency phases, `dialplan` was a phase of its own (dialplan-mode throughput).
+  if (phases.includes('dialplan')) throw new Error('--phases: dialplan is a mode now: --modes dialplan (or bridge,dialplan) with --phases throughput,latency');
+  const unknown = phases.filter((p) => !PHASES.includes(p));
+  if (unknown.length > 0) throw new Error(`--phases: unknown ${unknown.join(', ')} (known: ${PHASES.join(', ')})`);
+  return phases;
+}
+
+function parseModes(text: string): ('bridge' | 'dialplan')[] {
+  const modes = text.split(',').filter(Boolean);
+  const unknown = modes.filter((m) => m !== 'bridge' && m !== 'dialplan');
+  if (unknown.length > 0 || modes.length === 0) throw new Error(`--modes: bridge, dialplan or both (got ${text})`);
+  return modes as ('bridge' | 'dialplan')[];
+}
+
+function positive(name: string, text: string | undefined): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: a whole number ≥ 1 (got ${text})`);
+  return n;
 }

@@ -6,8 +6,9 @@ import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { DIALPLAN_EVENT_FILTERS } from '../src/call/signals.js';
 import type { FromGenerator, Job, JobResult, ToGenerator } from './loadgen.js';
-import { machine } from './procstat.js';
+import { machine, processTree } from './procstat.js';
 import { ROOT, BENCH, sleep, freePort, log } from './util.js';
 
 /**
@@ -60,7 +61,7 @@ export function outboxPath(dir: string): string {
   return where ? join(mkdtempSync(join(where, 'cti-bench-')), 'outbox.sqlite') : join(dir, 'outbox.sqlite');
 }
 
-export async function startAdapter(opts: { main: string | null; zammadUrl: string; bridge: string; logLevel: string; cpuProfDir?: string; tag: string; nodeOptions: string[] }): Promise<Adapter> {
+export async function startAdapter(opts: { main: string | null; zammadUrl: string; bridge: string; logLevel: string; cpuProfDir?: string; tag: string; nodeOptions: string[]; workers?: number | undefined }): Promise<Adapter> {
   const eslPort = await freePort();
   const statusPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cti-bench-'));
@@ -76,11 +77,15 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     OUTBOX_PATH: outboxPath(dir),
     DEFAULT_BRIDGE: opts.bridge,
     SHUTDOWN_DRAIN_MS: '5000',
+    // --workers N: N cluster workers take the calls (the primary keeps outbox, HTTP and status).
+    // Without it nothing is set: the adapter's own default applies. An adapter without WORKERS ignores it.
+    ...(opts.workers !== undefined ? { WORKERS: String(opts.workers) } : {}),
   };
   const args = [
     ...opts.nodeOptions,
     ...(process.env['BENCH_HEAPSNAPSHOT'] ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env['BENCH_HEAPSNAPSHOT_DIR'] ?? dir}`] : []),
-    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=adapter-${opts.tag}.cpuprofile`] : []),
+    // Cluster workers inherit the flags: with --workers each process writes its own CPU.…<pid>….cpuprofile.
+    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, ...(opts.workers === undefined ? [`--cpu-prof-name=adapter-${opts.tag}.cpuprofile`] : [])] : []),
     ...(opts.main ? [opts.main] : ['--import', 'tsx', join(ROOT, 'src', 'main.ts')]),
   ];
   // cwd: an empty directory, so that no .env of the checkout changes the configuration.
@@ -105,11 +110,19 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     },
     async stop() {
       if (proc.exitCode !== null) return;
+      // Its workers, if any: they must end with the primary (they would load the next phases).
+      const workers = proc.pid ? processTree(proc.pid).slice(1) : [];
       const exited = new Promise<void>((r) => proc.once('exit', () => r()));
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
       await exited;
       clearTimeout(t);
+      for (let i = 0; i < 50 && workers.some(alive); i++) await sleep(100);
+      const left = workers.filter(alive);
+      if (left.length > 0) {
+        log(`adapter worker process(es) ${left.join(', ')} still running 5 s after the primary ended: killed`);
+        for (const pid of left) process.kill(pid, 'SIGKILL');
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -141,6 +154,16 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     await sleep(100);
   }
   return adapter;
+}
+
+/** Whether a process still runs (signal 0 only asks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface GeneratorProc {
@@ -215,9 +238,11 @@ export async function transpileBaseline(): Promise<string> {
 
 export let baselineJs: string | undefined;
 
-export async function startBaseline(bridge: string): Promise<BaselineProc> {
+/** Dialplan mode: the listener sets the adapter's own filters and hands each call back with `transfer`. */
+export async function startBaseline(bridge: string, routing: 'bridge' | 'dialplan' = 'bridge'): Promise<BaselineProc> {
   baselineJs ??= await transpileBaseline();
-  const proc = fork(baselineJs, [], { execArgv: [], env: { ...process.env, BENCH_BRIDGE: bridge }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const env = { ...process.env, BENCH_BRIDGE: bridge, BENCH_ROUTING: routing, BENCH_FILTERS: JSON.stringify(DIALPLAN_EVENT_FILTERS) };
+  const proc = fork(baselineJs, [], { execArgv: [], env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   if (subjectPrefix.length > 0 && proc.pid) spawnSync('taskset', ['-a', '-p', '-c', subjectPrefix[2] as string, String(proc.pid)]);
   const ready = await new Promise<{ port: number }>((resolve, reject) => {
     proc.once('message', (m: { type: string; port: number }) => (m.type === 'ready' ? resolve(m) : reject(new Error('baseline: unexpected first message'))));

@@ -1,74 +1,63 @@
-/** The report: the JSON written to --out and the table printed. */
-import { machine } from './procstat.js';
-import type { CpuShare, LoadFigures, HoldFigures } from './measure.js';
+/** The table printed at the end of a run: every figure per routing mode, beside the baseline and the target. */
+import type { CpuShare, LoadFigures } from './measure.js';
+import type { ModeFigures, Report } from './summary.js';
 import { round } from './util.js';
 
-export interface Report {
-  when: string;
-  machine: ReturnType<typeof machine>;
-  mode: 'full' | 'smoke';
-  settings: Record<string, unknown>;
-  cyclesPerSec: number;
-  baselineCyclesPerSec: number;
-  setupP50Ms: number;
-  setupP99Ms: number;
-  setupMaxMs: number;
-  baselineSetupP50Ms: number;
-  baselineSetupP99Ms: number;
-  cpuMsPerCall: number;
-  baselineCpuMsPerCall: number;
-  rss1kMB: number;
-  rss10kMB: number;
-  baselineRss1kMB: number;
-  baselineRss10kMB: number;
-  eventsLost: number;
-  /** Calls that did not end cleanly (timed out, closed early): must be 0 as well. */
-  callsFailed: number;
-  ratios: Record<string, number>;
-  targets: Record<string, { target: string; met: boolean }>;
-  adapter: Record<string, { throughput: LoadFigures; latency: LoadFigures }>;
-  baseline: { throughput: LoadFigures; latency: LoadFigures } | null;
-  memory: { adapter: HoldFigures[]; baseline: HoldFigures[] };
-  /** Dialplan mode: each call handed back and routed by a dialplan of `setApps` set apps (dialplan-frames.ts). */
-  dialplan: { setApps: number; throughput: LoadFigures } | null;
-}
-
 export function table(r: Report, levels: string[]): string {
-  const main = levels[0] as string;
-  const rows: string[][] = [];
-  const a = (lvl: string) => r.adapter[lvl] as { throughput: LoadFigures; latency: LoadFigures };
-  const bl = r.baseline;
+  const main = levels[0] ?? 'info';
+  const rates = (r.settings['rates'] as number[] | undefined) ?? [];
   const fmt = (n: number | undefined, d = 2) => (n === undefined || !Number.isFinite(n) ? '—' : String(round(n, d)));
-  const head = ['figure', ...levels.map((l) => `adapter LOG_LEVEL=${l}`), 'baseline', `adapter/baseline (${main})`, 'target'];
-  rows.push(head);
-  const line = (name: string, pick: (f: { throughput: LoadFigures; latency: LoadFigures }) => number, ratio: boolean, target: string, d = 2) => {
-    const av = levels.map((l) => fmt(pick(a(l)), d));
-    const bv = bl ? pick(bl) : NaN;
-    rows.push([name, ...av, fmt(bv, d), ratio && bl ? fmt(pick(a(main)) / bv, 2) : '—', target]);
+  const head = ['figure', ...(levels.length > 0 ? levels : [main]).map((l) => `adapter LOG_LEVEL=${l}`), 'bare ESL baseline', `adapter/baseline (${main})`, 'target'];
+  const rows: string[][] = [head];
+  const others = Math.max(0, levels.length - 1);
+  /** A row of one mode: `subjects` the adapter per level (dialplan mode: the first only), then the baseline. */
+  const modeRows = (label: string, subjects: (ModeFigures | undefined)[], bl: ModeFigures | null | undefined, targets: { cycles: string; p99: string }) => {
+    const line = (name: string, pick: (f: ModeFigures) => number | undefined, d: number, target = '', ratio = true) => {
+      const av = subjects.map((f) => (f ? fmt(pick(f), d) : '—'));
+      while (av.length < 1 + others) av.push('—');
+      const a0 = subjects[0] ? pick(subjects[0]) : undefined;
+      const bv = bl ? pick(bl) : undefined;
+      rows.push([`${label}: ${name}`, ...av, fmt(bv, d), ratio && a0 !== undefined && bv !== undefined ? fmt(a0 / bv, 2) : '—', target]);
+    };
+    const lat = (f: ModeFigures, rate: number): LoadFigures | undefined => f.latencyByRate[String(rate)];
+    line('call cycles/s (sustained)', (f) => f.throughput.cyclesPerSec, 0, targets.cycles);
+    for (const rate of rates) {
+      line(`setup p50 ms @${rate}/s`, (f) => lat(f, rate)?.setup.p50, 3);
+      line(`setup p99 ms @${rate}/s`, (f) => lat(f, rate)?.setup.p99, 3, rate === 500 || rate === 1000 ? targets.p99 : '');
+      line(`setup max ms @${rate}/s`, (f) => lat(f, rate)?.setup.max, 3);
+    }
+    line('CPU ms per call (sustained, all adapter processes)', (f) => f.throughput.cpuMsPerCall, 3);
+    for (const rate of rates) line(`CPU ms per call @${rate}/s`, (f) => lat(f, rate)?.cpuMsPerCall, 3);
+    line('processes counted (CPU)', (f) => f.throughput.processes, 0, '', false);
+    line('events lost + out of order, calls failed', () => undefined, 0, '0, 0', false);
+    const acc = (f: ModeFigures | null | undefined) => {
+      if (!f) return '—';
+      const list = [f.throughput, ...Object.values(f.latencyByRate)];
+      return `${list.reduce((n, x) => n + x.eventsLost + x.outOfOrder, 0)}, ${list.reduce((n, x) => n + x.calls.failed, 0)}`;
+    };
+    const last = rows[rows.length - 1] as string[];
+    subjects.forEach((f, i) => (last[1 + i] = acc(f)));
+    last[2 + others] = acc(bl);
   };
-  line('call cycles/s (sustained)', (f) => f.throughput.cyclesPerSec, true, '≥ 1000; ≥ 1/3 baseline', 0);
-  line(`setup latency p50 ms @${r.settings['rate']}/s`, (f) => f.latency.setup.p50, true, '', 3);
-  line(`setup latency p99 ms @${r.settings['rate']}/s`, (f) => f.latency.setup.p99, true, '≤ 2', 3);
-  line(`setup latency max ms @${r.settings['rate']}/s`, (f) => f.latency.setup.max, true, '', 3);
-  line('CPU ms per call (subject only)', (f) => f.throughput.cpuMsPerCall, true, '', 3);
-  line(`CPU ms per call @${r.settings['rate']}/s`, (f) => f.latency.cpuMsPerCall, true, '', 3);
-  const mem = (list: HoldFigures[], i: number) => list[i]?.peakRssMB;
-  const holds = r.settings['holds'] as number[];
-  holds.forEach((h, i) => {
-    const av = mem(r.memory.adapter, i);
-    const bv = mem(r.memory.baseline, i);
-    rows.push([`peak RSS MB, ${h} calls held`, fmt(av, 0), ...levels.slice(1).map(() => '—'), fmt(bv, 0), av !== undefined && bv !== undefined ? fmt(av / bv, 2) : '—', h === 10_000 ? '≤ 300' : '']);
-  });
+  const bridge = levels.map((l) => r.adapter[l]);
+  if (bridge.some(Boolean) || r.baseline) modeRows('bridge', bridge, r.baseline, { cycles: '≥ 1000; ≥ 1/3 baseline', p99: '≤ 2' });
   if (r.dialplan) {
-    const d = r.dialplan.throughput;
-    const bridge = a(main).throughput;
-    rows.push([`dialplan mode, ${r.dialplan.setApps} set apps: call cycles/s`, fmt(d.cyclesPerSec, 0), ...levels.slice(1).map(() => '—'), '—', `${fmt(d.cyclesPerSec / bridge.cyclesPerSec, 2)} of bridge mode`, '≥ 1000']);
-    rows.push([`dialplan mode, ${r.dialplan.setApps} set apps: CPU ms per call`, fmt(d.cpuMsPerCall, 3), ...levels.slice(1).map(() => '—'), '—', `${fmt(d.cpuMsPerCall / bridge.cpuMsPerCall, 2)} × bridge mode`, '≤ 1.5 × bridge mode']);
-    rows.push([`dialplan mode: events reaching the adapter per call`, fmt(d.eventsSent / Math.max(1, d.calls.started), 1), ...levels.slice(1).map(() => '—'), '—', '—', '']);
+    const d = r.dialplan;
+    modeRows(`dialplan (${d.setApps} set apps)`, [d], d.baseline, { cycles: '≥ 1000; ≥ 1/3 baseline', p99: '≤ 2' });
+    rows.push([`dialplan: CPU per call × bridge mode`, fmt(d.cpuVsBridge, 2), ...Array<string>(others).fill('—'), '—', '—', '≤ 1.5']);
+    rows.push([`dialplan: events reaching the adapter per call (of ${d.eventsPerCallOnSwitch} on the switch)`, fmt(d.eventsPerCall, 1), ...Array<string>(others).fill('—'), '—', '—', '']);
   }
-  const lost = [...levels.map((l) => a(l).throughput.eventsLost + a(l).latency.eventsLost + (l === main && r.dialplan ? r.dialplan.throughput.eventsLost : 0))];
-  rows.push(['events lost', ...lost.map(String), bl ? String(bl.throughput.eventsLost + bl.latency.eventsLost) : '—', '—', '0']);
-  rows.push(['CPU share: subject / generator / zammad+bench (cores, throughput)', ...levels.map((l) => cpuShare(a(l).throughput.cpu)), bl ? cpuShare(bl.throughput.cpu) : '—', '—', '2 cores in all']);
+  const holds = (r.settings['holds'] as number[] | undefined) ?? [];
+  holds.forEach((h, i) => {
+    const a = r.memory.adapter[i];
+    const bv = r.memory.baseline[i];
+    if (!a && !bv) return;
+    const n = a ? ` (${a.processes} process${a.processes === 1 ? '' : 'es'})` : '';
+    const pad = Array<string>(others).fill('—');
+    rows.push([`memory: RSS MB, ${h} calls held, sum of VmRSS${n} (headline)`, fmt(a?.rssMB, 0), ...pad, fmt(bv?.rssMB, 0), a && bv ? fmt(a.rssMB / bv.rssMB, 2) : '—', h === 10_000 ? '≤ 300' : '']);
+    rows.push([`memory: ${h} calls held, sum of each process's VmHWM / PSS`, a ? `${fmt(a.peakRssMB, 0)} / ${fmt(a.pssMB, 0)}` : '—', ...pad, bv ? `${fmt(bv.peakRssMB, 0)} / ${fmt(bv.pssMB, 0)}` : '—', '—', '']);
+  });
+  rows.push(['CPU share: subject / generator / zammad+bench (cores, bridge throughput)', ...levels.map((l) => (r.adapter[l] ? cpuShare(r.adapter[l].throughput.cpu) : '—')), r.baseline ? cpuShare(r.baseline.throughput.cpu) : '—', '—', '2 cores in all']);
   const widths = head.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
   const out = rows.map((row) => '| ' + row.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ') + ' |');
   out.splice(1, 0, '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
