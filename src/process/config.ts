@@ -72,8 +72,8 @@ export const ConfigSchema = z
 
     SHUTDOWN_DRAIN_MS: ms(0, 3_600_000).default(30_000),
     // Processes that take calls (node:cluster, one port); 1: a single process as before.
-    // 1 by default: on a 2-core machine shared with the switch side, a cluster takes fewer calls a
-    // second at more CPU and memory per call than one process (bench/README.md, "Several workers").
+    // 1 by default: on a 2-core machine shared with the switch side, a cluster takes no more calls
+    // a second than one process, with a longer set-up tail and more memory (bench/README.md).
     // `auto`: one worker per core, for machines with cores to spare.
     WORKERS: z
       .union([z.literal('auto'), z.coerce.number().int().min(1).max(64)], { error: 'must be a number from 1 to 64, or auto (one per core)' })

@@ -1,5 +1,3 @@
-import { CallSession } from '../call/session.js';
-import { EslListener } from '../switch/listener.js';
 import { EndpointSet } from '../zammad/endpoint-set.js';
 import { EndpointsFileError } from '../zammad/endpoints-file.js';
 import { OutboxStore } from '../zammad/store.js';
@@ -7,8 +5,12 @@ import { configuredEndpoints } from './endpoints.js';
 import { Metrics } from '../status/metrics.js';
 import { StatusServer } from '../status/server.js';
 import { recoverOpenCalls } from './recovery.js';
-/** `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts). */
-export async function startApp(config, log, secrets = []) {
+import { localFront } from './calls.js';
+/**
+ * `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts).
+ * `calls`: where calls are taken — this process (WORKERS=1) or cluster workers (cluster-primary.ts).
+ */
+export async function startApp(config, log, secrets = [], calls = localFront) {
     const metrics = new Metrics();
     const endpointList = configuredEndpoints(config);
     const store = new OutboxStore(config.OUTBOX_PATH);
@@ -36,53 +38,16 @@ export async function startApp(config, log, secrets = []) {
     }, secrets);
     zammad.start(endpointList);
     const recovery = await recoverOpenCalls({ store, zammad, config, log: log.child({ component: 'recovery' }) });
-    const rules = {
-        defaultCountryCode: config.DEFAULT_COUNTRY_CODE,
-        extensionMaxDigits: config.EXTENSION_MAX_DIGITS,
-        inboundContexts: config.INBOUND_CONTEXTS,
-        defaultBridge: config.DEFAULT_BRIDGE,
-    };
-    const callLog = log.child({ component: 'call' });
-    const sessions = new Set();
-    const followedIds = new Set();
-    const followed = {
-        claim(id) {
-            if (followedIds.has(id))
-                return false;
-            followedIds.add(id);
-            return true;
-        },
-        release: (id) => void followedIds.delete(id),
-    };
-    const listener = new EslListener({
-        host: config.ESL_HOST,
-        port: config.ESL_PORT,
-        allow: config.ESL_ALLOW,
-        maxFrameBytes: config.ESL_MAX_FRAME_BYTES,
-        handshakeTimeoutMs: config.ESL_IDLE_TIMEOUT_MS,
-    }, (conn) => {
-        metrics.callsInProgress.inc();
-        conn.once('closed', (reason) => {
-            metrics.callsInProgress.dec();
-            if (reason !== 'exit' && reason !== 'peer-closed')
-                metrics.eslErrors.inc({ reason });
-        });
-        const session = new CallSession(conn, {
-            rules,
-            zammad,
-            log: callLog,
-            newCallTimeoutMs: config.ZAMMAD_NEWCALL_TIMEOUT_MS,
-            followed,
-            metrics: {
-                decided: (kind, seconds, endpoint) => metrics.decisionSeconds.observe({ endpoint, decision: kind }, seconds),
-                ended: (cause) => metrics.callsTotal.inc({ cause }),
-            },
-        });
-        const running = session.run().catch((err) => callLog.error('call session failed', { error: String(err) }));
-        sessions.add(running);
-        void running.finally(() => sessions.delete(running));
-    }, log.child({ component: 'esl' }), { rejected: () => metrics.rejectedConnections.inc() });
-    const esl = await listener.listen();
+    const front = calls({
+        config,
+        log,
+        sink: zammad,
+        metrics,
+        recover: (callIds) => recoverOpenCalls({ store, zammad, config, log: log.child({ component: 'recovery' }) }, callIds),
+        unrouted: (route) => zammad.noteUnrouted(route),
+        routes: () => zammad.routes,
+    });
+    const esl = await front.listen();
     const shown = zammad.status().filter((e) => e.configured);
     log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: shown.length === 1 && shown[0]?.name === 'default' ? shown[0].url : shown.map((e) => `${e.name} ${e.url ?? ''}`).join(', ') });
     const readiness = () => {
@@ -91,7 +56,7 @@ export async function startApp(config, log, secrets = []) {
         const bad = configured.filter((e) => !e.ok);
         const single = configured.length === 1 && configured[0]?.name === 'default' ? configured[0] : undefined;
         const checks = {
-            listener: { ok: listener.listening },
+            listener: front.listenerCheck(),
             // One endpoint: its own state, as before tenants. Several: which of them are not ready.
             zammad: single
                 ? { ok: single.ok, detail: single.detail }
@@ -107,8 +72,8 @@ export async function startApp(config, log, secrets = []) {
         for (const e of zammad.status()) {
             metrics.outboxDepth.set({ endpoint: e.name }, e.events);
             metrics.zammadConfigFault.set({ endpoint: e.name }, e.configFault ? 1 : 0);
+            metrics.outboxAge.set({ endpoint: e.name }, e.oldestAgeMs / 1000);
         }
-        metrics.outboxAge.set({ endpoint: 'all' }, zammad.oldestAgeMs() / 1000);
     });
     const statusPort = await status.listen(config.STATUS_HOST, config.STATUS_PORT);
     log.info('status endpoints up', { host: config.STATUS_HOST, port: statusPort, paths: '/healthz /readyz /metrics' });
@@ -137,21 +102,15 @@ export async function startApp(config, log, secrets = []) {
                 return false;
             }
             const { added, changed, removed } = zammad.reload(next);
+            front.routesChanged(zammad.routes);
             log.info('SIGHUP: endpoints read again', { endpoints: next.map((e) => e.name).join(','), added: added.join(','), changed: changed.join(','), removed: removed.join(',') });
             return true;
         },
         async shutdown(drainMs) {
             const deadline = Date.now() + drainMs;
-            await listener.stopAccepting();
-            log.info('stopped taking new calls; following the calls in progress', { calls: listener.connections, drainMs });
-            while (listener.connections > 0 && Date.now() < deadline)
-                await new Promise((r) => setTimeout(r, 50));
-            const callsLeft = listener.connections;
-            if (callsLeft > 0) {
-                log.warn('drain time over: leaving the calls still in progress to the next start', { calls: callsLeft });
-                listener.closeAll();
-            }
-            await Promise.allSettled([...sessions]);
+            const inProgress = await front.stopAccepting(deadline);
+            log.info('stopped taking new calls; following the calls in progress', { calls: inProgress, drainMs });
+            const callsLeft = await front.drain(deadline);
             const flushed = await zammad.drain(Math.max(0, deadline - Date.now()));
             const eventsLeft = zammad.depth;
             if (!flushed)
@@ -161,7 +120,7 @@ export async function startApp(config, log, secrets = []) {
         },
         abort() {
             recovery.stop();
-            listener.closeAll();
+            front.abort();
             zammad.close();
             store.close();
         },

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { clearTextProblem, ctiUrl, tokenOf } from '../zammad/endpoint-url.js';
+import { availableParallelism } from 'node:os';
 const bool = z
     .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
     .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
@@ -26,6 +27,7 @@ const cidrList = list.superRefine((items, ctx) => {
         }
     }
 });
+const NO_ENDPOINT = 'is required (or ZAMMAD_ENDPOINTS_FILE): the endpoint from Zammad → Admin → Integrations → CTI (generic)';
 export const ConfigSchema = z
     .object({
     // One of the two: the single endpoint, and/or a file of endpoints per tenant (endpoints-file.ts).
@@ -58,6 +60,14 @@ export const ConfigSchema = z
     RETRY_BASE_MS: ms(10, 60_000).default(500),
     RETRY_MAX_MS: ms(100, 3_600_000).default(60_000),
     SHUTDOWN_DRAIN_MS: ms(0, 3_600_000).default(30_000),
+    // Processes that take calls (node:cluster, one port); 1: a single process as before.
+    // 1 by default: on a 2-core machine shared with the switch side, a cluster takes fewer calls a
+    // second at more CPU and memory per call than one process (bench/README.md, "Several workers").
+    // `auto`: one worker per core, for machines with cores to spare.
+    WORKERS: z
+        .union([z.literal('auto'), z.coerce.number().int().min(1).max(64)], { error: 'must be a number from 1 to 64, or auto (one per core)' })
+        .default(1)
+        .transform((w) => (w === 'auto' ? Math.min(64, availableParallelism()) : w)),
     FS_INBOUND_HOST: z.string().default(''),
     FS_INBOUND_PORT: port.default(8021),
     FS_INBOUND_PASSWORD: z.string().default(''),
@@ -69,7 +79,7 @@ export const ConfigSchema = z
 })
     .superRefine((c, ctx) => {
     if (c.ZAMMAD_CTI_URL === undefined && c.ZAMMAD_ENDPOINTS_FILE === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: 'is required (or ZAMMAD_ENDPOINTS_FILE): the endpoint from Zammad → Admin → Integrations → CTI (generic)' });
+        ctx.addIssue({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: NO_ENDPOINT });
     }
     const clear = c.ZAMMAD_CTI_URL === undefined ? undefined : clearTextProblem(c.ZAMMAD_CTI_URL, c.ZAMMAD_ALLOW_HTTP);
     if (clear)
@@ -97,8 +107,13 @@ export function loadConfig(env) {
             input[key] = value.trim();
     }
     const parsed = ConfigSchema.safeParse(input);
+    // Checked here too: the schema's cross-field rules do not run while any other variable is bad.
+    const noEndpoint = input['ZAMMAD_CTI_URL'] === undefined && input['ZAMMAD_ENDPOINTS_FILE'] === undefined;
     if (!parsed.success) {
-        throw new ConfigError(parsed.error.issues.map((issue) => {
+        const issues = parsed.error.issues.filter((i) => !(noEndpoint && i.path[0] === 'ZAMMAD_CTI_URL'));
+        if (noEndpoint)
+            issues.unshift({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: NO_ENDPOINT, input: undefined });
+        throw new ConfigError(issues.map((issue) => {
             const name = String(issue.path[0] ?? 'configuration');
             const shown = name === 'ZAMMAD_CTI_URL' ? '' : input[name] !== undefined ? ` (got "${input[name]}")` : '';
             return `${name}${shown}: ${issue.message}`;

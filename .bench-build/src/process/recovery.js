@@ -23,10 +23,13 @@ function closeUnknown(call, facts, deps, why) {
     void deps.zammad.send(call.endpoint, { event: 'hangup', ...facts, cause, ...(call.answeringNumber ? { answeringNumber: call.answeringNumber } : {}) });
     deps.store.callEnded(call.callId);
 }
-export async function recoverOpenCalls(deps) {
+/** `only`: just these calls (those of a cluster worker that died), not every call in the journal. */
+export async function recoverOpenCalls(deps, only) {
     const { store, config, log } = deps;
     const calls = [];
     for (const call of store.openCalls()) {
+        if (only && !only.has(call.callId))
+            continue;
         let facts;
         try {
             const parsed = OpenCallFacts.safeParse(JSON.parse(call.facts));

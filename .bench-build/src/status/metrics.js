@@ -31,4 +31,17 @@ export class Metrics {
         client.collectDefaultMetrics({ register: this.registry, prefix: 'cti_' });
     }
 }
+export function callCountsOf(metrics) {
+    return {
+        opened: () => metrics.callsInProgress.inc(),
+        closed: (reason) => {
+            metrics.callsInProgress.dec();
+            if (reason !== 'exit' && reason !== 'peer-closed')
+                metrics.eslErrors.inc({ reason });
+        },
+        rejected: () => metrics.rejectedConnections.inc(),
+        decided: (kind, seconds, endpoint) => metrics.decisionSeconds.observe({ endpoint, decision: kind }, seconds),
+        ended: (cause) => metrics.callsTotal.inc({ cause }),
+    };
+}
 //# sourceMappingURL=metrics.js.map

@@ -47,7 +47,7 @@ export class EndpointSet {
     route(hints) {
         const route = routeOf(this.table, hints);
         if (route.kind === 'none')
-            this.unrouted(route);
+            this.noteUnrouted(route);
         return route;
     }
     /** The route table without URLs (for a process that only needs to route). */
@@ -73,7 +73,7 @@ export class EndpointSet {
         return [...this.members].map(([name, m]) => {
             const events = m.outbox.depth;
             const fault = m.client ? m.outbox.configFault : undefined;
-            const base = { name, configured: m.client !== undefined, ...(m.url !== undefined ? { url: safeUrl(m.url) } : {}), events, configFault: fault !== undefined };
+            const base = { name, configured: m.client !== undefined, ...(m.url !== undefined ? { url: safeUrl(m.url) } : {}), events, oldestAgeMs: m.outbox.oldestAgeMs(), configFault: fault !== undefined };
             if (!m.client)
                 return { ...base, ok: true, detail: `not configured: ${events} events kept until it is again or OUTBOX_MAX_AGE_HOURS drops them` };
             if (fault)
@@ -155,7 +155,8 @@ export class EndpointSet {
             held: (events) => this.hooks.held?.(name, events),
         }, this.now);
     }
-    unrouted(route) {
+    /** A call that goes to no Zammad: counted, and logged once per domain (or unknown name) and hour. */
+    noteUnrouted(route) {
         this.hooks.unrouted?.(route.why);
         const detail = route.detail.slice(0, 100);
         const key = `${route.why}\0${detail}`;

@@ -46,7 +46,7 @@ function where(data, path) {
         return path.length === 0 ? 'the file' : path.map(String).join('.');
     const entries = data.endpoints;
     const entry = Array.isArray(entries) ? entries[path[1]] : undefined;
-    const name = typeof entry?.name === 'string' && /^[\x21-\x7e]{1,63}$/.test(entry.name) ? ` "${entry.name}"` : '';
+    const name = typeof entry?.name === 'string' && /^[\x20-\x7e]{1,63}$/.test(entry.name) ? ` "${entry.name}"` : '';
     const rest = path.slice(2).map(String).join('.');
     return `endpoints[${path[1]}]${name}${rest ? `: ${rest}` : ''}`;
 }

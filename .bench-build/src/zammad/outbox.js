@@ -27,6 +27,10 @@ export class Outbox {
     backlogLimit;
     /** Why nothing is sent (the endpoint left the endpoints file), while it lasts. */
     held;
+    /** Lanes whose next event is not on disk yet: they go once its commit is done. */
+    uncommitted = new Set();
+    /** The disk refuses writes (full, I/O error): logged once, until a commit passes again. */
+    storeFault;
     constructor(store, poster, options, log, hooks = {}, now = Date.now) {
         this.store = store;
         this.poster = poster;
@@ -38,6 +42,7 @@ export class Outbox {
         this.backlogLimit = Math.max(1, options.concurrency - reserve);
         this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
         this.sweepTimer.unref();
+        store.onCommit((error, unstored) => this.committed(error, unstored));
     }
     /** Picks up what an earlier run left on disk. */
     restore() {
@@ -88,7 +93,8 @@ export class Outbox {
             this.dropOldestCall();
         const createdAt = this.now();
         const body = formBody(post);
-        const id = this.store.add(post.callId, post.event, body, createdAt);
+        // The journal takes its fields from the post itself, not from the body.
+        const id = this.store.add(post, body, createdAt);
         this.size++;
         if (this.held !== undefined) {
             this.hooks.held?.(1);
@@ -223,6 +229,8 @@ export class Outbox {
             return;
         if (this.held !== undefined)
             return this.park(lane);
+        if (!this.onDisk(lane))
+            return;
         const urgent = this.urgent(lane);
         if (this.fault !== undefined && !urgent)
             return this.park(lane);
@@ -251,7 +259,7 @@ export class Outbox {
     }
     async run(lane) {
         const item = lane.items[0];
-        if (!item)
+        if (!item || !this.onDisk(lane))
             return;
         lane.busy = true;
         this.inFlight++;
@@ -259,6 +267,8 @@ export class Outbox {
         const onSend = item.once
             ? () => {
                 // On disk before the first byte leaves: after a crash, this hangup is not sent again.
+                // Committed at once (not with the turn's group); if that fails it throws, and the client
+                // does not send (client.ts onConnect).
                 this.store.markSent(item.id, true);
                 item.sent = true;
             }
@@ -356,6 +366,46 @@ export class Outbox {
             this.schedule(lane);
         }
     }
+    /** Whether the lane's next event is on disk; if not, the lane waits for the commit. */
+    onDisk(lane) {
+        const head = lane.items[0];
+        if (!head || this.store.stored(head.id))
+            return true;
+        this.uncommitted.add(lane);
+        return false;
+    }
+    /** The store committed a group (error undefined) or could not. */
+    committed(error, unstored) {
+        if (error) {
+            if (this.closed) {
+                this.log.error('could not write the last events to disk while stopping: they are lost', { events: unstored, error: error.message });
+                return;
+            }
+            if (this.storeFault === undefined) {
+                this.log.error('cannot write the outbox to disk: new events wait in memory and are not sent to Zammad until they are on disk (a crash would lose them); retrying', { events: unstored, error: error.message });
+            }
+            this.storeFault = error.message;
+            // A ringing caller need not wait for a decision that cannot come before the disk works.
+            const verdict = { kind: 'retry', reason: `the outbox cannot write to disk (${error.message})` };
+            for (const lane of this.uncommitted) {
+                for (const item of lane.items) {
+                    if (this.store.stored(item.id) || !item.early)
+                        continue;
+                    item.early(verdict);
+                    delete item.early;
+                }
+            }
+            return;
+        }
+        if (this.storeFault !== undefined) {
+            this.log.info('the outbox writes to disk again', { pending: this.size });
+            this.storeFault = undefined;
+        }
+        const lanes = [...this.uncommitted];
+        this.uncommitted.clear();
+        for (const lane of lanes)
+            this.schedule(lane);
+    }
     backoff(attempt) {
         const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(attempt - 1, 20));
         return ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
@@ -425,6 +475,7 @@ export class Outbox {
         this.size -= lane.items.length;
         lane.items = [];
         this.parked.delete(lane);
+        this.uncommitted.delete(lane);
         const queued = this.ready.indexOf(lane);
         if (queued >= 0)
             this.ready.splice(queued, 1);

@@ -2,19 +2,92 @@
  * The outbox on disk (better-sqlite3, WAL): every event for Zammad is written here before it is
  * sent and removed once Zammad has it, so a crash or restart loses nothing. It also remembers
  * which calls are still in progress (open_calls), so that a restarted adapter can finish them in
- * Zammad. add() keeps that journal in the same transaction as the call's events: a call is open
- * from the moment its newCall is on disk until its hangup is. Two separate writes would leave,
- * after a crash between them, a call closed twice (two hangups) or a hangup for a call whose
- * newCall was never stored (refused by Zammad for ever).
+ * Zammad. An event and its journal change (newCall opens, answer marks, hangup closes) go in the
+ * same transaction: two separate writes would leave, after a crash between them, a call closed
+ * twice (two hangups) or a hangup for a call whose newCall was never stored.
+ *
+ * Group commit: writes are queued and committed together, one transaction per event-loop turn
+ * (setImmediate after the first queued write), instead of one per write. What that keeps:
+ *  - An event is on disk before it leaves: add() returns its id at once, but the outbox posts it
+ *    only once stored(id) says its batch has committed (onCommit tells when). Otherwise a
+ *    SIGKILL after Zammad stored a newCall but before the commit would leave the call ringing
+ *    for ever (no journal entry, so no closing hangup after the restart).
+ *  - markSent() commits at once, with whatever is queued: it runs right before an at-most-once
+ *    request leaves, and must be on disk by then.
+ *  - remove() of a delivered event rides in the next batch: a SIGKILL within that turn sends
+ *    the event again after the restart (at-least-once, as before, with a window one turn
+ *    wider). An at-most-once event marked sent is still never sent twice: its mark is on disk
+ *    before it left, so a restart that finds it drops it instead (outbox.ts restore()).
+ *  - Reads (pending, count, openCalls) and close() commit what is queued first.
+ * A failed commit (disk full, I/O error) is rolled back and the queue kept: nothing is marked
+ * stored, onCommit hears of the error, and the commit is tried again (less and less often)
+ * until it passes. Events not yet stored are never posted in the meantime, and markSent(…,
+ * true) throws, so that its request does not leave.
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DEFAULT_ENDPOINT } from './endpoints-file.js';
+/** Every statement in one place. */
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}',
+    call_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS open_calls (
+    call_id TEXT PRIMARY KEY,
+    endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}',
+    facts TEXT NOT NULL,
+    answered INTEGER NOT NULL DEFAULT 0,
+    answering_number TEXT,
+    started_at INTEGER NOT NULL
+  );
+`;
+const SQL = {
+    columns: 'PRAGMA table_info(outbox)',
+    journalColumns: 'PRAGMA table_info(open_calls)',
+    addSent: 'ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0',
+    // Added with endpoints per tenant: what an earlier version stored went to ZAMMAD_CTI_URL.
+    addEndpoint: `ALTER TABLE outbox ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
+    addJournalEndpoint: `ALTER TABLE open_calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
+    lastId: "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
+    // Ids come from this process (see add()), so they are known before the insert.
+    insert: 'INSERT INTO outbox (id, endpoint, call_id, event, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    remove: 'DELETE FROM outbox WHERE id = ?',
+    markSent: 'UPDATE outbox SET sent = ? WHERE id = ?',
+    all: 'SELECT id, endpoint, call_id, event, body, created_at, sent FROM outbox WHERE endpoint = ? ORDER BY id',
+    endpoints: 'SELECT DISTINCT endpoint FROM outbox',
+    count: 'SELECT count(*) AS n FROM outbox',
+    openCall: 'INSERT OR IGNORE INTO open_calls (call_id, endpoint, facts, started_at) VALUES (?, ?, ?, ?)',
+    answerCall: 'UPDATE open_calls SET answered = 1, answering_number = ? WHERE call_id = ?',
+    closeCall: 'DELETE FROM open_calls WHERE call_id = ?',
+    openCalls: 'SELECT call_id, endpoint, facts, answered, answering_number, started_at FROM open_calls ORDER BY started_at',
+};
+/** After a failed commit: first retry after this, doubling up to RETRY_MAX_MS. */
+const RETRY_BASE_MS = 50;
+const RETRY_MAX_MS = 5000;
 export class OutboxStore {
     db;
     stmt;
-    addTx;
+    commitTx;
+    queue = [];
+    /** The last id handed out by add(); ids only grow, so "stored" is one comparison. */
+    lastId;
+    /** Every event with an id up to this one is on disk. */
+    storedId;
+    turnPending = false;
+    retryTimer;
+    retryDelay = 0;
+    failure;
+    /** One per endpoint's outbox. */
+    listeners = new Set();
+    toldId;
+    commitCount = 0;
+    closed = false;
     constructor(path) {
         if (path !== ':memory:')
             mkdirSync(dirname(path), { recursive: true });
@@ -22,69 +95,93 @@ export class OutboxStore {
         // WAL + NORMAL: a committed row survives a crash of this process (not necessarily of the OS).
         this.db.pragma('journal_mode = WAL');
         this.db.pragma('synchronous = NORMAL');
-        this.db.exec(`
-      CREATE TABLE IF NOT EXISTS outbox (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        call_id TEXT NOT NULL,
-        event TEXT NOT NULL,
-        body TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS open_calls (
-        call_id TEXT PRIMARY KEY,
-        facts TEXT NOT NULL,
-        answered INTEGER NOT NULL DEFAULT 0,
-        answering_number TEXT,
-        started_at INTEGER NOT NULL
-      );
-    `);
+        this.db.exec(SCHEMA);
         // Added after the first release: an outbox file of an earlier version gets the column here.
-        const columns = this.db.prepare('PRAGMA table_info(outbox)').all();
+        const columns = this.db.prepare(SQL.columns).all();
         if (!columns.some((c) => c.name === 'sent'))
-            this.db.exec('ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0');
-        // Added with endpoints per tenant: what an earlier version stored went to ZAMMAD_CTI_URL.
+            this.db.exec(SQL.addSent);
         if (!columns.some((c) => c.name === 'endpoint'))
-            this.db.exec(`ALTER TABLE outbox ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`);
-        const journal = this.db.prepare('PRAGMA table_info(open_calls)').all();
+            this.db.exec(SQL.addEndpoint);
+        const journal = this.db.prepare(SQL.journalColumns).all();
         if (!journal.some((c) => c.name === 'endpoint'))
-            this.db.exec(`ALTER TABLE open_calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`);
+            this.db.exec(SQL.addJournalEndpoint);
         this.stmt = {
-            insert: this.db.prepare('INSERT INTO outbox (endpoint, call_id, event, body, created_at) VALUES (?, ?, ?, ?, ?)'),
-            remove: this.db.prepare('DELETE FROM outbox WHERE id = ?'),
-            markSent: this.db.prepare('UPDATE outbox SET sent = ? WHERE id = ?'),
-            all: this.db.prepare('SELECT id, endpoint, call_id, event, body, created_at, sent FROM outbox WHERE endpoint = ? ORDER BY id'),
-            endpoints: this.db.prepare('SELECT DISTINCT endpoint FROM outbox'),
-            count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
-            openCall: this.db.prepare('INSERT OR IGNORE INTO open_calls (call_id, endpoint, facts, started_at) VALUES (?, ?, ?, ?)'),
-            answerCall: this.db.prepare('UPDATE open_calls SET answered = 1, answering_number = ? WHERE call_id = ?'),
-            closeCall: this.db.prepare('DELETE FROM open_calls WHERE call_id = ?'),
-            openCalls: this.db.prepare('SELECT call_id, endpoint, facts, answered, answering_number, started_at FROM open_calls ORDER BY started_at'),
+            insert: this.db.prepare(SQL.insert),
+            remove: this.db.prepare(SQL.remove),
+            markSent: this.db.prepare(SQL.markSent),
+            all: this.db.prepare(SQL.all),
+            endpoints: this.db.prepare(SQL.endpoints),
+            count: this.db.prepare(SQL.count),
+            openCall: this.db.prepare(SQL.openCall),
+            answerCall: this.db.prepare(SQL.answerCall),
+            closeCall: this.db.prepare(SQL.closeCall),
+            openCalls: this.db.prepare(SQL.openCalls),
         };
-        this.addTx = this.db.transaction((endpoint, callId, event, body, createdAt) => {
-            const id = Number(this.stmt.insert.run(endpoint, callId, event, body, createdAt).lastInsertRowid);
-            const form = new URLSearchParams(body);
-            if (event === 'newCall') {
-                const queue = form.get('queue');
-                const facts = { callId, direction: form.get('direction') ?? '', from: form.get('from') ?? '', to: form.get('to') ?? '', ...(queue !== null ? { queue } : {}) };
-                this.stmt.openCall.run(callId, endpoint, JSON.stringify(facts), createdAt);
+        // Above every id this file has used (AUTOINCREMENT's sequence too), so order by id stays the order of sending.
+        this.lastId = this.db.prepare(SQL.lastId).get().n;
+        this.storedId = this.lastId;
+        this.toldId = this.lastId;
+        this.commitTx = this.db.transaction((writes) => {
+            for (const w of writes) {
+                switch (w.op) {
+                    case 'insert':
+                        this.stmt.insert.run(w.id, w.endpoint, w.callId, w.event, w.body, w.createdAt);
+                        break;
+                    case 'remove':
+                        this.stmt.remove.run(w.id);
+                        break;
+                    case 'mark':
+                        this.stmt.markSent.run(w.sent ? 1 : 0, w.id);
+                        break;
+                    case 'open':
+                        this.stmt.openCall.run(w.callId, w.endpoint, w.facts, w.at);
+                        break;
+                    case 'answer':
+                        this.stmt.answerCall.run(w.answeringNumber, w.callId);
+                        break;
+                    case 'close':
+                        this.stmt.closeCall.run(w.callId);
+                        break;
+                }
             }
-            else if (event === 'answer') {
-                this.stmt.answerCall.run(form.get('answeringNumber') ?? '', callId);
-            }
-            else if (event === 'hangup') {
-                this.stmt.closeCall.run(callId);
-            }
-            return id;
         });
     }
-    /** Stores an event and, in the same transaction, keeps the open-call journal (newCall opens, answer marks, hangup closes). */
-    add(endpoint, callId, event, body, createdAt) {
-        return this.addTx(endpoint, callId, event, body, createdAt);
+    /**
+     * Queues an event and its journal change (newCall opens, answer marks, hangup closes) for the
+     * next commit; returns its id at once. It is on disk once stored(id) is true.
+     */
+    add(endpoint, facts, body, createdAt) {
+        this.assertOpen();
+        const id = ++this.lastId;
+        const { callId, event } = facts;
+        this.queue.push({ op: 'insert', id, endpoint, callId, event, body, createdAt });
+        if (event === 'newCall') {
+            const journal = { callId, direction: facts.direction, from: facts.from, to: facts.to, ...(facts.queue !== undefined ? { queue: facts.queue } : {}) };
+            this.queue.push({ op: 'open', callId, endpoint, facts: JSON.stringify(journal), at: createdAt });
+        }
+        else if (event === 'answer') {
+            this.queue.push({ op: 'answer', callId, answeringNumber: facts.answeringNumber ?? '' });
+        }
+        else if (event === 'hangup') {
+            this.queue.push({ op: 'close', callId });
+        }
+        this.soon();
+        return id;
+    }
+    /** Whether the event is on disk (its batch has committed). */
+    stored(id) {
+        return id <= this.storedId;
+    }
+    /** Each endpoint's outbox listens: told after each commit that stored events, and of each failed commit. */
+    onCommit(listener) {
+        this.listeners.add(listener);
     }
     /** The outbox of one endpoint sees only its own events. */
     scoped(endpoint) {
         return {
-            add: (callId, event, body, createdAt) => this.add(endpoint, callId, event, body, createdAt),
+            add: (facts, body, createdAt) => this.add(endpoint, facts, body, createdAt),
+            stored: (id) => this.stored(id),
+            onCommit: (listener) => this.onCommit(listener),
             remove: (id) => this.remove(id),
             markSent: (id, sent) => this.markSent(id, sent),
             pending: () => this.pending(endpoint),
@@ -93,32 +190,62 @@ export class OutboxStore {
     }
     /** Every endpoint that has events waiting, configured or not. */
     endpoints() {
+        this.flush();
         return this.stmt.endpoints.all().map((r) => r.endpoint);
     }
-    remove(id) {
-        this.stmt.remove.run(id);
+    /** Transactions committed so far (for tests and figures). */
+    get commits() {
+        return this.commitCount;
     }
-    /** Written before an at-most-once event goes to Zammad's socket; cleared when Zammad provably did not take it. */
+    /** Queued: a delivered event leaves the disk with the next batch (see the header for the window). */
+    remove(id) {
+        this.assertOpen();
+        this.queue.push({ op: 'remove', id });
+        this.soon();
+    }
+    /**
+     * Written before an at-most-once event goes to Zammad's socket: on disk (with whatever was
+     * queued) when this returns, or it throws and leaves nothing behind (the request must not
+     * leave then). Cleared when Zammad provably did not take it: committed at once too, but a
+     * failed commit keeps the clearing queued instead of throwing (a later commit applies it).
+     */
     markSent(id, sent) {
-        this.stmt.markSent.run(sent ? 1 : 0, id);
+        this.assertOpen();
+        this.queue.push({ op: 'mark', id, sent });
+        this.flush();
+        if (this.failure && sent) {
+            // Not on disk, and the request is not going to leave: the mark must not land later.
+            this.queue.pop();
+            throw this.failure;
+        }
     }
     pending(endpoint) {
+        this.flush();
         return this.stmt.all.all(endpoint).map((r) => ({ id: r.id, endpoint: r.endpoint, callId: r.call_id, event: r.event, body: r.body, createdAt: r.created_at, sent: r.sent === 1 }));
     }
     count() {
+        this.flush();
         return this.stmt.count.get()?.n ?? 0;
     }
     /** The journal entry of a call without its newCall (for tests and tools; the adapter journals through add()). */
     callStarted(callId, facts, at, endpoint = DEFAULT_ENDPOINT) {
-        this.stmt.openCall.run(callId, endpoint, facts, at);
+        this.assertOpen();
+        this.queue.push({ op: 'open', callId, endpoint, facts, at });
+        this.soon();
     }
     callAnswered(callId, answeringNumber) {
-        this.stmt.answerCall.run(answeringNumber, callId);
+        this.assertOpen();
+        this.queue.push({ op: 'answer', callId, answeringNumber });
+        this.soon();
     }
+    /** Queued like the rest: it lands in the same batch as a hangup sent just before it, or a later one. */
     callEnded(callId) {
-        this.stmt.closeCall.run(callId);
+        this.assertOpen();
+        this.queue.push({ op: 'close', callId });
+        this.soon();
     }
     openCalls() {
+        this.flush();
         return this.stmt.openCalls.all().map((r) => ({
             callId: r.call_id,
             endpoint: r.endpoint,
@@ -128,8 +255,96 @@ export class OutboxStore {
             startedAt: r.started_at,
         }));
     }
+    /** Commits what is queued, then closes the file. A failed last commit is reported to the listener. */
     close() {
+        if (this.closed)
+            return;
+        this.flush();
+        if (this.failure)
+            for (const l of this.listeners)
+                l(this.failure, this.unstored());
+        this.closed = true;
+        clearTimeout(this.retryTimer);
         this.db.close();
+    }
+    /** Commits everything queued, now. Never throws: a failure is kept in `failure` (and retried). */
+    flush() {
+        if (this.queue.length === 0 || this.closed)
+            return;
+        const writes = this.queue;
+        const last = this.lastId;
+        try {
+            this.commitTx(writes);
+        }
+        catch (err) {
+            // Rolled back as a whole: keep the queue (new writes go after it) and try again later.
+            this.failure = err instanceof Error ? err : new Error(String(err));
+            this.armRetry();
+            return;
+        }
+        this.queue = [];
+        this.storedId = last;
+        this.commitCount++;
+        this.failure = undefined;
+        this.retryDelay = 0;
+        clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+        // A synchronous commit (markSent, a read) after a failure: the listener still hears of it.
+        if (this.storedId > this.toldId && !this.turnPending)
+            this.soon();
+    }
+    /**
+     * One commit per event-loop turn: everything queued until the turn's I/O callbacks are done
+     * goes together. setImmediate rather than queueMicrotask: a microtask runs after each socket
+     * callback, so one turn that reads several switch connections committed several times (bench,
+     * same machine, back to back: 562 vs 627–658 cycles/s, 1.77 vs 1.51–1.62 CPU ms per call, setup
+     * p50 3.3 vs 1.9–3.6 ms); the wait until the check phase is part of the same turn.
+     */
+    soon() {
+        if (this.turnPending || this.retryTimer || this.closed)
+            return;
+        this.turnPending = true;
+        setImmediate(this.turn);
+    }
+    /**
+     * The listener hears of commits here, on a turn of its own, never from inside a synchronous
+     * flush: markSent flushes inside the HTTP client's connect callback, where starting further
+     * requests would re-enter it.
+     */
+    turn = () => {
+        this.flush();
+        this.turnPending = false;
+        if (this.closed)
+            return;
+        if (this.failure)
+            for (const l of this.listeners)
+                l(this.failure, this.unstored());
+        else if (this.storedId > this.toldId) {
+            this.toldId = this.storedId;
+            for (const l of this.listeners)
+                l(undefined, 0);
+        }
+    };
+    /** Events queued and not on disk. */
+    unstored() {
+        return this.lastId - this.storedId;
+    }
+    /** A write after close() would be lost without a word (better-sqlite3 threw here before the queue). */
+    assertOpen() {
+        if (this.closed)
+            throw new TypeError('The outbox store is closed');
+    }
+    armRetry() {
+        if (this.retryTimer || this.closed)
+            return;
+        this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay === 0 ? RETRY_BASE_MS : this.retryDelay * 2);
+        this.retryTimer = setTimeout(() => {
+            this.retryTimer = undefined;
+            this.turnPending = true;
+            this.turn();
+        }, this.retryDelay);
+        // The adapter's servers keep the process alive; a store alone must not.
+        this.retryTimer.unref();
     }
 }
 //# sourceMappingURL=store.js.map
