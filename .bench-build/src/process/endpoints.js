@@ -1,9 +1,0 @@
-import { DEFAULT_ENDPOINT, readEndpointsFile } from '../zammad/endpoints-file.js';
-/** Throws EndpointsFileError (naming each bad entry) when the file is missing or bad. */
-export function configuredEndpoints(config) {
-    const single = config.ZAMMAD_CTI_URL === undefined ? [] : [{ name: DEFAULT_ENDPOINT, url: config.ZAMMAD_CTI_URL, domains: [] }];
-    if (config.ZAMMAD_ENDPOINTS_FILE === undefined)
-        return single;
-    return [...single, ...readEndpointsFile(config.ZAMMAD_ENDPOINTS_FILE, { allowHttp: config.ZAMMAD_ALLOW_HTTP })];
-}
-//# sourceMappingURL=endpoints.js.map
