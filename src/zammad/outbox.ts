@@ -204,11 +204,6 @@ export class Outbox {
     return this.reachable;
   }
 
-  /** Why this outbox sends nothing (suspend()), or undefined. */
-  get suspended(): string | undefined {
-    return this.held;
-  }
-
   /**
    * The endpoint is gone from the configuration: its events stay on disk and in their lanes,
    * counted, and nothing is sent — never to another endpoint — until resume() or the age bound
