@@ -38,15 +38,15 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     {
       maxReplyBytes: config.ZAMMAD_MAX_REPLY_BYTES,
       outbox: {
-      requestTimeoutMs: config.ZAMMAD_REQUEST_TIMEOUT_MS,
-      retryBaseMs: config.RETRY_BASE_MS,
-      retryMaxMs: config.RETRY_MAX_MS,
-      maxAgeMs: config.OUTBOX_MAX_AGE_HOURS * 3_600_000,
-      maxEvents: config.OUTBOX_MAX_EVENTS,
-      // One request per pooled connection: a request queued inside undici could not be overtaken
-      // by a fresh newCall; queued in the outbox it can.
-      // Per endpoint: each tenant's Zammad has a pool of its own.
-      concurrency: config.ZAMMAD_MAX_CONNECTIONS,
+        requestTimeoutMs: config.ZAMMAD_REQUEST_TIMEOUT_MS,
+        retryBaseMs: config.RETRY_BASE_MS,
+        retryMaxMs: config.RETRY_MAX_MS,
+        maxAgeMs: config.OUTBOX_MAX_AGE_HOURS * 3_600_000,
+        maxEvents: config.OUTBOX_MAX_EVENTS,
+        // One request per pooled connection: a request queued inside undici could not be overtaken
+        // by a fresh newCall; queued in the outbox it can. Per endpoint: each tenant's Zammad has a
+        // pool of its own.
+        concurrency: config.ZAMMAD_MAX_CONNECTIONS,
       },
     },
     log.child({ component: 'outbox' }),
@@ -62,14 +62,15 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     secrets,
   );
   zammad.start(endpointList);
-  const recovery = await recoverOpenCalls({ store, zammad, config, log: log.child({ component: 'recovery' }) });
+  const recoveryDeps = { store, zammad, config, log: log.child({ component: 'recovery' }) };
+  const recovery = await recoverOpenCalls(recoveryDeps);
 
   const front = calls({
     config,
     log,
     sink: zammad,
     metrics,
-    recover: (callIds) => recoverOpenCalls({ store, zammad, config, log: log.child({ component: 'recovery' }) }, callIds),
+    recover: (callIds) => recoverOpenCalls(recoveryDeps, callIds),
     unrouted: (route) => zammad.noteUnrouted(route),
     routes: () => zammad.routes,
   });
