@@ -10,7 +10,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
+import { FakeSwitch, placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
+import { InboundSwitch } from '../doubles/inbound-switch.js';
 import { ZammadDouble } from '../../src/sim/zammad.js';
 import { startAdapter, tempOutbox, type AdapterProcess } from './adapter-process.js';
 import { metrics } from './raw-switch.js';
@@ -321,6 +322,34 @@ describe('endpoints per tenant', () => {
     assert.deepEqual(accepted(globex.zammad, talking.uuid), ['newCall', 'answer', 'hangup']);
     noPosts(talking, acme, initech);
     await noTokens(adapter, [acme, globex, initech]);
+  });
+
+  test('a tenant\'s call still talking when the drain time is over: the next start re-attaches (FS_INBOUND_*) and posts its hangup to that tenant\'s Zammad only', async () => {
+    const acme = await tenant('acme', ['acme.example.com']);
+    const globex = await tenant('globex', ['globex.example.com']);
+    const sw = new FakeSwitch();
+    const fs = new InboundSwitch(sw);
+    await fs.start();
+    const env = { OUTBOX_PATH: tempOutbox(), FS_INBOUND_HOST: '127.0.0.1', FS_INBOUND_PORT: String(fs.port), FS_INBOUND_PASSWORD: 'ClueCon' };
+    const file = endpointsFile([acme, globex]);
+    const first = await adapterFor(file, { ...env, SHUTDOWN_DRAIN_MS: '300' });
+    const call = await sw.placeCall({ host: '127.0.0.1', port: first.eslPort }, callOf('globex.example.com', 'bridge', {}, 60_000));
+    try {
+      await globex.zammad.waitFor((z) => accepted(z, call.uuid).includes('answer'), 5000);
+      assert.equal(await first.stop('SIGTERM'), 0);
+      assert.ok(call.socketLostWhileUp, 'the call goes on in the switch');
+      const second = await adapterFor(file, env);
+      await second.waitForLog((l) => /^re-attached to a call still in progress/.test(l.message) && l['callId'] === call.uuid);
+      call.hangup();
+      await globex.zammad.waitFor((z) => accepted(z, call.uuid).includes('hangup'), 5000);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(accepted(globex.zammad, call.uuid), ['newCall', 'answer', 'hangup']);
+      noPosts(call, acme);
+      await noTokens(second, [acme, globex]);
+    } finally {
+      call.hangup();
+      await fs.stop();
+    }
   });
 
   test('a bad endpoints file at start: exit code 2, every bad entry named, no URL or token shown', async () => {
