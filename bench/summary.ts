@@ -26,44 +26,12 @@ export interface Measured {
   memory: { adapter: HoldFigures[]; baseline: HoldFigures[] };
 }
 
-/** Dialplan mode in the JSON: its headline figures beside the phases' detail (`throughput`, `latency…`, `baseline`). */
-export interface DialplanReport extends ModeFigures {
-  setApps: number;
-  cyclesPerSec: number;
-  setupP50Ms: number;
-  setupP99Ms: number;
-  setupMaxMs: number;
-  setupP50Ms1000: number;
-  setupP99Ms1000: number;
-  setupMaxMs1000: number;
-  cpuMsPerCall: number;
-  ratioToBaseline: number;
-  /** CPU per call against bridge mode's (same log level, same run). */
-  cpuVsBridge: number;
-  baselineCyclesPerSec: number;
-  baselineSetupP50Ms: number;
-  baselineSetupP99Ms: number;
-  baselineSetupP99Ms1000: number;
-  baselineCpuMsPerCall: number;
-  /** Events that pass the adapter's filters, per call; the switch has `eventsPerCallOnSwitch`. */
-  eventsPerCall: number;
-  eventsPerCallOnSwitch: number;
-  adapterProcesses: number;
-  /** Every dialplan-mode phase, adapter and baseline. */
-  eventsLost: number;
-  callsFailed: number;
-  baseline: ModeFigures | null;
-}
-
-export interface Report {
-  when: string;
-  machine: ReturnType<typeof machine>;
-  mode: 'full' | 'smoke';
-  settings: Record<string, unknown>;
-  // Bridge mode, the first log level; setup figures at the first rate (500/s) and at 1000/s.
+/** The headline figures of one mode, the same keys for bridge mode (top level) and dialplan mode (`dialplan.*`). */
+export interface Headline {
   cyclesPerSec: number;
   baselineCyclesPerSec: number;
   ratioToBaseline: number;
+  // Setup figures at the first rate (500/s) and at 1000/s.
   setupP50Ms: number;
   setupP99Ms: number;
   setupMaxMs: number;
@@ -77,6 +45,30 @@ export interface Report {
   baselineCpuMsPerCall: number;
   /** Processes of the adapter counted in CPU per call (1 + its workers). */
   adapterProcesses: number;
+  eventsLost: number;
+  /** Calls that did not end cleanly (timed out, closed early): must be 0 as well. */
+  callsFailed: number;
+  baseline: ModeFigures | null;
+}
+
+/** Dialplan mode in the JSON: its headline figures beside the phases' detail (`throughput`, `latency…`, `baseline`). */
+export interface DialplanReport extends ModeFigures, Headline {
+  setApps: number;
+  /** CPU per call against bridge mode's (same log level, same run). */
+  cpuVsBridge: number;
+  /** Events that pass the adapter's filters, per call; the switch has `eventsPerCallOnSwitch`. */
+  eventsPerCall: number;
+  eventsPerCallOnSwitch: number;
+  // eventsLost, callsFailed: every dialplan-mode phase, adapter and baseline.
+  baseline: ModeFigures | null;
+}
+
+export interface Report extends Headline {
+  when: string;
+  machine: ReturnType<typeof machine>;
+  mode: 'full' | 'smoke';
+  settings: Record<string, unknown>;
+  // Headline: bridge mode, the first log level.
   /** Sum of VmRSS over the adapter's processes once the calls are held (the headline memory figure). */
   rss1kMB: number;
   rss10kMB: number;
@@ -86,9 +78,6 @@ export interface Report {
   memoryProcesses: number;
   baselineRss1kMB: number;
   baselineRss10kMB: number;
-  eventsLost: number;
-  /** Calls that did not end cleanly (timed out, closed early): must be 0 as well. */
-  callsFailed: number;
   ratios: Record<string, number>;
   targets: Record<string, { target: string; met: boolean }>;
   adapter: Record<string, ModeFigures>;

@@ -9,7 +9,7 @@
  */
 import { ConfigError, loadConfig, type Config } from '../process/config.js';
 import { configuredEndpoints } from '../process/endpoints.js';
-import { EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
+import { DEFAULT_ENDPOINT, EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
 import { tokenOf } from '../zammad/endpoint-url.js';
 import { ZammadClient, type HttpOutcome } from '../zammad/client.js';
 import { errorText } from '../zammad/replies.js';
@@ -361,7 +361,7 @@ export async function runCheck(env: NodeJS.ProcessEnv, out: (line: string) => vo
   let ok = true;
   endpoints.forEach((e, i) => {
     const { verdict, safe, plain } = results[i]!;
-    const what = e.name === 'default' ? 'ZAMMAD_CTI_URL' : `endpoint "${e.name}" (${e.domains.length > 0 ? `domains ${e.domains.join(', ')}` : 'by zammad_endpoint only'})`;
+    const what = e.name === DEFAULT_ENDPOINT ? 'ZAMMAD_CTI_URL' : `endpoint "${e.name}" (${e.domains.length > 0 ? `domains ${e.domains.join(', ')}` : 'by zammad_endpoint only'})`;
     if (endpoints.length > 1) say('');
     say(`${PASS} configuration valid (${what} ${safe}${plain ? ', plain http' : ''})`);
     for (const line of verdict.lines) say(line);

@@ -20,6 +20,7 @@ import { formBody } from '../zammad/form.js';
 import { verdictOf } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
 import { clientFor, configOrExit, endpointsOrExit, endpointsScrubber, oneLine } from './check.js';
+import { DEFAULT_ENDPOINT } from '../zammad/endpoints-file.js';
 
 export const OUTCOMES = ['answered', 'busy', 'cancel', 'noAnswer', 'congestion', 'notFound', 'forwarded', 'rejected'] as const;
 export type SimOutcome = (typeof OUTCOMES)[number];
@@ -203,7 +204,7 @@ export async function runSimulate(argv: string[], env: NodeJS.ProcessEnv, out: (
   const at = argv.indexOf('--endpoint');
   const wanted = at >= 0 ? argv[at + 1] : undefined;
   if (at >= 0) argv = [...argv.slice(0, at), ...argv.slice(at + 2)];
-  const endpoint = wanted !== undefined ? endpoints.find((e) => e.name === wanted) : (endpoints.find((e) => e.name === 'default') ?? (endpoints.length === 1 ? endpoints[0] : undefined));
+  const endpoint = wanted !== undefined ? endpoints.find((e) => e.name === wanted) : (endpoints.find((e) => e.name === DEFAULT_ENDPOINT) ?? (endpoints.length === 1 ? endpoints[0] : undefined));
   if (!endpoint) {
     say(at >= 0 ? `error: no endpoint "${wanted ?? ''}" (configured: ${endpoints.map((e) => e.name).join(', ') || 'none'})` : `error: several endpoints: choose one with --endpoint NAME (${endpoints.map((e) => e.name).join(', ')})`);
     return 2;

@@ -4,8 +4,8 @@
  */
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
-import { EndpointSet } from '../zammad/endpoint-set.js';
-import { EndpointsFileError } from '../zammad/endpoints-file.js';
+import { EndpointSet, type EndpointStatus } from '../zammad/endpoint-set.js';
+import { DEFAULT_ENDPOINT, EndpointsFileError } from '../zammad/endpoints-file.js';
 import { OutboxStore } from '../zammad/store.js';
 import { configuredEndpoints } from './endpoints.js';
 import { Metrics } from '../status/metrics.js';
@@ -23,6 +23,11 @@ export interface App {
   shutdown(drainMs: number): Promise<{ callsLeft: number; eventsLeft: number }>;
   /** Immediate stop: whatever is not delivered stays on disk. */
   abort(): void;
+}
+
+/** ZAMMAD_CTI_URL's endpoint when it is the only one: logs and /readyz then look as before tenants. */
+function soleDefault(configured: readonly EndpointStatus[]): EndpointStatus | undefined {
+  return configured.length === 1 && configured[0]?.name === DEFAULT_ENDPOINT ? configured[0] : undefined;
 }
 
 /**
@@ -76,13 +81,13 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
   });
   const esl = await front.listen();
   const shown = zammad.status().filter((e) => e.configured);
-  log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: shown.length === 1 && shown[0]?.name === 'default' ? shown[0].url : shown.map((e) => `${e.name} ${e.url ?? ''}`).join(', ') });
+  log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: soleDefault(shown)?.url ?? shown.map((e) => `${e.name} ${e.url ?? ''}`).join(', ') });
 
   const readiness = (): Readiness => {
     const endpoints = zammad.status();
     const configured = endpoints.filter((e) => e.configured);
     const bad = configured.filter((e) => !e.ok);
-    const single = configured.length === 1 && configured[0]?.name === 'default' ? configured[0] : undefined;
+    const single = soleDefault(configured);
     const checks: Readiness['checks'] = {
       listener: front.listenerCheck(),
       // One endpoint: its own state, as before tenants. Several: which of them are not ready.

@@ -106,8 +106,6 @@ export type ConfigInput = z.input<typeof ConfigSchema>;
 /** zammadToken: the token of ZAMMAD_CTI_URL ('' without it), a secret for the logs. */
 export type Config = Readonly<z.output<typeof ConfigSchema>> & { readonly zammadToken: string };
 
-export { isLoopback } from '../zammad/endpoint-url.js';
-
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);

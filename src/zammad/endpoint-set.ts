@@ -11,7 +11,7 @@
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
 import { ZammadClient } from './client.js';
-import { DEFAULT_ENDPOINT, type Endpoint } from './endpoints-file.js';
+import type { Endpoint } from './endpoints-file.js';
 import { safeUrl, tokenOf } from './endpoint-url.js';
 import { Outbox, type OutboxOptions, type Poster } from './outbox.js';
 import { routeOf, routeTable, type Route, type RouteHints, type RouteTable } from './routing.js';
@@ -226,4 +226,3 @@ export class EndpointSet {
   }
 }
 
-export { DEFAULT_ENDPOINT };
