@@ -185,6 +185,7 @@ function parseYaml(text: string): Yaml {
   };
   const value = (rest: string, indent: number): Yaml => {
     if (/^[|>][-+]?$/.test(rest)) return block(rest, indent);
+    if (rest === '[]') return [];
     if (rest !== '') return scalar(rest);
     skip();
     const next = lines[i];
@@ -232,6 +233,7 @@ describe('the YAML reader', () => {
       ['# c', 'a:', '  - x: 1', '    y: "q {{ $v }}"', '    z: |', '      one', '      two', '  - w', 'b: >-', '  folded', '  text', "c: 'it''s'"].join('\n'),
     );
     assert.deepEqual(doc, { a: [{ x: '1', y: 'q {{ $v }}', z: 'one\ntwo\n' }, 'w'], b: 'folded text', c: "it's" });
+    assert.deepEqual(parseYaml('a: []'), { a: [] });
     assert.throws(() => parseYaml('a: [1, 2]'), /unsupported/);
     assert.throws(() => parseYaml('a: 1\na: 2'), /duplicate/);
   });
@@ -295,6 +297,26 @@ describe('conf/prometheus/alerts.yml', () => {
     const m = /> (\d+) \* 3600\s*$/.exec(old?.expr ?? '');
     assert.ok(m, 'CtiOutboxOldEvents: > N * 3600');
     assert.ok(Number(m[1]) < DEFAULTS.OUTBOX_MAX_AGE_HOURS / 2, `${m[1]} h, well before ${DEFAULTS.OUTBOX_MAX_AGE_HOURS} h`);
+  });
+});
+
+describe('conf/prometheus/alerts.test.yml (promtool test rules)', () => {
+  const doc = parseYaml(read('conf/prometheus/alerts.test.yml')) as unknown as {
+    rule_files: string[];
+    tests: { input_series: { series: string }[]; alert_rule_test: { alertname: string }[] }[];
+  };
+  const alerts = new Set((parseYaml(read('conf/prometheus/alerts.yml')) as unknown as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules.map((r) => r.alert)));
+
+  it('tests alerts.yml, with alerts that exist and series the adapter exports', async () => {
+    assert.deepEqual(doc.rule_files, ['alerts.yml']);
+    assert.ok(doc.tests.length >= 5 && doc.tests.every((t) => t.input_series.length > 0 && t.alert_rule_test.length > 0));
+    const series = new Map([...(await exportedSeries()), ...SCRAPE_SERIES]);
+    const problems: string[] = [];
+    for (const t of doc.tests) {
+      for (const s of t.input_series) problems.push(...problemsOf('input_series', s.series, series));
+      for (const a of t.alert_rule_test) if (!alerts.has(a.alertname)) problems.push(`no alert ${a.alertname} in alerts.yml`);
+    }
+    assert.deepEqual(problems, []);
   });
 });
 
