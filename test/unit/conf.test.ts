@@ -127,18 +127,35 @@ const GATES = [
   },
 ] as const;
 
+/**
+ * Two adapters (docs/high-availability.md): the same gates with a `host1:port|host2:port` list,
+ * which mod_event_socket's `socket` tries in order. The first entry is the one-adapter default.
+ */
+const HA_HOSTS = [DEFAULTS.ESL_PORT, DEFAULTS.ESL_PORT + 1].map((p) => `${DEFAULTS.ESL_HOST}:${p}`);
+const HA_SOCKET_DATA = `${HA_HOSTS.join('|')} async full`;
+const haFile = (file: string): string => file.replace('conf/dialplan/', 'conf/high-availability/dialplan/');
+const ALL_GATES = [
+  ...GATES.map((g) => ({ ...g, socket: SOCKET_DATA })),
+  ...GATES.map((g) => ({ ...g, file: haFile(g.file), socket: HA_SOCKET_DATA })),
+];
+
 describe('conf/: every XML file', () => {
   const files = xmlFiles(CONF);
 
   it('finds the gates, the bridge-mode snippets and event_socket.conf.xml', () => {
     const rel = files.map((f) => path.relative(ROOT, f).split(path.sep).join('/')).sort();
-    for (const expected of [...GATES.map((d) => d.file), ...BRIDGE_DIALPLANS.map((d) => d.file), 'conf/autoload_configs/event_socket.conf.xml']) {
+    const wanted = [...ALL_GATES, ...BRIDGE_DIALPLANS].map((d) => d.file);
+    for (const expected of [...wanted, 'conf/autoload_configs/event_socket.conf.xml']) {
       assert.ok(rel.includes(expected), `${expected} exists`);
     }
   });
 
   it('the bridge-mode snippets install to the same path as the gates (one or the other)', () => {
     for (const b of BRIDGE_DIALPLANS) assert.ok(GATES.some((g) => g.file === b.file.replace('conf/bridge-mode/', 'conf/')), b.file);
+  });
+
+  it('the two-adapter gates install to the same path as the gates (one or the other)', () => {
+    for (const g of GATES) assert.ok(files.includes(path.join(ROOT, haFile(g.file))), haFile(g.file));
   });
 
   for (const file of files) {
@@ -157,7 +174,8 @@ describe('conf/: every XML file', () => {
   }
 });
 
-for (const gate of GATES) {
+for (const gate of ALL_GATES) {
+  const SOCKET_DATA = gate.socket;
   describe(`${gate.file} (the gate, dialplan mode)`, () => {
     const text = read(gate.file);
     const extensions = extensionsOf(path.join(ROOT, gate.file));
@@ -349,6 +367,34 @@ for (const plan of BRIDGE_DIALPLANS) {
     it('a caller who dials the fallback name directly does not reach its bridge', () => {
       const run = hunt(extensions, { destination_number: target });
       assert.ok(!run.some((a) => a.app === 'bridge' || a.app === 'socket'));
+    });
+  });
+}
+
+for (const gate of GATES) {
+  describe(`${haFile(gate.file)} (two adapters)`, () => {
+    const one = extensionsOf(path.join(ROOT, gate.file));
+    const two = extensionsOf(path.join(ROOT, haFile(gate.file)));
+    const socketOf = (xs: typeof one) => allApps(xs).find((a) => a.app === 'socket')?.data ?? '';
+    const withoutSocket = (xs: typeof one) => brief(allApps(xs).filter((a) => a.app !== 'socket'));
+
+    it('is the one-adapter gate but for the socket line: same extension, conditions and other actions', () => {
+      assert.deepEqual(two.map((x) => x.attrs), one.map((x) => x.attrs));
+      const conditions = (xs: typeof one) => xs.map((x) => x.conditions.map((c) => c.attrs));
+      assert.deepEqual(conditions(two), conditions(one));
+      assert.deepEqual(withoutSocket(two), withoutSocket(one));
+    });
+
+    // mod_event_socket.c socket_function: the first word is split on '|', each entry is
+    // host[:port]; a port left out is the previous entry's (8084 for the first), so spell each.
+    it('lists two distinct host:port entries, the one-adapter address first, no spaces inside the list', () => {
+      const [list = '', ...flags] = socketOf(two).split(' ');
+      assert.deepEqual(flags, ['async', 'full']);
+      const entries = list.split('|');
+      assert.equal(entries.length, 2);
+      for (const e of entries) assert.match(e, /^[\w.-]+:\d+$/, e);
+      assert.equal(new Set(entries).size, 2);
+      assert.equal(`${entries[0]} async full`, socketOf(one));
     });
   });
 }
