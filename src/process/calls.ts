@@ -73,7 +73,9 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
           ended: (cause) => metrics.callsTotal.inc({ cause }),
         },
       });
-      const running = session.run().catch((err: unknown) => callLog.error('call session failed', { error: String(err) }));
+      const running = session.run().catch((err: unknown) => {
+        callLog.error('call session failed', { error: String(err) });
+      });
       sessions.add(running);
       void running.finally(() => sessions.delete(running));
     },

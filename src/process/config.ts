@@ -108,14 +108,17 @@ export class ConfigError extends Error {
  * and ignored: an upgrade must not stop the service for a setting it can do without.
  */
 const RETIRED: Readonly<Record<string, string>> = {
-  WORKERS: 'the adapter is one process; for more capacity run more instances, each with its own ESL_PORT, OUTBOX_PATH and STATUS_PORT',
+  WORKERS:
+    'the adapter is one process; for more capacity run more instances ' +
+    '(on one host each with its own ESL_PORT, OUTBOX_PATH and STATUS_PORT)',
 };
 
 /** One warning per retired variable set in `env` (empty counts as unset, as in loadConfig). */
 export function retiredVariables(env: NodeJS.ProcessEnv): string[] {
   return Object.entries(RETIRED)
     .filter(([name]) => (env[name] ?? '').trim() !== '')
-    .map(([name, instead]) => `${name} is no longer read and is ignored: ${instead}. Remove ${name} from the configuration.`);
+    .map(([name, instead]) =>
+      `${name} is no longer read and is ignored: ${instead}. Remove ${name} from the configuration.`);
 }
 
 /** Reads only the variables the schema knows; empty strings count as unset so that `VAR=` in .env means "default". */
