@@ -28,9 +28,9 @@ export interface LoadFigures {
   /** Latency phases: new calls a second; throughput phases: undefined (closed loop). */
   rate?: number;
   cyclesPerSec: number;
-  /** CPU ms of the subject's whole process tree (primary and workers) per completed call (window). */
+  /** CPU ms of the subject's process tree per completed call (window). */
   cpuMsPerCall: number;
-  /** Processes of the subject counted (its tree at the end of the window: 1 + workers). */
+  /** Processes of the subject counted (its tree at the end of the window). */
   processes: number;
   cpu: CpuShare;
   /** n: calls of the window; missing: those of them that failed before the routing command, counted as the call timeout (20 s). */
@@ -59,7 +59,7 @@ export function target(s: Subject): Target {
   return { host: '127.0.0.1', port: s.kind === 'adapter' ? s.adapter.eslPort : s.baseline.port };
 }
 
-/** The subject's root process: the adapter's primary (its workers are found under it), or the baseline. */
+/** The subject's root process: the adapter's, or the baseline's. */
 export function pidOf(s: Subject): number {
   return s.kind === 'adapter' ? s.adapter.pid : s.baseline.pid;
 }

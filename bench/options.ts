@@ -16,8 +16,6 @@ export interface Options {
   rates: number[];
   /** Routing modes measured: `bridge` (the adapter bridges) and `dialplan` (it hands the call back). */
   modes: ('bridge' | 'dialplan')[];
-  /** WORKERS for the adapter; undefined: not set, the adapter's own default applies. */
-  workers: number | undefined;
   holds: number[];
   generators: number;
   transcript: string;
@@ -53,7 +51,6 @@ export function parseOptions(argv: string[]): Options {
     // keeps up with (at 500/s calls would queue for longer than the 20 s a call may take).
     rates: (value('rates') ?? value('rate') ?? (smoke ? '50,100' : '500,1000')).split(',').map(Number).filter((n) => n > 0),
     modes: parseModes(value('modes') ?? 'bridge,dialplan'),
-    workers: value('workers') === undefined ? undefined : positive('--workers', value('workers')),
     holds: (value('hold') ?? (smoke ? '100,300' : '1000,10000')).split(',').map(Number).filter((n) => n > 0),
     generators: num('generators', 1, 1),
     transcript: value('transcript') ?? DEFAULT_TRANSCRIPT,
@@ -81,10 +78,4 @@ function parseModes(text: string): ('bridge' | 'dialplan')[] {
   const unknown = modes.filter((m) => m !== 'bridge' && m !== 'dialplan');
   if (unknown.length > 0 || modes.length === 0) throw new Error(`--modes: bridge, dialplan or both (got ${text})`);
   return modes as ('bridge' | 'dialplan')[];
-}
-
-function positive(name: string, text: string | undefined): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: a whole number ≥ 1 (got ${text})`);
-  return n;
 }

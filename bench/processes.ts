@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DIALPLAN_EVENT_FILTERS } from '../src/call/signals.js';
 import type { FromGenerator, Job, JobResult, ToGenerator } from './loadgen.js';
-import { machine, processTree } from './procstat.js';
+import { machine } from './procstat.js';
 import { ROOT, BENCH, sleep, freePort, log } from './util.js';
 
 /**
@@ -61,7 +61,7 @@ export function outboxPath(dir: string): string {
   return where ? join(mkdtempSync(join(where, 'cti-bench-')), 'outbox.sqlite') : join(dir, 'outbox.sqlite');
 }
 
-export async function startAdapter(opts: { main: string | null; zammadUrl: string; bridge: string; logLevel: string; cpuProfDir?: string; tag: string; nodeOptions: string[]; workers?: number | undefined }): Promise<Adapter> {
+export async function startAdapter(opts: { main: string | null; zammadUrl: string; bridge: string; logLevel: string; cpuProfDir?: string; tag: string; nodeOptions: string[] }): Promise<Adapter> {
   const eslPort = await freePort();
   const statusPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cti-bench-'));
@@ -77,15 +77,11 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     OUTBOX_PATH: outboxPath(dir),
     DEFAULT_BRIDGE: opts.bridge,
     SHUTDOWN_DRAIN_MS: '5000',
-    // --workers N: N cluster workers take the calls (the primary keeps outbox, HTTP and status).
-    // Without it nothing is set: the adapter's own default applies. An adapter without WORKERS ignores it.
-    ...(opts.workers !== undefined ? { WORKERS: String(opts.workers) } : {}),
   };
   const args = [
     ...opts.nodeOptions,
     ...(process.env['BENCH_HEAPSNAPSHOT'] ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env['BENCH_HEAPSNAPSHOT_DIR'] ?? dir}`] : []),
-    // Cluster workers inherit the flags: with --workers each process writes its own CPU.…<pid>….cpuprofile.
-    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, ...(opts.workers === undefined ? [`--cpu-prof-name=adapter-${opts.tag}.cpuprofile`] : [])] : []),
+    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=adapter-${opts.tag}.cpuprofile`] : []),
     ...(opts.main ? [opts.main] : ['--import', 'tsx', join(ROOT, 'src', 'main.ts')]),
   ];
   // cwd: an empty directory, so that no .env of the checkout changes the configuration.
@@ -110,19 +106,11 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     },
     async stop() {
       if (proc.exitCode !== null) return;
-      // Its workers, if any: they must end with the primary (they would load the next phases).
-      const workers = proc.pid ? processTree(proc.pid).slice(1) : [];
       const exited = new Promise<void>((r) => proc.once('exit', () => r()));
       proc.kill('SIGTERM');
       const t = setTimeout(() => proc.kill('SIGKILL'), 15_000);
       await exited;
       clearTimeout(t);
-      for (let i = 0; i < 50 && workers.some(alive); i++) await sleep(100);
-      const left = workers.filter(alive);
-      if (left.length > 0) {
-        log(`adapter worker process(es) ${left.join(', ')} still running 5 s after the primary ended: killed`);
-        for (const pid of left) process.kill(pid, 'SIGKILL');
-      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -154,16 +142,6 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
     await sleep(100);
   }
   return adapter;
-}
-
-/** Whether a process still runs (signal 0 only asks). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export interface GeneratorProc {

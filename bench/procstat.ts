@@ -1,7 +1,7 @@
 /**
  * What Linux says about a process and its descendants: CPU time (utime + stime) and resident
- * memory, from /proc. The adapter may be several processes (WORKERS: a primary and its cluster
- * workers): every figure of "the adapter" is taken over its whole process tree.
+ * memory, from /proc. Every figure of "the adapter" is taken over its process tree, so that a
+ * child it starts is not left out (one process: the tree is the process itself).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -117,8 +117,7 @@ export function sampleTree(root: number): TreeSample {
 
 /**
  * CPU ms the tree used between two samples: each process's increase, a process that started in
- * between counted from zero. One that ended in between is not counted (a worker that dies is a
- * failure the run reports anyway).
+ * between counted from zero. One that ended in between is not counted.
  */
 export function treeCpuMs(from: TreeSample, to: TreeSample): number {
   let ms = 0;

@@ -5,16 +5,14 @@
  *   node --import tsx bench/run.ts [--smoke] [--out FILE] [--cpu-prof] [--tsx] [--log-levels info,warn]
  *                                  [--modes bridge,dialplan] [--phases throughput,latency,memory]
  *                                  [--duration S] [--concurrency N] [--rates 500,1000] [--hold 1000,10000]
- *                                  [--workers N]
  *
  * Both routing modes: bridge (the adapter bridges) and dialplan (it hands the call back with
  * `transfer`, dialplan-frames.ts), each beside a bare baseline listener doing the same on the wire.
  * Processes: this one (orchestration + the Zammad double, answering at once on loopback with
- * keep-alive), the adapter (built with tsc and run with node, as `npm start` does; with
- * --workers N its primary and N cluster workers, measured as one process tree), the load
+ * keep-alive), the adapter (built with tsc and run with node, as `npm start` does), the load
  * generator (loadgen.ts, a child) and the baseline listener (baseline.ts, a child). They share
  * the machine's cores; every figure per call is taken from /proc/<pid>/stat of the adapter's
- * processes, which counts only their own CPU time, and the other processes' share is printed beside it.
+ * process, which counts only their own CPU time, and the other processes' share is printed beside it.
  * How each figure is obtained: bench/README.md.
  */
 import { randomBytes } from 'node:crypto';
@@ -65,10 +63,8 @@ export async function main(argv: string[]): Promise<Report> {
     logLevel,
     tag,
     nodeOptions: opts.adapterNodeOptions,
-    workers: opts.workers,
     ...(profile && opts.cpuProf ? { cpuProfDir: profDir } : {}),
   });
-  const workers = opts.workers === undefined ? "WORKERS not set (the adapter's default)" : `WORKERS=${opts.workers}`;
 
   /** Throughput, then one latency phase per rate, of one subject in one routing mode. */
   const measureMode = async (s: Subject, routing: 'bridge' | 'dialplan', who: string): Promise<ModeFigures> => {
@@ -99,7 +95,7 @@ export async function main(argv: string[]): Promise<Report> {
   try {
     if (loads && opts.modes.includes('bridge')) {
       for (const level of opts.logLevels) {
-        log(`adapter, bridge mode, LOG_LEVEL=${level}, ${workers}: starting`);
+        log(`adapter, bridge mode, LOG_LEVEL=${level}: starting`);
         const adapter = await startAdapter(adapterOpts(templates.bridge, level, level, true));
         children.push(adapter);
         measured.adapter[level] = await measureMode({ kind: 'adapter', adapter }, 'bridge', `adapter, bridge mode, LOG_LEVEL=${level}`);
@@ -111,7 +107,7 @@ export async function main(argv: string[]): Promise<Report> {
     if (loads && opts.modes.includes('dialplan')) {
       const level = opts.logLevels[0] ?? 'info';
       const dp = loadDialplanTemplates();
-      log(`adapter, dialplan mode (DEFAULT_BRIDGE empty), LOG_LEVEL=${level}, ${workers}: each call handed back and routed by a dialplan of ${dp.setApps} set apps (${dp.eventsPerCall} events, ${dp.bytesPerCall} bytes on the switch per call, before the adapter's filters); ${dp.source}`);
+      log(`adapter, dialplan mode (DEFAULT_BRIDGE empty), LOG_LEVEL=${level}: each call handed back and routed by a dialplan of ${dp.setApps} set apps (${dp.eventsPerCall} events, ${dp.bytesPerCall} bytes on the switch per call, before the adapter's filters); ${dp.source}`);
       const adapter = await startAdapter(adapterOpts('', level, 'dialplan', true));
       children.push(adapter);
       const figures = await measureMode({ kind: 'adapter', adapter }, 'dialplan', `adapter, dialplan mode, LOG_LEVEL=${level}`);
@@ -134,7 +130,7 @@ export async function main(argv: string[]): Promise<Report> {
 
     if (opts.holds.length > 0 && opts.phases.includes('memory')) {
       const level = opts.logLevels[0] ?? 'info';
-      log(`memory (bridge mode): fresh adapter (LOG_LEVEL=${level}, ${workers}), holding ${opts.holds.join(' then ')} calls, opened at ${opts.openRate > 0 ? `${opts.openRate} calls/s` : 'full speed'}`);
+      log(`memory (bridge mode): fresh adapter (LOG_LEVEL=${level}), holding ${opts.holds.join(' then ')} calls, opened at ${opts.openRate > 0 ? `${opts.openRate} calls/s` : 'full speed'}`);
       const adapter = await startAdapter(adapterOpts(templates.bridge, level, 'memory', false));
       children.push(adapter);
       for (const count of opts.holds) {
@@ -176,7 +172,6 @@ export async function main(argv: string[]): Promise<Report> {
         rates: opts.rates,
         modes: opts.modes,
         phases: opts.phases,
-        workers: opts.workers ?? null,
         holds: opts.holds,
         logLevels: opts.logLevels,
         generators: opts.generators,

@@ -43,7 +43,7 @@ export interface Headline {
   baselineSetupP99Ms1000: number;
   cpuMsPerCall: number;
   baselineCpuMsPerCall: number;
-  /** Processes of the adapter counted in CPU per call (1 + its workers). */
+  /** Processes of the adapter counted in CPU per call (its process tree). */
   adapterProcesses: number;
   eventsLost: number;
   /** Calls that did not end cleanly (timed out, closed early): must be 0 as well. */

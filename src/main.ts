@@ -1,25 +1,19 @@
-/**
- * Entry point: environment → config → logger → app; SIGTERM/SIGINT drain, a second signal exits at once.
- * With WORKERS > 1 this process is the cluster primary, and each worker runs this file too.
- */
+/** Entry point: environment → config → logger → app; SIGTERM/SIGINT drain, a second signal exits at once. */
 import 'dotenv/config';
-import { ConfigError, loadConfig } from './process/config.js';
+import { ConfigError, loadConfig, retiredVariables } from './process/config.js';
 import { configuredEndpoints } from './process/endpoints.js';
 import { EndpointsFileError } from './zammad/endpoints-file.js';
 import { tokenOf } from './zammad/endpoint-url.js';
 import { createLogger } from './process/log.js';
-import cluster from 'node:cluster';
 import { startApp, type App } from './process/app.js';
-import { clusterFront } from './process/cluster-primary.js';
-import { runWorker } from './process/cluster-worker.js';
 
 async function main(): Promise<void> {
   let config;
+  let endpoints;
   try {
     config = loadConfig(process.env);
-    // A bad endpoints file stops the start here, with every problem named. Not in a worker: the
-    // file may have changed since the primary read it (SIGHUP keeps the old set when it is bad).
-    if (!cluster.isWorker) configuredEndpoints(config);
+    // A bad endpoints file stops the start here, with every problem named.
+    endpoints = configuredEndpoints(config);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof EndpointsFileError) {
       process.stderr.write(`${err.message}\nSee .env.example and the README's configuration table.\n`);
@@ -27,22 +21,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const worker = config.WORKERS > 1 && cluster.isWorker ? cluster.worker : undefined;
   // Grows with every endpoint's token (app.ts): the logger redacts all of them.
-  // A worker never reads the file (the primary hands it the routes: cluster-worker.ts).
-  const secrets = [config.zammadToken, ...(worker ? [] : configuredEndpoints(config).map((e) => tokenOf(e.url)))];
-  const root = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, secrets });
-  const log = worker ? root.child({ worker: worker.id }) : root;
+  const secrets = [config.zammadToken, ...endpoints.map((e) => tokenOf(e.url))];
+  const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, secrets });
+  for (const warning of retiredVariables(process.env)) log.warn(warning);
   process.on('uncaughtException', (err) => {
     log.error('uncaught exception: exiting (undelivered events stay in the outbox)', { error: err.stack ?? String(err) });
     process.exit(1);
   });
-
-  if (worker) {
-    // Takes calls for the primary; it handles the signals (process/cluster-worker.ts).
-    runWorker(config, log);
-    return;
-  }
 
   // Signals are handled from the start: one that arrives while the app starts drains it once it is up.
   let app: App | undefined;
@@ -77,7 +63,7 @@ async function main(): Promise<void> {
   });
 
   try {
-    app = await startApp(config, log, secrets, config.WORKERS > 1 ? clusterFront : undefined);
+    app = await startApp(config, log, secrets);
   } catch (err) {
     log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
     process.exit(1);

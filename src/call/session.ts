@@ -16,14 +16,13 @@ import { DIALPLAN_EVENT_FILTERS, readSignal } from './signals.js';
  * transfer back into a context whose gate lacks the `zammad_handled` guard) is let go.
  */
 export interface FollowedCalls {
-  /** A promise when the registry is in another process (cluster workers: process/cluster-worker.ts). */
-  claim(callId: string): boolean | Promise<boolean>;
+  claim(callId: string): boolean;
   release(callId: string): void;
 }
 
 /**
  * Zammad as a call sees it: which endpoint its events go to (decided once, at the start), and
- * durable delivery there (zammad/endpoint-set.ts, or a worker's proxy to it).
+ * durable delivery there (zammad/endpoint-set.ts).
  */
 export interface ZammadSink {
   route(hints: RouteHints): Route;
@@ -77,7 +76,7 @@ export class CallSession {
     const problem = missingFacts(facts);
     this.log = this.deps.log.child({ callId: facts.callId || undefined, remote: this.conn.remote });
     if (problem) this.log.error(`cannot report this call to Zammad (${problem}); routing it anyway`);
-    if (facts.callId && this.deps.followed && !(await this.deps.followed.claim(facts.callId))) {
+    if (facts.callId && this.deps.followed && !this.deps.followed.claim(facts.callId)) {
       // Posting anything would be a second newCall for the call. `exit` makes the socket
       // application return, and the dialplan goes on with what follows it.
       this.log.warn('a second socket connection for a call already followed (does the gate check zammad_handled?): letting it go');

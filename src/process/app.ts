@@ -11,7 +11,7 @@ import { configuredEndpoints } from './endpoints.js';
 import { Metrics } from '../status/metrics.js';
 import { StatusServer, type Readiness } from '../status/server.js';
 import { recoverOpenCalls } from './recovery.js';
-import { localFront, type FrontFactory } from './calls.js';
+import { takeCalls } from './calls.js';
 
 export interface App {
   eslPort: number;
@@ -30,11 +30,8 @@ function soleDefault(configured: readonly EndpointStatus[]): EndpointStatus | un
   return configured.length === 1 && configured[0]?.name === DEFAULT_ENDPOINT ? configured[0] : undefined;
 }
 
-/**
- * `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts).
- * `calls`: where calls are taken — this process (WORKERS=1) or cluster workers (cluster-primary.ts).
- */
-export async function startApp(config: Config, log: Logger, secrets: string[] = [], calls: FrontFactory = localFront): Promise<App> {
+/** `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts). */
+export async function startApp(config: Config, log: Logger, secrets: string[] = []): Promise<App> {
   const metrics = new Metrics();
   const endpointList = configuredEndpoints(config);
   const store = new OutboxStore(config.OUTBOX_PATH);
@@ -67,19 +64,10 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     secrets,
   );
   zammad.start(endpointList);
-  const recoveryDeps = { store, zammad, config, log: log.child({ component: 'recovery' }) };
-  const recovery = await recoverOpenCalls(recoveryDeps);
+  const recovery = await recoverOpenCalls({ store, zammad, config, log: log.child({ component: 'recovery' }) });
 
-  const front = calls({
-    config,
-    log,
-    sink: zammad,
-    metrics,
-    recover: (callIds) => recoverOpenCalls(recoveryDeps, callIds),
-    unrouted: (route) => zammad.noteUnrouted(route),
-    routes: () => zammad.routes,
-  });
-  const esl = await front.listen();
+  const calls = takeCalls(config, { sink: zammad, metrics, log });
+  const esl = await calls.listen();
   const shown = zammad.status().filter((e) => e.configured);
   log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: soleDefault(shown)?.url ?? shown.map((e) => `${e.name} ${e.url ?? ''}`).join(', ') });
 
@@ -89,7 +77,7 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     const bad = configured.filter((e) => !e.ok);
     const single = soleDefault(configured);
     const checks: Readiness['checks'] = {
-      listener: front.listenerCheck(),
+      listener: { ok: calls.listening },
       // One endpoint: its own state, as before tenants. Several: which of them are not ready.
       zammad: single
         ? { ok: single.ok, detail: single.detail }
@@ -134,15 +122,14 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
         return false;
       }
       const { added, changed, removed } = zammad.reload(next);
-      front.routesChanged(zammad.routes);
       log.info('SIGHUP: endpoints read again', { endpoints: next.map((e) => e.name).join(','), added: added.join(','), changed: changed.join(','), removed: removed.join(',') });
       return true;
     },
     async shutdown(drainMs) {
       const deadline = Date.now() + drainMs;
-      const inProgress = await front.stopAccepting(deadline);
+      const inProgress = await calls.stopAccepting();
       log.info('stopped taking new calls; following the calls in progress', { calls: inProgress, drainMs });
-      const callsLeft = await front.drain(deadline);
+      const callsLeft = await calls.drain(deadline);
       const flushed = await zammad.drain(Math.max(0, deadline - Date.now()));
       const eventsLeft = zammad.depth;
       if (!flushed) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft });
@@ -151,7 +138,7 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     },
     abort() {
       recovery.stop();
-      front.abort();
+      calls.abort();
       zammad.close();
       store.close();
     },

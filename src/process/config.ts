@@ -5,7 +5,6 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { clearTextProblem, ctiUrl, tokenOf } from '../zammad/endpoint-url.js';
-import { availableParallelism } from 'node:os';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
@@ -71,15 +70,6 @@ export const ConfigSchema = z
     RETRY_MAX_MS: ms(100, 3_600_000).default(60_000),
 
     SHUTDOWN_DRAIN_MS: ms(0, 3_600_000).default(30_000),
-    // Processes that take calls (node:cluster, one port); 1: a single process as before.
-    // 1 by default: on a 2-core machine shared with the switch side, a cluster takes no more calls
-    // a second than one process, with a longer set-up tail and more memory (bench/README.md).
-    // `auto`: one worker per core, for machines with cores to spare.
-    WORKERS: z
-      .union([z.literal('auto'), z.coerce.number().int().min(1).max(64)], { error: 'must be a number from 1 to 64, or auto (one per core)' })
-      .default(1)
-      .transform((w) => (w === 'auto' ? Math.min(64, availableParallelism()) : w)),
-
     FS_INBOUND_HOST: z.string().default(''),
     FS_INBOUND_PORT: port.default(8021),
     FS_INBOUND_PASSWORD: z.string().default(''),
@@ -111,6 +101,24 @@ export class ConfigError extends Error {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
+}
+
+/**
+ * Variables the adapter no longer reads, with what to do instead. Set, they are logged as a warning
+ * and ignored: an upgrade must not stop the service for a setting it can do without.
+ */
+const RETIRED: Readonly<Record<string, string>> = {
+  WORKERS:
+    'the adapter is one process; for more capacity run more instances ' +
+    '(on one host each with its own ESL_PORT, OUTBOX_PATH and STATUS_PORT)',
+};
+
+/** One warning per retired variable set in `env` (empty counts as unset, as in loadConfig). */
+export function retiredVariables(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(RETIRED)
+    .filter(([name]) => (env[name] ?? '').trim() !== '')
+    .map(([name, instead]) =>
+      `${name} is no longer read and is ignored: ${instead}. Remove ${name} from the configuration.`);
 }
 
 /** Reads only the variables the schema knows; empty strings count as unset so that `VAR=` in .env means "default". */

@@ -33,9 +33,8 @@ export interface RecoveryDeps {
   log: Logger;
 }
 
-/** What is still being watched; `stop()` leaves the rest for the next start. */
+/** The calls still being watched; `stop()` leaves them for the next start. */
 export interface Recovery {
-  watching: number;
   stop(): void;
 }
 
@@ -46,12 +45,10 @@ function closeUnknown(call: OpenCall, facts: OpenCallFacts, deps: RecoveryDeps, 
   deps.store.callEnded(call.callId);
 }
 
-/** `only`: just these calls (those of a cluster worker that died), not every call in the journal. */
-export async function recoverOpenCalls(deps: RecoveryDeps, only?: ReadonlySet<string>): Promise<Recovery> {
+export async function recoverOpenCalls(deps: RecoveryDeps): Promise<Recovery> {
   const { store, config, log } = deps;
   const calls: { call: OpenCall; facts: OpenCallFacts }[] = [];
   for (const call of store.openCalls()) {
-    if (only && !only.has(call.callId)) continue;
     let facts: OpenCallFacts | undefined;
     try {
       const parsed = OpenCallFacts.safeParse(JSON.parse(call.facts));
@@ -65,7 +62,7 @@ export async function recoverOpenCalls(deps: RecoveryDeps, only?: ReadonlySet<st
       store.callEnded(call.callId);
     }
   }
-  const idle: Recovery = { watching: 0, stop: () => {} };
+  const idle: Recovery = { stop: () => {} };
   if (calls.length === 0) return idle;
 
   if (!config.FS_INBOUND_HOST) {
@@ -145,9 +142,6 @@ export async function recoverOpenCalls(deps: RecoveryDeps, only?: ReadonlySet<st
     return idle;
   }
   return {
-    get watching() {
-      return watched.size;
-    },
     stop() {
       // Not 'lost': the calls stay in open_calls for the next start.
       inbound.removeAllListeners('closed');

@@ -34,29 +34,3 @@ export class Metrics {
   }
 }
 
-/**
- * What the call-taking side counts, as events: applied to the registry in the process that takes
- * the calls (WORKERS=1), or sent to the primary and applied there (process/cluster-*.ts).
- */
-export interface CallCounts {
-  /** An event-socket connection was accepted. */
-  opened(): void;
-  /** It closed; `reason` as EslConnection says (exit and peer-closed are no fault). */
-  closed(reason: string): void;
-  rejected(): void;
-  decided(kind: string, seconds: number, endpoint: string): void;
-  ended(cause: string): void;
-}
-
-export function callCountsOf(metrics: Metrics): CallCounts {
-  return {
-    opened: () => metrics.callsInProgress.inc(),
-    closed: (reason) => {
-      metrics.callsInProgress.dec();
-      if (reason !== 'exit' && reason !== 'peer-closed') metrics.eslErrors.inc({ reason });
-    },
-    rejected: () => metrics.rejectedConnections.inc(),
-    decided: (kind, seconds, endpoint) => metrics.decisionSeconds.observe({ endpoint, decision: kind }, seconds),
-    ended: (cause) => metrics.callsTotal.inc({ cause }),
-  };
-}

@@ -96,11 +96,6 @@ export class EndpointSet {
     return route;
   }
 
-  /** The route table without URLs (for a process that only needs to route). */
-  get routes(): RouteTable {
-    return this.table;
-  }
-
   send(endpoint: string, post: CtiPost, early?: (v: Verdict) => void): Promise<Verdict> {
     return this.member(endpoint).outbox.send(post, early);
   }
@@ -209,7 +204,7 @@ export class EndpointSet {
   }
 
   /** A call that goes to no Zammad: counted, and logged once per domain (or unknown name) and hour. */
-  noteUnrouted(route: Extract<Route, { kind: 'none' }>): void {
+  private noteUnrouted(route: Extract<Route, { kind: 'none' }>): void {
     this.hooks.unrouted?.(route.why);
     const detail = route.detail.slice(0, 100);
     const key = `${route.why}\0${detail}`;

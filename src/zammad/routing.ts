@@ -24,7 +24,6 @@ export interface RouteTable {
   readonly hasDefault: boolean;
 }
 
-/** Names and domains only: a table holds no URL, so it can go anywhere (a worker, a log). */
 export function routeTable(endpoints: readonly Endpoint[]): RouteTable {
   const byDomain = new Map<string, string>();
   for (const e of endpoints) for (const d of e.domains) if (!byDomain.has(d)) byDomain.set(d, e.name);

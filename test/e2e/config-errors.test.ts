@@ -80,6 +80,15 @@ describe('configuration errors', () => {
     }
   });
 
+  test('WORKERS, no longer read, is named in one warning with the fix; the adapter starts', LIMIT, async () => {
+    const adapter = await startAdapter({ ZAMMAD_CTI_URL: `http://127.0.0.1:9/api/v1/cti/${TOKEN}`, WORKERS: '4' });
+    const warnings = adapter.lines.filter((l) => l.level === 'warn' && l.message.includes('WORKERS'));
+    assert.equal(warnings.length, 1, adapter.output());
+    const [warning] = warnings;
+    assert.match(warning?.message ?? '', /^WORKERS is no longer read and is ignored: .*more instances.*Remove WORKERS/);
+    assert.equal(await adapter.stop(), 0);
+  });
+
   test('a start-up failure that is not a variable (port taken) is one line and a non-zero exit, no stack trace', LIMIT, async () => {
     const taken = net.createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));

@@ -32,9 +32,7 @@ let adapter: AdapterProcess;
 before(async () => {
   zammad = new ZammadDouble({ token: `tok-${randomUUID()}` });
   await zammad.start();
-  // One process: the memory check below reads the resident memory of the process that holds the
-  // connections (with WORKERS > 1 that would be the primary, which holds none).
-  adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, WORKERS: '1', ESL_IDLE_TIMEOUT_MS: '1000', ESL_MAX_FRAME_BYTES: '65536', LOG_LEVEL: 'info', RETRY_BASE_MS: '50', RETRY_MAX_MS: '500' });
+  adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, ESL_IDLE_TIMEOUT_MS: '1000', ESL_MAX_FRAME_BYTES: '65536', LOG_LEVEL: 'info', RETRY_BASE_MS: '50', RETRY_MAX_MS: '500' });
 });
 
 after(async () => {

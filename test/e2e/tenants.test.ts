@@ -125,12 +125,10 @@ async function noTokens(adapter: AdapterProcess, tenants: readonly Tenant[]): Pr
 }
 
 describe('endpoints per tenant', () => {
-  // WORKERS=1: the sessions use the endpoint set itself; WORKERS=2: workers route by the table the
-  // primary handed them and report unrouted calls to the primary's log (process/cluster-*.ts).
-  for (const workers of ['1', '2']) test(`WORKERS=${workers}: routing by domain_name and by zammad_endpoint, in both modes; a call that matches nothing is routed at once and not reported`, async () => {
+  test(`routing by domain_name and by zammad_endpoint, in both modes; a call that matches nothing is routed at once and not reported`, async () => {
     const acme = await tenant('acme', ['acme.example.com']);
     const globex = await tenant('globex', ['globex.example.com', 'Globex-2.example.com']);
-    const adapter = await adapterFor(endpointsFile([acme, globex]), { WORKERS: workers });
+    const adapter = await adapterFor(endpointsFile([acme, globex]));
 
     const byDomainBridge = await place(adapter, callOf('acme.example.com', 'bridge'));
     const byDomainDialplan = await place(adapter, callOf('GLOBEX-2.example.com', 'dialplan'));
@@ -276,12 +274,12 @@ describe('endpoints per tenant', () => {
     await noTokens(second, [acme, globex]);
   });
 
-  for (const workers of ['1', '2']) test(`WORKERS=${workers}: SIGHUP: a new tenant starts, a bad file keeps the endpoints in use, a removed tenant's events are kept until it is back`, async () => {
+  test(`SIGHUP: a new tenant starts, a bad file keeps the endpoints in use, a removed tenant's events are kept until it is back`, async () => {
     const acme = await tenant('acme', ['acme.example.com']);
     const globex = await tenant('globex', ['globex.example.com']);
     const initech = await tenant('initech', ['initech.example']);
     const file = endpointsFile([acme, globex]);
-    const adapter = await adapterFor(file, { WORKERS: workers });
+    const adapter = await adapterFor(file);
 
     // A globex call in progress while globex leaves the file.
     const talking = await place(adapter, callOf('globex.example.com', 'dialplan', {}, 3000));
