@@ -11,9 +11,9 @@
  * generator still only copies buffers.
  */
 import { join } from 'node:path';
-import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '../src/sim/esl-wire.js';
-import { passesFilters } from '../src/sim/event-filter.js';
-import { MYEVENTS_LIST } from '../src/sim/transcript-constants.js';
+import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
+import { passesFilters } from '@freeswitch-zammad-cti/sim/event-filter';
+import { MYEVENTS_LIST } from '@freeswitch-zammad-cti/sim/transcript-constants';
 import { records, step, template, TRANSCRIPT_DIR, type Step, type Template } from './frames.js';
 
 export const DIALPLAN_TRANSCRIPT = 'routing/handback-group-ring.txt';

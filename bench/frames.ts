@@ -7,7 +7,7 @@
  * largest events of the set, 4–12 KB each). The adapter subscribes with `myevents json`, which
  * switches FreeSWITCH's listener to JSON for every later event; so the captured events are
  * re-serialised exactly as FreeSWITCH's
- * switch_event_serialize_json does (src/sim/esl-wire.ts), same headers, same order.
+ * switch_event_serialize_json does (packages/sim/src/esl-wire.ts), same headers, same order.
  * The connect reply (CHANNEL_DATA) is always plain and is used as captured, byte for byte.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -23,7 +23,7 @@ import {
   serializeJson,
   serializePlain,
   type EventFormat,
-} from '../src/sim/esl-wire.js';
+} from '@freeswitch-zammad-cti/sim/esl-wire';
 
 /** The captures live in shared/ beside the repository (../shared/esl-transcripts); ESL_TRANSCRIPTS overrides. */
 export const TRANSCRIPT_DIR =

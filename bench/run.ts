@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ZammadDouble } from '../src/sim/zammad.js';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { loadTemplates } from './frames.js';
 import { loadDialplanTemplates } from './dialplan-frames.js';
 import { machine, openFilesLimit } from './procstat.js';

@@ -9,8 +9,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour } from '../../src/sim/switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
+import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour } from '@freeswitch-zammad-cti/sim/switch';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, tempOutbox, type AdapterProcess } from './adapter-process.js';
 
 const FAST = { ZAMMAD_NEWCALL_TIMEOUT_MS: '1000', ZAMMAD_REQUEST_TIMEOUT_MS: '500', RETRY_BASE_MS: '40', RETRY_MAX_MS: '200', WORKERS: '2' };

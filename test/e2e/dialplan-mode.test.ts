@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
+import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
 import { ROUTING_DIR, replayRouting, type ReplayOptions, type ReplayResult } from './routing-replay.js';
 import { commandLines } from './command-lines.js';

@@ -31,10 +31,10 @@ import {
   serializePlain,
   type Header,
   type ParsedCommand,
-} from '../../src/sim/esl-wire.js';
-import { passesFilters } from '../../src/sim/event-filter.js';
+} from '@freeswitch-zammad-cti/sim/esl-wire';
+import { passesFilters } from '@freeswitch-zammad-cti/sim/event-filter';
 import { commandLines } from './command-lines.js';
-import { MYEVENTS_LIST } from '../../src/sim/transcript-constants.js';
+import { MYEVENTS_LIST } from '@freeswitch-zammad-cti/sim/transcript-constants';
 
 export const ROUTING_DIR = join(TRANSCRIPT_DIR, 'routing');
 

@@ -17,10 +17,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
-import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '../../src/sim/call-script.js';
+import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '@freeswitch-zammad-cti/sim/call-script';
 import { TRANSCRIPT_DIR } from '../../bench/frames.js';
-import { encodeCommand } from '../../src/sim/esl-wire.js';
-import { passesFilters } from '../../src/sim/event-filter.js';
+import { encodeCommand } from '@freeswitch-zammad-cti/sim/esl-wire';
+import { passesFilters } from '@freeswitch-zammad-cti/sim/event-filter';
 import { type Labeled, eventPairs, transcriptFrames, replay, labels, assertTolerant, startApp, bridgeCmd, waitFor, type MiniApp } from './transcript-replay.js';
 
 const DIR = TRANSCRIPT_DIR + '/routing';

@@ -26,8 +26,8 @@ import {
   fsUrlDecode,
   fsUrlEncode,
   parsePlainEvent,
-} from '../../src/sim/esl-wire.js';
-import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from '../../src/sim/switch.js';
+} from '@freeswitch-zammad-cti/sim/esl-wire';
+import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from '@freeswitch-zammad-cti/sim/switch';
 import {
   type Labeled, RACY, labelFrame, transcriptFrames, replay, withServer, labels, assertTolerant, assertKeyHeaders,
   assertConnectReply, waitFor, MiniApp, bridgeCmd, startApp,

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { FrameParser, type FsFrame, encodeCommand, parsePlainEvent } from '../../src/sim/esl-wire.js';
-import { FakeSwitch, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
+import { FrameParser, type FsFrame, encodeCommand, parsePlainEvent } from '@freeswitch-zammad-cti/sim/esl-wire';
+import { FakeSwitch, type CallScript, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
 import { records } from '../../bench/frames.js';
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import { BlockEvent, FrameReader, JsonEvent, jsonStringValue, plainEvent, type EventLike, type HeaderText } from '../../src/switch/esl-frames.js';
 import { records, TRANSCRIPT_DIR } from '../../bench/frames.js';
-import { encodeEvent, serializeJson, type Header } from '../../src/sim/esl-wire.js';
+import { encodeEvent, serializeJson, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
 
 interface ModeslEvent {
   headers: { name: string; value: unknown }[];
