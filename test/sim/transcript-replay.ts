@@ -11,7 +11,7 @@ import { FakeSwitch, type CallScript, type SwitchCall } from '@freeswitch-zammad
 import { records } from '../../bench/frames.js';
 
 // ---------------------------------------------------------------------------
-// Transcript parsing (same logic as /tmp/parse.py)
+// Transcript parsing (the record format: test/fixtures/esl/README.md)
 // ---------------------------------------------------------------------------
 
 export interface Labeled {
