@@ -216,7 +216,7 @@ export function assertConnectReply(got: Labeled[], want: Labeled[]): void {
 }
 
 // ---------------------------------------------------------------------------
-// Behaviour beyond the captures (freeswitch-facts.md, mod_event_socket.c)
+// Behaviour beyond the captures (docs/reference/freeswitch.md, mod_event_socket.c)
 // ---------------------------------------------------------------------------
 
 export async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {
