@@ -25,6 +25,8 @@ WORKDIR /app
 # Dependencies first, so that a source change does not reinstall them.
 # npm_config_nodedir: node-gyp takes Node's headers from this image (/usr/local/include/node)
 # instead of downloading them from nodejs.org, which an offline build cannot reach.
+# packages/ (the simulators, an npm workspace) is not in the build context: npm ci leaves an
+# absent workspace out, so the image gets the adapter and its dependencies only.
 COPY package.json package-lock.json ./
 RUN npm_config_nodedir=/usr/local npm ci --no-audit --no-fund
 

@@ -10,11 +10,11 @@
  * mod_event_socket.c). The result is computed once per distinct filter list and cached, so the
  * generator still only copies buffers.
  */
-import { join } from 'node:path';
-import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '../src/sim/esl-wire.js';
-import { passesFilters } from '../src/sim/event-filter.js';
-import { MYEVENTS_LIST } from '../src/sim/transcript-constants.js';
-import { records, step, template, TRANSCRIPT_DIR, type Step, type Template } from './frames.js';
+import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
+import { passesFilters } from '@freeswitch-zammad-cti/sim/event-filter';
+import { MYEVENTS_LIST } from '@freeswitch-zammad-cti/sim/transcript-constants';
+import { records, step, template, type Step, type Template } from './frames.js';
+import { eslFixture } from '../test/fixtures/index.js';
 
 export const DIALPLAN_TRANSCRIPT = 'routing/handback-group-ring.txt';
 
@@ -59,7 +59,7 @@ const API_ANSWERS: [RegExp, string][] = [
 ];
 
 export function loadDialplanTemplates(setApps = 40): DialplanTemplates {
-  const path = join(TRANSCRIPT_DIR, DIALPLAN_TRANSCRIPT);
+  const path = eslFixture(DIALPLAN_TRANSCRIPT);
   const parser = new FrameParser();
   let connectHeaders: Header[] | undefined;
   let handedOver = false;

@@ -1,17 +1,16 @@
 /**
  * The bytes a call puts on the wire, taken once from a real FreeSWITCH 1.10.12 capture
- * (/work/shared/esl-transcripts) and pre-encoded, so that the load generator only copies buffers
+ * (test/fixtures/esl/) and pre-encoded, so that the load generator only copies buffers
  * and writes the call's uuid into them.
  *
  * The capture is a real SIP inbound call (answered-normal-sip.txt: mod_sofia caller leg, the
  * largest events of the set, 4–12 KB each). The adapter subscribes with `myevents json`, which
  * switches FreeSWITCH's listener to JSON for every later event; so the captured events are
  * re-serialised exactly as FreeSWITCH's
- * switch_event_serialize_json does (src/sim/esl-wire.ts), same headers, same order.
+ * switch_event_serialize_json does (packages/sim/src/esl-wire.ts), same headers, same order.
  * The connect reply (CHANNEL_DATA) is always plain and is used as captured, byte for byte.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   FrameParser,
   apiResponse,
@@ -23,13 +22,9 @@ import {
   serializeJson,
   serializePlain,
   type EventFormat,
-} from '../src/sim/esl-wire.js';
+} from '@freeswitch-zammad-cti/sim/esl-wire';
+import { eslFixture } from '../test/fixtures/index.js';
 
-/** The captures live in shared/ beside the repository (../shared/esl-transcripts); ESL_TRANSCRIPTS overrides. */
-export const TRANSCRIPT_DIR =
-  process.env['ESL_TRANSCRIPTS'] ??
-  [fileURLToPath(new URL('../../shared/esl-transcripts', import.meta.url)), '/work/shared/esl-transcripts'].find((d) => existsSync(d)) ??
-  fileURLToPath(new URL('../../shared/esl-transcripts', import.meta.url));
 export const DEFAULT_TRANSCRIPT = 'answered-normal-sip.txt';
 
 /** A frame with the places where the channel's uuid goes. All uuids are 36 ASCII bytes. */
@@ -116,8 +111,9 @@ export function step(frames: Template[]): Step {
 
 /** Loads the capture and builds every step of a call. `format` is what the adapter's subscription asks for. */
 export function loadTemplates(file = DEFAULT_TRANSCRIPT, format: EventFormat = 'json'): CallTemplates {
-  const path = file.includes('/') ? file : `${TRANSCRIPT_DIR}/${file}`;
-  if (!existsSync(path)) throw new Error(`transcript not found: ${path} (set ESL_TRANSCRIPTS to the directory of the FreeSWITCH captures)`);
+  // A bare name is one of the repository's captures; anything with a slash is the user's own file.
+  const path = file.includes('/') ? file : eslFixture(file);
+  if (!existsSync(path)) throw new Error(`transcript not found: ${path}`);
   const parser = new FrameParser();
   let connectHeaders: [string, string][] | undefined;
   const events: { name: string; app: string; headers: [string, string][]; body?: string }[] = [];

@@ -19,7 +19,7 @@ import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadTemplates, render, type CallTemplates, type Step } from './frames.js';
 import { loadDialplanTemplates, type DialplanTemplates } from './dialplan-frames.js';
-import type { Header } from '../src/sim/esl-wire.js';
+import type { Header } from '@freeswitch-zammad-cti/sim/esl-wire';
 
 export interface Target {
   host: string;

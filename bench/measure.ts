@@ -4,7 +4,7 @@
  * every event (lost, out of order).
  */
 import { randomBytes } from 'node:crypto';
-import type { ZammadDouble } from '../src/sim/zammad.js';
+import type { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import type { Job, JobResult, Target } from './loadgen.js';
 import { machineCpu, sample, sampleTree, treeCpuMs, treePssMB, type TreeSample } from './procstat.js';
 import type { Options } from './options.js';

@@ -17,9 +17,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ZammadDouble } from '../src/sim/zammad.js';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { loadTemplates } from './frames.js';
 import { loadDialplanTemplates } from './dialplan-frames.js';
 import { machine, openFilesLimit } from './procstat.js';
@@ -28,7 +28,7 @@ import { parseOptions } from './options.js';
 import { type Adapter, pinProcesses, build, startAdapter, startGenerator, startBaseline } from './processes.js';
 import { table, cpuLine } from './report.js';
 import { type Measured, type ModeFigures, type Report, summarise } from './summary.js';
-import { BENCH, round, log } from './util.js';
+import { BENCH, ROOT, round, log } from './util.js';
 
 export async function main(argv: string[]): Promise<Report> {
   const opts = parseOptions(argv);
@@ -162,7 +162,8 @@ export async function main(argv: string[]): Promise<Report> {
       machine: machine(),
       mode: opts.smoke ? 'smoke' : 'full',
       settings: {
-        transcript: templates.source,
+        // Paths relative to the repository: a result says nothing about the machine's folders.
+        transcript: relative(ROOT, templates.source),
         eventsPerCall: templates.eventsPerCall,
         switchBytesPerCall: templates.bytesPerCall,
         warmupMs: opts.warmupMs,
@@ -178,7 +179,7 @@ export async function main(argv: string[]): Promise<Report> {
         pinning,
         openRate: opts.openRate,
         adapterNodeOptions: opts.adapterNodeOptions,
-        adapterRunAs: opts.tsx ? 'node --import tsx src/main.ts' : `node ${mainJs} (tsc -p tsconfig.build.json)`,
+        adapterRunAs: opts.tsx ? 'node --import tsx src/main.ts' : `node ${relative(ROOT, mainJs ?? '')} (tsc -p tsconfig.build.json)`,
       },
     },
     opts.logLevels,

@@ -1,7 +1,7 @@
 /**
  * Which switch events matter to a call, and what they mean. Pure: reads headers, returns facts.
- * Every rule here is seen in ../shared/esl-transcripts (README observations; routing/README.md
- * for calls routed by the dialplan) or in ../shared/spec/freeswitch-facts.md; the comment names which.
+ * Every rule here is seen in test/fixtures/esl (README observations; routing/README.md
+ * for calls routed by the dialplan) or in docs/reference/freeswitch.md; the comment names which.
  */
 import type { SwitchEvent } from '../switch/esl-connection.js';
 
@@ -28,7 +28,7 @@ export type ChannelSignal =
 
 /**
  * The originate result. CHANNEL_ANSWER in a group ring still carries stale values from the losing
- * legs (originate_disposition=failure, DIALSTATUS=INVALIDARGS — freeswitch-facts.md), so this is
+ * legs (originate_disposition=failure, DIALSTATUS=INVALIDARGS — docs/reference/freeswitch.md), so this is
  * read only from the bridge's EXECUTE_COMPLETE and the hangup events, where it is final.
  */
 function originateCause(e: SwitchEvent): string | undefined {

@@ -2,7 +2,7 @@
  * `freeswitch-zammad-cti check`: is the configuration valid, and does Zammad take events from us?
  *
  * Creates nothing in Zammad. The test request is a newCall WITHOUT `direction`: Zammad runs its
- * checks in a fixed order (../../shared/spec/zammad-behaviour.md, "Checks, in order") —
+ * checks in a fixed order (docs/reference/zammad.md, "Checks, in order") —
  * integration disabled (422), not configured (422), wrong token (401), then direction (422
  * "Invalid direction!", nothing stored). So "Invalid direction!" proves that the URL, the token
  * and the integration are all right, and nothing is left behind but a line in Zammad's own log.

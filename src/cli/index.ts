@@ -4,7 +4,6 @@
  *   start     run the service (the default when no command is given)
  *   check     validate the configuration and test Zammad's endpoint and token; creates nothing
  *   simulate  send one scripted call to Zammad, the way the adapter does
- *   demo      the adapter with a built-in switch double and Zammad double: see it work, no setup
  * Configuration comes from the environment and .env, as for the service. Exit codes: 0 ok,
  * 1 the check / simulation failed, 2 usage or configuration error.
  */
@@ -18,8 +17,6 @@ const USAGE = [
   '  check      validate the configuration and test ZAMMAD_CTI_URL (reachable, token, integration on);',
   '             creates nothing in Zammad',
   '  simulate   send one complete call to Zammad as the adapter would (see "simulate --help")',
-  '  demo       start the adapter with a built-in switch double and Zammad double, place a few',
-  '             calls and print the caller log Zammad ends up with (no switch, no Zammad needed)',
   '  help       this text; "help check" / "help simulate" for a command',
   '',
   'Configuration: environment variables and a .env file in the working directory (see .env.example).',
@@ -75,12 +72,6 @@ async function main(argv: string[]): Promise<number> {
       const { runSimulate } = await import('./simulate.js');
       await loadDotenv();
       return runSimulate(rest, process.env, print);
-    }
-    case 'demo': {
-      if (!noArguments('demo', rest.filter((a) => a !== '--verbose'))) return 2;
-      const { runDemo } = await import('./demo.js');
-      const run = await runDemo(print, { verbose: rest.includes('--verbose') });
-      return run.entries.length === run.placed ? 0 : 1;
     }
     case 'help':
     case '--help':

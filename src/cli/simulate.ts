@@ -356,7 +356,7 @@ async function simulate(plan: Plan, config: Config, client: ZammadClient, notes:
   return 1;
 }
 
-/** What Zammad's caller log makes of the call (../../shared/spec/zammad-behaviour.md, "State per call"). */
+/** What Zammad's caller log makes of the call (docs/reference/zammad.md, "State per call"). */
 function expectedEntry(direction: Direction, answered: boolean, user: string | undefined, cause: ZammadCause): string {
   if (answered) {
     if (direction === 'in' && user === 'voicemail') return 'answered by voicemail, marked as missed (not done)';

@@ -49,7 +49,7 @@ export const ConfigSchema = z
     ESL_PORT: port.default(8084),
     ESL_ALLOW: cidrList.default(['127.0.0.1/32', '::1/128']),
     ESL_IDLE_TIMEOUT_MS: ms(1000, 600_000).default(30_000),
-    // A real event with all the channel's variables is 8-12 KB (../shared/esl-transcripts), more
+    // A real event with all the channel's variables is 8-12 KB (test/fixtures/esl), more
     // with long SIP headers: a smaller bound would close every call's connection.
     ESL_MAX_FRAME_BYTES: z.coerce.number().int().min(65_536, 'must be at least 65536: one FreeSWITCH event is up to ~12 KB, more with long SIP headers').max(16_777_216).default(1_048_576),
 

@@ -1,6 +1,6 @@
 /**
  * What Zammad's CTI endpoint answers, as schemas. Read from Zammad's controller
- * (../shared/spec/zammad-behaviour.md): `{}` normally, `{"action":"reject","reason":"busy"}` for a
+ * (docs/reference/zammad.md): `{}` normally, `{"action":"reject","reason":"busy"}` for a
  * blocked inbound caller, `{"action":"dial","caller_id":…,"number":…}` for outbound routing —
  * the code says `caller_id`, the public text `callerId`: both are accepted.
  */

@@ -1,6 +1,6 @@
 /**
  * What an answer from Zammad means for delivery. Pure; the rules come from Zammad's controller
- * (../shared/spec/zammad-behaviour.md, "Checks, in order" and "Status codes at a glance").
+ * (docs/reference/zammad.md, "Checks, in order" and "Status codes at a glance").
  */
 import type { HttpOutcome } from './client.js';
 import { errorText } from './replies.js';
@@ -25,7 +25,7 @@ const NOT_TAKEN = new Set([408, 429, 502, 503]);
 
 /**
  * Events that must never reach Zammad twice: the hangup of an inbound call nobody answered.
- * Zammad marks that call missed (not done); a second hangup marks it done (zammad-behaviour.md,
+ * Zammad marks that call missed (not done); a second hangup marks it done (docs/reference/zammad.md,
  * "A repeated hangup …"), and the caller would not be called back. Every other repeat is
  * harmless: a repeated newCall is refused as "already exists", a repeated answer or a repeated
  * hangup of an answered, forwarded or outbound call (all done already) only moves a time stamp.

@@ -23,8 +23,8 @@
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { CommandParser, apiResponse, commandReply, disconnectNotice, eventFrame, serializeJson, serializePlain, type EventFormat } from '../../src/sim/esl-wire.js';
-import type { FakeSwitch, FiredEvent } from '../../src/sim/switch.js';
+import { CommandParser, apiResponse, commandReply, disconnectNotice, eventFrame, serializeJson, serializePlain, type EventFormat } from '@freeswitch-zammad-cti/sim/esl-wire';
+import type { FakeSwitch, FiredEvent } from '@freeswitch-zammad-cti/sim/switch';
 
 export interface InboundCommand {
   line: string;

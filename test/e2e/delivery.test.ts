@@ -6,8 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { placeCall, type CallScript, type ChannelSpec, type SwitchCall, type TargetBehaviour } from '../../src/sim/switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
+import { placeCall, type CallScript, type ChannelSpec, type SwitchCall, type TargetBehaviour } from '@freeswitch-zammad-cti/sim/switch';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, tempOutbox, type AdapterProcess, type LogLine } from './adapter-process.js';
 import { waitUntil } from './raw-switch.js';
 

@@ -2,8 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runDemo } from '../../src/cli/demo.js';
+import { runDemo } from '@freeswitch-zammad-cti/sim/demo';
 import { childEnv } from '../child-env.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -66,8 +68,12 @@ test('demo: seven calls in Zammad\'s log (two in dialplan mode), and /metrics sh
 });
 
 test('`npm run demo` as a user runs it: exit 0 once every call it placed is in Zammad\'s log', async () => {
+  // The script's own command line, with this node: what `npm run demo` runs.
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  const [node, ...args] = (pkg.scripts['demo'] ?? '').split(' ');
+  assert.equal(node, 'node');
   const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) =>
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'demo'], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (err, out) =>
+    execFile(process.execPath, args, { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (err, out) =>
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout: out }),
     ),
   );

@@ -1,20 +1,18 @@
 /**
  * Dialplan mode and transfers end to end: the real adapter program (DEFAULT_BRIDGE empty, the
  * product's default), a Zammad double, and FreeSWITCH played by the real captures of calls routed
- * by the dialplan (../shared/esl-transcripts/routing/, replayed by routing-replay.ts). Each test
+ * by the dialplan (test/fixtures/esl/routing/, replayed by routing-replay.ts). Each test
  * asserts the exact posts Zammad received, Zammad's caller log, and the exact commands the switch
  * received: in dialplan mode nothing after the hand-back but `api` look-ups.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
+import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
-import { ROUTING_DIR, replayRouting, type ReplayOptions, type ReplayResult } from './routing-replay.js';
+import { replayRouting, type ReplayOptions, type ReplayResult } from './routing-replay.js';
 import { commandLines } from './command-lines.js';
 
-const skip = existsSync(ROUTING_DIR) ? false : 'routing transcripts not available';
 const TOKEN = `tok-${randomUUID()}`;
 let zammad: ZammadDouble;
 let adapter: AdapterProcess;
@@ -30,7 +28,7 @@ after(async () => {
   await zammad?.stop();
 });
 
-/** The directory of the capture's switch (../shared/freeswitch/README.md): users of test.local. */
+/** The directory of the capture's switch (test/fixtures/esl/README.md): users of test.local. */
 const DIRECTORY: ReplayOptions['directory'] = {
   '2000@test.local': { effective_caller_id_name: 'Alice Agent' },
   '2002@test.local': { effective_caller_id_name: 'Carol Agent' },
@@ -69,7 +67,7 @@ function afterHandBack(r: ReplayResult): string[] {
   return rest.slice(0, -1);
 }
 
-describe('dialplan mode, replaying real captures of calls the dialplan routed', { skip }, () => {
+describe('dialplan mode, replaying real captures of calls the dialplan routed', () => {
   test('group ring by the dialplan (obs. 4): answer names who picked up, asked of the B-leg; hangup normalClearing', async () => {
     const { r, posts } = await replay('handback-group-ring');
     assert.deepEqual(summary(posts), ['newCall', 'answer Bob Agent 17 2003', 'hangup 2003 normalClearing']);
@@ -155,7 +153,7 @@ describe('dialplan mode, replaying real captures of calls the dialplan routed', 
   });
 });
 
-describe('bridge mode survives a transfer', { skip }, () => {
+describe('bridge mode survives a transfer', () => {
   test('REFER while the adapter\'s own bridge runs (obs. 8): no hangup after the bridge returns; answer again; one hangup normalClearing', async () => {
     const { r, posts } = await replay('bridge-refer-blind-transfer', { variables: { zammad_bridge: 'sofia/lo-in/2005@127.0.0.1:5091' } });
     const lines = commandLines(r.commands);

@@ -9,8 +9,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { placeCall, type CallScript, type DialplanApp, type SwitchCall } from '../../src/sim/switch.js';
-import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
+import { placeCall, type CallScript, type DialplanApp, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
+import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
 import { commandLines as sentLines } from './command-lines.js';
 

@@ -15,9 +15,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
-import { apiResponse, commandReply, connectReply, disconnectNotice, GOODBYE } from '../../src/sim/esl-wire.js';
+import { placeCall, type CallScript, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
+import { apiResponse, commandReply, connectReply, disconnectNotice, GOODBYE } from '@freeswitch-zammad-cti/sim/esl-wire';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
 import { RawSwitch, bridgedCall, channelData, channelEvent, endCall, handshake, metric, opening, uuidOf, waitUntil } from './raw-switch.js';
 

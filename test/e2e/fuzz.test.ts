@@ -10,9 +10,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
-import { apiResponse, commandReply, connectReply, disconnectNotice, encodeEvent, GOODBYE, type Header } from '../../src/sim/esl-wire.js';
+import { placeCall, type CallScript, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
+import { apiResponse, commandReply, connectReply, disconnectNotice, encodeEvent, GOODBYE, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
 import { RawSwitch, channelData, metric, metrics, prng, rssBytes, waitUntil } from './raw-switch.js';
 

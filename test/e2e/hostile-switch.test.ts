@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import net from 'node:net';
-import { placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
-import { apiResponse, commandReply, connectReply, disconnectNotice, encodeEvent, GOODBYE } from '../../src/sim/esl-wire.js';
+import { placeCall, type CallScript, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
+import { apiResponse, commandReply, connectReply, disconnectNotice, encodeEvent, GOODBYE } from '@freeswitch-zammad-cti/sim/esl-wire';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
 import { RawSwitch, bridgedCall, channelData, channelEvent, endCall, handshake, metric, openFds, opening, prng, uuidOf, waitUntil } from './raw-switch.js';
 

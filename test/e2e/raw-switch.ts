@@ -1,13 +1,13 @@
 /**
  * A hand-driven event-socket peer for the attack tests: it connects to the adapter the way
  * FreeSWITCH's `socket` application does, records the commands it receives and writes whatever
- * bytes a test gives it — well-formed frames from ../../src/sim/esl-wire.ts, or broken ones. Plus
+ * bytes a test gives it — well-formed frames from packages/sim/src/esl-wire.ts, or broken ones. Plus
  * small probes of the adapter process: /metrics values, resident memory, open descriptors.
  */
 import net from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { CommandParser, commandReply, connectReply, encodeEvent, type Header, type ParsedCommand } from '../../src/sim/esl-wire.js';
+import { CommandParser, commandReply, connectReply, encodeEvent, type Header, type ParsedCommand } from '@freeswitch-zammad-cti/sim/esl-wire';
 
 export type CloseKind = 'end' | 'reset' | 'destroyed';
 
@@ -247,4 +247,4 @@ export async function waitUntil(pred: () => boolean | Promise<boolean>, what: st
   }
 }
 
-export { prng } from '../../src/sim/switch.js';
+export { prng } from '@freeswitch-zammad-cti/sim/switch';

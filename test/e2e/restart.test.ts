@@ -7,9 +7,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour } from '../../src/sim/switch.js';
+import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour } from '@freeswitch-zammad-cti/sim/switch';
 import { InboundSwitch } from '../doubles/inbound-switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, tempOutbox, type AdapterProcess } from './adapter-process.js';
 
 const FAST = {

@@ -1,5 +1,5 @@
 /**
- * Replays a real capture of a call routed by the dialplan (../shared/esl-transcripts/routing/)
+ * Replays a real capture of a call routed by the dialplan (test/fixtures/esl/routing/)
  * against the adapter, over TCP, as FreeSWITCH would:
  *  - the capture's own CHANNEL_DATA is the reply to `connect` (plus the channel variables a test
  *    adds, as if the gate had `set` them);
@@ -16,8 +16,8 @@
  */
 import net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import { records, TRANSCRIPT_DIR } from '../../bench/frames.js';
+import { records } from '../../bench/frames.js';
+import { eslFixture } from '../fixtures/index.js';
 import {
   CommandParser,
   FrameParser,
@@ -31,12 +31,10 @@ import {
   serializePlain,
   type Header,
   type ParsedCommand,
-} from '../../src/sim/esl-wire.js';
-import { passesFilters } from '../../src/sim/event-filter.js';
+} from '@freeswitch-zammad-cti/sim/esl-wire';
+import { passesFilters } from '@freeswitch-zammad-cti/sim/event-filter';
 import { commandLines } from './command-lines.js';
-import { MYEVENTS_LIST } from '../../src/sim/transcript-constants.js';
-
-export const ROUTING_DIR = join(TRANSCRIPT_DIR, 'routing');
+import { MYEVENTS_LIST } from '@freeswitch-zammad-cti/sim/transcript-constants';
 
 interface CapturedEvent {
   name: string;
@@ -59,7 +57,7 @@ export function readCapture(name: string): Capture {
   let channelData: Header[] | undefined;
   let handoverApp: string | undefined;
   const after: CapturedEvent[] = [];
-  for (const rec of records(join(ROUTING_DIR, `${name}.txt`))) {
+  for (const rec of records(eslFixture(`routing/${name}.txt`))) {
     if (rec.dir === 'APP->FS') {
       const text = rec.data.toString('utf8');
       const app = /execute-app-name: (transfer|bridge)\b/.exec(text)?.[1];

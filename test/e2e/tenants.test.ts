@@ -10,9 +10,9 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeSwitch, placeCall, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
+import { FakeSwitch, placeCall, type CallScript, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
 import { InboundSwitch } from '../doubles/inbound-switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, tempOutbox, type AdapterProcess } from './adapter-process.js';
 import { metrics } from './raw-switch.js';
 

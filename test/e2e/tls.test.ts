@@ -13,8 +13,8 @@ import { join } from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import { randomUUID } from 'node:crypto';
-import { placeCall, type CallScript } from '../../src/sim/switch.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
+import { placeCall, type CallScript } from '@freeswitch-zammad-cti/sim/switch';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, tempOutbox, type AdapterProcess } from './adapter-process.js';
 import { metric, waitUntil } from './raw-switch.js';
 

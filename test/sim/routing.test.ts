@@ -1,5 +1,5 @@
 /**
- * Proves the switch double's dialplan routing against the real captures in esl-transcripts/routing/
+ * Proves the switch double's dialplan routing against the real captures in test/fixtures/esl/routing/
  * (issue 11): each capture's app is replayed byte for byte against the double (its writes, each after
  * as many non-racy frames as in the capture), the double running a CallScript whose dialplan mirrors
  * the capture's (routing/README.md and each file's '#' header lines). Compared: the frame sequence
@@ -16,15 +16,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
-import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '../../src/sim/call-script.js';
-import { TRANSCRIPT_DIR } from '../../bench/frames.js';
-import { encodeCommand } from '../../src/sim/esl-wire.js';
-import { passesFilters } from '../../src/sim/event-filter.js';
+import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '@freeswitch-zammad-cti/sim/call-script';
+import { eslFixture, eslFixtureNames } from '../fixtures/index.js';
+import { encodeCommand } from '@freeswitch-zammad-cti/sim/esl-wire';
+import { passesFilters } from '@freeswitch-zammad-cti/sim/event-filter';
 import { type Labeled, eventPairs, transcriptFrames, replay, labels, assertTolerant, startApp, bridgeCmd, waitFor, type MiniApp } from './transcript-replay.js';
 
-const DIR = TRANSCRIPT_DIR + '/routing';
-const skip = existsSync(DIR) ? false : 'routing transcripts not available';
 const TS = 0.01;
 
 const hab: DialplanApp = { app: 'set', data: 'hangup_after_bridge=true' };
@@ -128,8 +125,8 @@ function assertRoutingHeaders(got: Labeled[], want: Labeled[]): void {
 }
 
 for (const s of SCENARIOS) {
-  const file = `${DIR}/${s.file}.txt`;
-  test(`routing capture ${s.file}: same frames and key headers as the capture (PARK/linger tolerated)`, { skip }, async () => {
+  test(`routing capture ${s.file}: same frames and key headers as the capture (PARK/linger tolerated)`, async () => {
+    const file = eslFixture(`routing/${s.file}.txt`);
     const want = transcriptFrames(file);
     const on = s.on;
     const hooks = on ? { onFrame: (l: Labeled, call: SwitchCall) => { if (l.label === on.label) setTimeout(() => on.act(call), on.afterMs); } } : {};
@@ -141,7 +138,8 @@ for (const s of SCENARIOS) {
     assertRoutingHeaders(frames, want);
     assert.ok(!call.socketLostWhileUp, 'the exit after the end never touched the call');
   });
-  test(`routing capture ${s.file}: exact frame sequence with CHANNEL_PARK where the capture had it`, { skip }, async () => {
+  test(`routing capture ${s.file}: exact frame sequence with CHANNEL_PARK where the capture had it`, async () => {
+    const file = eslFixture(`routing/${s.file}.txt`);
     const want = transcriptFrames(file);
     const on = s.on;
     const hooks = on ? { onFrame: (l: Labeled, call: SwitchCall) => { if (l.label === on.label) setTimeout(() => on.act(call), on.afterMs); } } : {};
@@ -150,8 +148,8 @@ for (const s of SCENARIOS) {
   });
 }
 
-test('every routing capture is covered (execute_extension on purpose not)', { skip }, () => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).map((f) => f.replace(/\.txt$/, '')).sort();
+test('every routing capture is covered (execute_extension on purpose not)', () => {
+  const files = eslFixtureNames('routing');
   assert.deepEqual(files, [...SCENARIOS.map((s) => s.file), 'handback-execute-extension-voicemail'].sort());
 });
 

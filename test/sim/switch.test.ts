@@ -1,5 +1,5 @@
 /**
- * Proves the FreeSWITCH double is faithful to the real wire captures in /work/shared/esl-transcripts.
+ * Proves the FreeSWITCH double is faithful to the real wire captures in test/fixtures/esl/.
  *
  * For each transcript a tiny scripted "app" (a net.Server, like the capture's test server) sends
  * exactly the bytes the capture's app sent (its APP->FS records), each one as soon as the double has
@@ -16,7 +16,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import {
   CommandParser,
   FrameParser,
@@ -26,16 +25,13 @@ import {
   fsUrlDecode,
   fsUrlEncode,
   parsePlainEvent,
-} from '../../src/sim/esl-wire.js';
-import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from '../../src/sim/switch.js';
+} from '@freeswitch-zammad-cti/sim/esl-wire';
+import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from '@freeswitch-zammad-cti/sim/switch';
 import {
   type Labeled, RACY, labelFrame, transcriptFrames, replay, withServer, labels, assertTolerant, assertKeyHeaders,
   assertConnectReply, waitFor, MiniApp, bridgeCmd, startApp,
 } from './transcript-replay.js';
-import { records, TRANSCRIPT_DIR } from '../../bench/frames.js';
-const DIR = TRANSCRIPT_DIR;
-const HAVE_TRANSCRIPTS = existsSync(DIR);
-const skip = HAVE_TRANSCRIPTS ? false : 'transcripts not available';
+import { eslFixture, eslFixtureNames } from '../fixtures/index.js';
 
 const CALLER = { callerNumber: '493055571600', callerName: 'Test-Caller', destination: '491711234567890' };
 
@@ -91,29 +87,29 @@ function hooksFor(s: Scenario): { onFrame?: (l: Labeled, call: SwitchCall) => vo
 }
 
 for (const s of SCENARIOS) {
-  const file = `${DIR}/${s.file}.txt`;
-  test(`transcript ${s.file}: same frames as the capture (PARK/linger tolerated)`, { skip }, async () => {
+  test(`transcript ${s.file}: same frames as the capture (PARK/linger tolerated)`, async () => {
+    const file = eslFixture(`${s.file}.txt`);
     const want = transcriptFrames(file);
     const { frames } = await replay(file, scriptFor(s), hooksFor(s));
     assertTolerant(frames, want);
     assertConnectReply(frames, want);
     assertKeyHeaders(frames, want);
   });
-  test(`transcript ${s.file}: exact frame sequence with the race knobs of the capture`, { skip }, async () => {
+  test(`transcript ${s.file}: exact frame sequence with the race knobs of the capture`, async () => {
+    const file = eslFixture(`${s.file}.txt`);
     const want = transcriptFrames(file);
     const { frames } = await replay(file, scriptFor(s, s.exact ?? {}), hooksFor(s));
     assert.deepEqual(labels(frames), labels(want));
   });
 }
 
-test('every transcript file is covered', { skip }, () => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.txt')).map((f) => f.replace(/\.txt$/, '')).sort();
-  assert.deepEqual(files, SCENARIOS.map((s) => s.file).sort());
+test('every transcript file is covered', () => {
+  assert.deepEqual(eslFixtureNames(), SCENARIOS.map((s) => s.file).sort());
 });
 
-test('chunking bytewise-random and split: same frames, many more reads', { skip }, async () => {
+test('chunking bytewise-random and split: same frames, many more reads', async () => {
   const s = SCENARIOS[0] as Scenario;
-  const file = `${DIR}/${s.file}.txt`;
+  const file = eslFixture(`${s.file}.txt`);
   const want = transcriptFrames(file);
   const whole = await replay(file, scriptFor(s));
   for (const chunking of ['split', 'bytewise-random'] as const) {
@@ -127,10 +123,10 @@ test('chunking bytewise-random and split: same frames, many more reads', { skip 
 // Wire-level facts
 // ---------------------------------------------------------------------------
 
-test('fsUrlEncode reproduces every header value of every capture byte-for-byte', { skip }, () => {
+test('fsUrlEncode reproduces every header value of every capture byte-for-byte', () => {
   let checked = 0;
-  for (const f of readdirSync(DIR).filter((x) => x.endsWith('.txt'))) {
-    for (const l of transcriptFrames(`${DIR}/${f}`)) {
+  for (const f of eslFixtureNames()) {
+    for (const l of transcriptFrames(eslFixture(`${f}.txt`))) {
       if (l.frame.headers['Content-Type'] !== 'text/event-plain' && l.label !== 'connect-reply') continue;
       const text = l.label === 'connect-reply' ? l.frame.headerList.map(([k, v]) => `${k}: ${v}`).join('\n') : l.frame.body;
       for (const line of text.split('\n')) {

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { FrameParser, type FsFrame, encodeCommand, parsePlainEvent } from '../../src/sim/esl-wire.js';
-import { FakeSwitch, type CallScript, type SwitchCall } from '../../src/sim/switch.js';
+import { FrameParser, type FsFrame, encodeCommand, parsePlainEvent } from '@freeswitch-zammad-cti/sim/esl-wire';
+import { FakeSwitch, type CallScript, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
 import { records } from '../../bench/frames.js';
 
 // ---------------------------------------------------------------------------
-// Transcript parsing (same logic as /tmp/parse.py)
+// Transcript parsing (the record format: test/fixtures/esl/README.md)
 // ---------------------------------------------------------------------------
 
 export interface Labeled {
@@ -216,7 +216,7 @@ export function assertConnectReply(got: Labeled[], want: Labeled[]): void {
 }
 
 // ---------------------------------------------------------------------------
-// Behaviour beyond the captures (freeswitch-facts.md, mod_event_socket.c)
+// Behaviour beyond the captures (docs/reference/freeswitch.md, mod_event_socket.c)
 // ---------------------------------------------------------------------------
 
 export async function waitFor(cond: () => boolean, ms = 3000): Promise<void> {

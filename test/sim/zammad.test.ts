@@ -1,7 +1,7 @@
 import { describe, it, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { ZammadDouble, type ZammadDoubleOptions } from '../../src/sim/zammad.js';
+import { ZammadDouble, type ZammadDoubleOptions } from '@freeswitch-zammad-cti/sim/zammad';
 
 // ---------------------------------------------------------------------------------------------
 // helpers

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { ZammadDouble, type ZammadDoubleOptions } from '../../src/sim/zammad.js';
+import { ZammadDouble, type ZammadDoubleOptions } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, tempOutbox, type AdapterProcess } from '../e2e/adapter-process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));

@@ -2,13 +2,13 @@
  * A small client for FreeSWITCH's INBOUND event socket (mod_event_socket, 127.0.0.1:8021): the
  * suite's own view of the switch, independent of the adapter's ESL library. Raw node:net:
  * `auth`, `api`, `bgapi` (its result arrives as a BACKGROUND_JOB event), `event plain …`,
- * `filter`. Frames are read with the switch double's frame reader (src/sim/esl-wire.ts);
+ * `filter`. Frames are read with the switch double's frame reader (packages/sim/src/esl-wire.ts);
  * plain events are parsed with URL-decoded header values (switch_url_decode semantics).
  *
  * Every wait here has a bound: a command without a reply within `timeoutMs` rejects.
  */
 import { connect, type Socket } from 'node:net';
-import { FrameParser, parsePlainEvent, type FsFrame } from '../../src/sim/esl-wire.js';
+import { FrameParser, parsePlainEvent, type FsFrame } from '@freeswitch-zammad-cti/sim/esl-wire';
 
 /** One event as received: headers URL-decoded (first occurrence wins), plus the body if any. */
 export interface FsEvent {

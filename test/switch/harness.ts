@@ -17,7 +17,7 @@ import { EslTap } from './esl-tap.js';
 import { placeCall, type CallOptions, type PlacedCall } from './place-call.js';
 import { startLine, type Line, type LineOptions } from './adapter.js';
 import { switchAddress } from './switch-address.js';
-import type { Params, ReceivedPost } from '../../src/sim/zammad.js';
+import type { Params, ReceivedPost } from '@freeswitch-zammad-cti/sim/zammad';
 
 export interface FinishedCall {
   legs: TestCallLegs;

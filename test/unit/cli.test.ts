@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { checkVerdict, runCheck } from '../../src/cli/check.js';
 import { runSimulate } from '../../src/cli/simulate.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
-import { ZammadDouble } from '../../src/sim/zammad.js';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { childEnv } from '../child-env.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -465,6 +465,14 @@ describe('the entry (src/cli/index.ts) as a process', () => {
     const unknown = await run(['frobnicate']);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  });
+
+  it('demo is not a command of the product (the simulators are not shipped: npm run demo)', async () => {
+    const help = await run(['--help']);
+    assert.doesNotMatch(help.stdout, /demo/);
+    const demo = await run(['demo']);
+    assert.equal(demo.code, 2);
+    assert.match(demo.stderr, /unknown command "demo"/);
   });
 
   it('check with a bad configuration: exit 2 and the ConfigError message', async () => {

@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import { existsSync, readdirSync } from 'node:fs';
 import { BlockEvent, FrameReader, JsonEvent, jsonStringValue, plainEvent, type EventLike, type HeaderText } from '../../src/switch/esl-frames.js';
-import { records, TRANSCRIPT_DIR } from '../../bench/frames.js';
-import { encodeEvent, serializeJson, type Header } from '../../src/sim/esl-wire.js';
+import { records } from '../../bench/frames.js';
+import { eslFixture, eslFixtureNames } from '../fixtures/index.js';
+import { encodeEvent, serializeJson, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
 
 interface ModeslEvent {
   headers: { name: string; value: unknown }[];
@@ -19,8 +19,6 @@ interface ModeslEvent {
 }
 type ParserCtor = new (socket: EventEmitter) => EventEmitter;
 const Parser = createRequire(import.meta.url)('modesl/lib/esl/Parser.js') as ParserCtor;
-
-const skip = existsSync(TRANSCRIPT_DIR) ? false : 'transcripts not available';
 
 function modeslMessages(chunks: Buffer[]): { event: ModeslEvent; type: unknown }[] {
   const socket = new EventEmitter();
@@ -67,11 +65,9 @@ function assertSame(theirs: { event: ModeslEvent; type: unknown }[], mine: { eve
   });
 }
 
-test('every capture reads the same as with modesl, whole and in random small reads', { skip }, () => {
-  const files = readdirSync(TRANSCRIPT_DIR).filter((f) => f.endsWith('.txt'));
-  assert.ok(files.length > 0);
-  for (const file of files) {
-    const stream = Buffer.concat(records(`${TRANSCRIPT_DIR}/${file}`).filter((r) => r.dir === 'FS->APP').map((r) => r.data));
+test('every capture reads the same as with modesl, whole and in random small reads', () => {
+  for (const file of eslFixtureNames()) {
+    const stream = Buffer.concat(records(eslFixture(`${file}.txt`)).filter((r) => r.dir === 'FS->APP').map((r) => r.data));
     const theirs = modeslMessages([stream]);
     assert.ok(theirs.length > 5, file);
     assertSame(theirs, ours([stream]), file);

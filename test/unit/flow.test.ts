@@ -200,7 +200,7 @@ test('connection lost before newCall went out: newCall then hangup, so Zammad kn
 });
 
 // ---------------------------------------------------------------------------------------------
-// Transfers and dialplan mode (../shared/esl-transcripts/routing/README.md, observations named)
+// Transfers and dialplan mode (test/fixtures/esl/routing/README.md, observations named)
 // ---------------------------------------------------------------------------------------------
 
 /** A caller channel whose gate set zammad_handled; no zammad_bridge and DEFAULT_BRIDGE empty: dialplan mode. */

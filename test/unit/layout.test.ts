@@ -1,17 +1,21 @@
 /**
  * The code's layout rules, read from the files themselves:
- *  - product code (src/) imports nothing from test/ or bench/: the package and the image ship
- *    src/ only, and the simulators that `npm run demo` uses live in src/sim/;
- *  - what src/ imports from npm is a runtime dependency: the image installs those only.
+ *  - product code (src/) imports nothing from test/, bench/ or packages/: the package and the
+ *    image ship src/ only; the simulators (`npm run demo`, tests, bench) are the private
+ *    workspace package packages/sim, which may import the product, never the other way round;
+ *  - what src/ imports from npm is a runtime dependency: the image installs those only;
+ *  - a clone stands alone: no code names a place outside the repository (only the real-switch
+ *    suite, test/switch/, knows where the disposable FreeSWITCH lives).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SIM = '@freeswitch-zammad-cti/sim';
 
 /** Every .ts file under src/, as paths relative to the repository. */
 function sourceFiles(): string[] {
@@ -37,6 +41,7 @@ export function specifiers(text: string): string[] {
 /** The repository folder a specifier of `file` reaches ('test', 'bench', 'src', …), or null for a package. */
 function reaches(file: string, spec: string): string | null {
   if (spec.startsWith('.')) return relative(ROOT, resolve(ROOT, dirname(file), spec)).split(sep)[0] ?? null;
+  if (spec === SIM || spec.startsWith(`${SIM}/`)) return 'packages (the sim package)';
   if (spec.startsWith('/') || spec.startsWith('file:')) return /[/\\](test|bench)[/\\]/.test(spec) ? 'test or bench (absolute path)' : 'an absolute path';
   return null;
 }
@@ -52,12 +57,14 @@ test('the specifier reader finds every kind of import (including one that reache
     'import {\n  f,\n  type G,\n} from "../../bench/f.js";',
   ].join('\n');
   assert.deepEqual(specifiers(text).sort(), ['../../bench/f.js', '../../test/doubles/x.js', '../../test/e.js', '../sim/c.js', './b.js', './d.js', './side-effect.js'].sort());
-  assert.equal(reaches('src/cli/demo.ts', '../../test/doubles/switch.js'), 'test');
-  assert.equal(reaches('src/cli/demo.ts', '../sim/switch.js'), 'src');
-  assert.equal(reaches('src/cli/demo.ts', '/work/main/test/doubles/switch.js'), 'test or bench (absolute path)');
+  assert.equal(reaches('src/cli/check.ts', '../../test/doubles/switch.js'), 'test');
+  assert.equal(reaches('src/cli/check.ts', '../../packages/sim/src/switch.js'), 'packages');
+  assert.equal(reaches('src/cli/check.ts', '../sim/switch.js'), 'src');
+  assert.equal(reaches('src/cli/check.ts', '/repo/test/doubles/switch.js'), 'test or bench (absolute path)');
+  assert.equal(reaches('src/cli/check.ts', '@freeswitch-zammad-cti/sim/switch'), 'packages (the sim package)');
 });
 
-test('src/ imports nothing from test/ or bench/ (product code never imports test code)', () => {
+test('src/ imports nothing from test/, bench/ or packages/ (the product never imports a tool)', () => {
   const files = sourceFiles();
   assert.ok(files.length > 20, `src/ has ${files.length} .ts files?`);
   const bad: string[] = [];
@@ -67,7 +74,7 @@ test('src/ imports nothing from test/ or bench/ (product code never imports test
       if (where !== null && where !== 'src') bad.push(`${file}: import '${spec}' (reaches ${where})`);
     }
   }
-  assert.deepEqual(bad, [], 'move what src/ needs into src/ (the simulators are in src/sim/)');
+  assert.deepEqual(bad, [], 'move what src/ needs into src/ (the simulators are in packages/sim/, not shipped)');
 });
 
 test('every package src/ imports is a runtime dependency (the image installs no devDependencies)', () => {
@@ -83,4 +90,28 @@ test('every package src/ imports is a runtime dependency (the image installs no 
     }
   }
   assert.deepEqual(bad, []);
+});
+
+/** Every file under these folders, relative to the repository; build output and installs left out. */
+function repositoryFiles(folders: string[]): string[] {
+  const skipped = /(^|[/\\])(node_modules|\.[^/\\]+)([/\\]|$)/; // node_modules, bench/.build, …
+  return folders.flatMap((folder) =>
+    (readdirSync(join(ROOT, folder), { recursive: true }) as string[])
+      .map((f) => join(folder, f))
+      .filter((f) => (!skipped.test(f) || f.endsWith('.gitattributes')) && statSync(join(ROOT, f)).isFile()),
+  );
+}
+
+test('a clone stands alone: no file names a place outside the repository (test/switch/ aside)', () => {
+  // Spelled in parts so that this file does not name them itself.
+  const outside = new RegExp([String.raw`\.\.[/]shared`, '[/]shared[/](esl-transcripts|spec)', '[/]work[/]'].join('|'));
+  const bad: string[] = [];
+  for (const file of repositoryFiles(['src', 'test', 'bench', 'packages'])) {
+    if (file.startsWith(join('test', 'switch') + sep)) continue; // the real-switch suite knows its FreeSWITCH
+    const lines = readFileSync(join(ROOT, file), 'utf8').split('\n');
+    lines.forEach((line, i) => {
+      if (outside.test(line)) bad.push(`${file}:${i + 1}: ${line.trim().slice(0, 100)}`);
+    });
+  }
+  assert.deepEqual(bad, [], 'cite the repository\'s own files (test/fixtures/esl/, docs/reference/)');
 });

@@ -16,7 +16,7 @@ import { RealSwitch } from '../harness.js';
 import { zammadGate, type Extension } from '../dialplan.js';
 import type { Line } from '../adapter.js';
 import { CALLER, common, executions, user } from '../scenario-kit.js';
-import { ZammadDouble } from '../../../src/sim/zammad.js';
+import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const CONF_GATE = join(ROOT, 'conf', 'dialplan', 'public', '00_zammad_cti.xml');

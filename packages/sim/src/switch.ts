@@ -6,8 +6,8 @@
  * originate/bridge of the adapter's dial strings.
  *
  * Facts it relies on (each with its source):
- *  [T]  /work/shared/esl-transcripts/*.txt (real captures, FreeSWITCH 1.10.12) and README.md there
- *  [F]  /work/shared/spec/freeswitch-facts.md (group rings, privacy, causes on a real switch)
+ *  [T]  test/fixtures/esl/*.txt (real captures, FreeSWITCH 1.10.12) and README.md there
+ *  [F]  docs/reference/freeswitch.md (group rings, privacy, causes on a real switch)
  *  [ES] mod_event_socket.c (1.10): parse_command(), read_packet(), listener_run(), socket_function(),
  *       event_handler() – command replies, myevents/event/linger semantics, disconnect handling
  *  [OR] switch_ivr_originate.c (1.10): DIALSTATUS mapping, originate_causes, LOSE_RACE for losers,
@@ -17,7 +17,7 @@
  *  [MC] mod_commands.c: user_data writes nothing for an unknown user -> api_exec answers "-ERR no reply\n"
  *  [EV] switch_event.c / switch_utils.c: serialisation, switch_url_encode (see esl-wire.ts)
  *
- *  [T routing] esl-transcripts/routing/*.txt: the dialplan routes (hand-back by transfer, REFER, uuid_transfer,
+ *  [T routing] test/fixtures/esl/routing/*.txt: the dialplan routes (hand-back by transfer, REFER, uuid_transfer,
  *       voicemail, mod_callcenter), README.md there (observations 1-11)
  *
  * Not modelled (see the report): B-leg events (an outbound socket with myevents never sees them),

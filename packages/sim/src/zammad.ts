@@ -2,7 +2,7 @@
  * Zammad double: a real HTTP server (node:http) that behaves like Zammad's CTI (generic) Push API
  * endpoint `POST /api/v1/cti/:token`, and keeps a caller log the way Zammad's `Cti::Log` does.
  *
- * Behaviour-faithful to ../../../shared/spec/zammad-behaviour.md, which wins over the public API text.
+ * Behaviour-faithful to docs/reference/zammad.md, which wins over the public API text.
  * Details checked against Zammad's source (zammad/zammad):
  *  - app/controllers/integration/cti_controller.rb: before_action check_configured (disabled →
  *    422, cti_config / inbound / outbound blank → 422), then check_token (401); replies rendered with

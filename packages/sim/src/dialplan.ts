@@ -1,7 +1,7 @@
 /**
  * Routing by a scripted dialplan (CallScript.dialplan): `transfer`, the transfers of an answered
  * call (the far end's SIP REFER, `uuid_transfer`), the extension's actions one after the other,
- * mod_callcenter queues and voicemail, as the captures in esl-transcripts/routing/ show them [T routing].
+ * mod_callcenter queues and voicemail, as the captures in test/fixtures/esl/routing/ show them [T routing].
  *
  * Once the caller channel is transferred while the socket application runs, the socket application
  * returns (CHANNEL_UNPARK, CHANNEL_EXECUTE_COMPLETE[socket]) and the dialplan routes the call; the

@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { loadConfig } from '../process/config.js';
-import { createLogger, silentLogger, type Logger } from '../process/log.js';
-import { startApp, type App } from '../process/app.js';
-import { FakeSwitch, type CallScript } from '../sim/switch.js';
-import { ZammadDouble, type CtiLogEntry } from '../sim/zammad.js';
+import { loadConfig } from '../../../src/process/config.js';
+import { createLogger, silentLogger, type Logger } from '../../../src/process/log.js';
+import { startApp, type App } from '../../../src/process/app.js';
+import { FakeSwitch, type CallScript } from './switch.js';
+import { ZammadDouble, type CtiLogEntry } from './zammad.js';
 
 export interface DemoOptions {
   /** Keep the adapter and the doubles up after the calls (for scraping /metrics); stop() ends them. */

@@ -2,7 +2,7 @@
  * Wire helpers for the FreeSWITCH outbound event-socket protocol, as spoken by
  * FreeSWITCH 1.10.12 (`socket <host>:<port> async full`).
  *
- * Sources of truth (see /work/shared/esl-transcripts/README.md):
+ * Sources of truth (see test/fixtures/esl/README.md):
  *  - the real wire captures (transcripts) – they always win;
  *  - mod_event_socket.c (parse_command, read_packet, listener_run, send_disconnect),
  *    switch_event.c (switch_event_serialize, switch_event_serialize_json),

@@ -28,7 +28,7 @@ export interface ZammadSettings {
   /**
    * How the error format (JSON or HTML page) of *exception* replies (422 unknown event / missing
    * call id, 500s, 404) is chosen:
-   *  - 'strict' (default, per zammad-behaviour.md): JSON only when Accept names application/json;
+   *  - 'strict' (default, per docs/reference/zammad.md): JSON only when Accept names application/json;
    *  - 'rails': Rails' own negotiation: JSON also for a lone `Accept: *∕*` (what fetch/undici send
    *    by default), HTML for no Accept or a browser-like one.
    * Replies the controller renders itself (200, 401, disabled/not configured/direction 422) are JSON always.
