@@ -22,6 +22,7 @@
  */
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
+import { doubling, equalJitter, type BackoffBounds } from './backoff.js';
 import type { HttpOutcome } from './client.js';
 import { formBody } from './form.js';
 import type { EndpointStore } from './store.js';
@@ -93,7 +94,8 @@ export class Outbox {
   private size = 0;
   private fault: string | undefined;
   private faultSince = 0;
-  private probeDelay = 0;
+  /** Probe rounds during the current fault: each waits twice as long as the one before. */
+  private probes = 0;
   private probeTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
@@ -101,6 +103,8 @@ export class Outbox {
   /** Last answer from Zammad, for readiness: true = it answered 2xx, false = unreachable. */
   private reachable: boolean | undefined;
   private readonly backlogLimit: number;
+  /** For a lane's retries and for the probes during a configuration fault. */
+  private readonly retry: BackoffBounds;
   /** Why nothing is sent (the endpoint left the endpoints file), while it lasts. */
   private held: string | undefined;
   /** Lanes whose next event is not on disk yet: they go once its commit is done. */
@@ -118,6 +122,7 @@ export class Outbox {
   ) {
     const reserve = options.reserve ?? (options.concurrency >= 2 ? Math.max(1, Math.floor(options.concurrency / 4)) : 0);
     this.backlogLimit = Math.max(1, options.concurrency - reserve);
+    this.retry = { baseMs: options.retryBaseMs, maxMs: options.retryMaxMs };
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
     this.sweepTimer.unref();
     store.onCommit((error, unstored) => this.committed(error, unstored));
@@ -369,7 +374,7 @@ export class Outbox {
       case 'retry': {
         this.reachable = false;
         item.attempts++;
-        const delay = this.backoff(item.attempts);
+        const delay = equalJitter(doubling(item.attempts, this.retry));
         if (!lane.warned) log.warn('Zammad did not take the event; it stays in the outbox and is retried', { reason: verdict.reason, retryInMs: Math.round(delay) });
         lane.warned = true;
         lane.timer = setTimeout(() => {
@@ -469,11 +474,6 @@ export class Outbox {
     for (const lane of lanes) this.schedule(lane);
   }
 
-  private backoff(attempt: number): number {
-    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(attempt - 1, 20));
-    return ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
-  }
-
   private setFault(reason: string): void {
     if (this.fault === reason) return;
     const first = this.fault === undefined;
@@ -481,7 +481,7 @@ export class Outbox {
     if (first) this.faultSince = this.now();
     // One line for the fault, not one per event.
     this.log.error(`Zammad refuses all events: ${reason}. Events are kept and delivered once this is fixed.`);
-    this.probeDelay = this.options.retryBaseMs;
+    this.probes = 0;
     this.armProbe();
   }
 
@@ -514,7 +514,7 @@ export class Outbox {
     if (this.probeTimer || this.closed || this.fault === undefined || this.held !== undefined) return;
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
-      this.probeDelay = Math.min(this.options.retryMaxMs, this.probeDelay * 2);
+      this.probes++;
       const lane = this.parked.values().next().value;
       if (!lane) return this.armProbe();
       this.parked.delete(lane);
@@ -525,7 +525,7 @@ export class Outbox {
       }
       void this.run(lane);
       this.armProbe();
-    }, this.probeDelay);
+    }, doubling(this.probes + 1, this.retry));
     this.probeTimer.unref();
   }
 

@@ -27,6 +27,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { doubling } from './backoff.js';
 import { DEFAULT_ENDPOINT } from './endpoints-file.js';
 
 export interface StoredEvent {
@@ -117,9 +118,8 @@ type Write =
   | { op: 'answer'; callId: string; answeringNumber: string }
   | { op: 'close'; callId: string };
 
-/** After a failed commit: first retry after this, doubling up to RETRY_MAX_MS. */
-const RETRY_BASE_MS = 50;
-const RETRY_MAX_MS = 5000;
+/** After a failed commit: first retry after 50 ms, doubling up to 5 s. */
+const COMMIT_RETRY = { baseMs: 50, maxMs: 5000 } as const;
 
 /** What one endpoint's Outbox needs of the disk: its own events only. */
 export interface EndpointStore {
@@ -154,7 +154,8 @@ export class OutboxStore {
   private storedId: number;
   private turnPending = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelay = 0;
+  /** Failed commits in a row. */
+  private failedCommits = 0;
   private failure: Error | undefined;
   /** One per endpoint's outbox. */
   private readonly listeners = new Set<CommitListener>();
@@ -365,7 +366,7 @@ export class OutboxStore {
     this.storedId = last;
     this.commitCount++;
     this.failure = undefined;
-    this.retryDelay = 0;
+    this.failedCommits = 0;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     // A synchronous commit (markSent, a read) after a failure: the listener still hears of it.
@@ -413,12 +414,12 @@ export class OutboxStore {
 
   private armRetry(): void {
     if (this.retryTimer || this.closed) return;
-    this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay === 0 ? RETRY_BASE_MS : this.retryDelay * 2);
+    this.failedCommits++;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.turnPending = true;
       this.turn();
-    }, this.retryDelay);
+    }, doubling(this.failedCommits, COMMIT_RETRY));
     // The adapter's servers keep the process alive; a store alone must not.
     this.retryTimer.unref();
   }
