@@ -12,7 +12,7 @@ import { configuredEndpoints } from '../process/endpoints.js';
 import { DEFAULT_ENDPOINT, EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
 import { tokenOf } from '../zammad/endpoint-url.js';
 import { ZammadClient, type HttpOutcome } from '../zammad/client.js';
-import { errorText } from '../zammad/replies.js';
+import { readError } from '../zammad/replies.js';
 
 export const CHECK_CALL_ID = 'freeswitch-zammad-cti-check';
 /** A valid event, no direction: Zammad answers 422 "Invalid direction!" after every other check and stores nothing. */
@@ -50,12 +50,12 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
   if (outcome.kind === 'failure') return unreachable(outcome.code, outcome.error);
 
   const { status, body } = outcome;
-  const error = errorText(body);
+  const { meaning, text: error } = readError(status, body);
   const said = error !== undefined ? ` "${error}"` : body.trim() === '' ? '' : ` ${describeBody(body)}`;
   const reached = `${PASS} endpoint reachable: Zammad answered ${status}${said}`;
   const notTested = (what: string, why: string) => `${SKIP} ${what}: not tested (${why})`;
 
-  if (status === 422 && error !== undefined && /invalid direction/i.test(error)) {
+  if (meaning === 'invalidDirection') {
     return {
       ok: true,
       lines: [
@@ -67,7 +67,7 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
     };
   }
 
-  if (status === 422 && error !== undefined && /disabled/i.test(error)) {
+  if (meaning === 'disabled') {
     return {
       ok: false,
       lines: [
@@ -79,7 +79,7 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
     };
   }
 
-  if (status === 422 && error !== undefined && /not configured/i.test(error)) {
+  if (meaning === 'notConfigured') {
     return {
       ok: false,
       lines: [
@@ -92,7 +92,7 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
   }
 
   if (status === 401) {
-    const fromZammad = error !== undefined && /token/i.test(error);
+    const fromZammad = meaning === 'wrongToken';
     return {
       ok: false,
       lines: fromZammad
