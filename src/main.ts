@@ -5,7 +5,7 @@
 import 'dotenv/config';
 import { ConfigError, loadConfig } from './process/config.js';
 import { configuredEndpoints } from './process/endpoints.js';
-import { EndpointsFileError } from './zammad/endpoints-file.js';
+import { EndpointsFileError, type Endpoint } from './zammad/endpoints-file.js';
 import { tokenOf } from './zammad/endpoint-url.js';
 import { createLogger } from './process/log.js';
 import cluster from 'node:cluster';
@@ -15,11 +15,13 @@ import { runWorker } from './process/cluster-worker.js';
 
 async function main(): Promise<void> {
   let config;
+  // Read once, here: a bad endpoints file stops the start with every problem named. Not in a
+  // worker: the file may have changed since the primary read it (SIGHUP keeps the old set when
+  // it is bad), and the primary hands it the routes (cluster-worker.ts).
+  let endpoints: Endpoint[] = [];
   try {
     config = loadConfig(process.env);
-    // A bad endpoints file stops the start here, with every problem named. Not in a worker: the
-    // file may have changed since the primary read it (SIGHUP keeps the old set when it is bad).
-    if (!cluster.isWorker) configuredEndpoints(config);
+    if (!cluster.isWorker) endpoints = configuredEndpoints(config);
   } catch (err) {
     if (err instanceof ConfigError || err instanceof EndpointsFileError) {
       process.stderr.write(`${err.message}\nSee .env.example and the README's configuration table.\n`);
@@ -29,8 +31,7 @@ async function main(): Promise<void> {
   }
   const worker = config.WORKERS > 1 && cluster.isWorker ? cluster.worker : undefined;
   // Grows with every endpoint's token (app.ts): the logger redacts all of them.
-  // A worker never reads the file (the primary hands it the routes: cluster-worker.ts).
-  const secrets = [config.zammadToken, ...(worker ? [] : configuredEndpoints(config).map((e) => tokenOf(e.url)))];
+  const secrets = [config.zammadToken, ...endpoints.map((e) => tokenOf(e.url))];
   const root = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, secrets });
   const log = worker ? root.child({ worker: worker.id }) : root;
   process.on('uncaughtException', (err) => {
@@ -77,7 +78,7 @@ async function main(): Promise<void> {
   });
 
   try {
-    app = await startApp(config, log, secrets, config.WORKERS > 1 ? clusterFront : undefined);
+    app = await startApp(config, log, endpoints, secrets, config.WORKERS > 1 ? clusterFront : undefined);
   } catch (err) {
     log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
     process.exit(1);

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../process/config.js';
 import { createLogger, silentLogger, type Logger } from '../process/log.js';
 import { startApp, type App } from '../process/app.js';
+import { configuredEndpoints } from '../process/endpoints.js';
 import { FakeSwitch, type CallScript } from '../sim/switch.js';
 import { ZammadDouble, type CtiLogEntry } from '../sim/zammad.js';
 
@@ -152,7 +153,7 @@ export async function runDemo(out: (line: string) => void, options: DemoOptions 
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    app = await startApp(config, log);
+    app = await startApp(config, log, configuredEndpoints(config));
     out(`adapter listening for FreeSWITCH on 127.0.0.1:${app.eslPort}, status on http://127.0.0.1:${app.statusPort}/metrics`);
     out(`Zammad double on ${zammad.baseUrl} (block list: 49406660000; outbound 49171* → caller id 4930777000000)`);
     out('');

@@ -5,7 +5,7 @@
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { EndpointSet, type EndpointStatus } from '../zammad/endpoint-set.js';
-import { DEFAULT_ENDPOINT, EndpointsFileError } from '../zammad/endpoints-file.js';
+import { DEFAULT_ENDPOINT, EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
 import { OutboxStore } from '../zammad/store.js';
 import { configuredEndpoints } from './endpoints.js';
 import { Metrics } from '../status/metrics.js';
@@ -31,12 +31,18 @@ function soleDefault(configured: readonly EndpointStatus[]): EndpointStatus | un
 }
 
 /**
+ * `endpoints`: configuredEndpoints(config), read by the caller (once; reload() reads the file again).
  * `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts).
  * `calls`: where calls are taken — this process (WORKERS=1) or cluster workers (cluster-primary.ts).
  */
-export async function startApp(config: Config, log: Logger, secrets: string[] = [], calls: FrontFactory = localFront): Promise<App> {
+export async function startApp(
+  config: Config,
+  log: Logger,
+  endpoints: readonly Endpoint[],
+  secrets: string[] = [],
+  calls: FrontFactory = localFront,
+): Promise<App> {
   const metrics = new Metrics();
-  const endpointList = configuredEndpoints(config);
   const store = new OutboxStore(config.OUTBOX_PATH);
   const zammad = new EndpointSet(
     store,
@@ -66,7 +72,7 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     },
     secrets,
   );
-  zammad.start(endpointList);
+  zammad.start(endpoints);
   const recoveryDeps = { store, zammad, config, log: log.child({ component: 'recovery' }) };
   const recovery = await recoverOpenCalls(recoveryDeps);
 
