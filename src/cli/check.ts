@@ -14,9 +14,9 @@ import { tokenOf } from '../zammad/endpoint-url.js';
 import { ZammadClient, type HttpOutcome } from '../zammad/client.js';
 import { readError } from '../zammad/replies.js';
 
-export const CHECK_CALL_ID = 'freeswitch-zammad-cti-check';
+const CHECK_CALL_ID = 'freeswitch-zammad-cti-check';
 /** A valid event, no direction: Zammad answers 422 "Invalid direction!" after every other check and stores nothing. */
-export const CHECK_BODY = new URLSearchParams({ event: 'newCall', callId: CHECK_CALL_ID }).toString();
+const CHECK_BODY = new URLSearchParams({ event: 'newCall', callId: CHECK_CALL_ID }).toString();
 
 export const CHECK_USAGE = [
   'Usage: freeswitch-zammad-cti check',
@@ -298,7 +298,7 @@ export function oneLine(text: string, max: number): string {
 // Shared by the CLI commands
 
 /** Replaces the token (raw and URL-encoded) wherever it appears in a line; same rule as the logger (≥ 4 chars). */
-export function tokenScrubber(token: string): (line: string) => string {
+function tokenScrubber(token: string): (line: string) => string {
   const needles = token.length >= 4 ? [...new Set([token, encodeURIComponent(token)])] : [];
   return (line) => {
     let s = line;

@@ -14,10 +14,10 @@ const Dial = z.object({
   callerId: z.unknown().optional(),
   number: z.unknown().optional(),
 });
-export const NewCallReply = z.union([Reject, Dial]);
-export type NewCallReply = z.infer<typeof NewCallReply>;
+const NewCallReply = z.union([Reject, Dial]);
+type NewCallReply = z.infer<typeof NewCallReply>;
 
-export const ErrorReply = z.object({ error: z.string() });
+const ErrorReply = z.object({ error: z.string() });
 
 /** Zammad's answers to newCall are a few dozen bytes; more than this is not Zammad talking. */
 const LARGE_REPLY_CHARS = 1024;

@@ -307,19 +307,6 @@ export class OutboxStore {
     return this.stmt.count.get()?.n ?? 0;
   }
 
-  /** The journal entry of a call without its newCall (for tests and tools; the adapter journals through add()). */
-  callStarted(callId: string, facts: string, at: number, endpoint: string = DEFAULT_ENDPOINT): void {
-    this.assertOpen();
-    this.queue.push({ op: 'open', callId, endpoint, facts, at });
-    this.soon();
-  }
-
-  callAnswered(callId: string, answeringNumber: string): void {
-    this.assertOpen();
-    this.queue.push({ op: 'answer', callId, answeringNumber });
-    this.soon();
-  }
-
   /** Queued like the rest: it lands in the same batch as a hangup sent just before it, or a later one. */
   callEnded(callId: string): void {
     this.assertOpen();
