@@ -2,7 +2,8 @@
  * The code's layout rules, read from the files themselves:
  *  - product code (src/) imports nothing from test/ or bench/: the package and the image ship
  *    src/ only, and the simulators that `npm run demo` uses live in src/sim/;
- *  - what src/ imports from npm is a runtime dependency: the image installs those only.
+ *  - what src/ imports from npm is a runtime dependency: the image installs those only;
+ *  - no file in src/ is over 500 lines.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,4 +84,13 @@ test('every package src/ imports is a runtime dependency (the image installs no 
     }
   }
   assert.deepEqual(bad, []);
+});
+
+test('no file in src/ has more than 500 lines (a longer one holds more than one idea: split it along a seam)', () => {
+  const MAX_LINES = 500;
+  const long = sourceFiles()
+    .map((file) => ({ file, lines: readFileSync(join(ROOT, file), 'utf8').split('\n').length - 1 }))
+    .filter((f) => f.lines > MAX_LINES)
+    .map((f) => `${f.file}: ${f.lines} lines`);
+  assert.deepEqual(long, []);
 });
