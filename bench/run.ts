@@ -30,7 +30,7 @@ import { parseOptions } from './options.js';
 import { type Adapter, pinProcesses, build, startAdapter, startGenerator, startBaseline } from './processes.js';
 import { table, cpuLine } from './report.js';
 import { type Measured, type ModeFigures, type Report, summarise } from './summary.js';
-import { BENCH, round, log } from './util.js';
+import { BENCH, repoPath, round, log } from './util.js';
 
 export async function main(argv: string[]): Promise<Report> {
   const opts = parseOptions(argv);
@@ -166,7 +166,7 @@ export async function main(argv: string[]): Promise<Report> {
       machine: machine(),
       mode: opts.smoke ? 'smoke' : 'full',
       settings: {
-        transcript: templates.source,
+        transcript: repoPath(templates.source),
         eventsPerCall: templates.eventsPerCall,
         switchBytesPerCall: templates.bytesPerCall,
         warmupMs: opts.warmupMs,
@@ -183,7 +183,7 @@ export async function main(argv: string[]): Promise<Report> {
         pinning,
         openRate: opts.openRate,
         adapterNodeOptions: opts.adapterNodeOptions,
-        adapterRunAs: opts.tsx ? 'node --import tsx src/main.ts' : `node ${mainJs} (tsc -p tsconfig.build.json)`,
+        adapterRunAs: opts.tsx || mainJs === null ? 'node --import tsx src/main.ts' : `node ${repoPath(mainJs)} (tsc -p tsconfig.build.json)`,
       },
     },
     opts.logLevels,
