@@ -28,7 +28,7 @@ import { parseOptions } from './options.js';
 import { type Adapter, pinProcesses, build, startAdapter, startGenerator, startBaseline } from './processes.js';
 import { table, cpuLine } from './report.js';
 import { type Measured, type ModeFigures, type Report, summarise } from './summary.js';
-import { BENCH, ROOT, round, log } from './util.js';
+import { BENCH, repoPath, round, log } from './util.js';
 
 export async function main(argv: string[]): Promise<Report> {
   const opts = parseOptions(argv);
@@ -162,8 +162,7 @@ export async function main(argv: string[]): Promise<Report> {
       machine: machine(),
       mode: opts.smoke ? 'smoke' : 'full',
       settings: {
-        // Paths relative to the repository: a result says nothing about the machine's folders.
-        transcript: relative(ROOT, templates.source),
+        transcript: repoPath(templates.source),
         eventsPerCall: templates.eventsPerCall,
         switchBytesPerCall: templates.bytesPerCall,
         warmupMs: opts.warmupMs,
@@ -179,7 +178,7 @@ export async function main(argv: string[]): Promise<Report> {
         pinning,
         openRate: opts.openRate,
         adapterNodeOptions: opts.adapterNodeOptions,
-        adapterRunAs: opts.tsx ? 'node --import tsx src/main.ts' : `node ${relative(ROOT, mainJs ?? '')} (tsc -p tsconfig.build.json)`,
+        adapterRunAs: opts.tsx || mainJs === null ? 'node --import tsx src/main.ts' : `node ${repoPath(mainJs)} (tsc -p tsconfig.build.json)`,
       },
     },
     opts.logLevels,

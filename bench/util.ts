@@ -1,10 +1,12 @@
 /** Small helpers of the benchmark: paths, sleep, rounding, percentiles, a free port, the log line. */
 import net from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BENCH = join(ROOT, 'bench');
+/** A path as a report records it: relative to the repository, so results/ carry no machine's own layout. */
+export const repoPath = (path: string) => relative(ROOT, path) || '.';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const round = (n: number, d = 2) => (Number.isFinite(n) ? Math.round(n * 10 ** d) / 10 ** d : n);

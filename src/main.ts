@@ -2,14 +2,14 @@
 import 'dotenv/config';
 import { ConfigError, loadConfig, retiredVariables } from './process/config.js';
 import { configuredEndpoints } from './process/endpoints.js';
-import { EndpointsFileError } from './zammad/endpoints-file.js';
+import { EndpointsFileError, type Endpoint } from './zammad/endpoints-file.js';
 import { tokenOf } from './zammad/endpoint-url.js';
 import { createLogger } from './process/log.js';
 import { startApp, type App } from './process/app.js';
 
 async function main(): Promise<void> {
   let config;
-  let endpoints;
+  let endpoints: Endpoint[];
   try {
     config = loadConfig(process.env);
     // A bad endpoints file stops the start here, with every problem named.
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
   });
 
   try {
-    app = await startApp(config, log, secrets);
+    app = await startApp(config, log, endpoints, secrets);
   } catch (err) {
     log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
     process.exit(1);

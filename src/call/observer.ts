@@ -25,10 +25,6 @@ export class ObservedCall {
 
   private seen = false;
 
-  get ended(): boolean {
-    return this.state.hangupPosted;
-  }
-
   /** Whether any event of the call arrived since the re-attach. */
   get seenEvents(): boolean {
     return this.seen;

@@ -12,11 +12,11 @@ import { configuredEndpoints } from '../process/endpoints.js';
 import { DEFAULT_ENDPOINT, EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
 import { tokenOf } from '../zammad/endpoint-url.js';
 import { ZammadClient, type HttpOutcome } from '../zammad/client.js';
-import { errorText } from '../zammad/replies.js';
+import { readError } from '../zammad/replies.js';
 
-export const CHECK_CALL_ID = 'freeswitch-zammad-cti-check';
+const CHECK_CALL_ID = 'freeswitch-zammad-cti-check';
 /** A valid event, no direction: Zammad answers 422 "Invalid direction!" after every other check and stores nothing. */
-export const CHECK_BODY = new URLSearchParams({ event: 'newCall', callId: CHECK_CALL_ID }).toString();
+const CHECK_BODY = new URLSearchParams({ event: 'newCall', callId: CHECK_CALL_ID }).toString();
 
 export const CHECK_USAGE = [
   'Usage: freeswitch-zammad-cti check',
@@ -50,12 +50,12 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
   if (outcome.kind === 'failure') return unreachable(outcome.code, outcome.error);
 
   const { status, body } = outcome;
-  const error = errorText(body);
+  const { meaning, text: error } = readError(status, body);
   const said = error !== undefined ? ` "${error}"` : body.trim() === '' ? '' : ` ${describeBody(body)}`;
   const reached = `${PASS} endpoint reachable: Zammad answered ${status}${said}`;
   const notTested = (what: string, why: string) => `${SKIP} ${what}: not tested (${why})`;
 
-  if (status === 422 && error !== undefined && /invalid direction/i.test(error)) {
+  if (meaning === 'invalidDirection') {
     return {
       ok: true,
       lines: [
@@ -67,7 +67,7 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
     };
   }
 
-  if (status === 422 && error !== undefined && /disabled/i.test(error)) {
+  if (meaning === 'disabled') {
     return {
       ok: false,
       lines: [
@@ -79,7 +79,7 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
     };
   }
 
-  if (status === 422 && error !== undefined && /not configured/i.test(error)) {
+  if (meaning === 'notConfigured') {
     return {
       ok: false,
       lines: [
@@ -92,7 +92,7 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
   }
 
   if (status === 401) {
-    const fromZammad = error !== undefined && /token/i.test(error);
+    const fromZammad = meaning === 'wrongToken';
     return {
       ok: false,
       lines: fromZammad
@@ -298,7 +298,7 @@ export function oneLine(text: string, max: number): string {
 // Shared by the CLI commands
 
 /** Replaces the token (raw and URL-encoded) wherever it appears in a line; same rule as the logger (≥ 4 chars). */
-export function tokenScrubber(token: string): (line: string) => string {
+function tokenScrubber(token: string): (line: string) => string {
   const needles = token.length >= 4 ? [...new Set([token, encodeURIComponent(token)])] : [];
   return (line) => {
     let s = line;

@@ -5,7 +5,7 @@
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { EndpointSet, type EndpointStatus } from '../zammad/endpoint-set.js';
-import { DEFAULT_ENDPOINT, EndpointsFileError } from '../zammad/endpoints-file.js';
+import { DEFAULT_ENDPOINT, EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
 import { OutboxStore } from '../zammad/store.js';
 import { configuredEndpoints } from './endpoints.js';
 import { Metrics } from '../status/metrics.js';
@@ -30,10 +30,17 @@ function soleDefault(configured: readonly EndpointStatus[]): EndpointStatus | un
   return configured.length === 1 && configured[0]?.name === DEFAULT_ENDPOINT ? configured[0] : undefined;
 }
 
-/** `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts). */
-export async function startApp(config: Config, log: Logger, secrets: string[] = []): Promise<App> {
+/**
+ * `endpoints`: configuredEndpoints(config), read by the caller (once; reload() reads the file again).
+ * `secrets`: the logger's redaction list; every endpoint's token is added to it (log.ts).
+ */
+export async function startApp(
+  config: Config,
+  log: Logger,
+  endpoints: readonly Endpoint[],
+  secrets: string[] = [],
+): Promise<App> {
   const metrics = new Metrics();
-  const endpointList = configuredEndpoints(config);
   const store = new OutboxStore(config.OUTBOX_PATH);
   const zammad = new EndpointSet(
     store,
@@ -63,7 +70,7 @@ export async function startApp(config: Config, log: Logger, secrets: string[] = 
     },
     secrets,
   );
-  zammad.start(endpointList);
+  zammad.start(endpoints);
   const recovery = await recoverOpenCalls({ store, zammad, config, log: log.child({ component: 'recovery' }) });
 
   const calls = takeCalls(config, { sink: zammad, metrics, log });

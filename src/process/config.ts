@@ -92,7 +92,6 @@ export const ConfigSchema = z
     }
   });
 
-export type ConfigInput = z.input<typeof ConfigSchema>;
 /** zammadToken: the token of ZAMMAD_CTI_URL ('' without it), a secret for the logs. */
 export type Config = Readonly<z.output<typeof ConfigSchema>> & { readonly zammadToken: string };
 

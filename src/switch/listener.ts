@@ -16,7 +16,7 @@ export interface ListenerHooks {
   rejected?(address: string): void;
 }
 
-export function allowList(entries: readonly string[]): net.BlockList {
+function allowList(entries: readonly string[]): net.BlockList {
   const list = new net.BlockList();
   for (const entry of entries) {
     const [addr = '', bits] = entry.split('/');

@@ -106,12 +106,6 @@ export class EndpointSet {
     return n;
   }
 
-  oldestAgeMs(): number {
-    let oldest = 0;
-    for (const m of this.members.values()) oldest = Math.max(oldest, m.outbox.oldestAgeMs());
-    return oldest;
-  }
-
   status(): EndpointStatus[] {
     return [...this.members].map(([name, m]) => {
       const events = m.outbox.depth;

@@ -15,15 +15,17 @@
  * the "may have reached Zammad" moment is written to disk before the request leaves, so that
  * not even a crash in flight leads to a second hangup.
  *
- * Requests in flight are bounded (`concurrency`, one per pooled connection). A fresh newCall —
- * a caller is ringing and the switch waits for Zammad's decision — goes before any backlog, and
- * the backlog never takes the last connections (`reserve`), so lanes recovering after an outage
- * cannot starve it.
+ * Requests in flight are bounded, fresh newCalls first (slots.ts); lanes wait while the endpoint
+ * is held or Zammad refuses everything (parking.ts).
  */
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
+import { doubling, equalJitter, type BackoffBounds } from './backoff.js';
 import type { HttpOutcome } from './client.js';
+import { CommitWait } from './commit-wait.js';
 import { formBody } from './form.js';
+import { Parking } from './parking.js';
+import { Slots } from './slots.js';
 import type { EndpointStore } from './store.js';
 import { atMostOnce, verdictOf, type Verdict } from './verdict.js';
 
@@ -38,7 +40,7 @@ export interface OutboxOptions {
   retryMaxMs: number;
   maxAgeMs: number;
   maxEvents: number;
-  /** Requests in flight at once; more lanes wait their turn (fresh newCalls first). */
+  /** Requests in flight at once; more lanes wait their turn (fresh newCalls first: slots.ts). */
   concurrency: number;
   /** Of those, how many only fresh newCalls may use (default: a quarter, at least 1 when concurrency ≥ 2). */
   reserve?: number;
@@ -73,8 +75,8 @@ interface Lane {
   callId: string;
   items: Item[];
   busy: boolean;
+  /** Waiting for a free slot. */
   queued: boolean;
-  parked: boolean;
   timer?: NodeJS.Timeout;
   warned: boolean;
   /** Logged once: this call's events wait for a suspended endpoint. */
@@ -86,27 +88,21 @@ const FORGET_LIMIT = 10_000;
 
 export class Outbox {
   private readonly lanes = new Map<string, Lane>();
-  private readonly ready: Lane[] = [];
-  private readonly parked = new Set<Lane>();
+  private readonly slots: Slots<Lane>;
+  private readonly parking: Parking<Lane>;
   private readonly forgotten = new Map<string, string>();
-  private inFlight = 0;
   private size = 0;
-  private fault: string | undefined;
-  private faultSince = 0;
-  private probeDelay = 0;
-  private probeTimer: NodeJS.Timeout | undefined;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
   private readonly idleWaiters = new Set<() => void>();
   /** Last answer from Zammad, for readiness: true = it answered 2xx, false = unreachable. */
   private reachable: boolean | undefined;
-  private readonly backlogLimit: number;
+  /** For a lane's retries and for the probes during a configuration fault. */
+  private readonly retry: BackoffBounds;
   /** Why nothing is sent (the endpoint left the endpoints file), while it lasts. */
   private held: string | undefined;
   /** Lanes whose next event is not on disk yet: they go once its commit is done. */
-  private readonly uncommitted = new Set<Lane>();
-  /** The disk refuses writes (full, I/O error): logged once, until a commit passes again. */
-  private storeFault: string | undefined;
+  private readonly commits: CommitWait<Lane>;
 
   constructor(
     private readonly store: EndpointStore,
@@ -116,11 +112,14 @@ export class Outbox {
     private readonly hooks: OutboxHooks = {},
     private readonly now: () => number = Date.now,
   ) {
-    const reserve = options.reserve ?? (options.concurrency >= 2 ? Math.max(1, Math.floor(options.concurrency / 4)) : 0);
-    this.backlogLimit = Math.max(1, options.concurrency - reserve);
+    this.slots = new Slots(options.concurrency, options.reserve, (lane) => this.urgent(lane));
+    this.retry = { baseMs: options.retryBaseMs, maxMs: options.retryMaxMs };
+    const mayProbe = () => !this.closed && this.held === undefined;
+    this.parking = new Parking(this.retry, log, now, mayProbe, (lane) => this.probe(lane));
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
     this.sweepTimer.unref();
-    store.onCommit((error, unstored) => this.committed(error, unstored));
+    this.commits = new CommitWait(store, log, () => this.closed, () => this.size, (lane) => this.schedule(lane));
+    store.onCommit((error, unstored) => this.commits.committed(error, unstored));
   }
 
   /** Picks up what an earlier run left on disk. */
@@ -197,7 +196,7 @@ export class Outbox {
 
   /** A configuration fault Zammad reported (wrong token, integration off), while it lasts. */
   get configFault(): string | undefined {
-    return this.fault;
+    return this.parking.fault;
   }
 
   get zammadReachable(): boolean | undefined {
@@ -212,11 +211,10 @@ export class Outbox {
   suspend(reason: string): void {
     if (this.held !== undefined) return;
     this.held = reason;
-    clearTimeout(this.probeTimer);
-    this.probeTimer = undefined;
-    for (const lane of this.ready.splice(0)) {
+    this.parking.stopProbing();
+    for (const lane of this.slots.takeAll()) {
       lane.queued = false;
-      this.park(lane);
+      this.parking.park(lane);
     }
     for (const lane of this.lanes.values()) {
       const head = lane.items[0];
@@ -244,7 +242,7 @@ export class Outbox {
     this.poster = poster;
     this.reachable = undefined;
     // A fault of the old URL (401 for a revoked token) says nothing about the new one.
-    if (this.fault !== undefined) this.unpark();
+    if (this.parking.fault !== undefined) this.unpark();
   }
 
   /** Resolves true once nothing is pending, false if that takes longer than timeoutMs. */
@@ -267,7 +265,7 @@ export class Outbox {
   close(): void {
     this.closed = true;
     clearInterval(this.sweepTimer);
-    clearTimeout(this.probeTimer);
+    this.parking.stopProbing();
     for (const lane of this.lanes.values()) clearTimeout(lane.timer);
   }
 
@@ -286,7 +284,7 @@ export class Outbox {
   private lane(callId: string): Lane {
     let lane = this.lanes.get(callId);
     if (!lane) {
-      lane = { callId, items: [], busy: false, queued: false, parked: false, warned: false };
+      lane = { callId, items: [], busy: false, queued: false, warned: false };
       this.lanes.set(callId, lane);
     }
     return lane;
@@ -299,37 +297,32 @@ export class Outbox {
   }
 
   private schedule(lane: Lane): void {
-    if (this.closed || lane.busy || lane.queued || lane.parked || lane.timer || lane.items.length === 0) return;
-    if (this.held !== undefined) return this.park(lane);
-    if (!this.onDisk(lane)) return;
+    if (this.closed || lane.busy || lane.queued || lane.timer || lane.items.length === 0) return;
+    if (this.parking.has(lane)) return;
+    if (this.held !== undefined) return this.parking.park(lane);
+    if (!this.commits.onDisk(lane)) return;
     const urgent = this.urgent(lane);
-    if (this.fault !== undefined && !urgent) return this.park(lane);
-    if (this.inFlight >= (urgent ? this.options.concurrency : this.backlogLimit)) {
+    if (this.parking.fault !== undefined && !urgent) return this.parking.park(lane);
+    if (!this.slots.free(urgent)) {
       lane.queued = true;
-      // A fresh newCall holds a ringing caller: it goes before any backlog.
-      if (urgent) this.ready.splice(this.ready.findIndex((l) => !this.urgent(l)) >>> 0, 0, lane);
-      else this.ready.push(lane);
+      this.slots.wait(lane);
       return;
     }
     void this.run(lane);
   }
 
   private next(): void {
-    while (this.ready.length > 0) {
-      const lane = this.ready[0];
-      if (!lane) break;
-      if (this.inFlight >= (this.urgent(lane) ? this.options.concurrency : this.backlogLimit)) break;
-      this.ready.shift();
+    this.slots.next((lane) => {
       lane.queued = false;
       this.schedule(lane);
-    }
+    });
   }
 
   private async run(lane: Lane): Promise<void> {
     const item = lane.items[0];
-    if (!item || !this.onDisk(lane)) return;
+    if (!item || !this.commits.onDisk(lane)) return;
     lane.busy = true;
-    this.inFlight++;
+    this.slots.started();
     const started = performance.now();
     const onSend = item.once
       ? () => {
@@ -342,7 +335,7 @@ export class Outbox {
       : undefined;
     const outcome = await this.poster.post(item.body, this.options.requestTimeoutMs, onSend);
     const verdict = verdictOf(item.event, outcome, { atMostOnce: item.once });
-    this.inFlight--;
+    this.slots.finished();
     lane.busy = false;
     this.hooks.posted?.(item.event, outcome.kind === 'response' ? String(outcome.status) : outcome.code, (performance.now() - started) / 1000);
     if (!this.closed) {
@@ -361,7 +354,7 @@ export class Outbox {
     switch (verdict.kind) {
       case 'delivered':
         this.reachable = true;
-        if (this.fault !== undefined) this.clearFault();
+        if (this.parking.fault !== undefined) this.reschedule(this.parking.endFault(this.size));
         if (lane.warned) log.info('delivered to Zammad after retrying', { attempts: item.attempts + 1 });
         lane.warned = false;
         this.done(lane, item, verdict);
@@ -369,7 +362,7 @@ export class Outbox {
       case 'retry': {
         this.reachable = false;
         item.attempts++;
-        const delay = this.backoff(item.attempts);
+        const delay = equalJitter(doubling(item.attempts, this.retry));
         if (!lane.warned) log.warn('Zammad did not take the event; it stays in the outbox and is retried', { reason: verdict.reason, retryInMs: Math.round(delay) });
         lane.warned = true;
         lane.timer = setTimeout(() => {
@@ -383,8 +376,8 @@ export class Outbox {
         item.attempts++;
         item.early?.(verdict);
         delete item.early;
-        this.setFault(verdict.reason);
-        this.park(lane);
+        this.parking.setFault(verdict.reason);
+        this.parking.park(lane);
         break;
       case 'unconfirmed':
         this.reachable = false;
@@ -430,103 +423,19 @@ export class Outbox {
     }
   }
 
-  /** Whether the lane's next event is on disk; if not, the lane waits for the commit. */
-  private onDisk(lane: Lane): boolean {
-    const head = lane.items[0];
-    if (!head || this.store.stored(head.id)) return true;
-    this.uncommitted.add(lane);
-    return false;
-  }
-
-  /** The store committed a group (error undefined) or could not. */
-  private committed(error: Error | undefined, unstored: number): void {
-    if (error) {
-      if (this.closed) {
-        this.log.error('could not write the last events to disk while stopping: they are lost', { events: unstored, error: error.message });
-        return;
-      }
-      if (this.storeFault === undefined) {
-        this.log.error('cannot write the outbox to disk: new events wait in memory and are not sent to Zammad until they are on disk (a crash would lose them); retrying', { events: unstored, error: error.message });
-      }
-      this.storeFault = error.message;
-      // A ringing caller need not wait for a decision that cannot come before the disk works.
-      const verdict: Verdict = { kind: 'retry', reason: `the outbox cannot write to disk (${error.message})` };
-      for (const lane of this.uncommitted) {
-        for (const item of lane.items) {
-          if (this.store.stored(item.id) || !item.early) continue;
-          item.early(verdict);
-          delete item.early;
-        }
-      }
-      return;
-    }
-    if (this.storeFault !== undefined) {
-      this.log.info('the outbox writes to disk again', { pending: this.size });
-      this.storeFault = undefined;
-    }
-    const lanes = [...this.uncommitted];
-    this.uncommitted.clear();
-    for (const lane of lanes) this.schedule(lane);
-  }
-
-  private backoff(attempt: number): number {
-    const ceiling = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** Math.min(attempt - 1, 20));
-    return ceiling / 2 + Math.random() * (ceiling / 2); // "equal jitter"
-  }
-
-  private setFault(reason: string): void {
-    if (this.fault === reason) return;
-    const first = this.fault === undefined;
-    this.fault = reason;
-    if (first) this.faultSince = this.now();
-    // One line for the fault, not one per event.
-    this.log.error(`Zammad refuses all events: ${reason}. Events are kept and delivered once this is fixed.`);
-    this.probeDelay = this.options.retryBaseMs;
-    this.armProbe();
-  }
-
-  private clearFault(): void {
-    this.log.info('Zammad accepts events again', { faultLastedMs: this.now() - this.faultSince, pending: this.size });
-    this.unpark();
+  /** During a configuration fault: the lane's next event asks Zammad again, if the backlog has a free slot. */
+  private probe(lane: Lane): void {
+    if (this.slots.free(false)) void this.run(lane);
+    else this.parking.park(lane);
   }
 
   /** Every parked lane goes back to the schedule (which parks it again while the endpoint is held). */
   private unpark(): void {
-    this.fault = undefined;
-    clearTimeout(this.probeTimer);
-    this.probeTimer = undefined;
-    const lanes = [...this.parked];
-    this.parked.clear();
-    for (const lane of lanes) {
-      lane.parked = false;
-      this.schedule(lane);
-    }
+    this.reschedule(this.parking.release());
   }
 
-  private park(lane: Lane): void {
-    lane.parked = true;
-    this.parked.add(lane);
-    this.armProbe();
-  }
-
-  /** While Zammad refuses everything, one lane at a time asks again, less and less often. */
-  private armProbe(): void {
-    if (this.probeTimer || this.closed || this.fault === undefined || this.held !== undefined) return;
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = undefined;
-      this.probeDelay = Math.min(this.options.retryMaxMs, this.probeDelay * 2);
-      const lane = this.parked.values().next().value;
-      if (!lane) return this.armProbe();
-      this.parked.delete(lane);
-      lane.parked = false;
-      if (this.inFlight >= this.backlogLimit) {
-        this.park(lane);
-        return;
-      }
-      void this.run(lane);
-      this.armProbe();
-    }, this.probeDelay);
-    this.probeTimer.unref();
+  private reschedule(lanes: readonly Lane[]): void {
+    for (const lane of lanes) this.schedule(lane);
   }
 
   private dropLane(lane: Lane, reason: string): void {
@@ -538,10 +447,9 @@ export class Outbox {
     }
     this.size -= lane.items.length;
     lane.items = [];
-    this.parked.delete(lane);
-    this.uncommitted.delete(lane);
-    const queued = this.ready.indexOf(lane);
-    if (queued >= 0) this.ready.splice(queued, 1);
+    this.parking.delete(lane);
+    this.commits.delete(lane);
+    this.slots.remove(lane);
     lane.queued = false;
     this.lanes.delete(lane.callId);
     if (this.size === 0) for (const idle of [...this.idleWaiters]) idle();

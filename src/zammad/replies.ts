@@ -14,10 +14,10 @@ const Dial = z.object({
   callerId: z.unknown().optional(),
   number: z.unknown().optional(),
 });
-export const NewCallReply = z.union([Reject, Dial]);
-export type NewCallReply = z.infer<typeof NewCallReply>;
+const NewCallReply = z.union([Reject, Dial]);
+type NewCallReply = z.infer<typeof NewCallReply>;
 
-export const ErrorReply = z.object({ error: z.string() });
+const ErrorReply = z.object({ error: z.string() });
 
 /** Zammad's answers to newCall are a few dozen bytes; more than this is not Zammad talking. */
 const LARGE_REPLY_CHARS = 1024;
@@ -50,8 +50,37 @@ function readReply(body: string): { decision: Decision; note?: string } {
   return { decision: { kind: 'dial', callerId: reply.caller_id ?? reply.callerId } };
 }
 
+/**
+ * What an error reply of Zammad's CTI endpoint means, by the checks of its controller
+ * (zammad-behaviour.md, "Checks, in order" and "State per call"). `other` is anything else,
+ * from Zammad or from a proxy in front of it.
+ */
+export type ErrorMeaning = 'disabled' | 'notConfigured' | 'wrongToken' | 'invalidDirection' | 'alreadyExists' | 'other';
+
+export interface ZammadError {
+  meaning: ErrorMeaning;
+  /** Zammad's `{"error": …}` text, if the body is one. */
+  text?: string;
+}
+
+/** The one place that reads the wording of Zammad's errors; delivery (verdict.ts) and `check` act on the meaning. */
+export function readError(status: number, body: string): ZammadError {
+  const text = errorText(body);
+  const said = text !== undefined ? { text } : {};
+  if (status === 422 && text !== undefined) {
+    if (/invalid direction/i.test(text)) return { meaning: 'invalidDirection', ...said };
+    if (/disabled/i.test(text)) return { meaning: 'disabled', ...said };
+    if (/not configured/i.test(text)) return { meaning: 'notConfigured', ...said };
+  }
+  // A 401 without Zammad's words comes from something in front of it (a proxy with a login).
+  if (status === 401 && text !== undefined && /token/i.test(text)) return { meaning: 'wrongToken', ...said };
+  // Read in the whole body: Zammad's error page says the same when it answers HTML.
+  if (status === 500 && /already exists/i.test(body)) return { meaning: 'alreadyExists', ...said };
+  return { meaning: 'other', ...said };
+}
+
 /** Zammad's `{"error": …}` text, if the body is one. */
-export function errorText(body: string): string | undefined {
+function errorText(body: string): string | undefined {
   try {
     const parsed = ErrorReply.safeParse(JSON.parse(body));
     return parsed.success ? parsed.data.error.slice(0, 200) : undefined;

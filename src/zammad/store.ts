@@ -15,9 +15,9 @@
  *  - markSent() commits at once, with whatever is queued: it runs right before an at-most-once
  *    request leaves, and must be on disk by then.
  *  - remove() of a delivered event rides in the next batch: a SIGKILL within that turn sends
- *    the event again after the restart (at-least-once, as before, with a window one turn
- *    wider). An at-most-once event marked sent is still never sent twice: its mark is on disk
- *    before it left, so a restart that finds it drops it instead (outbox.ts restore()).
+ *    the event again after the restart (at-least-once delivery, which every other event
+ *    tolerates: verdict.ts). An at-most-once event marked sent is never sent twice: its mark is
+ *    on disk before it left, so a restart that finds it drops it instead (outbox.ts restore()).
  *  - Reads (pending, count, openCalls) and close() commit what is queued first.
  * A failed commit (disk full, I/O error) is rolled back and the queue kept: nothing is marked
  * stored, onCommit hears of the error, and the commit is tried again (less and less often)
@@ -27,6 +27,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { doubling } from './backoff.js';
 import { DEFAULT_ENDPOINT } from './endpoints-file.js';
 
 export interface StoredEvent {
@@ -91,7 +92,7 @@ const SQL = {
   columns: 'PRAGMA table_info(outbox)',
   journalColumns: 'PRAGMA table_info(open_calls)',
   addSent: 'ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0',
-  // Added with endpoints per tenant: what an earlier version stored went to ZAMMAD_CTI_URL.
+  // A file without this column holds only events for ZAMMAD_CTI_URL: they get its endpoint's name.
   addEndpoint: `ALTER TABLE outbox ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
   addJournalEndpoint: `ALTER TABLE open_calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
   lastId: "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
@@ -117,9 +118,8 @@ type Write =
   | { op: 'answer'; callId: string; answeringNumber: string }
   | { op: 'close'; callId: string };
 
-/** After a failed commit: first retry after this, doubling up to RETRY_MAX_MS. */
-const RETRY_BASE_MS = 50;
-const RETRY_MAX_MS = 5000;
+/** After a failed commit: first retry after 50 ms, doubling up to 5 s. */
+const COMMIT_RETRY = { baseMs: 50, maxMs: 5000 } as const;
 
 /** What one endpoint's Outbox needs of the disk: its own events only. */
 export interface EndpointStore {
@@ -154,7 +154,8 @@ export class OutboxStore {
   private storedId: number;
   private turnPending = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelay = 0;
+  /** Failed commits in a row. */
+  private failedCommits = 0;
   private failure: Error | undefined;
   /** One per endpoint's outbox. */
   private readonly listeners = new Set<CommitListener>();
@@ -169,7 +170,7 @@ export class OutboxStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
-    // Added after the first release: an outbox file of an earlier version gets the column here.
+    // A file written without some of these columns gets them here, each with the default its rows mean.
     const columns = this.db.prepare(SQL.columns).all() as { name: string }[];
     if (!columns.some((c) => c.name === 'sent')) this.db.exec(SQL.addSent);
     if (!columns.some((c) => c.name === 'endpoint')) this.db.exec(SQL.addEndpoint);
@@ -306,19 +307,6 @@ export class OutboxStore {
     return this.stmt.count.get()?.n ?? 0;
   }
 
-  /** The journal entry of a call without its newCall (for tests and tools; the adapter journals through add()). */
-  callStarted(callId: string, facts: string, at: number, endpoint: string = DEFAULT_ENDPOINT): void {
-    this.assertOpen();
-    this.queue.push({ op: 'open', callId, endpoint, facts, at });
-    this.soon();
-  }
-
-  callAnswered(callId: string, answeringNumber: string): void {
-    this.assertOpen();
-    this.queue.push({ op: 'answer', callId, answeringNumber });
-    this.soon();
-  }
-
   /** Queued like the rest: it lands in the same batch as a hangup sent just before it, or a later one. */
   callEnded(callId: string): void {
     this.assertOpen();
@@ -365,7 +353,7 @@ export class OutboxStore {
     this.storedId = last;
     this.commitCount++;
     this.failure = undefined;
-    this.retryDelay = 0;
+    this.failedCommits = 0;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     // A synchronous commit (markSent, a read) after a failure: the listener still hears of it.
@@ -375,9 +363,8 @@ export class OutboxStore {
   /**
    * One commit per event-loop turn: everything queued until the turn's I/O callbacks are done
    * goes together. setImmediate rather than queueMicrotask: a microtask runs after each socket
-   * callback, so one turn that reads several switch connections committed several times (bench,
-   * same machine, back to back: 562 vs 627–658 cycles/s, 1.77 vs 1.51–1.62 CPU ms per call, setup
-   * p50 3.3 vs 1.9–3.6 ms); the wait until the check phase is part of the same turn.
+   * callback, so a turn that reads several switch connections would commit once per connection;
+   * the check phase comes once, after all of them, and is still part of the same turn.
    */
   private soon(): void {
     if (this.turnPending || this.retryTimer || this.closed) return;
@@ -406,19 +393,19 @@ export class OutboxStore {
     return this.lastId - this.storedId;
   }
 
-  /** A write after close() would be lost without a word (better-sqlite3 threw here before the queue). */
+  /** A write after close() would be lost without a word: it throws, as a write to a closed database does. */
   private assertOpen(): void {
     if (this.closed) throw new TypeError('The outbox store is closed');
   }
 
   private armRetry(): void {
     if (this.retryTimer || this.closed) return;
-    this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay === 0 ? RETRY_BASE_MS : this.retryDelay * 2);
+    this.failedCommits++;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.turnPending = true;
       this.turn();
-    }, this.retryDelay);
+    }, doubling(this.failedCommits, COMMIT_RETRY));
     // The adapter's servers keep the process alive; a store alone must not.
     this.retryTimer.unref();
   }

@@ -3,7 +3,7 @@
  * (docs/reference/zammad.md, "Checks, in order" and "Status codes at a glance").
  */
 import type { HttpOutcome } from './client.js';
-import { errorText } from './replies.js';
+import { readError } from './replies.js';
 
 export type Verdict =
   /** Stored by Zammad; `body` may carry an action (newCall). */
@@ -45,7 +45,7 @@ export function verdictOf(event: string, outcome: HttpOutcome, options: { atMost
     return { kind: 'retry', reason };
   }
   const { status, body } = outcome;
-  const error = errorText(body);
+  const { meaning, text: error } = readError(status, body);
   if (status >= 200 && status < 300) return { kind: 'delivered', body };
   if (status >= 300 && status < 400) {
     return { kind: 'configFault', reason: `Zammad answered with a redirect (${status}${outcome.location ? ` to ${new URL(outcome.location, 'http://x').pathname.replace(/[^/]+\/?$/, '***')}` : ''}): check ZAMMAD_CTI_URL (https, host name)` };
@@ -53,11 +53,16 @@ export function verdictOf(event: string, outcome: HttpOutcome, options: { atMost
   if (status === 401) return { kind: 'configFault', reason: `wrong token: Zammad answered 401 "${error ?? 'Invalid token'}": copy the endpoint again from Zammad → Admin → Integrations → CTI (generic)` };
   if (status === 403 || status === 404) return { kind: 'configFault', reason: `Zammad answered ${status}: check ZAMMAD_CTI_URL` };
   if (status === 422) {
-    if (error && /disabled|not configured/i.test(error)) return { kind: 'configFault', reason: `Zammad answered 422 "${error}": enable and configure Admin → Integrations → CTI (generic)` };
+    if (meaning === 'disabled' || meaning === 'notConfigured') {
+      const fix = 'enable and configure Admin → Integrations → CTI (generic)';
+      return { kind: 'configFault', reason: `Zammad answered 422 "${error}": ${fix}` };
+    }
     return { kind: 'refused', reason: `Zammad answered 422 "${error ?? body.slice(0, 120)}"` };
   }
   // A retried newCall that the first try already stored: Zammad says so with a 500.
-  if (status === 500 && event === 'newCall' && /already exists/i.test(body)) return { kind: 'delivered', body: '{}', note: 'already stored by an earlier try' };
+  if (event === 'newCall' && meaning === 'alreadyExists') {
+    return { kind: 'delivered', body: '{}', note: 'already stored by an earlier try' };
+  }
   const said = `Zammad answered ${status}${error ? ` "${error}"` : ''}`;
   if (NOT_TAKEN.has(status)) return { kind: 'retry', reason: said };
   // 500, 504 …: the request reached Zammad and failed somewhere, perhaps after storing.

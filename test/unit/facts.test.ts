@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { callFacts, missingFacts, type CallRules } from '../../src/call/facts.js';
 import { expandVariables, parseDialString } from '../../src/call/dialstring.js';
-import { decisionFromReply } from '../../src/zammad/replies.js';
+import { decisionFromReply, readError } from '../../src/zammad/replies.js';
 import { verdictOf } from '../../src/zammad/verdict.js';
 import { formBody } from '../../src/zammad/form.js';
 
@@ -81,6 +81,21 @@ test('verdicts follow Zammad\'s status codes', () => {
   assert.equal(r(503, '<html/>').kind, 'retry');
   assert.equal(verdictOf('newCall', { kind: 'response', status: 500, body: '{"error":"This object already exists."}' }).kind, 'delivered');
   assert.equal(verdictOf('hangup', { kind: 'failure', code: 'ECONNREFUSED', error: 'refused' }).kind, 'retry');
+});
+
+test('Zammad\'s error replies, read in one place (zammad-behaviour.md, "Checks, in order")', () => {
+  const meaning = (status: number, body: string) => readError(status, body).meaning;
+  assert.equal(meaning(422, '{"error":"Feature is disabled, please contact your administrator!"}'), 'disabled');
+  assert.equal(meaning(422, '{"error":"Feature not configured, please contact your admin!"}'), 'notConfigured');
+  assert.equal(meaning(401, '{"error":"Invalid token, please contact your admin!"}'), 'wrongToken');
+  assert.equal(meaning(401, '<html><title>401 Authorization Required</title></html>'), 'other', 'a proxy, not Zammad');
+  assert.equal(meaning(422, '{"error":"Invalid direction!"}'), 'invalidDirection');
+  const exists = 'This object already exists.';
+  assert.equal(meaning(500, JSON.stringify({ error: exists, error_human: exists })), 'alreadyExists');
+  assert.equal(meaning(500, `<html><div>${exists}</div></html>`), 'alreadyExists', 'the HTML page says it too');
+  assert.equal(meaning(200, '{"error":"Invalid direction!"}'), 'other', 'the words alone are not Zammad\'s check');
+  assert.deepEqual(readError(500, '{"error":"Error ID x"}'), { meaning: 'other', text: 'Error ID x' });
+  assert.deepEqual(readError(502, 'Bad Gateway'), { meaning: 'other' });
 });
 
 test('form bodies: user[] repeated on newCall, a single user on answer, direction always', () => {

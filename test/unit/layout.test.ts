@@ -6,6 +6,7 @@
  *  - what src/ imports from npm is a runtime dependency: the image installs those only;
  *  - a clone stands alone: no code names a place outside the repository (only the real-switch
  *    suite, test/switch/, knows where the disposable FreeSWITCH lives).
+ *  - no file in src/ is over 500 lines.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -114,4 +115,13 @@ test('a clone stands alone: no file names a place outside the repository (test/s
     });
   }
   assert.deepEqual(bad, [], 'cite the repository\'s own files (test/fixtures/esl/, docs/reference/)');
+});
+
+test('no file in src/ has more than 500 lines (a longer one holds more than one idea: split it along a seam)', () => {
+  const MAX_LINES = 500;
+  const long = sourceFiles()
+    .map((file) => ({ file, lines: readFileSync(join(ROOT, file), 'utf8').split('\n').length - 1 }))
+    .filter((f) => f.lines > MAX_LINES)
+    .map((f) => `${f.file}: ${f.lines} lines`);
+  assert.deepEqual(long, []);
 });

@@ -13,6 +13,7 @@ import { createLogger, silentLogger, type Logger } from '../../../src/process/lo
 import { startApp, type App } from '../../../src/process/app.js';
 import { FakeSwitch, type CallScript } from './switch.js';
 import { ZammadDouble, type CtiLogEntry } from './zammad.js';
+import { configuredEndpoints } from '../../../src/process/endpoints.js';
 
 export interface DemoOptions {
   /** Keep the adapter and the doubles up after the calls (for scraping /metrics); stop() ends them. */
@@ -152,7 +153,7 @@ export async function runDemo(out: (line: string) => void, options: DemoOptions 
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    app = await startApp(config, log);
+    app = await startApp(config, log, configuredEndpoints(config));
     out(`adapter listening for FreeSWITCH on 127.0.0.1:${app.eslPort}, status on http://127.0.0.1:${app.statusPort}/metrics`);
     out(`Zammad double on ${zammad.baseUrl} (block list: 49406660000; outbound 49171* → caller id 4930777000000)`);
     out('');
