@@ -25,7 +25,7 @@ export interface App {
   abort(): void;
 }
 
-/** ZAMMAD_CTI_URL's endpoint when it is the only one: logs and /readyz then look as before tenants. */
+/** ZAMMAD_CTI_URL's endpoint when it is the only one: logs and /readyz then name no endpoint (one Zammad needs no name). */
 function soleDefault(configured: readonly EndpointStatus[]): EndpointStatus | undefined {
   return configured.length === 1 && configured[0]?.name === DEFAULT_ENDPOINT ? configured[0] : undefined;
 }
@@ -85,7 +85,7 @@ export async function startApp(
     const single = soleDefault(configured);
     const checks: Readiness['checks'] = {
       listener: { ok: calls.listening },
-      // One endpoint: its own state, as before tenants. Several: which of them are not ready.
+      // One endpoint: its own state, unnamed. Several: which of them are not ready.
       zammad: single
         ? { ok: single.ok, detail: single.detail }
         : { ok: bad.length === 0, detail: configured.length === 0 ? 'no endpoint configured' : bad.length === 0 ? `${configured.length} endpoints ready` : `not ready: ${bad.map((e) => `${e.name} (${e.detail})`).join('; ')}` },
