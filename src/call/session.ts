@@ -289,11 +289,16 @@ export class CallSession {
     return this.apiText(`uuid_getvar ${leg} cc_agent`);
   }
 
+  /**
+   * sofia sets `domain_name` of an unauthenticated leg to the SIP From host (seen: 127.0.0.1): it
+   * names the directory domain only next to `user_name` (digest auth), else it comes last.
+   */
   private async phoneUser(leg: string, phone: string): Promise<string | undefined> {
     const [user, domain] = await Promise.all([this.apiText(`uuid_getvar ${leg} user_name`), this.apiText(`uuid_getvar ${leg} domain_name`)]);
     if (user && domain) return `${user}@${domain}`;
     const callId = this.state.facts.callId;
-    const home = domain ?? (UUID.test(callId) ? await this.apiText(`uuid_getvar ${callId} dialed_domain`) : undefined) ?? this.state.facts.domain;
+    const dialled = UUID.test(callId) ? await this.apiText(`uuid_getvar ${callId} dialed_domain`) : undefined;
+    const home = dialled ?? this.state.facts.domain ?? domain;
     return home ? `${phone}@${home}` : phone;
   }
 
