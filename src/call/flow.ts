@@ -345,13 +345,21 @@ function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }
   // Group ring: the adapter's own dial string names the leg that won — its directory entry, or
   // no directory user at all (a gateway, sofia/…). Anyone else (a transfer target, a queue
   // agent, a dialplan's bridge) is asked of the B-leg.
-  const winner = s.person === undefined && !sig.phoneNumber ? f.targets.find((t) => t.number === sig.otherNumber) : undefined;
+  const first = s.person === undefined && !sig.phoneNumber;
+  const winner = first ? f.targets.find((t) => t.number === sig.otherNumber) : undefined;
   if (winner && winner.directoryId === undefined) {
     return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg, number, post: answerPost(s, number, {}) }] });
   }
   return {
     state: { ...next, pendingAnswers: [...s.pendingAnswers, { leg, number }] },
-    effects: [{ type: 'lookupAnswerer', leg, ...(winner?.directoryId ? { directoryId: winner.directoryId } : {}), ...(sig.phoneNumber ? { phone: sig.phoneNumber } : {}) }],
+    effects: [
+      {
+        type: 'lookupAnswerer',
+        leg,
+        ...(winner?.directoryId ? { directoryId: winner.directoryId } : {}),
+        ...(sig.phoneNumber ? { phone: sig.phoneNumber } : {}),
+      },
+    ],
   };
 }
 

@@ -159,7 +159,9 @@ export class CallSession {
         void Promise.all(effect.directoryIds.map((id) => this.lookupName(id))).then((names) => this.dispatch({ type: 'usersResolved', names }));
         return;
       case 'lookupAnswerer':
-        void this.lookupAnswerer(effect.leg, effect.directoryId, effect.phone).then((answerer) => this.dispatch({ type: 'answererResolved', leg: effect.leg, answerer }));
+        void this.lookupAnswerer(effect.leg, effect.directoryId, effect.phone).then((answerer) =>
+          this.dispatch({ type: 'answererResolved', leg: effect.leg, answerer }),
+        );
         return;
       case 'decide':
         void this.decide(effect.post).then((decision) => this.dispatch({ type: 'decision', decision }));
@@ -284,9 +286,13 @@ export class CallSession {
   }
 
   private async dialledUser(leg: string): Promise<string | undefined> {
-    const [user, domain] = await Promise.all([this.apiText(`uuid_getvar ${leg} dialed_user`), this.apiText(`uuid_getvar ${leg} dialed_domain`)]);
+    const [user, domain] = await Promise.all([this.legVar(leg, 'dialed_user'), this.legVar(leg, 'dialed_domain')]);
     if (user && DIRECTORY_ID.test(user)) return domain ? `${user}@${domain}` : user;
-    return this.apiText(`uuid_getvar ${leg} cc_agent`);
+    return this.legVar(leg, 'cc_agent');
+  }
+
+  private legVar(leg: string, name: string): Promise<string | undefined> {
+    return this.apiText(`uuid_getvar ${leg} ${name}`);
   }
 
   /**
@@ -294,10 +300,10 @@ export class CallSession {
    * names the directory domain only next to `user_name` (digest auth), else it comes last.
    */
   private async phoneUser(leg: string, phone: string): Promise<string | undefined> {
-    const [user, domain] = await Promise.all([this.apiText(`uuid_getvar ${leg} user_name`), this.apiText(`uuid_getvar ${leg} domain_name`)]);
+    const [user, domain] = await Promise.all([this.legVar(leg, 'user_name'), this.legVar(leg, 'domain_name')]);
     if (user && domain) return `${user}@${domain}`;
     const callId = this.state.facts.callId;
-    const dialled = UUID.test(callId) ? await this.apiText(`uuid_getvar ${callId} dialed_domain`) : undefined;
+    const dialled = UUID.test(callId) ? await this.legVar(callId, 'dialed_domain') : undefined;
     const home = dialled ?? this.state.facts.domain ?? domain;
     return home ? `${phone}@${home}` : phone;
   }
