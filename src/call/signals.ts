@@ -11,7 +11,7 @@ export type ChannelSignal =
    * that won — group rings, a mod_callcenter agent, the target of a transfer (routing/ obs. 4 and
    * 7). A `uuid_bridge` that makes the caller the bridge's second party — pickup (`intercept`),
    * attended transfer (`att_xfer`), a retrieve from park — fires no CHANNEL_BRIDGE on the caller:
-   * its sign is the caller's CHANNEL_EXECUTE `uuid_bridge` (pickup-transfer-park.md).
+   * its sign is the caller's CHANNEL_EXECUTE `uuid_bridge` (test/fixtures/esl/transfers/README.md).
    */
   | {
       kind: 'bridged';

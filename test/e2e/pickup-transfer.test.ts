@@ -1,23 +1,20 @@
 /**
  * Pickup, attended transfer, park and eavesdrop (issue 19) end to end: the built adapter, in
- * dialplan mode, is sent the real captures of test/fixtures/esl (pickup-transfer-park.md) over
+ * dialplan mode, is sent the real captures of test/fixtures/esl/transfers (README.md there) over
  * TCP as FreeSWITCH sent them (routing-replay.ts: the capture's events after the hand-back, through
  * the adapter's own subscription and filters; its look-ups answered from the directory below),
  * and Zammad's double receives what it reports.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { ZammadDouble, type Params } from '../../src/sim/zammad.js';
+import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
-import { ROUTING_DIR, replayRouting, type ReplayOptions } from './routing-replay.js';
+import { replayRouting, type ReplayOptions } from './routing-replay.js';
 import { commandLines } from './command-lines.js';
 
-const FIXTURES = fileURLToPath(new URL('../fixtures/esl/', import.meta.url));
-/** replayRouting() reads `<ROUTING_DIR>/<name>.txt`: these captures live beside the test. */
-const fixture = (name: string) => relative(ROUTING_DIR, FIXTURES + name);
+/** These captures live in test/fixtures/esl/transfers/, beside the routing ones. */
+const fixture = (name: string) => `transfers/${name}`;
 
 const TOKEN = `tok-${randomUUID()}`;
 let zammad: ZammadDouble;

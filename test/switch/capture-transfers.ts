@@ -2,7 +2,7 @@
  * Captures, on the real switch, what the CALLER's outbound socket receives when a person is
  * connected to the caller by `uuid_bridge` (pickup, attended transfer, retrieve from park) and
  * when a supervisor eavesdrops. Writes one transcript per scenario in the format of
- * test/fixtures/esl (see test/fixtures/esl/pickup-transfer-park.md).
+ * test/fixtures/esl (see test/fixtures/esl/transfers/README.md).
  *
  *   flock /tmp/freeswitch.lock node --import tsx test/switch/capture-transfers.ts OUT_DIR [scenario…]
  *

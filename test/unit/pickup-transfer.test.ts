@@ -2,20 +2,19 @@
  * Who has the caller when someone else bridges it (issue 19): pickup (`intercept`, `intercept
  * -bleg`), attended transfer (`att_xfer`, a `uuid_bridge` by anything else), park and retrieve, and
  * an eavesdropper that is no person. First the state machine with hand-made signals, then the real
- * captures of test/fixtures/esl (pickup-transfer-park.md) read event by event through the
+ * captures of test/fixtures/esl/transfers (README.md there) read event by event through the
  * adapter's own dialplan-mode filters, readSignal() and step().
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { eslFixture } from '../fixtures/index.js';
 import { callFacts, type CallRules } from '../../src/call/facts.js';
 import { initialState, step, type Answerer, type CallState, type CtiPost, type Effect, type Input } from '../../src/call/flow.js';
 import { DIALPLAN_EVENT_FILTERS, readSignal, type ChannelSignal } from '../../src/call/signals.js';
 import type { SwitchEvent } from '../../src/switch/esl-connection.js';
 
 const rules: CallRules = { defaultCountryCode: '49', extensionMaxDigits: 6, inboundContexts: ['public'], defaultBridge: '' };
-const FIXTURES = fileURLToPath(new URL('../fixtures/esl/', import.meta.url));
 
 function dpChannel(h: Record<string, string> = {}): CallState {
   const headers: Record<string, string> = {
@@ -133,7 +132,7 @@ test('readSignal: the caller\'s CHANNEL_EXECUTE uuid_bridge is a person connecte
 
 /** The FS->APP byte stream of a capture, cut into frames; each plain event with decoded headers. */
 function captureEvents(file: string): { data: Record<string, string>; events: SwitchEvent[] } {
-  const text = readFileSync(FIXTURES + file, 'latin1');
+  const text = readFileSync(eslFixture(`transfers/${file}`), 'latin1');
   const re = /===== \d+ \S+ \+\S+ (\S+) (\d+) bytes =====\n/g;
   let stream = '';
   for (let m = re.exec(text); m; m = re.exec(text)) {
@@ -167,7 +166,7 @@ function captureEvents(file: string): { data: Record<string, string>; events: Sw
   return { data, events };
 }
 
-/** test.local as the switch bundle's directory has it (shared/freeswitch/README.md). */
+/** test.local as the switch bundle's directory has it (the test switch's, test/switch/). */
 const DIRECTORY: Record<string, string> = { '2000': 'Alice Agent', '2002': 'Carol Agent', '2003': 'Bob Agent', '2004': 'Dan Agent' };
 
 /** Runs a capture through the dialplan-mode adapter's rules; a look-up answers from DIRECTORY. */

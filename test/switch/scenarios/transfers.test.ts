@@ -9,7 +9,7 @@
  *
  * The "phones" that pick up, retrieve or listen are SIP calls placed from lo-targets with the
  * phone's caller id (2003, Bob Agent) to 4930999870xx, which `public` sends to a context of their
- * own; the uuid they act on travels in the SIP header X-Target (test/fixtures/esl/pickup-transfer-park.md).
+ * own; the uuid they act on travels in the SIP header X-Target (test/fixtures/esl/transfers/README.md).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
