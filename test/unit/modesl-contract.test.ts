@@ -6,8 +6,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net, { type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import esl from 'modesl';
 
 const require = createRequire(import.meta.url);
@@ -71,6 +74,16 @@ function outbound(handshake = false) {
 }
 
 describe(`modesl ${VERSION}: what src/switch/esl.ts relies on`, () => {
+  test('src/switch/esl.ts is the only file of src/ that imports modesl', () => {
+    const src = fileURLToPath(new URL('../../src', import.meta.url));
+    const imports = /(?:from\s*|import\s*\(\s*|require\s*\(\s*)['"]modesl(?:\/[^'"]*)?['"]/;
+    const importers = (readdirSync(src, { recursive: true }) as string[])
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))
+      .filter((f) => imports.test(readFileSync(join(src, f), 'utf8')))
+      .map((f) => f.split('\\').join('/'));
+    assert.deepEqual(importers, ['switch/esl.ts'], 'modesl belongs behind src/switch/esl.ts (pinned, contract-tested)');
+  });
+
   test('package.json pins modesl exactly, to the installed version', () => {
     assert.ok(
       PINNED !== undefined && /^\d+\.\d+\.\d+$/.test(PINNED),
