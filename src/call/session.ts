@@ -4,6 +4,7 @@
  */
 import type { Logger } from '../process/log.js';
 import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
+import { isChannelId } from '../switch/channel-id.js';
 import type { Route, RouteHints } from '../zammad/routing.js';
 import type { Verdict } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
@@ -44,7 +45,6 @@ export interface SessionDeps {
 }
 
 const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
-const UUID = /^[\w-]{1,128}$/;
 
 /** What a look-up answered, when it is a usable value: printable, one line, sane length, no -ERR / _undef_. */
 function usableText(text: string): string | undefined {
@@ -267,7 +267,7 @@ export class CallSession {
    */
   private async lookupAnswerer(leg: string, directoryId: string | undefined): Promise<Answerer> {
     let id = directoryId;
-    if (id === undefined && UUID.test(leg)) {
+    if (id === undefined && isChannelId(leg)) {
       const [user, domain] = await Promise.all([this.apiText(`uuid_getvar ${leg} dialed_user`), this.apiText(`uuid_getvar ${leg} dialed_domain`)]);
       if (user && DIRECTORY_ID.test(user)) id = domain ? `${user}@${domain}` : user;
       else id = await this.apiText(`uuid_getvar ${leg} cc_agent`);

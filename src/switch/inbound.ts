@@ -7,6 +7,7 @@
  * goes through modesl's URL decoding.
  */
 import { EventEmitter } from 'node:events';
+import { isChannelId } from './channel-id.js';
 import { InboundProtocol } from './esl.js';
 import type { SwitchEvent } from './esl-connection.js';
 
@@ -67,7 +68,7 @@ export class InboundEsl extends EventEmitter<Events> {
 
   /** `api uuid_exists <uuid>`: does the switch still have this channel? */
   async exists(uuid: string): Promise<boolean> {
-    if (!/^[\w-]{1,128}$/.test(uuid)) return false;
+    if (!isChannelId(uuid)) return false;
     const body = await this.request((done) => this.esl.api(`uuid_exists ${uuid}`, done));
     return body.trim() === 'true';
   }
@@ -76,7 +77,7 @@ export class InboundEsl extends EventEmitter<Events> {
   async follow(uuids: string[]): Promise<void> {
     await this.request((done) => this.esl.command(`event json ${FOLLOWED}`, done));
     for (const uuid of uuids) {
-      if (!/^[\w-]{1,128}$/.test(uuid)) continue;
+      if (!isChannelId(uuid)) continue;
       await this.request((done) => this.esl.command(`filter Unique-ID ${uuid}`, done));
     }
   }
