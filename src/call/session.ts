@@ -4,6 +4,7 @@
  */
 import type { Logger } from '../process/log.js';
 import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
+import { isChannelId } from '../switch/channel-id.js';
 import type { Route, RouteHints } from '../zammad/routing.js';
 import type { Verdict } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
@@ -43,7 +44,6 @@ export interface SessionDeps {
 }
 
 const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
-const UUID = /^[\w-]{1,128}$/;
 
 /** What a look-up answered, when it is a usable value: printable, one line, sane length, no -ERR / _undef_. */
 function usableText(text: string): string | undefined {
@@ -270,7 +270,7 @@ export class CallSession {
    */
   private async lookupAnswerer(leg: string, directoryId: string | undefined, phone?: string): Promise<Answerer> {
     let id = directoryId;
-    if (id === undefined && UUID.test(leg)) {
+    if (id === undefined && isChannelId(leg)) {
       id = phone === undefined ? await this.dialledUser(leg) : await this.phoneUser(leg, phone);
       if (id !== undefined && !DIRECTORY_ID.test(id)) id = undefined;
     }
@@ -302,7 +302,7 @@ export class CallSession {
     const [user, domain] = await Promise.all([this.legVar(leg, 'user_name'), this.legVar(leg, 'domain_name')]);
     if (user && domain) return `${user}@${domain}`;
     const callId = this.state.facts.callId;
-    const dialled = UUID.test(callId) ? await this.legVar(callId, 'dialed_domain') : undefined;
+    const dialled = isChannelId(callId) ? await this.legVar(callId, 'dialed_domain') : undefined;
     const home = dialled ?? this.state.facts.domain ?? domain;
     return home ? `${phone}@${home}` : phone;
   }
