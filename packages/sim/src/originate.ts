@@ -167,6 +167,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
       hideName: this.profile.hideName,
       hideNumber: this.profile.hideNumber,
     };
+    // a B-leg of a transferred caller inherits the number it was transferred from [T transfers: Other-Leg-RDNIS]
+    if (this.profile.rdnis !== undefined) p.rdnis = this.profile.rdnis;
     if (sofia) {
       if (this.profile.username !== undefined) p.username = this.profile.username;
       p.networkAddr = b.endpoint === 'user' ? '192.0.2.50' : (b.dial.split('@')[1] ?? '127.0.0.1').split(':')[0] as string;

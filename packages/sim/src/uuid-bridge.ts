@@ -118,7 +118,7 @@ export class UuidBridgeChannel extends CallerChannel {
     b.state = 'answered';
     b.answeredAt = nowMicros();
     this.phoneActs.push(`uuid_bridge ${b.key}`);
-    this.connectParty(this.legParty(b, talkMs));
+    this.connectParty(this.legParty(b, talkMs, 'esl'));
   }
 
   /** The caller leaves its bridge or the dialplan's park for `party`; anything else is not modelled. */
@@ -263,16 +263,25 @@ export class UuidBridgeChannel extends CallerChannel {
     return { uuid, profile, vars, talkMs: act.talkMs === undefined ? null : this.scaled(act.talkMs) };
   }
 
-  /** A leg the switch dialled (att_xfer's target): outbound, its extension as caller id and destination [T obs. 2]. */
-  private legParty(b: BLeg, talkMs: number | undefined): Party {
+  /**
+   * A leg the switch dialled: outbound, its extension as caller id and destination [T obs. 2]. att_xfer's
+   * target carries the caller's profile; an inbound-ESL `originate` has no dialplan, no caller id of its own
+   * (0000000000) and its source is the originate code [T attended-transfer-uuid-bridge].
+   */
+  private legParty(b: BLeg, talkMs: number | undefined, from: 'att_xfer' | 'esl' = 'att_xfer'): Party {
     const c = this.profile;
-    const profile: Profile = {
-      ...zeroTimes(), direction: 'outbound', logicalDirection: 'inbound', dialplan: 'XML',
-      callerIdName: b.key, callerIdNumber: b.key, origCallerIdName: c.origCallerIdName, origCallerIdNumber: c.origCallerIdNumber,
-      networkAddr: '192.0.2.50', ani: c.ani, destinationNumber: b.key, uniqueId: b.uuid, source: 'mod_sofia',
-      context: c.context, rdnis: c.destinationNumber, channelName: b.channelName, withProfileIndex: false,
+    const common = {
+      ...zeroTimes(), direction: 'outbound', logicalDirection: 'inbound', callerIdName: b.key, callerIdNumber: b.key,
+      networkAddr: '192.0.2.50', destinationNumber: b.key, uniqueId: b.uuid, channelName: b.channelName, withProfileIndex: false,
     };
-    if (c.username !== undefined) profile.username = c.username;
+    const none = '0000000000';
+    const profile: Profile = from === 'esl'
+      ? { ...common, origCallerIdNumber: none, calleeIdNumber: none, ani: none, source: 'src/switch_ivr_originate.c', context: 'default' }
+      : {
+        ...common, dialplan: 'XML', origCallerIdName: c.origCallerIdName ?? c.callerIdName, origCallerIdNumber: c.origCallerIdNumber,
+        ani: c.ani, source: 'mod_sofia', context: c.context, rdnis: c.destinationNumber,
+      };
+    if (from === 'att_xfer' && c.username !== undefined) profile.username = c.username;
     return { uuid: b.uuid, profile, vars: b.vars, talkMs: talkMs === undefined ? null : this.scaled(talkMs) };
   }
 }
