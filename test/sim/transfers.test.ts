@@ -15,7 +15,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '@freeswitch-zammad-cti/sim/call-script';
 import { eslFixture, eslFixtureNames } from '../fixtures/index.js';
-import { type Labeled, RACY, eventPairs, transcriptFrames, replay, labels, assertTolerant } from './transcript-replay.js';
+import {
+  type Labeled, RACY, eventPairs, transcriptFrames, replay, labels, assertTolerant,
+} from './transcript-replay.js';
 
 const TS = 0.01;
 
@@ -42,20 +44,26 @@ interface TransferScenario {
   acts: string[];
 }
 
-const dan = (x: Partial<Extract<TargetBehaviour, { kind: 'answer' }>> = {}): TargetBehaviour => ({ kind: 'answer', talkMs: 20000, ...x });
+type Answer = Extract<TargetBehaviour, { kind: 'answer' }>;
+const dan = (x: Partial<Answer> = {}): TargetBehaviour => ({ kind: 'answer', talkMs: 20000, ...x });
+const pickup = (how: 'intercept' | 'intercept-bleg', code: string): TargetBehaviour =>
+  ({ kind: 'ring', pickedUpBy: { phone: '2003', how, afterMs: 1000, talkMs: 3000, code } });
 const attXfer = (complete: 'bye' | 'hangup-key' | 'bleg-killed'): TargetBehaviour =>
   dan({ attXfer: { to: '2000', afterMs: 1000, completeAfterMs: 1500, complete, talkMs: 3000 } });
 
 const SCENARIOS: TransferScenario[] = [
   {
     file: 'pickup-intercept-bleg', dest: '493099986001', park: 2, consume: true, acts: ['intercept -bleg 2003'],
-    targets: { '2002': { kind: 'ring', pickedUpBy: { phone: '2003', how: 'intercept-bleg', afterMs: 1000, talkMs: 3000, code: '493099986901' } } },
+    targets: { '2002': pickup('intercept-bleg', '493099986901') },
   },
   {
     file: 'pickup-intercept', dest: '493099986001', park: 3, consume: false, acts: ['intercept 2003'],
-    targets: { '2002': { kind: 'ring', pickedUpBy: { phone: '2003', how: 'intercept', afterMs: 1000, talkMs: 3000, code: '493099986902' } } },
+    targets: { '2002': pickup('intercept', '493099986902') },
   },
-  { file: 'attended-transfer-att-xfer', dest: '493099986002', park: 0, consume: true, targets: { '2004': attXfer('bye') }, acts: ['att_xfer 2004 2000'] },
+  {
+    file: 'attended-transfer-att-xfer', dest: '493099986002', park: 0, consume: true,
+    targets: { '2004': attXfer('bye') }, acts: ['att_xfer 2004 2000'],
+  },
   {
     file: 'attended-transfer-att-xfer-hangup-key', dest: '493099986002', park: 3, consume: false,
     targets: { '2004': attXfer('hangup-key') }, acts: ['att_xfer 2004 2000'],
@@ -65,7 +73,8 @@ const SCENARIOS: TransferScenario[] = [
     targets: { '2004': attXfer('bleg-killed') }, acts: ['att_xfer 2004 2000'],
   },
   {
-    file: 'attended-transfer-uuid-bridge', dest: '493099986002', park: 2, consume: true, targets: { '2004': dan() }, acts: ['uuid_bridge 2000'],
+    file: 'attended-transfer-uuid-bridge', dest: '493099986002', park: 2, consume: true,
+    targets: { '2004': dan() }, acts: ['uuid_bridge 2000'],
     on: { label: 'CHANNEL_BRIDGE', afterMs: 10, act: (c) => c.uuidBridge('user/2000@test.local', { talkMs: 3000 }) },
   },
   {
@@ -85,7 +94,8 @@ function scriptFor(s: TransferScenario, extra: Partial<CallScript> = {}): CallSc
   const src = `${Math.floor(Date.now() / 1000)}:00000000-0000-4000-8000-00000000a001:bl_xfer:${s.dest}/cti_cap/XML`;
   return {
     channel: {
-      callerNumber: '493055571600', callerName: 'Test Caller', destination: s.dest, context: 'cti_cap', sip: true, transferSource: src,
+      callerNumber: '493055571600', callerName: 'Test Caller', destination: s.dest, context: 'cti_cap', sip: true,
+      transferSource: src,
     },
     timeScale: TS,
     originateTimeoutMs: 60000,
@@ -100,9 +110,10 @@ function scriptFor(s: TransferScenario, extra: Partial<CallScript> = {}): CallSc
 
 const KEYS = [
   'Event-Name', 'Channel-State', 'Channel-Call-State', 'Answer-State', 'Hangup-Cause', 'Caller-Destination-Number',
-  'Caller-Context', 'Caller-Caller-ID-Number', 'Caller-Caller-ID-Name', 'Caller-Orig-Caller-ID-Number', 'Caller-Callee-ID-Number',
-  'Caller-Profile-Index', 'Application', 'Other-Type', 'Other-Leg-Direction', 'Other-Leg-Caller-ID-Number', 'Other-Leg-Caller-ID-Name',
-  'Other-Leg-Destination-Number', 'variable_originate_disposition', 'variable_DIALSTATUS', 'variable_originate_failed_cause',
+  'Caller-Context', 'Caller-Caller-ID-Number', 'Caller-Caller-ID-Name', 'Caller-Orig-Caller-ID-Number',
+  'Caller-Callee-ID-Number', 'Caller-Profile-Index', 'Application', 'Other-Type', 'Other-Leg-Direction',
+  'Other-Leg-Caller-ID-Number', 'Other-Leg-Caller-ID-Name', 'Other-Leg-Destination-Number',
+  'variable_originate_disposition', 'variable_DIALSTATUS', 'variable_originate_failed_cause',
   'variable_hangup_after_bridge',
 ];
 
@@ -122,12 +133,16 @@ function assertTransferHeaders(got: Labeled[], want: Labeled[], uuid: string): v
     } else if (we.Application !== undefined && we.Application !== 'socket') {
       assert.equal(ge['Application-Data'], we['Application-Data'], `${at}: Application-Data`);
     }
-    if (other !== undefined && we['Other-Type'] === 'originator') assert.equal(ge['Other-Leg-Unique-ID'], other, `${at}: the same other channel`);
+    if (other !== undefined && we['Other-Type'] === 'originator') {
+      assert.equal(ge['Other-Leg-Unique-ID'], other, `${at}: the same other channel`);
+    }
     // from the uuid_bridge on the call's uuid is the other party's; which one the hangup events show is racy
     const own = we['Channel-Call-UUID'] === we['Unique-ID'];
     if (label.startsWith('CHANNEL_HANGUP') || (label === 'CHANNEL_STATE' && ge['Answer-State'] === 'hangup')) {
-      assert.ok([ge['Unique-ID'], ge['Other-Leg-Unique-ID']].includes(ge['Channel-Call-UUID']), `${at}: Channel-Call-UUID`);
-    } else assert.equal(ge['Channel-Call-UUID'], own ? ge['Unique-ID'] : ge['Other-Leg-Unique-ID'], `${at}: Channel-Call-UUID`);
+      assert.ok([ge['Unique-ID'], ge['Other-Leg-Unique-ID']].includes(ge['Channel-Call-UUID']), `${at}: call uuid`);
+    } else {
+      assert.equal(ge['Channel-Call-UUID'], own ? ge['Unique-ID'] : ge['Other-Leg-Unique-ID'], `${at}: call uuid`);
+    }
     for (const v of ['variable_transfer_source', 'variable_transfer_history', 'Caller-Transfer-Source']) {
       assert.equal(ge[v] === undefined, we[v] === undefined, `${at}: ${v} present`);
       if (we[v] !== undefined) assert.equal(shape(ge[v] ?? ''), shape(we[v] ?? ''), `${at}: ${v}`);
@@ -139,9 +154,12 @@ function assertTransferHeaders(got: Labeled[], want: Labeled[], uuid: string): v
 function assertHeaderNames(got: Labeled[], want: Labeled[]): void {
   const frames = (l: Labeled[]): Labeled[] => l.filter((f) => !RACY.has(f.label));
   const names = (f: Labeled | undefined): string[] =>
-    (f?.ev !== undefined ? Object.keys(f.ev) : (f?.frame.headerList ?? []).map(([k]) => k)).filter((k) => !k.startsWith('variable_'));
+    (f?.ev !== undefined ? Object.keys(f.ev) : (f?.frame.headerList ?? []).map(([k]) => k))
+      .filter((k) => !k.startsWith('variable_'));
   const g = frames(got);
-  frames(want).forEach((w, i) => assert.deepEqual(names(g[i]), names(w), `frame #${i} ${w.label}: header names and order`));
+  frames(want).forEach((w, i) => {
+    assert.deepEqual(names(g[i]), names(w), `frame #${i} ${w.label}: header names and order`);
+  });
 }
 
 /**
@@ -160,9 +178,10 @@ function parkApp(l: Labeled[]): Labeled[] {
 for (const s of SCENARIOS) {
   const hooks = (): { onFrame?: (l: Labeled, call: SwitchCall) => void } => {
     const on = s.on;
-    return on ? { onFrame: (l, call) => { if (l.label === on.label) setTimeout(() => on.act(call), on.afterMs); } } : {};
+    if (on === undefined) return {};
+    return { onFrame: (l, call) => { if (l.label === on.label) setTimeout(() => on.act(call), on.afterMs); } };
   };
-  test(`transfers capture ${s.file}: same frames, header names and key headers as the capture (PARK/linger tolerated)`, async () => {
+  test(`transfers capture ${s.file}: same frames, header names, key headers (PARK/linger tolerated)`, async () => {
     const file = eslFixture(`transfers/${s.file}.txt`);
     const want = parkApp(transcriptFrames(file));
     const run = await replay(file, scriptFor(s), hooks());

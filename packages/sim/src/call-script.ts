@@ -238,6 +238,6 @@ export interface SwitchCall {
    * <this call>`: the caller leaves its bridge or park and talks to the new leg until it hangs up after talkMs.
    */
   uuidBridge(dial: string, opts?: { talkMs?: number }): void;
-  /** What other phones did to the call, in order: 'intercept -bleg 2003', 'att_xfer 2004 2000', 'eavesdrop 2001', ... */
+  /** What other phones did to the call, in order: 'intercept -bleg 2003', 'att_xfer 2004 2000', 'eavesdrop 2001'. */
   readonly phoneActs: string[];
 }

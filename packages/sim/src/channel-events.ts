@@ -260,7 +260,9 @@ export abstract class ChannelEvents {
 
   protected getOtherBlock(): Block {
     if (this.other === null) return EMPTY_BLOCK;
-    if (this.otherBlock === null) this.otherBlock = block([['Other-Type', this.otherType], ...profileHeaders('Other-Leg', this.other)]);
+    if (this.otherBlock === null) {
+      this.otherBlock = block([['Other-Type', this.otherType], ...profileHeaders('Other-Leg', this.other)]);
+    }
     return this.otherBlock;
   }
 

@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AttXfer, PhoneAct } from './call-script.js';
 import { CallerChannel } from './caller-channel.js';
+import type { Header } from './esl-wire.js';
 import type { Profile } from './event-blocks.js';
 import type { BLeg, BridgedOpts, BridgeEnd } from './originate.js';
 import { directoryVar } from './api-commands.js';
@@ -49,7 +50,9 @@ export class UuidBridgeChannel extends CallerChannel {
     this.setVar('original_destination_number', this.profile.destinationNumber);
     this.setVar('original_caller_id_name', leg.key);
     this.setVar('original_caller_id_number', leg.key);
-    for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b.cause ?? 'PICKED_OFF'));
+    for (const b of allLegs) {
+      if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b.cause ?? 'PICKED_OFF'));
+    }
     this.setVar('originate_disposition', 'PICKED_OFF');
     this.setVar('DIALSTATUS', 'PICKED_OFF');
     this.setVar('originate_failed_cause', 'PICKED_OFF');
@@ -162,7 +165,9 @@ export class UuidBridgeChannel extends CallerChannel {
 
   // ----- the uuid_bridge -------------------------------------------------------------------
 
-  protected override async executeApp(app: string, arg: string | undefined, eventUuid?: string, loops = 1): Promise<void> {
+  protected override async executeApp(
+    app: string, arg: string | undefined, eventUuid?: string, loops = 1,
+  ): Promise<void> {
     await super.executeApp(app, arg, eventUuid, loops);
     if (this.takeover !== null) await this.uuidBridged();
   }
@@ -208,7 +213,8 @@ export class UuidBridgeChannel extends CallerChannel {
     this.setState('CS_RESET', 9);
     this.setState('CS_SOFT_EXECUTE', 3);
     this.appsRun.push('uuid_bridge ' + p.uuid);
-    this.fire('CHANNEL_EXECUTE', { post: [['Application', 'uuid_bridge'], ['Application-Data', p.uuid]], application: 'uuid_bridge' });
+    const post: Header[] = [['Application', 'uuid_bridge'], ['Application-Data', p.uuid]];
+    this.fire('CHANNEL_EXECUTE', { post, application: 'uuid_bridge' });
     this.callUuid = p.uuid;
     this.setVar('call_uuid', p.uuid);
     if (this.script.uuidBridgeConsumeMedia ?? true) this.setState('CS_CONSUME_MEDIA', 7);
@@ -259,7 +265,9 @@ export class UuidBridgeChannel extends CallerChannel {
       networkAddr: '192.0.2.50', ani: act.phone, destinationNumber: code, uniqueId: uuid, source: 'mod_sofia',
       context: 'default', rdnis: code, channelName: `sofia/internal/${act.phone}@${domain}`, withProfileIndex: false,
     };
-    const vars = { user_name: act.phone, domain_name: domain, effective_caller_id_name: name, caller_id_number: act.phone };
+    const vars = {
+      user_name: act.phone, domain_name: domain, effective_caller_id_name: name, caller_id_number: act.phone,
+    };
     return { uuid, profile, vars, talkMs: act.talkMs === undefined ? null : this.scaled(act.talkMs) };
   }
 
@@ -272,14 +280,19 @@ export class UuidBridgeChannel extends CallerChannel {
     const c = this.profile;
     const common = {
       ...zeroTimes(), direction: 'outbound', logicalDirection: 'inbound', callerIdName: b.key, callerIdNumber: b.key,
-      networkAddr: '192.0.2.50', destinationNumber: b.key, uniqueId: b.uuid, channelName: b.channelName, withProfileIndex: false,
+      networkAddr: '192.0.2.50', destinationNumber: b.key, uniqueId: b.uuid, channelName: b.channelName,
+      withProfileIndex: false,
     };
     const none = '0000000000';
     const profile: Profile = from === 'esl'
-      ? { ...common, origCallerIdNumber: none, calleeIdNumber: none, ani: none, source: 'src/switch_ivr_originate.c', context: 'default' }
+      ? {
+        ...common, origCallerIdNumber: none, calleeIdNumber: none, ani: none, source: 'src/switch_ivr_originate.c',
+        context: 'default',
+      }
       : {
-        ...common, dialplan: 'XML', origCallerIdName: c.origCallerIdName ?? c.callerIdName, origCallerIdNumber: c.origCallerIdNumber,
-        ani: c.ani, source: 'mod_sofia', context: c.context, rdnis: c.destinationNumber,
+        ...common, dialplan: 'XML', origCallerIdName: c.origCallerIdName ?? c.callerIdName,
+        origCallerIdNumber: c.origCallerIdNumber, ani: c.ani, source: 'mod_sofia', context: c.context,
+        rdnis: c.destinationNumber,
       };
     if (from === 'att_xfer' && c.username !== undefined) profile.username = c.username;
     return { uuid: b.uuid, profile, vars: b.vars, talkMs: talkMs === undefined ? null : this.scaled(talkMs) };
@@ -287,6 +300,9 @@ export class UuidBridgeChannel extends CallerChannel {
 }
 
 /** The other party's times: the caller's events show 0 for all of them [T transfers]. */
-function zeroTimes(): Pick<Profile, 'created' | 'answered' | 'progress' | 'progressMedia' | 'hangup' | 'bridged' | 'hideName' | 'hideNumber'> {
-  return { created: 0, answered: 0, progress: 0, progressMedia: 0, hangup: 0, bridged: 0, hideName: false, hideNumber: false };
+type Zeroed = 'created' | 'answered' | 'progress' | 'progressMedia' | 'hangup' | 'bridged' | 'hideName' | 'hideNumber';
+function zeroTimes(): Pick<Profile, Zeroed> {
+  return {
+    created: 0, answered: 0, progress: 0, progressMedia: 0, hangup: 0, bridged: 0, hideName: false, hideNumber: false,
+  };
 }
