@@ -29,7 +29,6 @@ export const SQL = {
   addJournalEndpoint: `ALTER TABLE open_calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
   addJournalTrusted: 'ALTER TABLE open_calls ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1',
   distrustAll: 'UPDATE open_calls SET trusted = 0',
-  distrust: 'UPDATE open_calls SET trusted = 0 WHERE call_id = ?',
   lastId: "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
   // Ids come from this process (see add()), so they are known before the insert.
   insert: 'INSERT INTO outbox (id, endpoint, call_id, event, body, created_at, sent) VALUES (?, ?, ?, ?, ?, ?, ?)',

@@ -28,13 +28,12 @@
  * on disk still throws when it cannot be written, so that its request does not leave; of an
  * event not on disk it only changes the queued insert.
  *
- * close() returns what it could not write; a journal change lost that way is told to the next
- * start by a file beside the outbox (journal-marker.ts).
+ * close() returns what it could not write; the next start hears of lost journal changes (journal-marker.ts).
  */
 import type Database from 'better-sqlite3';
 import { doubling } from './backoff.js';
 import { isJournal, SCHEMA, SQL, type Insert, type Write } from './store-sql.js';
-import { clearIncomplete, listIncomplete, markIncomplete, readIncomplete } from './journal-marker.js';
+import { clearIncomplete, listIncomplete, markIncomplete, readIncomplete, type LostChange } from './journal-marker.js';
 import { openOutboxFile } from './store-open.js';
 import type { Unsaved, UnsavedEvent } from './store-sql.js';
 
@@ -124,6 +123,8 @@ export class OutboxStore {
   private readonly unstoredInserts = new Map<number, Insert>();
   /** Events became stored since the listeners were last told. */
   private newlyStored = false;
+  /** The listeners last heard of a failure. */
+  private toldFailure = false;
   /** This process made the journal marker (journal-marker.ts). */
   private marked = false;
   private turnPending = false;
@@ -262,10 +263,7 @@ export class OutboxStore {
     return this.commitCount;
   }
 
-  /**
-   * Queued: a delivered event leaves the disk with the next batch (see the header for the window).
-   * One not on disk yet is not written at all: it must not be sent again after a restart.
-   */
+  /** Queued (see the header for the window); one not on disk yet is never written: a restart must not resend it. */
   remove(id: number): void {
     this.assertOpen();
     const waiting = this.unstoredInserts.get(id);
@@ -333,25 +331,23 @@ export class OutboxStore {
     }));
   }
 
-  /**
-   * Commits what is queued, then closes the file. Returns what could not be written: the events
-   * (neither delivered nor stored: the caller names each one) and the calls whose journal change
-   * is lost (told to the next start by the marker file).
-   */
+  /** Commits what is queued, then closes the file. Returns what could not be written, for the caller to name. */
   close(): Unsaved | undefined {
     if (this.closed) return undefined;
     this.flush();
     const error = this.failed?.message ?? '';
     const events: UnsavedEvent[] = [];
-    const journalCalls = new Set<string>();
+    const lost: LostChange[] = [];
     for (const w of this.queue) {
       if (w.op === 'insert' && !w.cancelled) events.push({ endpoint: w.endpoint, callId: w.callId, event: w.event, body: w.body, createdAt: w.createdAt });
-      if (w.op === 'open' || w.op === 'answer' || w.op === 'close') journalCalls.add(w.callId);
+      if (w.op === 'open' || w.op === 'close') lost.push({ op: w.op, callId: w.callId });
+      if (w.op === 'answer') lost.push({ op: w.op, callId: w.callId, answeringNumber: w.answeringNumber });
     }
+    const journalCalls = new Set(lost.map((c) => c.callId));
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.db.close();
-    if (journalCalls.size > 0) listIncomplete(this.path, [...journalCalls]);
+    if (lost.length > 0 && this.path !== ':memory:') listIncomplete(this.path, lost);
     else if (this.marked) clearIncomplete(this.path);
     if (this.queue.length === 0) return undefined;
     return { events, journalCalls: [...journalCalls], error };
@@ -393,8 +389,7 @@ export class OutboxStore {
 
   /**
    * After a failed commit: removes and marks first (they make room), then each call's writes in a
-   * transaction of their own, oldest call first; stops at the first that fails. What is left
-   * stays queued, in its order.
+   * transaction of their own, oldest call first, up to the first that fails; the rest stays queued.
    */
   private salvage(): void {
     const first: Write[] = [];
@@ -431,16 +426,24 @@ export class OutboxStore {
     }
   }
 
-  /** An earlier run left the journal incomplete (journal-marker.ts): its calls are in doubt now, on disk. */
+  /**
+   * An earlier run left the journal incomplete (journal-marker.ts): its listed answers and closes
+   * are applied (a lost close: the hangup was delivered, or is named for replay), or every call is
+   * put in doubt. On disk before the marker goes.
+   */
   private takeMarker(): void {
     if (this.path === ':memory:') return;
-    const doubt = readIncomplete(this.path);
-    if (doubt === undefined) return;
+    const lost = readIncomplete(this.path);
+    if (lost === undefined) return;
     const all = this.db.prepare(SQL.distrustAll);
-    const one = this.db.prepare<[string]>(SQL.distrust);
+    const answer = this.db.prepare<[string, string]>(SQL.answerCall);
+    const close = this.db.prepare<[string]>(SQL.closeCall);
     this.db.transaction(() => {
-      if (doubt === 'all') all.run();
-      else for (const callId of doubt) one.run(callId);
+      if (lost === 'all') return void all.run();
+      for (const c of lost) {
+        if (c.op === 'answer') answer.run(c.answeringNumber ?? '', c.callId);
+        if (c.op === 'close') close.run(c.callId);
+      }
     })();
     clearIncomplete(this.path);
   }
@@ -468,8 +471,10 @@ export class OutboxStore {
     if (this.closed) return;
     const stored = this.newlyStored;
     this.newlyStored = false;
+    const healed = this.toldFailure && !this.failed;
+    this.toldFailure = this.failed !== undefined;
     if (this.failed) for (const l of this.listeners) l(this.failed, this.unstoredInserts.size);
-    else if (stored) for (const l of this.listeners) l(undefined, 0);
+    else if (stored || healed) for (const l of this.listeners) l(undefined, 0);
   };
 
   /** A write after close() would be lost without a word: it throws, as a write to a closed database does. */
