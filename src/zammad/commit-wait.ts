@@ -59,12 +59,12 @@ export class CommitWait<L extends Waiting> {
             'from "survives a crash" to "delivered while the process lives"; a crash loses those not yet delivered, a stop names them. Retrying the disk',
           { eventsInMemory: unstored, pending: this.pending(), error: error.message },
         );
-        this.fromMemory = 0;
       }
       this.fault = error.message;
     } else if (this.fault !== undefined) {
       this.log.info('the outbox writes to disk again', { pending: this.pending(), deliveredFromMemory: this.fromMemory });
       this.fault = undefined;
+      this.fromMemory = 0;
     }
     const lanes = [...this.lanes];
     this.lanes.clear();
