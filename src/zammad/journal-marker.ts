@@ -3,8 +3,7 @@
  * may miss changes the disk did not take: an answer, a hangup, a newCall. It is made at the first
  * failed commit that leaves a journal change off the disk (an empty file needs no room on most
  * disks), filled with the lost changes at a stop that could not store them, and removed once the
- * journal is whole again. The next start reads it: a listed answer or close is applied to the
- * journal; a file without its closing line (a crash during the fault) puts every call of the
+ * journal is whole again. The next start reads it: each listed change is applied to the journal; a file without its closing line (a crash during the fault) puts every call of the
  * journal in doubt, and those are closed with a cause that is not wrong whether or not they were
  * answered.
  */
@@ -13,8 +12,16 @@ import { z } from 'zod';
 
 const END = 'end';
 
-/** A journal change the disk did not take; `open` is listed only to be named (its facts are not kept). */
-const LostChange = z.object({ op: z.enum(['open', 'answer', 'close']), callId: z.string(), answeringNumber: z.string().optional() });
+/**
+ * A journal change the disk did not take. An `open` carries the call's facts when its newCall
+ * reached Zammad (the next start then closes the call); without them it is only named.
+ */
+const LostChange = z.object({
+  op: z.enum(['open', 'answer', 'close']),
+  callId: z.string(),
+  answeringNumber: z.string().optional(),
+  open: z.object({ endpoint: z.string(), facts: z.string(), at: z.number() }).optional(),
+});
 export type LostChange = z.infer<typeof LostChange>;
 
 export const markerPath = (outboxPath: string): string => `${outboxPath}.journal-incomplete`;

@@ -1,5 +1,6 @@
 /** The outbox file's tables and statements, and the writes store.ts queues for them. */
 import { DEFAULT_ENDPOINT } from './endpoints-file.js';
+import type { LostChange } from './journal-marker.js';
 
 /** Every statement in one place. */
 export const SCHEMA = `
@@ -84,4 +85,21 @@ export interface Unsaved {
   /** Calls whose journal change (open, answer, close) is lost. */
   journalCalls: string[];
   error: string;
+}
+
+/** What a queue the disk did not take holds: the events not delivered, and the journal changes lost. Pure. */
+export function leftOver(queue: readonly Write[]): { events: UnsavedEvent[]; lost: LostChange[] } {
+  const events: UnsavedEvent[] = [];
+  for (const w of queue) {
+    if (w.op === 'insert' && !w.cancelled) events.push({ endpoint: w.endpoint, callId: w.callId, event: w.event, body: w.body, createdAt: w.createdAt });
+  }
+  // A call whose newCall Zammad does not have must not be closed by the next start (a 500 for ever).
+  const unknown = new Set(events.filter((e) => e.event === 'newCall').map((e) => e.callId));
+  const lost: LostChange[] = [];
+  for (const w of queue) {
+    if (w.op === 'open') lost.push({ op: w.op, callId: w.callId, ...(unknown.has(w.callId) ? {} : { open: { endpoint: w.endpoint, facts: w.facts, at: w.at } }) });
+    if (w.op === 'close') lost.push({ op: w.op, callId: w.callId });
+    if (w.op === 'answer') lost.push({ op: w.op, callId: w.callId, answeringNumber: w.answeringNumber });
+  }
+  return { events, lost };
 }

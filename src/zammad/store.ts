@@ -32,8 +32,8 @@
  */
 import type Database from 'better-sqlite3';
 import { doubling } from './backoff.js';
-import { isJournal, SCHEMA, SQL, type Insert, type Write } from './store-sql.js';
-import { clearIncomplete, listIncomplete, markIncomplete, readIncomplete, type LostChange } from './journal-marker.js';
+import { isJournal, leftOver, SCHEMA, SQL, type Insert, type Write } from './store-sql.js';
+import { clearIncomplete, listIncomplete, markIncomplete, readIncomplete } from './journal-marker.js';
 import { openOutboxFile } from './store-open.js';
 import type { Unsaved, UnsavedEvent } from './store-sql.js';
 
@@ -336,13 +336,7 @@ export class OutboxStore {
     if (this.closed) return undefined;
     this.flush();
     const error = this.failed?.message ?? '';
-    const events: UnsavedEvent[] = [];
-    const lost: LostChange[] = [];
-    for (const w of this.queue) {
-      if (w.op === 'insert' && !w.cancelled) events.push({ endpoint: w.endpoint, callId: w.callId, event: w.event, body: w.body, createdAt: w.createdAt });
-      if (w.op === 'open' || w.op === 'close') lost.push({ op: w.op, callId: w.callId });
-      if (w.op === 'answer') lost.push({ op: w.op, callId: w.callId, answeringNumber: w.answeringNumber });
-    }
+    const { events, lost } = leftOver(this.queue);
     const journalCalls = new Set(lost.map((c) => c.callId));
     this.closed = true;
     clearTimeout(this.retryTimer);
@@ -427,20 +421,22 @@ export class OutboxStore {
   }
 
   /**
-   * An earlier run left the journal incomplete (journal-marker.ts): its listed answers and closes
-   * are applied (a lost close: the hangup was delivered, or is named for replay), or every call is
-   * put in doubt. On disk before the marker goes.
+   * An earlier run left the journal incomplete (journal-marker.ts): its listed changes are applied
+   * (a lost close: the hangup was delivered, or is named for replay), or every call is put in
+   * doubt. On disk before the marker goes.
    */
   private takeMarker(): void {
     if (this.path === ':memory:') return;
     const lost = readIncomplete(this.path);
     if (lost === undefined) return;
     const all = this.db.prepare(SQL.distrustAll);
+    const open = this.db.prepare<[string, string, string, number]>(SQL.openCall);
     const answer = this.db.prepare<[string, string]>(SQL.answerCall);
     const close = this.db.prepare<[string]>(SQL.closeCall);
     this.db.transaction(() => {
       if (lost === 'all') return void all.run();
       for (const c of lost) {
+        if (c.open) open.run(c.callId, c.open.endpoint, c.open.facts, c.open.at);
         if (c.op === 'answer') answer.run(c.answeringNumber ?? '', c.callId);
         if (c.op === 'close') close.run(c.callId);
       }

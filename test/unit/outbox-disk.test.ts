@@ -174,7 +174,7 @@ describe('the store while the disk fails', () => {
     admin.close();
   });
 
-  test('close() returns what it could not write; the next start applies the lost answer and close to the journal', () => {
+  test('close() returns what it could not write; the next start applies the lost journal changes (an open only if Zammad has the newCall)', () => {
     const path = tempPath();
     const first = new OutboxStore(path);
     first.add('default', facts('x', 'newCall'), 'event=newCall&callId=x', 1);
@@ -185,16 +185,18 @@ describe('the store while the disk fails', () => {
     first.add('default', facts('x', 'answer'), 'event=answer&callId=x', 2);
     const hangupY = first.add('default', facts('y', 'hangup'), 'event=hangup&callId=y', 3);
     first.remove(hangupY); // delivered from memory
+    first.remove(first.add('default', facts('w', 'newCall'), 'event=newCall&callId=w', 4)); // delivered from memory
+    first.add('default', facts('v', 'newCall'), 'event=newCall&callId=v', 5); // not delivered: Zammad does not know v
     first.flush();
     assert.equal(existsSync(markerPath(path)), true, 'marked at the first failure');
     const unsaved = first.close();
-    assert.deepEqual(unsaved?.events.map((e) => `${e.callId}:${e.event}`), ['x:answer']);
-    assert.deepEqual(unsaved?.journalCalls.sort(), ['x', 'y']);
+    assert.deepEqual(unsaved?.events.map((e) => `${e.callId}:${e.event}`), ['x:answer', 'v:newCall']);
+    assert.deepEqual(unsaved?.journalCalls.sort(), ['v', 'w', 'x', 'y']);
     admin.exec('DROP TRIGGER full');
     admin.close();
     const second = new OutboxStore(path);
     const open = second.openCalls();
-    assert.deepEqual(open.map((c) => [c.callId, c.answered, c.trusted]), [['x', true, true]], 'x answered, y closed');
+    assert.deepEqual(open.map((c) => [c.callId, c.answered, c.trusted]), [['x', true, true], ['w', false, true]], 'x answered, y closed, w opened, v unknown to Zammad');
     assert.equal(existsSync(markerPath(path)), false);
     second.close();
   });
