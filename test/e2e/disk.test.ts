@@ -180,6 +180,7 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
     const to = { host: '127.0.0.1', port: first.eslPort };
     let second: AdapterProcess | undefined;
     const talking: SwitchCall[] = [];
+    let logDir: string | undefined;
     try {
       await disk.fill();
       // Answered while Zammad answers: newCall and answer reach it from memory; the journal's answer does not reach the disk.
@@ -202,7 +203,8 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
       }
       const file = readdirSync(disk.dir).find((f) => f.startsWith('outbox.sqlite.unsaved-'));
       // The file is written when the disk lets it; the log always names every event.
-      const logFile = join(mkdtempSync(join(tmpdir(), 'cti-disk-log-')), 'adapter.log');
+      logDir = mkdtempSync(join(tmpdir(), 'cti-disk-log-'));
+      const logFile = join(logDir, 'adapter.log');
       writeFileSync(logFile, first.output());
       if (file) assert.equal(readFileSync(join(disk.dir, file), 'utf8').trim().split('\n').length, named.length);
 
@@ -229,6 +231,7 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
       await zammad.acceptConnections();
       first.proc.kill('SIGKILL');
       await second?.stop();
+      if (logDir) rmSync(logDir, { recursive: true, force: true });
     }
   });
 });
