@@ -184,9 +184,22 @@ export class EslConnection extends EventEmitter<Events> {
       error: (err) => this.close('malformed-frame', err.message),
     });
     this.channelData.catch(() => {});
-    this.handshakeTimer = setTimeout(() => this.close('handshake-timeout'), options.handshakeTimeoutMs);
+    let shook = false;
+    // Node runs due timers before it polls the sockets: on a busy loop the peer's reply may sit
+    // unread when the timer fires. The close waits for this turn's reads (setImmediate runs after them).
+    this.handshakeTimer = setTimeout(() => {
+      setImmediate(() => {
+        if (!shook) this.close('handshake-timeout');
+      });
+    }, options.handshakeTimeoutMs);
     this.handshakeTimer.unref();
-    void this.channelData.then(() => clearTimeout(this.handshakeTimer), () => {});
+    void this.channelData.then(
+      () => {
+        shook = true;
+        clearTimeout(this.handshakeTimer);
+      },
+      () => {},
+    );
   }
 
   /**
