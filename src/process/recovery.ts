@@ -70,7 +70,8 @@ interface Pending {
 
 function closeUnknown(call: OpenCall, facts: OpenCallFacts, deps: RecoveryDeps, why: string): void {
   const cause = call.answered ? 'normalClearing' : 'noAnswer';
-  deps.log.warn(`closing a call left open by an earlier run: ${why}; its real end is unknown`, { callId: call.callId, answered: call.answered, cause });
+  const fields = { callId: call.callId, answered: call.answered, cause };
+  deps.log.warn(`closing a call left open by an earlier run: ${why}; its real end is unknown`, fields);
   const answering = call.answeringNumber ? { answeringNumber: call.answeringNumber } : {};
   void deps.zammad.send(call.endpoint, { event: 'hangup', ...facts, cause, ...answering });
   deps.store.callEnded(call.callId);
@@ -101,8 +102,10 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
   if (calls.length === 0) return settled('none', 'no call left open by an earlier run');
 
   if (!config.FS_INBOUND_HOST) {
-    for (const { call, facts } of calls) closeUnknown(call, facts, deps, 'FS_INBOUND_HOST is not set, so the switch cannot be asked');
-    return settled('done', `${calls.length} calls left open by an earlier run closed with what is known (FS_INBOUND_HOST is not set)`);
+    const why = 'FS_INBOUND_HOST is not set, so the switch cannot be asked';
+    for (const { call, facts } of calls) closeUnknown(call, facts, deps, why);
+    const closed = `${calls.length} calls left open by an earlier run closed with what is known`;
+    return settled('done', `done: ${closed} (FS_INBOUND_HOST is not set)`);
   }
 
   const rules = { defaultCountryCode: config.DEFAULT_COUNTRY_CODE, extensionMaxDigits: config.EXTENSION_MAX_DIGITS };
@@ -110,7 +113,9 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
   const post = (p: CtiPost) => {
     // The store journals answer and hangup with the event itself (store.ts add()).
     const entry = pending.get(p.callId);
-    if (entry === undefined) return log.error('an event of a call that is not watched: not sent', { callId: p.callId, event: p.event });
+    if (entry === undefined) {
+      return log.error('an event of a call that is not watched: not sent', { callId: p.callId, event: p.event });
+    }
     void deps.zammad.send(entry.call.endpoint, p);
     if (p.event === 'hangup') {
       pending.delete(p.callId);
@@ -120,8 +125,21 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
   };
   for (const { call, facts } of calls) {
     const { queue, ...rest } = facts;
-    const full = { ...rest, ...(queue !== undefined ? { queue } : {}), callerName: '', callerRaw: facts.from, dialString: '', targets: [], explicitUsers: null, mode: 'dialplan' as const, gated: true, transferSource: '', handBackSafe: false };
-    const observed = new ObservedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, log.child({ callId: call.callId }));
+    const full = {
+      ...rest,
+      ...(queue !== undefined ? { queue } : {}),
+      callerName: '',
+      callerRaw: facts.from,
+      dialString: '',
+      targets: [],
+      explicitUsers: null,
+      mode: 'dialplan' as const,
+      gated: true,
+      transferSource: '',
+      handBackSafe: false,
+    };
+    const callLog = log.child({ callId: call.callId });
+    const observed = new ObservedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, callLog);
     pending.set(call.callId, { call, facts, observed, reattached: false });
   }
 
@@ -164,14 +182,19 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
     state = 'waiting';
     lastFailure = reason;
     nextTryAt = Date.now() + delayMs;
-    log.warn('recovery could not finish: the calls left open stay in the journal and the switch is asked again', { reason, calls: pending.size, retryInMs: delayMs });
+    log.warn('recovery could not finish: the calls left open stay in the journal and the switch is asked again', {
+      reason,
+      calls: pending.size,
+      retryInMs: delayMs,
+    });
     timer = setTimeout(() => void attempt(), delayMs);
   };
 
   const attempt = async (): Promise<void> => {
     state = 'running';
     const target = { host: config.FS_INBOUND_HOST, port: config.FS_INBOUND_PORT };
-    log.info('recovery: asking the switch about the calls left open by an earlier run', { ...target, calls: pending.size, try: tries + 1 });
+    const fields = { ...target, calls: pending.size, try: tries + 1 };
+    log.info('recovery: asking the switch about the calls left open by an earlier run', fields);
     let conn: InboundEsl;
     try {
       conn = await InboundEsl.connect({ ...target, password: config.FS_INBOUND_PASSWORD, timeoutMs });

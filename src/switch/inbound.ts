@@ -41,7 +41,8 @@ export class InboundEsl extends EventEmitter<Events> {
     this.esl = new InboundProtocol(options.host, options.port, options.password, {
       ready: () => onReady(),
       progress: (stage) => {
-        this.stage = stage === 'connected' ? 'connected, FreeSWITCH never asked for the password' : 'password sent, no reply';
+        this.stage =
+          stage === 'connected' ? 'connected, FreeSWITCH never asked for the password' : 'password sent, no reply';
       },
       error: (err) => {
         onReady(err);
@@ -108,7 +109,9 @@ export class InboundEsl extends EventEmitter<Events> {
 
   /** `line`: the command as sent, for the reason a timeout gives. */
   private request(line: string, send: (done: (text: string) => void) => void): Promise<string> {
-    if (this.closedWith !== undefined) return Promise.reject(new Error(`inbound event socket closed (${this.closedWith})`));
+    if (this.closedWith !== undefined) {
+      return Promise.reject(new Error(`inbound event socket closed (${this.closedWith})`));
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.close(`no reply to "${line}" within ${this.timeoutMs} ms`), this.timeoutMs);
       const fail = (err: Error) => {
