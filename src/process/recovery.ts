@@ -42,8 +42,6 @@ export interface RecoveryDeps {
   zammad: Pick<ZammadSink, 'send'>;
   config: Config;
   log: Logger;
-  /** Overrides of the bounds above (tests). */
-  timing?: { timeoutMs?: number; retryFirstMs?: number; retryMaxMs?: number };
 }
 
 /**
@@ -80,9 +78,6 @@ function closeUnknown(call: OpenCall, facts: OpenCallFacts, deps: RecoveryDeps, 
 /** Reads the journal now (before any new call is taken); asks the switch in the background. */
 export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
   const { store, config, log } = deps;
-  const timeoutMs = deps.timing?.timeoutMs ?? INBOUND_TIMEOUT_MS;
-  const retryFirstMs = deps.timing?.retryFirstMs ?? RECOVERY_RETRY_FIRST_MS;
-  const retryMaxMs = deps.timing?.retryMaxMs ?? RECOVERY_RETRY_MAX_MS;
   const calls: { call: OpenCall; facts: OpenCallFacts }[] = [];
   for (const call of store.openCalls()) {
     let facts: OpenCallFacts | undefined;
@@ -177,7 +172,7 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
   const failed = (reason: string) => {
     if (state === 'done' || state === 'stopped') return;
     release('recovery could not finish');
-    const delayMs = Math.min(retryFirstMs * 2 ** tries, retryMaxMs);
+    const delayMs = Math.min(RECOVERY_RETRY_FIRST_MS * 2 ** tries, RECOVERY_RETRY_MAX_MS);
     tries++;
     state = 'waiting';
     lastFailure = reason;
@@ -197,7 +192,7 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
     log.info('recovery: asking the switch about the calls left open by an earlier run', fields);
     let conn: InboundEsl;
     try {
-      conn = await InboundEsl.connect({ ...target, password: config.FS_INBOUND_PASSWORD, timeoutMs });
+      conn = await InboundEsl.connect({ ...target, password: config.FS_INBOUND_PASSWORD, timeoutMs: INBOUND_TIMEOUT_MS });
     } catch (err) {
       return failed(err instanceof Error ? err.message : String(err));
     }
