@@ -192,7 +192,8 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
     log.info('recovery: asking the switch about the calls left open by an earlier run', fields);
     let conn: InboundEsl;
     try {
-      conn = await InboundEsl.connect({ ...target, password: config.FS_INBOUND_PASSWORD, timeoutMs: INBOUND_TIMEOUT_MS });
+      const login = { ...target, password: config.FS_INBOUND_PASSWORD, timeoutMs: INBOUND_TIMEOUT_MS };
+      conn = await InboundEsl.connect(login);
     } catch (err) {
       return failed(err instanceof Error ? err.message : String(err));
     }
