@@ -148,6 +148,8 @@ export interface InboundHandlers {
   /** Logged in (modesl has sent its own `event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE`). */
   ready(): void;
   authFailed(): void;
+  /** How far the login got: for the reason when it does not finish in time. */
+  progress(stage: 'connected' | 'asked for the password'): void;
   error(err: Error): void;
   /** The TCP connection closed. */
   closed(): void;
@@ -163,6 +165,8 @@ export class InboundProtocol {
     this.conn = new esl.Connection(host, port, password, () => handlers.ready());
     this.conn.on('error', (err: Error) => handlers.error(err));
     this.conn.on('esl::event::auth::fail', () => handlers.authFailed());
+    this.conn.on('esl::connect', () => handlers.progress('connected'));
+    this.conn.on('esl::event::auth::request', () => handlers.progress('asked for the password'));
     this.socket()?.on('close', () => handlers.closed());
     this.conn.onAny((name, ev) => {
       if (!nameOf(name).startsWith('esl::event::CHANNEL_')) return;

@@ -17,6 +17,10 @@
  * modesl's inbound Connection sends `auth`, then at once `event json BACKGROUND_JOB
  * CHANNEL_EXECUTE_COMPLETE` (its reqEvents) before handing the connection over.
  *
+ * A wedged switch (or a proxy in front of one), by `behaviour`, read when a connection arrives:
+ * 'mute' sends auth/request and accepts the password, then answers no command; 'silent' accepts
+ * the TCP connection and never sends anything. Commands are recorded either way.
+ *
  * Events are those of the FakeSwitch the double is attached to: every CallerChannel event goes
  * to every listener (FakeSwitch.fire), this one included, so calls placed with
  * `sw.placeCall(...)` can be watched here after the adapter's outbound socket is gone.
@@ -53,12 +57,13 @@ class InboundListener implements EventSink {
   constructor(
     private readonly owner: InboundSwitch,
     readonly socket: net.Socket,
+    private readonly behaviour: InboundBehaviour,
   ) {
     socket.setNoDelay(true);
     socket.on('error', () => {});
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('close', () => this.stop());
-    socket.write('Content-Type: auth/request\n\n');
+    if (behaviour !== 'silent') socket.write('Content-Type: auth/request\n\n');
   }
 
   onEvent(ev: FiredEvent): void {
@@ -74,6 +79,7 @@ class InboundListener implements EventSink {
     for (const cmd of this.parser.push(d)) {
       if (!this.running) return;
       this.commands.push({ line: cmd.line, at: Date.now() });
+      if (this.behaviour === 'silent' || (this.behaviour === 'mute' && this.authed)) continue;
       this.command(cmd.line);
     }
   }
@@ -155,19 +161,24 @@ class InboundListener implements EventSink {
   }
 }
 
+/** 'normal': FreeSWITCH; 'mute': logs in, then answers nothing; 'silent': never asks for the password. */
+export type InboundBehaviour = 'normal' | 'mute' | 'silent';
+
 export class InboundSwitch {
   private readonly server: net.Server;
   private readonly open = new Set<InboundListener>();
   /** Every listener that ever connected, in order (for assertions). */
   readonly sessions: { commands: InboundCommand[]; eventsSent: string[] }[] = [];
   port = 0;
+  /** For the connections that arrive from now on. */
+  behaviour: InboundBehaviour = 'normal';
 
   constructor(
     readonly sw: FakeSwitch,
     readonly password = 'ClueCon',
   ) {
     this.server = net.createServer((socket) => {
-      const l = new InboundListener(this, socket);
+      const l = new InboundListener(this, socket, this.behaviour);
       this.open.add(l);
       this.sessions.push(l);
       (this.sw.listeners as unknown as Set<EventSink>).add(l);
