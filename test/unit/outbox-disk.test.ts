@@ -228,11 +228,24 @@ describe('opening the outbox', () => {
     assert.deepEqual(readFileSync(path), before, 'untouched');
   });
 
-  test('a file it may not write: refused at open, with the fix', { skip: process.getuid?.() === 0 ? 'root writes a 0444 file anyway (the e2e test uses a read-only mount)' : false }, () => {
+  test('a file it may not write: refused at open, with the fix', () => {
     const path = tempPath();
     new OutboxStore(path).close();
     chmodSync(path, 0o444);
-    assert.throws(() => new OutboxStore(path), /cannot write the outbox OUTBOX_PATH=.*writable/);
+    if (process.getuid?.() !== 0) {
+      assert.throws(() => new OutboxStore(path), /cannot write the outbox OUTBOX_PATH=.*writable/);
+      return;
+    }
+    // Root writes a 0444 file anyway: the open runs as an unprivileged user (nobody), as a service would.
+    chmodSync(join(path, '..'), 0o755);
+    process.setegid?.(65534);
+    process.seteuid?.(65534);
+    try {
+      assert.throws(() => new OutboxStore(path), /cannot write the outbox OUTBOX_PATH=.*writable/);
+    } finally {
+      process.seteuid?.(0);
+      process.setegid?.(0);
+    }
   });
 });
 
