@@ -23,6 +23,7 @@ import type { Logger } from '../process/log.js';
 import { doubling, equalJitter, type BackoffBounds } from './backoff.js';
 import type { HttpOutcome } from './client.js';
 import { CommitWait } from './commit-wait.js';
+import { urgent, type Item, type Lane } from './lane.js';
 import { formBody } from './form.js';
 import { Parking } from './parking.js';
 import { Slots } from './slots.js';
@@ -55,34 +56,6 @@ export interface OutboxHooks {
   held?(events: number): void;
 }
 
-interface Item {
-  id: number;
-  callId: string;
-  event: string;
-  body: string;
-  createdAt: number;
-  attempts: number;
-  /** Must not reach Zammad twice (verdict.ts atMostOnce). */
-  once: boolean;
-  /** The disk says it may have reached Zammad. */
-  sent: boolean;
-  settle?: (v: Verdict) => void;
-  /** Told of a configuration fault at once; the event itself stays parked for redelivery. */
-  early?: (v: Verdict) => void;
-}
-
-interface Lane {
-  callId: string;
-  items: Item[];
-  busy: boolean;
-  /** Waiting for a free slot. */
-  queued: boolean;
-  timer?: NodeJS.Timeout;
-  warned: boolean;
-  /** Logged once: this call's events wait for a suspended endpoint. */
-  heldLogged?: boolean;
-}
-
 /** Calls whose newCall was dropped: their later events would only earn a 500 for ever. */
 const FORGET_LIMIT = 10_000;
 
@@ -112,7 +85,7 @@ export class Outbox {
     private readonly hooks: OutboxHooks = {},
     private readonly now: () => number = Date.now,
   ) {
-    this.slots = new Slots(options.concurrency, options.reserve, (lane) => this.urgent(lane));
+    this.slots = new Slots(options.concurrency, options.reserve, urgent);
     this.retry = { baseMs: options.retryBaseMs, maxMs: options.retryMaxMs };
     const mayProbe = () => !this.closed && this.held === undefined;
     this.parking = new Parking(this.retry, log, now, mayProbe, (lane) => this.probe(lane));
@@ -290,20 +263,14 @@ export class Outbox {
     return lane;
   }
 
-  /** A caller is ringing and the switch may be waiting for this: a newCall on its first try. */
-  private urgent(lane: Lane): boolean {
-    const head = lane.items[0];
-    return head !== undefined && head.event === 'newCall' && head.attempts === 0 && head.settle !== undefined;
-  }
-
   private schedule(lane: Lane): void {
     if (this.closed || lane.busy || lane.queued || lane.timer || lane.items.length === 0) return;
     if (this.parking.has(lane)) return;
     if (this.held !== undefined) return this.parking.park(lane);
     if (!this.commits.onDisk(lane)) return;
-    const urgent = this.urgent(lane);
-    if (this.parking.fault !== undefined && !urgent) return this.parking.park(lane);
-    if (!this.slots.free(urgent)) {
+    const fresh = urgent(lane);
+    if (this.parking.fault !== undefined && !fresh) return this.parking.park(lane);
+    if (!this.slots.free(fresh)) {
       lane.queued = true;
       this.slots.wait(lane);
       return;
