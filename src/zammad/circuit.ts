@@ -1,0 +1,77 @@
+/**
+ * Whether Zammad is known to be unreachable: a circuit breaker, pure.
+ *
+ * - **closed**: Zammad answers, or has not failed often enough to say otherwise. Requests go as
+ *   usual and a ringing caller waits (bounded) for Zammad's decision.
+ * - **open**: OPEN_AFTER_FAILURES requests in a row failed with no answer between them (refused
+ *   connections, no answer in time, 5xx). No decision can come: a ringing caller goes on at once,
+ *   and nothing is sent but a probe, now and then (probeDelay).
+ * - **halfOpen**: one probe is on its way. Its failure opens the circuit again (the next probe
+ *   later); any answer from Zammad — the probe's or a request still in flight — closes it.
+ *
+ * What counts as an answer: any verdict but retry and unconfirmed (verdict.ts). A 401 or a 422
+ * is an answer: Zammad is there, and its refusal is a configuration fault (parking.ts).
+ */
+import { doubling, type BackoffBounds } from './backoff.js';
+import type { Verdict } from './verdict.js';
+
+/** Failures in a row, with no answer between them, that make Zammad known down. */
+export const OPEN_AFTER_FAILURES = 3;
+
+/**
+ * The longest wait between two probes: Zammad back is noticed within about this much, however
+ * long it was away (RETRY_MAX_MS, if lower, bounds it too). One request at a time costs Zammad
+ * nothing; the backlog behind it should not sleep for minutes.
+ */
+export const PROBE_MAX_MS = 2_000;
+
+export type Circuit =
+  | { readonly state: 'closed'; readonly failures: number }
+  | { readonly state: 'open' | 'halfOpen'; readonly since: number; readonly probes: number; readonly reason: string };
+
+export type CircuitInput =
+  /** Zammad answered a request. */
+  | { readonly type: 'answered' }
+  /** A request got no answer; `probe`: it was the half-open probe. */
+  | { readonly type: 'failed'; readonly reason: string; readonly probe: boolean; readonly now: number }
+  /** A probe leaves. */
+  | { readonly type: 'probe' };
+
+/** 'opened': Zammad just became known down; 'closed': it answers again. */
+export type CircuitChange = 'opened' | 'closed';
+
+export const CLOSED: Circuit = { state: 'closed', failures: 0 };
+
+export function step(c: Circuit, input: CircuitInput): { circuit: Circuit; change?: CircuitChange } {
+  switch (input.type) {
+    case 'answered':
+      return c.state === 'closed' ? { circuit: CLOSED } : { circuit: CLOSED, change: 'closed' };
+    case 'failed':
+      if (c.state === 'closed') {
+        const failures = c.failures + 1;
+        if (failures < OPEN_AFTER_FAILURES) return { circuit: { state: 'closed', failures } };
+        return { circuit: { state: 'open', since: input.now, probes: 0, reason: input.reason }, change: 'opened' };
+      }
+      // A request sent before the circuit opened says nothing new; only the probe's failure re-opens.
+      if (c.state === 'halfOpen' && input.probe) return { circuit: { ...c, state: 'open', probes: c.probes + 1, reason: input.reason } };
+      return { circuit: c };
+    case 'probe':
+      return { circuit: c.state === 'open' ? { ...c, state: 'halfOpen' } : c };
+  }
+}
+
+/** Whether a ringing caller may wait for Zammad's decision: only while the circuit is closed. */
+export function verdictCanArrive(c: Circuit): boolean {
+  return c.state === 'closed';
+}
+
+/** How long after the circuit opened, or after the last failed probe, the next probe leaves. */
+export function probeDelay(c: Circuit, retry: BackoffBounds): number {
+  const probes = c.state === 'closed' ? 0 : c.probes;
+  return Math.min(PROBE_MAX_MS, doubling(probes + 1, retry));
+}
+
+/** Whether a verdict means Zammad answered (true) or could not be reached (false). */
+export function answered(v: Verdict): boolean {
+  return v.kind !== 'retry' && v.kind !== 'unconfirmed';
+}
