@@ -4,6 +4,9 @@
  */
 import type { Verdict } from './verdict.js';
 
+/** Told that no decision will come now; returns false when nobody waited for it any more. */
+export type Early = (v: Verdict) => unknown;
+
 export interface Item {
   id: number;
   callId: string;
@@ -16,8 +19,10 @@ export interface Item {
   /** The disk says it may have reached Zammad. */
   sent: boolean;
   settle?: (v: Verdict) => void;
-  /** Told of a configuration fault at once; the event itself stays parked for redelivery. */
-  early?: (v: Verdict) => void;
+  /** Told at once that no decision will come (configuration fault, Zammad unreachable); the event stays for redelivery. */
+  early?: Early;
+  /** Its caller went on without Zammad's decision: delivered late, no longer ahead of the backlog. */
+  late?: boolean;
 }
 
 export interface Lane {
@@ -35,5 +40,18 @@ export interface Lane {
 /** A caller is ringing and the switch may be waiting for this: a newCall on its first try. */
 export function urgent(lane: Lane): boolean {
   const head = lane.items[0];
-  return head !== undefined && head.event === 'newCall' && head.attempts === 0 && head.settle !== undefined;
+  return head !== undefined && head.event === 'newCall' && head.attempts === 0 && head.settle !== undefined && !head.late;
+}
+
+/**
+ * No decision can come now: the lane's ringing caller, if any, is told to go on; its newCall stays,
+ * to be delivered late. True when a caller was still waiting.
+ */
+export function goOn(lane: Lane, reason: string): boolean {
+  const head = lane.items[0];
+  if (!head?.early) return false;
+  const waited = head.early({ kind: 'retry', reason });
+  delete head.early;
+  head.late = true;
+  return waited !== false;
 }

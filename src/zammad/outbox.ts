@@ -16,14 +16,16 @@
  * not even a crash in flight leads to a second hangup.
  *
  * Requests in flight are bounded, fresh newCalls first (slots.ts); lanes wait while the endpoint
- * is held or Zammad refuses everything (parking.ts).
+ * is held, Zammad refuses everything or Zammad is known unreachable (parking.ts, circuit.ts). While
+ * it is unreachable a ringing caller goes on at once; when it answers again every lane goes at once.
  */
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
 import { doubling, equalJitter, type BackoffBounds } from './backoff.js';
 import type { HttpOutcome } from './client.js';
 import { CommitWait } from './commit-wait.js';
-import { urgent, type Item, type Lane } from './lane.js';
+import { goOn, urgent, type Early, type Item, type Lane } from './lane.js';
+import { answered } from './circuit.js';
 import { formBody } from './form.js';
 import { Parking } from './parking.js';
 import { Slots } from './slots.js';
@@ -54,6 +56,8 @@ export interface OutboxHooks {
   dropped?(reason: string, events: number): void;
   /** Events stored while the endpoint is not configured (suspend()): kept, not sent. */
   held?(events: number): void;
+  /** A ringing caller went on without waiting for Zammad's decision; reason: 'unreachable'. */
+  skipped?(reason: string): void;
 }
 
 /** Calls whose newCall was dropped: their later events would only earn a 500 for ever. */
@@ -127,7 +131,7 @@ export class Outbox {
    * Zammad reports it, while the event waits in the outbox until the fault is mended: a ringing
    * caller need not wait for an answer that will not come.
    */
-  send(post: CtiPost, early?: (v: Verdict) => void): Promise<Verdict> {
+  send(post: CtiPost, early?: Early): Promise<Verdict> {
     if (this.closed) {
       this.log.error('event after the outbox was closed: not stored', { callId: post.callId, event: post.event });
       return Promise.resolve({ kind: 'retry', reason: 'outbox closed' });
@@ -174,6 +178,11 @@ export class Outbox {
 
   get zammadReachable(): boolean | undefined {
     return this.reachable;
+  }
+
+  /** Why Zammad is known unreachable (the circuit is open), while it is. */
+  get unreachable(): string | undefined {
+    return this.parking.unreachable;
   }
 
   /**
@@ -270,6 +279,10 @@ export class Outbox {
     if (!this.commits.onDisk(lane)) return;
     const fresh = urgent(lane);
     if (this.parking.fault !== undefined && !fresh) return this.parking.park(lane);
+    if (this.parking.unreachable !== undefined) {
+      this.skip(lane);
+      return this.parking.park(lane);
+    }
     if (!this.slots.free(fresh)) {
       lane.queued = true;
       this.slots.wait(lane);
@@ -312,6 +325,7 @@ export class Outbox {
         item.sent = false;
       }
       this.handle(lane, item, verdict);
+      this.reach(lane, verdict);
     }
     this.next();
   }
@@ -330,7 +344,8 @@ export class Outbox {
         this.reachable = false;
         item.attempts++;
         const delay = equalJitter(doubling(item.attempts, this.retry));
-        if (!lane.warned) log.warn('Zammad did not take the event; it stays in the outbox and is retried', { reason: verdict.reason, retryInMs: Math.round(delay) });
+        // While Zammad is known unreachable, one line says so for every call (parking.ts).
+        if (!lane.warned && this.parking.unreachable === undefined) log.warn('Zammad did not take the event; it stays in the outbox and is retried', { reason: verdict.reason, retryInMs: Math.round(delay) });
         lane.warned = true;
         lane.timer = setTimeout(() => {
           lane.timer = undefined;
@@ -390,10 +405,31 @@ export class Outbox {
     }
   }
 
-  /** During a configuration fault: the lane's next event asks Zammad again, if the backlog has a free slot. */
-  private probe(lane: Lane): void {
-    if (this.slots.free(false)) void this.run(lane);
-    else this.parking.park(lane);
+  /** The lane's next event asks Zammad again (a fault, the circuit) if the backlog has a free slot; else false. */
+  private probe(lane: Lane): boolean {
+    if (lane.busy || !this.slots.free(false) || !this.commits.onDisk(lane)) return false;
+    void this.run(lane);
+    return true;
+  }
+
+  /** Feeds the circuit (circuit.ts) one request's verdict; acts when Zammad becomes known down or answers again. */
+  private reach(lane: Lane, verdict: Verdict): void {
+    const change = this.parking.outcome(lane, answered(verdict), 'reason' in verdict ? verdict.reason : '', this.size);
+    if (change === 'opened') for (const waiting of this.lanes.values()) this.skip(waiting);
+    if (change !== 'closed') return;
+    // Lanes sleeping out their backoff go now, oldest call first; the slots bound how many at once.
+    for (const sleeping of this.lanes.values()) {
+      clearTimeout(sleeping.timer);
+      sleeping.timer = undefined;
+    }
+    this.reschedule([...this.lanes.values()]);
+  }
+
+  /** Zammad is known unreachable: the lane's ringing caller goes on at once, counted. */
+  private skip(lane: Lane): void {
+    if (!goOn(lane, `Zammad is unreachable: ${this.parking.unreachable ?? ''}`)) return;
+    this.parking.noteSkipped();
+    this.hooks.skipped?.('unreachable');
   }
 
   /** Every parked lane goes back to the schedule (which parks it again while the endpoint is held). */
