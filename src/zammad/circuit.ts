@@ -53,8 +53,8 @@ export function step(c: Circuit, input: CircuitInput): { circuit: Circuit; chang
         return { circuit: { state: 'open', since: input.now, probes: 0, reason: input.reason }, change: 'opened' };
       }
       // A request sent before the circuit opened says nothing new; only the probe's failure re-opens.
-      if (c.state === 'halfOpen' && input.probe) return { circuit: { ...c, state: 'open', probes: c.probes + 1, reason: input.reason } };
-      return { circuit: c };
+      if (c.state !== 'halfOpen' || !input.probe) return { circuit: c };
+      return { circuit: { ...c, state: 'open', probes: c.probes + 1, reason: input.reason } };
     case 'probe':
       return { circuit: c.state === 'open' ? { ...c, state: 'halfOpen' } : c };
   }

@@ -117,7 +117,8 @@ export class EndpointSet {
       if (!m.client) return { ...base, ok: true, detail: `not configured: ${events} events kept until it is again or OUTBOX_MAX_AGE_HOURS drops them` };
       if (fault) return { ...base, ok: false, detail: fault };
       const unreachable = m.outbox.unreachable;
-      if (unreachable !== undefined) return { ...base, ok: false, detail: `Zammad is unreachable (${unreachable}): calls go on without its decision` };
+      const down = `Zammad is unreachable (${unreachable}): calls go on without its decision`;
+      if (unreachable !== undefined) return { ...base, ok: false, detail: down };
       const reachable = m.outbox.zammadReachable;
       if (reachable === false) return { ...base, ok: false, detail: 'Zammad did not answer the last request' };
       return { ...base, ok: true, detail: reachable === undefined ? 'no request yet' : 'answered' };

@@ -19,7 +19,7 @@ export interface Item {
   /** The disk says it may have reached Zammad. */
   sent: boolean;
   settle?: (v: Verdict) => void;
-  /** Told at once that no decision will come (configuration fault, Zammad unreachable); the event stays for redelivery. */
+  /** Told at once that no decision will come (configuration fault, Zammad unreachable); the event stays. */
   early?: Early;
   /** Its caller went on without Zammad's decision: delivered late, no longer ahead of the backlog. */
   late?: boolean;
@@ -40,7 +40,8 @@ export interface Lane {
 /** A caller is ringing and the switch may be waiting for this: a newCall on its first try. */
 export function urgent(lane: Lane): boolean {
   const head = lane.items[0];
-  return head !== undefined && head.event === 'newCall' && head.attempts === 0 && head.settle !== undefined && !head.late;
+  if (head === undefined || head.late) return false;
+  return head.event === 'newCall' && head.attempts === 0 && head.settle !== undefined;
 }
 
 /**

@@ -345,7 +345,10 @@ export class Outbox {
         item.attempts++;
         const delay = equalJitter(doubling(item.attempts, this.retry));
         // While Zammad is known unreachable, one line says so for every call (parking.ts).
-        if (!lane.warned && this.parking.unreachable === undefined) log.warn('Zammad did not take the event; it stays in the outbox and is retried', { reason: verdict.reason, retryInMs: Math.round(delay) });
+        if (!lane.warned && this.parking.unreachable === undefined) {
+          const fields = { reason: verdict.reason, retryInMs: Math.round(delay) };
+          log.warn('Zammad did not take the event; it stays in the outbox and is retried', fields);
+        }
         lane.warned = true;
         lane.timer = setTimeout(() => {
           lane.timer = undefined;

@@ -10,7 +10,7 @@
  */
 import type { Logger } from '../process/log.js';
 import { doubling, type BackoffBounds } from './backoff.js';
-import { CLOSED, OPEN_AFTER_FAILURES, probeDelay, step, type Circuit, type CircuitChange } from './circuit.js';
+import { CLOSED, OPEN_AFTER_FAILURES, probeDelay, step, type Circuit, type CircuitChange, type CircuitInput } from './circuit.js';
 
 export class Parking<L> {
   private readonly parked = new Set<L>();
@@ -75,12 +75,14 @@ export class Parking<L> {
     const probe = lane === this.probing;
     if (probe) this.probing = undefined;
     const before = this.circuit;
-    const { circuit, change } = step(before, ok ? { type: 'answered' } : { type: 'failed', reason, probe, now: this.now() });
+    const input: CircuitInput = ok ? { type: 'answered' } : { type: 'failed', reason, probe, now: this.now() };
+    const { circuit, change } = step(before, input);
     this.circuit = circuit;
     if (change === 'opened') {
       this.skipped = 0;
+      const why = `${OPEN_AFTER_FAILURES} requests in a row failed, the last: ${reason}`;
       const what = 'calls go on at once without its decision; events wait in the outbox and go out as soon as it answers';
-      this.log.warn(`Zammad is unreachable (${OPEN_AFTER_FAILURES} requests in a row failed, the last: ${reason}): ${what}`);
+      this.log.warn(`Zammad is unreachable (${why}): ${what}`);
       this.arm();
     } else if (change === 'closed' && before.state !== 'closed') {
       const fields = { unreachableForMs: this.now() - before.since, pending, callsWithoutDecision: this.skipped };
