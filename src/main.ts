@@ -6,6 +6,7 @@ import { EndpointsFileError, type Endpoint } from './zammad/endpoints-file.js';
 import { tokenOf } from './zammad/endpoint-url.js';
 import { createLogger } from './process/log.js';
 import { startApp, type App } from './process/app.js';
+import { OutboxOpenError } from './zammad/store-open.js';
 
 async function main(): Promise<void> {
   let config;
@@ -45,9 +46,11 @@ async function main(): Promise<void> {
   const drain = (running: App, signal: string) => {
     log.info(`${signal}: draining`, { drainMs: config.SHUTDOWN_DRAIN_MS });
     running.shutdown(config.SHUTDOWN_DRAIN_MS).then(
-      ({ callsLeft, eventsLeft }) => {
-        log.info('stopped', { callsLeft, eventsLeft });
-        process.exit(0);
+      ({ callsLeft, eventsLeft, unsaved }) => {
+        // Events neither delivered nor stored (named in the log above): not a clean stop.
+        if (unsaved > 0) log.error('stopped; events were lost to Zammad unless replayed', { callsLeft, eventsLeft, unsaved });
+        else log.info('stopped', { callsLeft, eventsLeft });
+        process.exit(unsaved > 0 ? 1 : 0);
       },
       (err: unknown) => {
         log.error('shutdown failed: exiting (undelivered events stay in the outbox)', { error: err instanceof Error ? err.message : String(err) });
@@ -65,6 +68,11 @@ async function main(): Promise<void> {
   try {
     app = await startApp(config, log, endpoints, secrets);
   } catch (err) {
+    if (err instanceof OutboxOpenError) {
+      // Like a bad configuration: the operator must fix the file or OUTBOX_PATH.
+      log.error(`cannot start: ${err.message}`, { path: err.path });
+      process.exit(2);
+    }
     log.error('cannot start', { error: err instanceof Error ? err.message : String(err) });
     process.exit(1);
   }

@@ -4,6 +4,7 @@
  */
 import { callerNumber, toE164Digits, type NumberRules } from './numbers.js';
 import { expandVariables, parseDialString, type DialTarget } from './dialstring.js';
+import { CHANNEL_ID_MAX, isChannelId } from '../switch/channel-id.js';
 
 export type Direction = 'in' | 'out';
 
@@ -139,6 +140,8 @@ function queueOf(value: string | undefined): { queue?: string } {
 /** Why a connect reply cannot be a call we can report; undefined when it can. */
 export function missingFacts(facts: CallFacts): string | undefined {
   if (!facts.callId) return 'no Unique-ID in the channel data';
-  if (!/^[\x21-\x7e]{1,250}$/.test(facts.callId)) return 'the Unique-ID is not a printable id of at most 250 characters';
+  if (!isChannelId(facts.callId)) {
+    return `the Unique-ID is not a printable id of at most ${CHANNEL_ID_MAX} characters (no space, no leading +-/)`;
+  }
   return undefined;
 }

@@ -7,9 +7,10 @@
  *
  * Both routing modes run through here and differ in one step, what follows Zammad's decision:
  * `bridge` (the adapter bridges the dial string) or `handBack` (the dialplan routes). After that
- * the call is observed the same way: a person answering is the caller channel's CHANNEL_BRIDGE
- * (again for each new person a transfer reaches), voicemail is an answer by `voicemail`, and the
- * end is one hangup.
+ * the call is observed the same way: a person answering is the caller channel's CHANNEL_BRIDGE, or
+ * its CHANNEL_EXECUTE `uuid_bridge` when someone else bridged the caller (pickup, attended
+ * transfer, retrieve from park) — again for each new person —, voicemail is an answer by
+ * `voicemail`, and the end is one hangup.
  */
 import { causeOfFailedBridge, type ZammadCause } from './causes.js';
 import type { CallFacts, Direction } from './facts.js';
@@ -63,8 +64,11 @@ export type Effect =
   | { type: 'decide'; post: NewCallPost }
   /** Posts are handed to the outbox in the order effects come out. */
   | { type: 'post'; post: CtiPost }
-  /** Who is on the leg `leg` (the B-leg's uuid); `directoryId` when the dial string already says. */
-  | { type: 'lookupAnswerer'; leg: string; directoryId?: string }
+  /**
+   * Who is on the leg `leg` (the B-leg's uuid); `directoryId` when the dial string already says;
+   * `phone`: the leg called in (a pickup, a retrieve), this is its caller id number.
+   */
+  | { type: 'lookupAnswerer'; leg: string; directoryId?: string; phone?: string }
   | { type: 'setVariable'; name: string; value: string }
   | { type: 'bridge'; dialString: string }
   /** Hand the call back to the dialplan: `transfer ${destination_number} XML ${context}`. */
@@ -319,10 +323,15 @@ function answerPost(s: CallState, number: string, who: Answerer): AnswerPost {
   };
 }
 
-/** A person picked up: the first one, or a new one a transfer reached. */
+/**
+ * A person has the caller: the first one, or a new one a transfer, a pickup or a retrieve
+ * connected. A leg that called in (a phone dialling a pickup or park code) is its caller, not the
+ * code it dialled.
+ */
 function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }>, rules: NumberRules): Step {
   const leg = sig.otherUuid || sig.otherChannel || sig.otherNumber;
-  const number = sig.otherNumber ? toE164Digits(sig.otherNumber, rules) : s.facts.to;
+  const dialled = sig.phoneNumber ?? sig.otherNumber;
+  const number = dialled ? toE164Digits(dialled, rules) : s.facts.to;
   // Re-attached after a restart, the person who answered is known by number only (the journal).
   const samePerson = s.person === leg || (s.person === undefined && s.observing && number === s.answeringNumber);
   if (s.answered && samePerson) return { state: s, effects: [] };
@@ -336,13 +345,21 @@ function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }
   // Group ring: the adapter's own dial string names the leg that won — its directory entry, or
   // no directory user at all (a gateway, sofia/…). Anyone else (a transfer target, a queue
   // agent, a dialplan's bridge) is asked of the B-leg.
-  const winner = s.person === undefined ? f.targets.find((t) => t.number === sig.otherNumber) : undefined;
+  const first = s.person === undefined && !sig.phoneNumber;
+  const winner = first ? f.targets.find((t) => t.number === sig.otherNumber) : undefined;
   if (winner && winner.directoryId === undefined) {
     return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg, number, post: answerPost(s, number, {}) }] });
   }
   return {
     state: { ...next, pendingAnswers: [...s.pendingAnswers, { leg, number }] },
-    effects: [{ type: 'lookupAnswerer', leg, ...(winner?.directoryId ? { directoryId: winner.directoryId } : {}) }],
+    effects: [
+      {
+        type: 'lookupAnswerer',
+        leg,
+        ...(winner?.directoryId ? { directoryId: winner.directoryId } : {}),
+        ...(sig.phoneNumber ? { phone: sig.phoneNumber } : {}),
+      },
+    ],
   };
 }
 

@@ -7,7 +7,7 @@ import type { SwitchEvent } from '../switch/esl-connection.js';
 import type { CallFacts } from './facts.js';
 import { observedState, step, type CallState, type CtiPost } from './flow.js';
 import type { NumberRules } from './numbers.js';
-import { readSignal } from './signals.js';
+import { otherLeg, readSignal } from './signals.js';
 
 export class ObservedCall {
   private state: CallState;
@@ -39,7 +39,7 @@ export class ObservedCall {
       // An answer time alone is not a person: the switch answers for an IVR, a queue's music
       // or voicemail too (routing/ obs. 5). Report the answer before whatever this event means,
       // so that the hangup that follows says normalClearing and Zammad does not mark the call missed.
-      this.apply({ type: 'signal', signal: { kind: 'bridged', otherNumber: e.get('Other-Leg-Destination-Number') ?? '', otherChannel: e.get('Other-Leg-Channel-Name') ?? '', otherUuid } });
+      this.apply({ type: 'signal', signal: otherLeg(e) });
     }
     const signal = readSignal(e);
     if (signal) this.apply({ type: 'signal', signal });

@@ -4,6 +4,7 @@
  */
 import type { Logger } from '../process/log.js';
 import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
+import { isChannelId } from '../switch/channel-id.js';
 import type { Route, RouteHints } from '../zammad/routing.js';
 import type { Early } from '../zammad/lane.js';
 import type { Verdict } from '../zammad/verdict.js';
@@ -45,7 +46,6 @@ export interface SessionDeps {
 }
 
 const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
-const UUID = /^[\w-]{1,128}$/;
 
 /** What a look-up answered, when it is a usable value: printable, one line, sane length, no -ERR / _undef_. */
 function usableText(text: string): string | undefined {
@@ -160,7 +160,9 @@ export class CallSession {
         void Promise.all(effect.directoryIds.map((id) => this.lookupName(id))).then((names) => this.dispatch({ type: 'usersResolved', names }));
         return;
       case 'lookupAnswerer':
-        void this.lookupAnswerer(effect.leg, effect.directoryId).then((answerer) => this.dispatch({ type: 'answererResolved', leg: effect.leg, answerer }));
+        void this.lookupAnswerer(effect.leg, effect.directoryId, effect.phone).then((answerer) =>
+          this.dispatch({ type: 'answererResolved', leg: effect.leg, answerer }),
+        );
         return;
       case 'decide':
         void this.decide(effect.post).then((decision) => this.dispatch({ type: 'decision', decision }));
@@ -270,17 +272,17 @@ export class CallSession {
    * Who is on the B-leg `leg`: its directory entry is the dial string's winner (`directoryId`), or
    * the leg's own `dialed_user`@`dialed_domain` (set by the user/ endpoint, for group rings and
    * mod_callcenter agents alike), or its `cc_agent` (routing/ obs. 9). A leg not dialled as
-   * `user/` has none: the answer then names no user.
+   * `user/` has none: the answer then names no user. A leg that called in (`phone`: a pickup, a
+   * retrieve) is its phone's user: `user_name`@`domain_name` where it authenticated, else its
+   * caller id in its own domain or in the domain the caller's dialplan dialled users of.
    */
-  private async lookupAnswerer(leg: string, directoryId: string | undefined): Promise<Answerer> {
+  private async lookupAnswerer(leg: string, directoryId: string | undefined, phone?: string): Promise<Answerer> {
     let id = directoryId;
-    if (id === undefined && UUID.test(leg)) {
-      const [user, domain] = await Promise.all([this.apiText(`uuid_getvar ${leg} dialed_user`), this.apiText(`uuid_getvar ${leg} dialed_domain`)]);
-      if (user && DIRECTORY_ID.test(user)) id = domain ? `${user}@${domain}` : user;
-      else id = await this.apiText(`uuid_getvar ${leg} cc_agent`);
+    if (id === undefined && isChannelId(leg)) {
+      id = phone === undefined ? await this.dialledUser(leg) : await this.phoneUser(leg, phone);
       if (id !== undefined && !DIRECTORY_ID.test(id)) id = undefined;
     }
-    if (id === undefined) return {};
+    if (id === undefined) return phone !== undefined && DIRECTORY_ID.test(phone) ? { number: phone } : {};
     const [name, userId] = await Promise.all([this.userVar(id, 'effective_caller_id_name'), this.userVar(id, 'zammad_user_id')]);
     return {
       ...(name !== undefined ? { name } : {}),
@@ -288,6 +290,29 @@ export class CallSession {
       ...(userId !== undefined && /^\d{1,12}$/.test(userId) ? { userId } : {}),
       number: id.split('@')[0] as string,
     };
+  }
+
+  private async dialledUser(leg: string): Promise<string | undefined> {
+    const [user, domain] = await Promise.all([this.legVar(leg, 'dialed_user'), this.legVar(leg, 'dialed_domain')]);
+    if (user && DIRECTORY_ID.test(user)) return domain ? `${user}@${domain}` : user;
+    return this.legVar(leg, 'cc_agent');
+  }
+
+  private legVar(leg: string, name: string): Promise<string | undefined> {
+    return this.apiText(`uuid_getvar ${leg} ${name}`);
+  }
+
+  /**
+   * sofia sets `domain_name` of an unauthenticated leg to the SIP From host (seen: 127.0.0.1): it
+   * names the directory domain only next to `user_name` (digest auth), else it comes last.
+   */
+  private async phoneUser(leg: string, phone: string): Promise<string | undefined> {
+    const [user, domain] = await Promise.all([this.legVar(leg, 'user_name'), this.legVar(leg, 'domain_name')]);
+    if (user && domain) return `${user}@${domain}`;
+    const callId = this.state.facts.callId;
+    const dialled = isChannelId(callId) ? await this.legVar(callId, 'dialed_domain') : undefined;
+    const home = dialled ?? this.state.facts.domain ?? domain;
+    return home ? `${phone}@${home}` : phone;
   }
 
   /** One `api` over the call's socket, bounded; the answer's text, or undefined for nothing usable. */

@@ -7,10 +7,23 @@ import type { SwitchEvent } from '../switch/esl-connection.js';
 
 export type ChannelSignal =
   /**
-   * A person picked up: the caller channel's own CHANNEL_BRIDGE names the leg that won — group
-   * rings, a mod_callcenter agent (uuid_bridge), the target of a transfer (routing/ obs. 4 and 7).
+   * A person was connected to the caller. The caller channel's own CHANNEL_BRIDGE names the leg
+   * that won — group rings, a mod_callcenter agent, the target of a transfer (routing/ obs. 4 and
+   * 7). A `uuid_bridge` that makes the caller the bridge's second party — pickup (`intercept`),
+   * attended transfer (`att_xfer`), a retrieve from park — fires no CHANNEL_BRIDGE on the caller:
+   * its sign is the caller's CHANNEL_EXECUTE `uuid_bridge` (test/fixtures/esl/transfers/README.md).
    */
-  | { kind: 'bridged'; otherNumber: string; otherChannel: string; otherUuid: string }
+  | {
+      kind: 'bridged';
+      otherNumber: string;
+      otherChannel: string;
+      otherUuid: string;
+      /**
+       * The other leg called in (Other-Leg-Direction inbound): a phone that picked the call up or
+       * retrieved it. Its person is its own caller: this is its caller id number.
+       */
+      phoneNumber?: string;
+    }
   /**
    * A `bridge` application returned; `cause` is its originate result when it failed.
    * `transferSource` is the channel's transfer_source then: a new one means the caller was
@@ -47,6 +60,21 @@ function mailboxOf(data: string): string | undefined {
 }
 
 /**
+ * The leg an event of the caller channel names in its Other-Leg-* headers (FreeSWITCH puts the
+ * bridge partner's caller profile there: switch_channel_event_set_basic_data).
+ */
+export function otherLeg(e: SwitchEvent, uuid?: string): Extract<ChannelSignal, { kind: 'bridged' }> {
+  const phone = e.get('Other-Leg-Direction') === 'inbound' ? e.get('Other-Leg-Caller-ID-Number') : undefined;
+  return {
+    kind: 'bridged',
+    otherNumber: e.get('Other-Leg-Destination-Number') ?? '',
+    otherChannel: e.get('Other-Leg-Channel-Name') ?? '',
+    otherUuid: uuid || e.get('Other-Leg-Unique-ID') || e.get('Bridge-B-Unique-ID') || '',
+    ...(phone ? { phoneNumber: phone } : {}),
+  };
+}
+
+/**
  * Events the adapter reads; anything else is skipped by name before a header of it is decoded.
  * A CHANNEL_ANSWER is deliberately not read: the switch answering the caller (IVR greeting,
  * queue music, voicemail) is not a person answering (routing/ obs. 5).
@@ -54,13 +82,11 @@ function mailboxOf(data: string): string | undefined {
 export function readSignal(e: SwitchEvent): ChannelSignal | null {
   switch (e.name) {
     case 'CHANNEL_BRIDGE':
-      return {
-        kind: 'bridged',
-        otherNumber: e.get('Other-Leg-Destination-Number') ?? '',
-        otherChannel: e.get('Other-Leg-Channel-Name') ?? '',
-        otherUuid: e.get('Other-Leg-Unique-ID') ?? e.get('Bridge-B-Unique-ID') ?? '',
-      };
+      return otherLeg(e);
     case 'CHANNEL_EXECUTE': {
+      // switch_ivr_bridge.c uuid_bridge_on_soft_execute fires it with the second party's data and
+      // the first party's uuid as Application-Data: the caller was bridged to that channel.
+      if (e.get('Application') === 'uuid_bridge') return otherLeg(e, e.get('Application-Data'));
       const mailbox = e.get('Application') === 'voicemail' ? mailboxOf(e.get('Application-Data') ?? '') : undefined;
       return mailbox === undefined ? null : { kind: 'voicemail', mailbox };
     }
@@ -91,6 +117,7 @@ export const DIALPLAN_EVENT_FILTERS: readonly (readonly [header: string, value: 
   ['Event-Name', 'CHANNEL_HANGUP'],
   ['Event-Name', 'CHANNEL_HANGUP_COMPLETE'],
   ['Application', 'bridge'],
+  ['Application', 'uuid_bridge'],
   ['Application', 'voicemail'],
   ['Application', 'socket'],
 ];

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * Command line: `freeswitch-zammad-cti [start|check|simulate|help]`.
+ * Command line: `freeswitch-zammad-cti [start|check|simulate|replay|help]`.
  *   start     run the service (the default when no command is given)
  *   check     validate the configuration and test Zammad's endpoint and token; creates nothing
  *   simulate  send one scripted call to Zammad, the way the adapter does
+ *   replay    post the events a stop could neither deliver nor store (its unsaved file or log)
  * Configuration comes from the environment and .env, as for the service. Exit codes: 0 ok,
  * 1 the check / simulation failed, 2 usage or configuration error.
  */
@@ -17,6 +18,7 @@ const USAGE = [
   '  check      validate the configuration and test ZAMMAD_CTI_URL (reachable, token, integration on);',
   '             creates nothing in Zammad',
   '  simulate   send one complete call to Zammad as the adapter would (see "simulate --help")',
+  '  replay     post the events a stop could neither deliver nor store: replay FILE (see "replay --help")',
   '  help       this text; "help check" / "help simulate" for a command',
   '',
   'Configuration: environment variables and a .env file in the working directory (see .env.example).',
@@ -73,12 +75,18 @@ async function main(argv: string[]): Promise<number> {
       await loadDotenv();
       return runSimulate(rest, process.env, print);
     }
+    case 'replay': {
+      const { runReplay } = await import('./replay.js');
+      await loadDotenv();
+      return runReplay(rest, process.env, print);
+    }
     case 'help':
     case '--help':
     case '-h': {
       const topic = rest[0];
       if (topic === 'check') print((await import('./check.js')).CHECK_USAGE);
       else if (topic === 'simulate') print((await import('./simulate.js')).SIMULATE_USAGE);
+      else if (topic === 'replay') print((await import('./replay.js')).REPLAY_USAGE);
       else print(USAGE);
       return 0;
     }

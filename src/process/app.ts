@@ -7,6 +7,7 @@ import type { Logger } from './log.js';
 import { EndpointSet, type EndpointStatus } from '../zammad/endpoint-set.js';
 import { DEFAULT_ENDPOINT, EndpointsFileError, type Endpoint } from '../zammad/endpoints-file.js';
 import { OutboxStore } from '../zammad/store.js';
+import { reportUnsaved } from '../zammad/unsaved.js';
 import { configuredEndpoints } from './endpoints.js';
 import { Metrics } from '../status/metrics.js';
 import { StatusServer, type Readiness } from '../status/server.js';
@@ -19,8 +20,8 @@ export interface App {
   readiness(): Readiness;
   /** SIGHUP: reads ZAMMAD_ENDPOINTS_FILE again; a bad file keeps the endpoints in use (and says why). */
   reload(): boolean;
-  /** Graceful stop: no new calls, follow the current ones up to drainMs, flush the outbox. */
-  shutdown(drainMs: number): Promise<{ callsLeft: number; eventsLeft: number }>;
+  /** Graceful stop: no new calls, follow the current ones up to drainMs, flush the outbox. `unsaved`: events neither delivered nor stored. */
+  shutdown(drainMs: number): Promise<{ callsLeft: number; eventsLeft: number; unsaved: number }>;
   /** Immediate stop: whatever is not delivered stays on disk. */
   abort(): void;
 }
@@ -41,7 +42,8 @@ export async function startApp(
   secrets: string[] = [],
 ): Promise<App> {
   const metrics = new Metrics();
-  const store = new OutboxStore(config.OUTBOX_PATH);
+  // Throws OutboxOpenError when the file cannot be written: main.ts refuses to start.
+  const store = new OutboxStore(config.OUTBOX_PATH, { writeFailed: () => metrics.writeFailures.inc() });
   const zammad = new EndpointSet(
     store,
     {
@@ -91,12 +93,18 @@ export async function startApp(
         ? { ok: single.ok, detail: single.detail }
         : { ok: bad.length === 0, detail: configured.length === 0 ? 'no endpoint configured' : bad.length === 0 ? `${configured.length} endpoints ready` : `not ready: ${bad.map((e) => `${e.name} (${e.detail})`).join('; ')}` },
       backlog: { ok: zammad.depth < config.READY_MAX_BACKLOG, detail: `${zammad.depth} events waiting` },
+      // The disk's own check: a disk fault is never shown as Zammad's.
+      outbox: store.failure
+        ? { ok: false, detail: `cannot write ${config.OUTBOX_PATH} (${store.failure.message}): events are delivered from memory, a crash would lose them` }
+        : { ok: true, detail: `writes to ${config.OUTBOX_PATH}` },
     };
     if (!single) for (const e of endpoints) checks[`zammad:${e.name}`] = { ok: e.ok, detail: e.detail };
     return { ready: Object.values(checks).every((c) => c.ok), checks };
   };
   const status = new StatusServer(metrics, readiness, () => {
+    const unstored = store.unstoredByEndpoint();
     for (const e of zammad.status()) {
+      metrics.outboxUnstored.set({ endpoint: e.name }, unstored.get(e.name) ?? 0);
       metrics.outboxDepth.set({ endpoint: e.name }, e.events);
       metrics.zammadConfigFault.set({ endpoint: e.name }, e.configFault ? 1 : 0);
       metrics.outboxAge.set({ endpoint: e.name }, e.oldestAgeMs / 1000);
@@ -109,7 +117,7 @@ export async function startApp(
     recovery.stop();
     await status.close();
     await zammad.destroy();
-    store.close();
+    return reportUnsaved(store.close(), config.OUTBOX_PATH, log.child({ component: 'outbox' }));
   };
 
   return {
@@ -140,15 +148,17 @@ export async function startApp(
       const callsLeft = await calls.drain(deadline);
       const flushed = await zammad.drain(Math.max(0, deadline - Date.now()));
       const eventsLeft = zammad.depth;
-      if (!flushed) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft });
-      await closeAll();
-      return { callsLeft, eventsLeft };
+      let inMemory = 0;
+      for (const n of store.unstoredByEndpoint().values()) inMemory += n;
+      if (!flushed && eventsLeft > inMemory) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft - inMemory });
+      const unsaved = await closeAll();
+      return { callsLeft, eventsLeft, unsaved };
     },
     abort() {
       recovery.stop();
       calls.abort();
       zammad.close();
-      store.close();
+      reportUnsaved(store.close(), config.OUTBOX_PATH, log.child({ component: 'outbox' }));
     },
   };
 }

@@ -39,8 +39,11 @@ export interface Recovery {
 }
 
 function closeUnknown(call: OpenCall, facts: OpenCallFacts, deps: RecoveryDeps, why: string): void {
-  const cause = call.answered ? 'normalClearing' : 'noAnswer';
-  deps.log.warn(`closing a call left open by an earlier run: ${why}; its real end is unknown`, { callId: call.callId, answered: call.answered, cause });
+  // A journal the disk could not keep whole may have lost the answer: normalClearing is not wrong
+  // either way (Zammad tells missed from answered by the answer it got), noAnswer would be.
+  const cause = call.answered || !call.trusted ? 'normalClearing' : 'noAnswer';
+  const doubt = call.trusted ? '' : ' (the disk failed in the earlier run, so whether it was answered is not known)';
+  deps.log.warn(`closing a call left open by an earlier run: ${why}; its real end is unknown${doubt}`, { callId: call.callId, answered: call.answered, cause });
   void deps.zammad.send(call.endpoint, { event: 'hangup', ...facts, cause, ...(call.answeringNumber ? { answeringNumber: call.answeringNumber } : {}) });
   deps.store.callEnded(call.callId);
 }

@@ -1,14 +1,15 @@
 /**
  * One outbound event-socket connection from FreeSWITCH, behind a small typed interface.
  *
- * modesl does the handshake (`connect` and its own subscription), sends the commands and keeps
- * the command/reply bookkeeping. Its Parser is not used: it rebuilds each event header by header
- * with a linear search (quadratic in the ~170 headers of a channel event) after a full
- * JSON.parse, and re-joins its whole buffer on every read — over half of the adapter's CPU time
- * per call (bench/README.md). esl-frames.ts reads the socket instead and hands modesl's
- * connection the same messages its Parser would have emitted.
- * Its known defects are contained here, from the outside, so that nothing above this file ever
- * sees them:
+ * modesl (behind esl.ts, the only file that knows it) does the handshake (`connect` and the
+ * subscription), sends the commands and keeps the command/reply bookkeeping. Its Parser is not
+ * used: it rebuilds each event header by header with a linear search (quadratic in the ~170
+ * headers of a channel event) after a full JSON.parse, and re-joins its whole buffer on every
+ * read — over half of the adapter's CPU time per call (bench/README.md). esl-frames.ts reads the
+ * socket instead and esl.ts hands modesl's connection the same messages its Parser would have
+ * emitted.
+ * Its known defects are contained here and in esl.ts, from the outside, so that nothing above
+ * this file ever sees them:
  *  - an 'error' on a socket or connection without a listener crashes the process
  *    → we listen on both before modesl can emit anything;
  *  - a reset connection ('close' without 'end') is never cleaned up
@@ -23,15 +24,15 @@
  *    command; such a command is refused (EslUnsafeCommandError) before anything is written;
  *  - modesl buffers without bound → the guard counts bytes between parsed messages;
  *  - one write per command line and header (a packet each, with no-delay)
- *    → the guard writes what modesl sends in one tick at once;
+ *    → esl.ts writes what modesl sends in one tick at once;
  *  - no `linger`, no types → plain commands through `command()`, types here;
  *  - its subscription on `connect` (`event json …`) takes every channel's events of the switch
  *    until `myevents` → replaced by `myevents json`, this channel's events only.
  */
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import esl, { type Event as EslEvent, type SocketLike } from 'modesl';
-import { BlockEvent, FrameReader, JsonEvent, plainEvent, type EventLike, type HeaderText } from './esl-frames.js';
+import { OutboundProtocol } from './esl.js';
+import { FrameReader, JsonEvent, plainEvent, type EventLike, type HeaderText } from './esl-frames.js';
 
 /** A FreeSWITCH event as the call logic sees it: a name and header lookup, values decoded. */
 export interface SwitchEvent {
@@ -124,49 +125,16 @@ function view(event: EventLike): SwitchEvent {
 }
 
 /**
- * The socket modesl sees. It never emits 'data' (the socket is read by EslConnection.feed); what
- * modesl writes in one tick (a command is a write per line) leaves in one write.
+ * The subscription, in place of modesl's `event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE`.
+ * On an outbound socket that is every channel's events switch-wide (event_handler() narrows to
+ * this call only once `myevents` is on): seen on a real switch, a dozen other calls' events
+ * reached each new call before our `myevents`. `myevents json` is this channel's events only, as
+ * JSON, from the start (it sets the format too, as `event json` did).
  */
-class GuardedSocket extends EventEmitter implements SocketLike {
-  private queued: string[] = [];
-  constructor(private readonly socket: Socket) {
-    super();
-  }
-  write(data: string): boolean {
-    if (!this.socket.writable) return false;
-    if (this.queued.length === 0) process.nextTick(this.flush);
-    this.queued.push(data);
-    return true;
-  }
-  end(): void {
-    this.flush();
-    this.socket.end();
-  }
-  private readonly flush = (): void => {
-    if (this.queued.length === 0) return;
-    const data = this.queued.length === 1 ? (this.queued[0] as string) : this.queued.join('');
-    this.queued = [];
-    if (this.socket.writable) this.socket.write(data);
-  };
-}
-
-/** What modesl's Parser would have built for a message (Parser._parseEvent), for modesl's connection. */
-function toEvent(headers: HeaderText, type: unknown, body: string | undefined, xml: (text: string) => EventLike): EventLike {
-  switch (type) {
-    case 'text/event-json':
-      return new JsonEvent(body ?? '');
-    case 'text/event-plain':
-      return plainEvent(body ?? '');
-    case 'text/event-xml':
-      return xml(body ?? '');
-    default:
-      return new BlockEvent(headers, body ?? '');
-  }
-}
+const SUBSCRIPTION = 'myevents json';
 
 export class EslConnection extends EventEmitter<Events> {
-  private readonly conn: InstanceType<typeof esl.Connection>;
-  private readonly guard: GuardedSocket;
+  private readonly esl: OutboundProtocol;
   private readonly reader = new FrameReader();
   private readonly pending = new Set<(err: Error) => void>();
   private bytesSinceMessage = 0;
@@ -190,45 +158,48 @@ export class EslConnection extends EventEmitter<Events> {
     socket.on('error', (err) => (this.socketError ??= err.message));
     socket.on('close', () => this.close(this.socketError !== undefined ? 'reset' : 'peer-closed', this.socketError));
     socket.on('end', () => this.close('peer-closed'));
-
-    this.guard = new GuardedSocket(socket);
     socket.on('data', (chunk: Buffer) => this.feed(chunk));
 
-    this.conn = new esl.Connection(this.guard);
-    // modesl answers `connect` with its own `event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE`.
-    // On an outbound socket that is every channel's events switch-wide (event_handler() narrows to
-    // this call only once `myevents` is on): seen on a real switch, a dozen other calls' events
-    // reached each new call before our `myevents`. So its subscription is `myevents json`: this
-    // channel's events only, as JSON, from the start (it sets the format too, as `event json` did).
-    this.conn.subscribe = (_events, cb) =>
-      this.conn.sendRecv('myevents json', (reply) => {
-        const text = reply.getHeader('Reply-Text') ?? '';
-        // Without it the call could not be followed at all: say so rather than wait for nothing.
-        if (text.startsWith('-ERR')) this.close('malformed-frame', `FreeSWITCH refused "myevents json": ${text}`);
-        else cb?.();
-      });
-    this.conn.on('error', (err: Error) => this.close('malformed-frame', err.message));
-    this.conn.onAny((name, ...args) => this.dispatch(Array.isArray(name) ? name.join('::') : name, args[0]));
-
+    let handshake!: { resolve: (data: SwitchEvent) => void; reject: (err: Error) => void };
     this.channelData = new Promise<SwitchEvent>((resolve, reject) => {
       this.pending.add(reject);
-      this.conn.once('esl::ready', () => {
-        this.pending.delete(reject);
-        const data = this.conn.getInfo();
-        this.conn.channelData = null; // ours is the only copy (see ready())
-        if (data) resolve(view(data));
+      handshake = { resolve, reject };
+    });
+    this.esl = new OutboundProtocol(socket, SUBSCRIPTION, {
+      ready: (data) => {
+        this.pending.delete(handshake.reject);
+        if (data) handshake.resolve(view(data));
         else {
           // The reply to `connect` was not a CHANNEL_DATA block: nothing to follow on this
           // connection. Closed now, not left open until the handshake timer fires.
-          reject(new EslClosedError('malformed-frame'));
+          handshake.reject(new EslClosedError('malformed-frame'));
           this.close('malformed-frame', 'the reply to connect carried no channel data');
         }
-      });
+      },
+      // Without it the call could not be followed at all: say so rather than wait for nothing.
+      subscriptionRefused: (reply) => this.close('malformed-frame', `FreeSWITCH refused "${SUBSCRIPTION}": ${reply}`),
+      notice: (disposition) => {
+        if (this.isOpen) this.emit('notice', disposition);
+      },
+      error: (err) => this.close('malformed-frame', err.message),
     });
     this.channelData.catch(() => {});
-    this.handshakeTimer = setTimeout(() => this.close('handshake-timeout'), options.handshakeTimeoutMs);
+    let shook = false;
+    // Node runs due timers before it polls the sockets: on a busy loop the peer's reply may sit
+    // unread when the timer fires. The close waits for this turn's reads (setImmediate runs after them).
+    this.handshakeTimer = setTimeout(() => {
+      setImmediate(() => {
+        if (!shook) this.close('handshake-timeout');
+      });
+    }, options.handshakeTimeoutMs);
     this.handshakeTimer.unref();
-    void this.channelData.then(() => clearTimeout(this.handshakeTimer), () => {});
+    void this.channelData.then(
+      () => {
+        shook = true;
+        clearTimeout(this.handshakeTimer);
+      },
+      () => {},
+    );
   }
 
   /**
@@ -251,7 +222,7 @@ export class EslConnection extends EventEmitter<Events> {
   command(line: string, headers?: Record<string, string>): Promise<string> {
     const unsafe = unsafePart(line, headers);
     if (unsafe !== undefined) return Promise.reject(new EslUnsafeCommandError(line.split(/[\r\n]/)[0]?.slice(0, 40) ?? '', unsafe));
-    return this.request(line, (done) => this.conn.sendRecv(line, headers ?? null, (reply) => done(reply.getHeader('Reply-Text') ?? '')));
+    return this.request(line, (done) => this.esl.command(line, headers, done));
   }
 
   /** `sendmsg` execute: in async mode FreeSWITCH acknowledges at once; the outcome comes as events. */
@@ -270,13 +241,13 @@ export class EslConnection extends EventEmitter<Events> {
    */
   api(line: string): Promise<string> {
     if (CONTROL.test(line)) return Promise.reject(new EslUnsafeCommandError('api', 'the command line'));
-    return this.request(`api ${line}`, (done) => this.conn.api(line, (reply) => done(reply.getBody())), false);
+    return this.request(`api ${line}`, (done) => this.esl.api(line, done), false);
   }
 
   /** Say goodbye: FreeSWITCH answers `+OK bye`, sends the disconnect notice and closes. */
   exit(graceMs = 2000): void {
     if (!this.isOpen) return;
-    this.conn.send('exit');
+    this.esl.send('exit');
     setTimeout(() => this.close('exit'), graceMs).unref();
   }
 
@@ -289,9 +260,7 @@ export class EslConnection extends EventEmitter<Events> {
       for (const reject of this.pending) reject(err);
       this.pending.clear();
     }
-    this.conn.cmdCallbackQueue.length = 0;
-    this.conn.apiCallbackQueue.length = 0;
-    this.guard.emit('end'); // lets modesl drop its socket reference
+    this.esl.release();
     this.socket.destroy();
     this.emit('closed', reason, detail);
     this.removeAllListeners('event');
@@ -346,45 +315,32 @@ export class EslConnection extends EventEmitter<Events> {
   /**
    * One message. Events go straight to the call: modesl's routing of them (three header look-ups
    * and an emit through EventEmitter2's wildcard tree per event) serves nothing here. Replies,
-   * api responses and notices go into modesl's connection exactly where its own Parser would
-   * emit them, for its command/reply bookkeeping.
+   * api responses and notices go to modesl's connection, for its command/reply bookkeeping.
    */
   private readonly deliver = (headers: HeaderText, body: string | undefined): void => {
     if (!this.isOpen) return;
-    const parser = this.conn.parser;
     const type = headers.get('Content-Type');
-    const event = toEvent(headers, type, body, (text) => new esl.Event(parser._parseXmlBody(text)));
-    if (type === 'text/event-json' || type === 'text/event-plain' || type === 'text/event-xml') {
+    const event = this.eventOf(type, body ?? '');
+    if (event !== undefined) {
       this.bytesSinceMessage = 0;
       const ev = view(event);
       if (!ev.name.startsWith('CHANNEL_DATA')) this.forward(ev);
       return;
     }
-    // FreeSWITCH asks only inbound clients to log in (mod_event_socket.c sends auth/request to a
-    // listener without a session); here it is a peer playing games, which modesl would answer
-    // with "auth undefined" and a reply callback of its own in the queue of ours.
-    if (type === 'auth/request') return;
-    // Of the outer headers, modesl's connection reads these two.
-    const outer: Record<string, string | number> = {};
-    if (type !== undefined) outer['Content-Type'] = type;
-    const name = headers.get('Event-Name');
-    if (name !== undefined) outer['Event-Name'] = name;
-    parser.emit('esl::event', event as EslEvent, outer, body);
+    if (this.esl.hand(headers, body)) this.bytesSinceMessage = 0;
   };
 
-  private dispatch(name: string, payload: unknown): void {
-    this.bytesSinceMessage = 0;
-    if (!this.isOpen || !name.startsWith('esl::event::')) return;
-    const rest = name.slice('esl::event::'.length);
-    if (rest.startsWith('disconnect::notice')) {
-      const ev = payload as EslEvent;
-      this.emit('notice', ev.getHeader('Content-Disposition') ?? '');
-      return;
+  /** An event as modesl's Parser would have built it (Parser._parseEvent); undefined: not an event. */
+  private eventOf(type: unknown, body: string): EventLike | undefined {
+    switch (type) {
+      case 'text/event-json':
+        return new JsonEvent(body);
+      case 'text/event-plain':
+        return plainEvent(body);
+      case 'text/event-xml':
+        return this.esl.xmlEvent(body);
+      default:
+        return undefined;
     }
-    if (rest.startsWith('command::reply') || rest.startsWith('api::response') || rest.startsWith('raw::') || rest.startsWith('CHANNEL_DATA') || rest.startsWith('logdata') || rest.startsWith('auth::')) {
-      return;
-    }
-    const ev = payload as EslEvent;
-    if (ev && typeof ev.getHeader === 'function') this.forward(view(ev));
   }
 }

@@ -1,13 +1,14 @@
 /**
  * FreeSWITCH's inbound event socket (we connect to it, with its password), used only after a
  * restart: to ask whether the calls an earlier run was following still exist, and to watch
- * their events to the end. modesl's inbound mode does the talking; its defects are contained
- * as in esl-connection.ts (error listeners first, one teardown on 'close', every command a
- * promise rejected at teardown). Events are asked for as JSON, so no header of an event goes
- * through modesl's URL decoding.
+ * their events to the end. modesl's inbound mode does the talking (esl.ts); its defects are
+ * contained as in esl-connection.ts (error listeners first, one teardown on 'close', every
+ * command a promise rejected at teardown). Events are asked for as JSON, so no header of an event
+ * goes through modesl's URL decoding.
  */
 import { EventEmitter } from 'node:events';
-import esl, { type Event as EslEvent } from 'modesl';
+import { isChannelId } from './channel-id.js';
+import { InboundProtocol } from './esl.js';
 import type { SwitchEvent } from './esl-connection.js';
 
 export interface InboundOptions {
@@ -23,31 +24,28 @@ type Events = { event: [SwitchEvent]; closed: [reason: string] };
 const FOLLOWED = 'CHANNEL_BRIDGE CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE';
 
 export class InboundEsl extends EventEmitter<Events> {
-  private readonly conn: InstanceType<typeof esl.Connection>;
+  private readonly esl: InboundProtocol;
   private readonly pending = new Set<(err: Error) => void>();
   private closedWith: string | undefined;
 
   private constructor(options: InboundOptions, onReady: (err?: Error) => void) {
     super();
-    this.conn = new esl.Connection(options.host, options.port, options.password, () => onReady());
-    this.conn.on('error', (err: Error) => {
-      onReady(err);
-      this.close(`error: ${err.message}`);
-    });
-    this.conn.on('esl::event::auth::fail', () => {
-      onReady(new Error('FreeSWITCH refused the password (FS_INBOUND_PASSWORD)'));
-      this.close('auth failed');
-    });
-    const socket = this.conn.socket as unknown as NodeJS.EventEmitter | null;
-    socket?.on('close', () => {
-      onReady(new Error('FreeSWITCH closed the inbound event socket'));
-      this.close('closed by FreeSWITCH');
-    });
-    this.conn.onAny((name, ev) => {
-      const n = Array.isArray(name) ? name.join('::') : name;
-      if (!n.startsWith('esl::event::CHANNEL_')) return;
-      const e = ev as EslEvent;
-      if (e && typeof e.getHeader === 'function') this.emit('event', { name: e.getHeader('Event-Name') ?? '', get: (h) => e.getHeader(h) ?? undefined });
+    this.esl = new InboundProtocol(options.host, options.port, options.password, {
+      ready: () => onReady(),
+      error: (err) => {
+        onReady(err);
+        this.close(`error: ${err.message}`);
+      },
+      authFailed: () => {
+        onReady(new Error('FreeSWITCH refused the password (FS_INBOUND_PASSWORD)'));
+        this.close('auth failed');
+      },
+      closed: () => {
+        onReady(new Error('FreeSWITCH closed the inbound event socket'));
+        this.close('closed by FreeSWITCH');
+      },
+      channelEvent: (e) =>
+        this.emit('event', { name: e.getHeader('Event-Name') ?? '', get: (h) => e.getHeader(h) ?? undefined }),
     });
   }
 
@@ -70,17 +68,17 @@ export class InboundEsl extends EventEmitter<Events> {
 
   /** `api uuid_exists <uuid>`: does the switch still have this channel? */
   async exists(uuid: string): Promise<boolean> {
-    if (!/^[\w-]{1,128}$/.test(uuid)) return false;
-    const body = await this.request((done) => this.conn.api(`uuid_exists ${uuid}`, (r) => done(r.getBody())));
+    if (!isChannelId(uuid)) return false;
+    const body = await this.request((done) => this.esl.api(`uuid_exists ${uuid}`, done));
     return body.trim() === 'true';
   }
 
   /** Events of these channels only, as JSON. */
   async follow(uuids: string[]): Promise<void> {
-    await this.request((done) => this.conn.sendRecv(`event json ${FOLLOWED}`, (r) => done(r.getHeader('Reply-Text') ?? '')));
+    await this.request((done) => this.esl.command(`event json ${FOLLOWED}`, done));
     for (const uuid of uuids) {
-      if (!/^[\w-]{1,128}$/.test(uuid)) continue;
-      await this.request((done) => this.conn.sendRecv(`filter Unique-ID ${uuid}`, (r) => done(r.getHeader('Reply-Text') ?? '')));
+      if (!isChannelId(uuid)) continue;
+      await this.request((done) => this.esl.command(`filter Unique-ID ${uuid}`, done));
     }
   }
 
@@ -90,8 +88,7 @@ export class InboundEsl extends EventEmitter<Events> {
     const err = new Error(`inbound event socket closed (${reason})`);
     for (const reject of this.pending) reject(err);
     this.pending.clear();
-    const socket = this.conn.socket as unknown as { destroy?: () => void } | null;
-    socket?.destroy?.();
+    this.esl.destroy();
     this.emit('closed', reason);
   }
 

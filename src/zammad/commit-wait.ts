@@ -1,40 +1,48 @@
 /**
- * An event leaves for Zammad only once it is on disk. The store commits in groups, one per
- * event-loop turn (store.ts); a lane whose next event is not committed yet waits here until its
- * group is. A failed commit (disk full, I/O error) is logged once, until a commit passes again,
- * and a ringing caller whose newCall is not on disk hears at once that no decision will come.
+ * While the disk works, an event leaves for Zammad only once it is on disk. The store commits in
+ * groups, one per event-loop turn (store.ts); a lane whose next event is not committed yet waits
+ * here until its group is.
+ *
+ * The disk is a means, not a gate: while commits fail (disk full, read-only, I/O error) the
+ * events leave from memory, so that Zammad still gets them and no caller waits for the disk. For
+ * those events the promise drops from "survives a crash" to "delivered while the process lives";
+ * the log says so once per fault, with counts, and again when the disk takes writes again.
  */
 import type { Logger } from '../process/log.js';
 import type { EndpointStore } from './store.js';
-import type { Verdict } from './verdict.js';
 
 /** What this needs of a lane: its events, in order, each with its store id. */
 interface Waiting {
-  items: { id: number; early?: (v: Verdict) => void }[];
+  items: { id: number }[];
 }
 
 export class CommitWait<L extends Waiting> {
   private readonly lanes = new Set<L>();
   /** Why the disk refuses writes, while it does. */
   private fault: string | undefined;
+  /** Events delivered from memory during the current fault. */
+  private fromMemory = 0;
 
   constructor(
-    private readonly store: Pick<EndpointStore, 'stored'>,
+    private readonly store: Pick<EndpointStore, 'stored' | 'failing'>,
     private readonly log: Logger,
-    /** Whether the outbox is closed (a failed last commit then loses events). */
-    private readonly closed: () => boolean,
     /** Events in the outbox, for the log. */
     private readonly pending: () => number,
-    /** Called for each waiting lane once its group is on disk. */
+    /** Called for each waiting lane once its group is on disk, or once the disk fails. */
     private readonly schedule: (lane: L) => void,
   ) {}
 
-  /** Whether the lane's next event is on disk; if not, the lane waits for the commit. */
-  onDisk(lane: L): boolean {
+  /** Whether the lane's next event may leave: it is on disk, or the disk fails. If not, the lane waits for the commit. */
+  mayLeave(lane: L): boolean {
     const head = lane.items[0];
-    if (!head || this.store.stored(head.id)) return true;
+    if (!head || this.store.stored(head.id) || this.store.failing()) return true;
     this.lanes.add(lane);
     return false;
+  }
+
+  /** An event is delivered; `stored` says whether it had reached the disk. */
+  delivered(stored: boolean): void {
+    if (!stored) this.fromMemory++;
   }
 
   /** The lane is gone (dropped). */
@@ -45,30 +53,18 @@ export class CommitWait<L extends Waiting> {
   /** The store committed a group (error undefined) or could not. */
   committed(error: Error | undefined, unstored: number): void {
     if (error) {
-      const fields = { events: unstored, error: error.message };
-      if (this.closed()) {
-        this.log.error('could not write the last events to disk while stopping: they are lost', fields);
-        return;
-      }
       if (this.fault === undefined) {
-        const what = 'new events wait in memory and are not sent to Zammad until they are on disk (a crash would lose them)';
-        this.log.error(`cannot write the outbox to disk: ${what}; retrying`, fields);
+        this.log.error(
+          'cannot write the outbox to disk: events are delivered from memory while Zammad answers, so for them the promise drops ' +
+            'from "survives a crash" to "delivered while the process lives"; a crash loses those not yet delivered, a stop names them. Retrying the disk',
+          { eventsInMemory: unstored, pending: this.pending(), error: error.message },
+        );
       }
       this.fault = error.message;
-      // A ringing caller need not wait for a decision that cannot come before the disk works.
-      const verdict: Verdict = { kind: 'retry', reason: `the outbox cannot write to disk (${error.message})` };
-      for (const lane of this.lanes) {
-        for (const item of lane.items) {
-          if (this.store.stored(item.id) || !item.early) continue;
-          item.early(verdict);
-          delete item.early;
-        }
-      }
-      return;
-    }
-    if (this.fault !== undefined) {
-      this.log.info('the outbox writes to disk again', { pending: this.pending() });
+    } else if (this.fault !== undefined) {
+      this.log.info('the outbox writes to disk again', { pending: this.pending(), deliveredFromMemory: this.fromMemory });
       this.fault = undefined;
+      this.fromMemory = 0;
     }
     const lanes = [...this.lanes];
     this.lanes.clear();

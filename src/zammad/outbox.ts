@@ -7,7 +7,7 @@
  * before the first try and leaves the disk only once Zammad has it (or it is dropped, loudly).
  * The store commits in groups, one transaction per event-loop turn (store.ts): an event waits
  * for its group's commit before it may leave, so the decision path waits for one commit per
- * turn, shared by every call of that turn, and for Zammad.
+ * turn, shared by every call of that turn, and for Zammad; while the disk fails, none waits.
  *
  * What is sent again after a failure follows what a repeat does in Zammad (verdict.ts): every
  * event is retried until Zammad confirms it, except the hangup of a missed inbound call
@@ -95,7 +95,7 @@ export class Outbox {
     this.parking = new Parking(this.retry, log, now, mayProbe, (lane) => this.probe(lane));
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
     this.sweepTimer.unref();
-    this.commits = new CommitWait(store, log, () => this.closed, () => this.size, (lane) => this.schedule(lane));
+    this.commits = new CommitWait(store, log, () => this.size, (lane) => this.schedule(lane));
     store.onCommit((error, unstored) => this.commits.committed(error, unstored));
   }
 
@@ -276,7 +276,7 @@ export class Outbox {
     if (this.closed || lane.busy || lane.queued || lane.timer || lane.items.length === 0) return;
     if (this.parking.has(lane)) return;
     if (this.held !== undefined) return this.parking.park(lane);
-    if (!this.commits.onDisk(lane)) return;
+    if (!this.commits.mayLeave(lane)) return;
     const fresh = urgent(lane);
     if (this.parking.fault !== undefined && !fresh) return this.parking.park(lane);
     if (this.parking.unreachable !== undefined) {
@@ -300,23 +300,31 @@ export class Outbox {
 
   private async run(lane: Lane): Promise<void> {
     const item = lane.items[0];
-    if (!item || !this.commits.onDisk(lane)) return;
+    if (!item || !this.commits.mayLeave(lane)) return;
     lane.busy = true;
     this.slots.started();
     const started = performance.now();
+    let diskRefused: unknown;
     const onSend = item.once
       ? () => {
           // On disk before the first byte leaves: after a crash, this hangup is not sent again.
           // Committed at once (not with the turn's group); if that fails it throws, and the client
           // does not send (client.ts onConnect).
-          this.store.markSent(item.id, true);
+          try {
+            this.store.markSent(item.id, true);
+          } catch (err) {
+            throw (diskRefused = err);
+          }
           item.sent = true;
         }
       : undefined;
     const outcome = await this.poster.post(item.body, this.options.requestTimeoutMs, onSend);
-    const verdict = verdictOf(item.event, outcome, { atMostOnce: item.once });
     this.slots.finished();
     lane.busy = false;
+    // The disk's fault, not Zammad's: nothing left, and readiness does not blame Zammad.
+    if (diskRefused !== undefined && !this.closed) this.waitForDisk(lane, item, diskRefused);
+    if (diskRefused !== undefined) return this.next();
+    const verdict = verdictOf(item.event, outcome, { atMostOnce: item.once });
     this.hooks.posted?.(item.event, outcome.kind === 'response' ? String(outcome.status) : outcome.code, (performance.now() - started) / 1000);
     if (!this.closed) {
       if (item.sent && (verdict.kind === 'retry' || verdict.kind === 'configFault')) {
@@ -350,10 +358,7 @@ export class Outbox {
           log.warn('Zammad did not take the event; it stays in the outbox and is retried', fields);
         }
         lane.warned = true;
-        lane.timer = setTimeout(() => {
-          lane.timer = undefined;
-          this.schedule(lane);
-        }, delay);
+        this.later(lane, delay);
         break;
       }
       case 'configFault':
@@ -395,7 +400,24 @@ export class Outbox {
     }
   }
 
+  /** A missed call's hangup whose "sent" mark the disk did not take: sent without it, a restart could send it twice. */
+  private waitForDisk(lane: Lane, item: Item, error: unknown): void {
+    const delay = equalJitter(doubling(++item.attempts, this.retry));
+    const fields = { callId: item.callId, error: error instanceof Error ? error.message : String(error) };
+    if (!lane.warned) this.log.warn('the hangup of a missed call waits until the disk takes its "sent" mark (sent without it, a restart could send it twice)', fields);
+    lane.warned = true;
+    this.later(lane, delay);
+  }
+
+  private later(lane: Lane, delayMs: number): void {
+    lane.timer = setTimeout(() => {
+      lane.timer = undefined;
+      this.schedule(lane);
+    }, delayMs);
+  }
+
   private done(lane: Lane, item: Item, verdict: Verdict): void {
+    this.commits.delivered(this.store.stored(item.id));
     this.store.remove(item.id);
     lane.items.shift();
     this.size--;
@@ -410,7 +432,7 @@ export class Outbox {
 
   /** The lane's next event asks Zammad again (a fault, the circuit) if the backlog has a free slot; else false. */
   private probe(lane: Lane): boolean {
-    if (lane.busy || !this.slots.free(false) || !this.commits.onDisk(lane)) return false;
+    if (lane.busy || !this.slots.free(false) || !this.commits.mayLeave(lane)) return false;
     void this.run(lane);
     return true;
   }

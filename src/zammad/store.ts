@@ -8,8 +8,8 @@
  *
  * Group commit: writes are queued and committed together, one transaction per event-loop turn
  * (setImmediate after the first queued write), instead of one per write. What that keeps:
- *  - An event is on disk before it leaves: add() returns its id at once, but the outbox posts it
- *    only once stored(id) says its batch has committed (onCommit tells when). Otherwise a
+ *  - While the disk works, an event is on disk before it leaves: add() returns its id at once, but
+ *    the outbox posts it only once stored(id) says its batch has committed (onCommit tells when). Otherwise a
  *    SIGKILL after Zammad stored a newCall but before the commit would leave the call ringing
  *    for ever (no journal entry, so no closing hangup after the restart).
  *  - markSent() commits at once, with whatever is queued: it runs right before an at-most-once
@@ -19,16 +19,25 @@
  *    tolerates: verdict.ts). An at-most-once event marked sent is never sent twice: its mark is
  *    on disk before it left, so a restart that finds it drops it instead (outbox.ts restore()).
  *  - Reads (pending, count, openCalls) and close() commit what is queued first.
- * A failed commit (disk full, I/O error) is rolled back and the queue kept: nothing is marked
- * stored, onCommit hears of the error, and the commit is tried again (less and less often)
- * until it passes. Events not yet stored are never posted in the meantime, and markSent(…,
- * true) throws, so that its request does not leave.
+ * A failed commit (disk full, I/O error) is rolled back; onCommit hears of the error, and the
+ * commit is tried again (less and less often). So that a little room is enough, the retry does
+ * not stake the whole backlog on one transaction: an event delivered meanwhile (the outbox
+ * sends from memory while the disk fails) is never written at all (remove() cancels its queued
+ * insert; its journal change stays), removes and marks go first (they free room), then each
+ * call's writes in a transaction of their own, oldest call first. markSent(…, true) of an event
+ * on disk still throws when it cannot be written, so that its request does not leave; of an
+ * event not on disk it only changes the queued insert.
+ *
+ * close() returns what it could not write; the next start hears of lost journal changes (journal-marker.ts).
  */
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
 import { doubling } from './backoff.js';
-import { DEFAULT_ENDPOINT } from './endpoints-file.js';
+import { isJournal, leftOver, SCHEMA, SQL, type Insert, type Write } from './store-sql.js';
+import { clearIncomplete, listIncomplete, markIncomplete, readIncomplete } from './journal-marker.js';
+import { openOutboxFile } from './store-open.js';
+import type { Unsaved, UnsavedEvent } from './store-sql.js';
+
+export type { Unsaved, UnsavedEvent };
 
 export interface StoredEvent {
   id: number;
@@ -50,6 +59,13 @@ export interface OpenCall {
   answered: boolean;
   answeringNumber: string | null;
   startedAt: number;
+  /** false: an earlier run could not write every journal change of this call (journal-marker.ts). */
+  trusted: boolean;
+}
+
+export interface StoreHooks {
+  /** A commit failed (disk full, read-only, I/O error); what it tried stays queued. */
+  writeFailed?(error: Error): void;
 }
 
 /**
@@ -69,55 +85,6 @@ export interface EventFacts {
 /** Told after each commit that made events stored (error undefined), or of a failed commit and how many events it left off the disk. */
 export type CommitListener = (error: Error | undefined, unstored: number) => void;
 
-/** Every statement in one place. */
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}',
-    call_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-  );
-  CREATE TABLE IF NOT EXISTS open_calls (
-    call_id TEXT PRIMARY KEY,
-    endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}',
-    facts TEXT NOT NULL,
-    answered INTEGER NOT NULL DEFAULT 0,
-    answering_number TEXT,
-    started_at INTEGER NOT NULL
-  );
-`;
-const SQL = {
-  columns: 'PRAGMA table_info(outbox)',
-  journalColumns: 'PRAGMA table_info(open_calls)',
-  addSent: 'ALTER TABLE outbox ADD COLUMN sent INTEGER NOT NULL DEFAULT 0',
-  // A file without this column holds only events for ZAMMAD_CTI_URL: they get its endpoint's name.
-  addEndpoint: `ALTER TABLE outbox ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
-  addJournalEndpoint: `ALTER TABLE open_calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
-  lastId: "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
-  // Ids come from this process (see add()), so they are known before the insert.
-  insert: 'INSERT INTO outbox (id, endpoint, call_id, event, body, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-  remove: 'DELETE FROM outbox WHERE id = ?',
-  markSent: 'UPDATE outbox SET sent = ? WHERE id = ?',
-  all: 'SELECT id, endpoint, call_id, event, body, created_at, sent FROM outbox WHERE endpoint = ? ORDER BY id',
-  endpoints: 'SELECT DISTINCT endpoint FROM outbox',
-  count: 'SELECT count(*) AS n FROM outbox',
-  openCall: 'INSERT OR IGNORE INTO open_calls (call_id, endpoint, facts, started_at) VALUES (?, ?, ?, ?)',
-  answerCall: 'UPDATE open_calls SET answered = 1, answering_number = ? WHERE call_id = ?',
-  closeCall: 'DELETE FROM open_calls WHERE call_id = ?',
-  openCalls: 'SELECT call_id, endpoint, facts, answered, answering_number, started_at FROM open_calls ORDER BY started_at',
-} as const;
-
-/** A queued write. Plain records in one array: the order is the order of the calls. */
-type Write =
-  | { op: 'insert'; id: number; endpoint: string; callId: string; event: string; body: string; createdAt: number }
-  | { op: 'remove'; id: number }
-  | { op: 'mark'; id: number; sent: boolean }
-  | { op: 'open'; callId: string; endpoint: string; facts: string; at: number }
-  | { op: 'answer'; callId: string; answeringNumber: string }
-  | { op: 'close'; callId: string };
-
 /** After a failed commit: first retry after 50 ms, doubling up to 5 s. */
 const COMMIT_RETRY = { baseMs: 50, maxMs: 5000 } as const;
 
@@ -125,6 +92,8 @@ const COMMIT_RETRY = { baseMs: 50, maxMs: 5000 } as const;
 export interface EndpointStore {
   add(facts: EventFacts, body: string, createdAt: number): number;
   stored(id: number): boolean;
+  /** The last commit failed: events wait in memory and may leave from there (outbox.ts). */
+  failing(): boolean;
   onCommit(listener: CommitListener): void;
   remove(id: number): void;
   markSent(id: number, sent: boolean): void;
@@ -135,7 +104,7 @@ export interface EndpointStore {
 export class OutboxStore {
   private readonly db: Database.Database;
   private readonly stmt: {
-    insert: Database.Statement<[number, string, string, string, string, number]>;
+    insert: Database.Statement<[number, string, string, string, string, number, number]>;
     remove: Database.Statement<[number]>;
     markSent: Database.Statement<[number, number]>;
     all: Database.Statement<[string], { id: number; endpoint: string; call_id: string; event: string; body: string; created_at: number; sent: number }>;
@@ -144,38 +113,46 @@ export class OutboxStore {
     openCall: Database.Statement<[string, string, string, number]>;
     answerCall: Database.Statement<[string, string]>;
     closeCall: Database.Statement<[string]>;
-    openCalls: Database.Statement<[], { call_id: string; endpoint: string; facts: string; answered: number; answering_number: string | null; started_at: number }>;
+    openCalls: Database.Statement<[], { call_id: string; endpoint: string; facts: string; answered: number; answering_number: string | null; started_at: number; trusted: number }>;
   };
   private readonly commitTx: (writes: Write[]) => void;
   private queue: Write[] = [];
-  /** The last id handed out by add(); ids only grow, so "stored" is one comparison. */
+  /** The last id handed out by add(); ids only grow. */
   private lastId: number;
-  /** Every event with an id up to this one is on disk. */
-  private storedId: number;
+  /** Inserts queued and not on disk, by id: an id handed out and not here is stored (or cancelled). */
+  private readonly unstoredInserts = new Map<number, Insert>();
+  /** Events became stored since the listeners were last told. */
+  private newlyStored = false;
+  /** The listeners last heard of a failure. */
+  private toldFailure = false;
+  /** This process made the journal marker (journal-marker.ts). */
+  private marked = false;
   private turnPending = false;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Failed commits in a row. */
   private failedCommits = 0;
-  private failure: Error | undefined;
+  private failed: Error | undefined;
   /** One per endpoint's outbox. */
   private readonly listeners = new Set<CommitListener>();
-  private toldId: number;
   private commitCount = 0;
   private closed = false;
 
-  constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path);
-    // WAL + NORMAL: a committed row survives a crash of this process (not necessarily of the OS).
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.exec(SCHEMA);
-    // A file written without some of these columns gets them here, each with the default its rows mean.
-    const columns = this.db.prepare(SQL.columns).all() as { name: string }[];
-    if (!columns.some((c) => c.name === 'sent')) this.db.exec(SQL.addSent);
-    if (!columns.some((c) => c.name === 'endpoint')) this.db.exec(SQL.addEndpoint);
-    const journal = this.db.prepare(SQL.journalColumns).all() as { name: string }[];
-    if (!journal.some((c) => c.name === 'endpoint')) this.db.exec(SQL.addJournalEndpoint);
+  /** Throws OutboxOpenError (store-open.ts) when the file cannot be opened or written. */
+  constructor(
+    private readonly path: string,
+    private readonly hooks: StoreHooks = {},
+  ) {
+    this.db = openOutboxFile(path, (db) => {
+      db.exec(SCHEMA);
+      // A file written without some of these columns gets them here, each with the default its rows mean.
+      const columns = db.prepare(SQL.columns).all() as { name: string }[];
+      if (!columns.some((c) => c.name === 'sent')) db.exec(SQL.addSent);
+      if (!columns.some((c) => c.name === 'endpoint')) db.exec(SQL.addEndpoint);
+      const journal = db.prepare(SQL.journalColumns).all() as { name: string }[];
+      if (!journal.some((c) => c.name === 'endpoint')) db.exec(SQL.addJournalEndpoint);
+      if (!journal.some((c) => c.name === 'trusted')) db.exec(SQL.addJournalTrusted);
+    });
+    this.takeMarker();
     this.stmt = {
       insert: this.db.prepare(SQL.insert),
       remove: this.db.prepare(SQL.remove),
@@ -190,13 +167,11 @@ export class OutboxStore {
     };
     // Above every id this file has used (AUTOINCREMENT's sequence too), so order by id stays the order of sending.
     this.lastId = (this.db.prepare(SQL.lastId).get() as { n: number }).n;
-    this.storedId = this.lastId;
-    this.toldId = this.lastId;
     this.commitTx = this.db.transaction((writes: Write[]) => {
       for (const w of writes) {
         switch (w.op) {
           case 'insert':
-            this.stmt.insert.run(w.id, w.endpoint, w.callId, w.event, w.body, w.createdAt);
+            if (!w.cancelled) this.stmt.insert.run(w.id, w.endpoint, w.callId, w.event, w.body, w.createdAt, w.sent ? 1 : 0);
             break;
           case 'remove':
             this.stmt.remove.run(w.id);
@@ -226,7 +201,9 @@ export class OutboxStore {
     this.assertOpen();
     const id = ++this.lastId;
     const { callId, event } = facts;
-    this.queue.push({ op: 'insert', id, endpoint, callId, event, body, createdAt });
+    const insert: Insert = { op: 'insert', id, endpoint, callId, event, body, createdAt, sent: false, cancelled: false };
+    this.queue.push(insert);
+    this.unstoredInserts.set(id, insert);
     if (event === 'newCall') {
       const journal = { callId, direction: facts.direction, from: facts.from, to: facts.to, ...(facts.queue !== undefined ? { queue: facts.queue } : {}) };
       this.queue.push({ op: 'open', callId, endpoint, facts: JSON.stringify(journal), at: createdAt });
@@ -241,7 +218,19 @@ export class OutboxStore {
 
   /** Whether the event is on disk (its batch has committed). */
   stored(id: number): boolean {
-    return id <= this.storedId;
+    return !this.unstoredInserts.has(id);
+  }
+
+  /** Why the last commit failed, while writes wait in memory. */
+  get failure(): Error | undefined {
+    return this.failed;
+  }
+
+  /** Events waiting in memory for the disk, by endpoint. */
+  unstoredByEndpoint(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const w of this.unstoredInserts.values()) counts.set(w.endpoint, (counts.get(w.endpoint) ?? 0) + 1);
+    return counts;
   }
 
   /** Each endpoint's outbox listens: told after each commit that stored events, and of each failed commit. */
@@ -254,6 +243,7 @@ export class OutboxStore {
     return {
       add: (facts, body, createdAt) => this.add(endpoint, facts, body, createdAt),
       stored: (id) => this.stored(id),
+      failing: () => this.failed !== undefined,
       onCommit: (listener) => this.onCommit(listener),
       remove: (id) => this.remove(id),
       markSent: (id, sent) => this.markSent(id, sent),
@@ -273,9 +263,15 @@ export class OutboxStore {
     return this.commitCount;
   }
 
-  /** Queued: a delivered event leaves the disk with the next batch (see the header for the window). */
+  /** Queued (see the header for the window); one not on disk yet is never written: a restart must not resend it. */
   remove(id: number): void {
     this.assertOpen();
+    const waiting = this.unstoredInserts.get(id);
+    if (waiting) {
+      waiting.cancelled = true;
+      this.unstoredInserts.delete(id);
+      return;
+    }
     this.queue.push({ op: 'remove', id });
     this.soon();
   }
@@ -288,12 +284,20 @@ export class OutboxStore {
    */
   markSent(id: number, sent: boolean): void {
     this.assertOpen();
-    this.queue.push({ op: 'mark', id, sent });
+    const waiting = this.unstoredInserts.get(id);
+    if (waiting) {
+      // Not on disk: a crash cannot send it again; if it is written later, it is written marked.
+      waiting.sent = sent;
+      return;
+    }
+    const mark: Write = { op: 'mark', id, sent };
+    this.queue.push(mark);
     this.flush();
-    if (this.failure && sent) {
+    const index = this.queue.indexOf(mark);
+    if (index >= 0 && sent) {
       // Not on disk, and the request is not going to leave: the mark must not land later.
-      this.queue.pop();
-      throw this.failure;
+      this.queue.splice(index, 1);
+      throw this.failed ?? new Error('the outbox could not write the mark');
     }
   }
 
@@ -323,41 +327,121 @@ export class OutboxStore {
       answered: r.answered === 1,
       answeringNumber: r.answering_number,
       startedAt: r.started_at,
+      trusted: r.trusted === 1,
     }));
   }
 
-  /** Commits what is queued, then closes the file. A failed last commit is reported to the listener. */
-  close(): void {
-    if (this.closed) return;
+  /** Commits what is queued, then closes the file. Returns what could not be written, for the caller to name. */
+  close(): Unsaved | undefined {
+    if (this.closed) return undefined;
     this.flush();
-    if (this.failure) for (const l of this.listeners) l(this.failure, this.unstored());
+    const error = this.failed?.message ?? '';
+    const { events, lost } = leftOver(this.queue);
+    const journalCalls = new Set(lost.map((c) => c.callId));
     this.closed = true;
     clearTimeout(this.retryTimer);
     this.db.close();
+    if (lost.length > 0 && this.path !== ':memory:') listIncomplete(this.path, lost);
+    else if (this.marked) clearIncomplete(this.path);
+    if (this.queue.length === 0) return undefined;
+    return { events, journalCalls: [...journalCalls], error };
   }
 
-  /** Commits everything queued, now. Never throws: a failure is kept in `failure` (and retried). */
+  /** Commits everything queued, now. Never throws: a failure is kept in `failed` (and retried). */
   flush(): void {
     if (this.queue.length === 0 || this.closed) return;
     const writes = this.queue;
-    const last = this.lastId;
+    let error: Error | undefined;
     try {
       this.commitTx(writes);
+      this.queue = [];
     } catch (err) {
-      // Rolled back as a whole: keep the queue (new writes go after it) and try again later.
-      this.failure = err instanceof Error ? err : new Error(String(err));
+      // Rolled back as a whole: try again in pieces, so that a little room lets some of it through.
+      error = err instanceof Error ? err : new Error(String(err));
+      this.salvage();
+    }
+    this.settleInserts(writes);
+    if (this.queue.length > 0) {
+      this.failed = error ?? this.failed;
+      if (error) this.hooks.writeFailed?.(error);
+      if (!this.marked && this.queue.some(isJournal)) this.marked = markIncomplete(this.path);
       this.armRetry();
       return;
     }
-    this.queue = [];
-    this.storedId = last;
     this.commitCount++;
-    this.failure = undefined;
+    this.failed = undefined;
     this.failedCommits = 0;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    if (this.marked && this.path !== ':memory:') {
+      clearIncomplete(this.path);
+      this.marked = false;
+    }
     // A synchronous commit (markSent, a read) after a failure: the listener still hears of it.
-    if (this.storedId > this.toldId && !this.turnPending) this.soon();
+    if (this.newlyStored && !this.turnPending) this.soon();
+  }
+
+  /**
+   * After a failed commit: removes and marks first (they make room), then each call's writes in a
+   * transaction of their own, oldest call first, up to the first that fails; the rest stays queued.
+   */
+  private salvage(): void {
+    const first: Write[] = [];
+    const calls = new Map<string, Write[]>();
+    for (const w of this.queue) {
+      if (w.op === 'remove' || w.op === 'mark') first.push(w);
+      else if (w.op === 'insert' && w.cancelled) continue;
+      else {
+        const group = calls.get(w.callId);
+        if (group) group.push(w);
+        else calls.set(w.callId, [w]);
+      }
+    }
+    const groups = [first, ...calls.values()].filter((g) => g.length > 0);
+    let done = 0;
+    for (const group of groups) {
+      try {
+        this.commitTx(group);
+      } catch {
+        break;
+      }
+      this.commitCount++;
+      done++;
+    }
+    this.queue = groups.slice(done).flat();
+  }
+
+  /** The inserts of `writes` that are no longer queued are on disk now. */
+  private settleInserts(writes: readonly Write[]): void {
+    const left = new Set(this.queue);
+    for (const w of writes) {
+      if (w.op !== 'insert' || left.has(w)) continue;
+      if (this.unstoredInserts.delete(w.id)) this.newlyStored = true;
+    }
+  }
+
+  /**
+   * An earlier run left the journal incomplete (journal-marker.ts): its listed changes are applied
+   * (a lost close: the hangup was delivered, or is named for replay), or every call is put in
+   * doubt. On disk before the marker goes.
+   */
+  private takeMarker(): void {
+    if (this.path === ':memory:') return;
+    const lost = readIncomplete(this.path);
+    if (lost === undefined) return;
+    const all = this.db.prepare(SQL.distrustAll);
+    const open = this.db.prepare<[string, string, string, number]>(SQL.openCall);
+    const answer = this.db.prepare<[string, string]>(SQL.answerCall);
+    const close = this.db.prepare<[string]>(SQL.closeCall);
+    this.db.transaction(() => {
+      if (lost === 'all') return void all.run();
+      for (const c of lost) {
+        if (c.open) open.run(c.callId, c.open.endpoint, c.open.facts, c.open.at);
+        if (c.op === 'answer') answer.run(c.answeringNumber ?? '', c.callId);
+        if (c.op === 'close') close.run(c.callId);
+      }
+    })();
+    clearIncomplete(this.path);
   }
 
   /**
@@ -381,17 +465,13 @@ export class OutboxStore {
     this.flush();
     this.turnPending = false;
     if (this.closed) return;
-    if (this.failure) for (const l of this.listeners) l(this.failure, this.unstored());
-    else if (this.storedId > this.toldId) {
-      this.toldId = this.storedId;
-      for (const l of this.listeners) l(undefined, 0);
-    }
+    const stored = this.newlyStored;
+    this.newlyStored = false;
+    const healed = this.toldFailure && !this.failed;
+    this.toldFailure = this.failed !== undefined;
+    if (this.failed) for (const l of this.listeners) l(this.failed, this.unstoredInserts.size);
+    else if (stored || healed) for (const l of this.listeners) l(undefined, 0);
   };
-
-  /** Events queued and not on disk. */
-  private unstored(): number {
-    return this.lastId - this.storedId;
-  }
 
   /** A write after close() would be lost without a word: it throws, as a write to a closed database does. */
   private assertOpen(): void {

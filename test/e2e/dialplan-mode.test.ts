@@ -52,7 +52,7 @@ async function replay(name: string, opts: ReplayOptions = {}): Promise<{ r: Repl
 const summary = (posts: Params[]) => posts.map((p) => [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? ''].filter((x) => x !== '').join(' '));
 
 const OPENING = ['connect', 'myevents json', 'linger'];
-const FILTERS = ['filter Event-Name CHANNEL_BRIDGE', 'filter Event-Name CHANNEL_HANGUP', 'filter Event-Name CHANNEL_HANGUP_COMPLETE', 'filter Application bridge', 'filter Application voicemail', 'filter Application socket'];
+const FILTERS = ['filter Event-Name CHANNEL_BRIDGE', 'filter Event-Name CHANNEL_HANGUP', 'filter Event-Name CHANNEL_HANGUP_COMPLETE', 'filter Application bridge', 'filter Application uuid_bridge', 'filter Application voicemail', 'filter Application socket'];
 const HAND_BACK = 'sendmsg execute transfer ${destination_number} XML ${context}';
 
 /** After the hand-back: only read-only api look-ups, then the goodbye. */

@@ -82,7 +82,7 @@ async function run(sc: CallScript, during?: (call: SwitchCall) => Promise<void>)
 const summary = (posts: Params[]) => posts.map((p) => [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? ''].filter((x) => x !== '').join(' '));
 
 const OPENING = ['connect', 'myevents json', 'linger'];
-const FILTERS = ['filter Event-Name CHANNEL_BRIDGE', 'filter Event-Name CHANNEL_HANGUP', 'filter Event-Name CHANNEL_HANGUP_COMPLETE', 'filter Application bridge', 'filter Application voicemail', 'filter Application socket'];
+const FILTERS = ['filter Event-Name CHANNEL_BRIDGE', 'filter Event-Name CHANNEL_HANGUP', 'filter Event-Name CHANNEL_HANGUP_COMPLETE', 'filter Application bridge', 'filter Application uuid_bridge', 'filter Application voicemail', 'filter Application socket'];
 const HAND_BACK = 'sendmsg execute transfer ${destination_number} XML ${context}';
 
 /** The commands up to the hand-back; after it only `api` look-ups (returned), then `exit`. */

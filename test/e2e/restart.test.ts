@@ -191,6 +191,49 @@ describe('calls in progress when the adapter dies', () => {
       await zammad.stop();
     }
   });
+  test('a Unique-ID that is no RFC 4122 uuid (origination_uuid with dots) is re-attached after a restart', async () => {
+    const sw = new FakeSwitch();
+    const fs = new InboundSwitch(sw);
+    await fs.start();
+    const zammad = new ZammadDouble({ token: 'tok-restart-dotted' });
+    await zammad.start();
+    const inboundEsl = {
+      FS_INBOUND_HOST: '127.0.0.1',
+      FS_INBOUND_PORT: String(fs.port),
+      FS_INBOUND_PASSWORD: 'ClueCon',
+    };
+    const env = { ZAMMAD_CTI_URL: zammad.url, OUTBOX_PATH: tempOutbox(), ...FAST, ...inboundEsl };
+    const first = await startAdapter(env);
+    let second: AdapterProcess | undefined;
+    const uuid = `call.${Date.now()}.4711.pbx-1.example`;
+    const script = inbound(PICK_UP);
+    const to = { host: '127.0.0.1', port: first.eslPort };
+    const call = await sw.placeCall(to, { ...script, channel: { ...script.channel, uuid } });
+    try {
+      await zammad.waitFor((z) => z.entry(uuid)?.state === 'answer');
+      await until(async () => (await outboxEvents(first)) === 0, 'every event confirmed');
+      first.proc.kill('SIGKILL');
+      await first.exited;
+      await call.closed;
+
+      second = await startAdapter(env);
+      const reattached = /^re-attached to a call still in progress/;
+      await second.waitForLog((l) => reattached.test(l.message) && l['callId'] === uuid);
+      const lines = fs.sessions[0]?.commands.map((c) => c.line) ?? [];
+      assert.ok(lines.includes(`filter Unique-ID ${uuid}`), 'its events are asked for');
+      assert.ok(lines.includes(`api uuid_exists ${uuid}`), 'the switch is asked about it');
+      call.hangup();
+      await zammad.waitFor((z) => z.entry(uuid)?.state === 'hangup');
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(got(zammad, call), ['newCall@200', 'answer@200', 'hangup:normalClearing@200'], 'its real end');
+    } finally {
+      call.hangup();
+      first.proc.kill('SIGKILL');
+      await second?.stop();
+      await fs.stop();
+      await zammad.stop();
+    }
+  });
 });
 
 describe('SIGTERM', () => {

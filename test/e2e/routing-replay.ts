@@ -57,7 +57,8 @@ export function readCapture(name: string): Capture {
   let channelData: Header[] | undefined;
   let handoverApp: string | undefined;
   const after: CapturedEvent[] = [];
-  for (const rec of records(eslFixture(`routing/${name}.txt`))) {
+  // `name` is a capture of routing/, or `folder/name` for one of another folder of captures.
+  for (const rec of records(eslFixture(name.includes('/') ? `${name}.txt` : `routing/${name}.txt`))) {
     if (rec.dir === 'APP->FS') {
       const text = rec.data.toString('utf8');
       const app = /execute-app-name: (transfer|bridge)\b/.exec(text)?.[1];

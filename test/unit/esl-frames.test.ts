@@ -29,7 +29,7 @@ function modeslMessages(chunks: Buffer[]): { event: ModeslEvent; type: unknown }
   return out;
 }
 
-/** What esl-connection.ts builds for a message (its toEvent). */
+/** What esl-connection.ts (eventOf) and esl.ts (hand) build for a message. */
 function ours(chunks: Buffer[]): { event: EventLike; type: unknown }[] {
   const reader = new FrameReader();
   const out: { event: EventLike; type: unknown }[] = [];

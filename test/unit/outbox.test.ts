@@ -492,7 +492,7 @@ describe('drain, restore and the call journal', () => {
     // The journal comes from the post's fields; the body is stored as it is and not read again.
     const facts = { callId: 'j', direction: 'in', from: '49301', to: '49302' };
     store.add('default', { ...facts, event: 'newCall', queue: 'sales' }, 'event=newCall&opaque', 5);
-    assert.deepEqual(store.openCalls(), [{ callId: 'j', endpoint: 'default', facts: JSON.stringify({ ...facts, queue: 'sales' }), answered: false, answeringNumber: null, startedAt: 5 }]);
+    assert.deepEqual(store.openCalls(), [{ callId: 'j', endpoint: 'default', facts: JSON.stringify({ ...facts, queue: 'sales' }), answered: false, answeringNumber: null, startedAt: 5, trusted: true }]);
     store.add('default', { ...facts, event: 'answer', answeringNumber: '2002' }, 'event=answer&opaque', 6);
     assert.equal(store.openCalls()[0]?.answered, true);
     assert.equal(store.openCalls()[0]?.answeringNumber, '2002');

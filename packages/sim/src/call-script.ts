@@ -32,17 +32,61 @@ export interface ChannelSpec {
   variables?: Record<string, string>;
 }
 
+/**
+ * Another phone acting on the call (uuid-bridge.ts, test/fixtures/esl/transfers/README.md): it picks a
+ * ringing leg up, retrieves the parked caller or listens in.
+ */
+export interface PhoneAct {
+  /** The phone's extension: its caller id; its name and domain come from the directory ('2003@test.local'). */
+  phone: string;
+  /** When (scaled; default 1000): after the leg started ringing, after the park, after the bridge. */
+  afterMs?: number;
+  /** The phone hangs up after this long (scaled); never if undefined. */
+  talkMs?: number;
+  /** The number the phone dialled (its Destination-Number), default a feature code ('*8', '*99', '*33'). */
+  code?: string;
+}
+
+/**
+ * The agent's phone transfers the caller after consulting another person (`att_xfer`, FusionPBX *4):
+ * the target leg is originated and answers unseen by the caller's socket; then the agent completes.
+ */
+export interface AttXfer {
+  /** The target's extension, dialled as user/<to>@<the agent's domain>. */
+  to: string;
+  /** When the agent starts the consultation (scaled, after the bridge; default 1000). */
+  afterMs?: number;
+  /** When the agent completes (scaled, after the consultation started; default 1500). */
+  completeAfterMs?: number;
+  /**
+   * 'bye' (the agent's phone hangs up) and 'hangup-key' look the same to the caller: a uuid_bridge to the
+   * target. 'bleg-killed' (uuid_kill of the agent's leg) loses the switch race: the caller's dialplan ends
+   * and the caller is hung up. Default 'bye'.
+   */
+  complete?: 'bye' | 'hangup-key' | 'bleg-killed';
+  /** The target hangs up after this long (scaled, after the completion); never if undefined. */
+  talkMs?: number;
+}
+
 export type TargetBehaviour =
   /**
    * Rings ringMs (CHANNEL_PROGRESS on the caller if > 0), answers, hangs up after talkMs (never if undefined).
    * referTo: after referAfterMs of talk the phone sends a SIP REFER (blind transfer, like phone 2005 in
    * routing/README.md): the CALLER channel is transferred to that number in its current context [T routing obs. 7/8].
+   * attXfer: the agent consults another person and hands the caller over [T transfers obs. 5].
+   * eavesdroppedBy: a supervisor listens in; nothing of it reaches the caller's socket [T transfers obs. 7].
    */
-  | { kind: 'answer'; ringMs?: number; talkMs?: number; referTo?: string; referAfterMs?: number }
+  | {
+    kind: 'answer'; ringMs?: number; talkMs?: number; referTo?: string; referAfterMs?: number;
+    attXfer?: AttXfer; eavesdroppedBy?: PhoneAct;
+  }
   /** 486 / USER_BUSY after ringMs (default 0: no ringing). */
   | { kind: 'busy'; ringMs?: number }
-  /** Rings until the originate timeout or the caller cancels. */
-  | { kind: 'ring' }
+  /**
+   * Rings until the originate timeout or the caller cancels. pickedUpBy: another phone picks the call up
+   * (`intercept -bleg <this leg>`, or with how 'intercept' `intercept <the caller>`) [T transfers obs. 4].
+   */
+  | { kind: 'ring'; pickedUpBy?: PhoneAct & { how?: 'intercept' | 'intercept-bleg' } }
   /** Fails with `cause` after ringMs (default 0), e.g. NO_ROUTE_DESTINATION, USER_NOT_REGISTERED, CALL_REJECTED. */
   | { kind: 'fail'; cause: string; ringMs?: number };
 
@@ -130,6 +174,13 @@ export interface CallScript {
   firstCommandTimeoutMs?: number;
   /** When the socket goes away while the channel is up, the dialplan continues; we then hang up with this cause. */
   afterSocketHangupCause?: string;
+  /** A phone retrieves the caller the dialplan `park`ed (its own channel runs uuid_bridge) [T transfers obs. 6]. */
+  retrieve?: PhoneAct;
+  /**
+   * Whether a uuid_bridge shows CS_CONSUME_MEDIA before CS_EXCHANGE_MEDIA on the caller: racy on a real
+   * switch (3 of the 6 captures in transfers/). Default true.
+   */
+  uuidBridgeConsumeMedia?: boolean;
 }
 
 export interface ReceivedCommand {
@@ -182,4 +233,11 @@ export interface SwitchCall {
   uuidTransfer(dest: string, context?: string): void;
   /** Applications the caller channel ran (from the socket or the dialplan), in order, as 'app data'. */
   readonly appsRun: string[];
+  /**
+   * An inbound-ESL client (an operator panel) originates `dial` (`&park()`) and runs `uuid_bridge <that leg>
+   * <this call>`: the caller leaves its bridge or park and talks to the new leg until it hangs up after talkMs.
+   */
+  uuidBridge(dial: string, opts?: { talkMs?: number }): void;
+  /** What other phones did to the call, in order: 'intercept -bleg 2003', 'att_xfer 2004 2000', 'eavesdrop 2001'. */
+  readonly phoneActs: string[];
 }

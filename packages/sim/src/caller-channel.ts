@@ -11,8 +11,8 @@ import { RoutingChannel, MEDIA_APPS } from './dialplan.js';
 import { normalizeCause, q850, INSTANT_APPS, BLOCKING_APPS, SOCKET_APP_DATA } from './transcript-constants.js';
 import { fmtStamp, nowMicros } from './util.js';
 
-/** @internal */
-export class CallerChannel extends RoutingChannel {
+/** @internal The concrete channel adds the uuid_bridge shapes: uuid-bridge.ts. */
+export abstract class CallerChannel extends RoutingChannel {
   constructor(sw: FakeSwitch, listener: Listener, script: CallScript) {
     super(sw, listener, script);
     sw.channels.set(this.uuid, this);

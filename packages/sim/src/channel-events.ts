@@ -22,6 +22,10 @@ export abstract class ChannelEvents {
   protected readonly parkTickMs: number;
   protected readonly profile: Profile;
   protected other: Profile | null = null;
+  /** Other-Type: the leg this channel bridged ('originatee'), or the first party of a uuid_bridge ('originator'). */
+  protected otherType: 'originatee' | 'originator' = 'originatee';
+  /** Channel-Call-UUID: the channel's own uuid until a uuid_bridge makes the other party's call its call. */
+  protected callUuid: string;
   protected readonly vars = new Map<string, string>();
   protected readonly varLines = new Map<string, string>();
   protected varsBlock: Block | null = null;
@@ -70,6 +74,7 @@ export abstract class ChannelEvents {
     this.ts = script.timeScale ?? 1;
     this.parkTickMs = script.parkTickMs ?? 20;
     this.uuid = this.spec.uuid ?? randomUUID();
+    this.callUuid = this.uuid;
     this.isSip = this.spec.sip === true;
     this.done = new Promise<string>((r) => {
       this.resolveDone = r;
@@ -255,7 +260,9 @@ export abstract class ChannelEvents {
 
   protected getOtherBlock(): Block {
     if (this.other === null) return EMPTY_BLOCK;
-    if (this.otherBlock === null) this.otherBlock = block([['Other-Type', 'originatee'], ...profileHeaders('Other-Leg', this.other)]);
+    if (this.otherBlock === null) {
+      this.otherBlock = block([['Other-Type', this.otherType], ...profileHeaders('Other-Leg', this.other)]);
+    }
     return this.otherBlock;
   }
 
@@ -269,7 +276,7 @@ export abstract class ChannelEvents {
       ['Call-Direction', 'inbound'],
       ['Presence-Call-Direction', 'inbound'],
       ['Channel-HIT-Dialplan', 'true'],
-      ['Channel-Call-UUID', this.uuid],
+      ['Channel-Call-UUID', this.callUuid],
       ['Answer-State', this.answerState],
     ];
     if (this.hangupCause !== null) h.push(['Hangup-Cause', this.hangupCause]);

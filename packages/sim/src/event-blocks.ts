@@ -9,10 +9,11 @@ export interface Profile {
   direction: string;
   logicalDirection: string;
   username?: string;
-  dialplan: string;
+  /** Absent on a leg an inbound-ESL `originate` created (no dialplan, no caller id name given). */
+  dialplan?: string;
   callerIdName: string;
   callerIdNumber: string;
-  origCallerIdName: string;
+  origCallerIdName?: string;
   origCallerIdNumber: string;
   calleeIdName?: string;
   calleeIdNumber?: string;
@@ -47,10 +48,10 @@ export function profileHeaders(prefix: string, p: Profile): Header[] {
   add('Direction', p.direction);
   add('Logical-Direction', p.logicalDirection);
   if (p.username !== undefined) add('Username', p.username);
-  add('Dialplan', p.dialplan);
+  if (p.dialplan !== undefined) add('Dialplan', p.dialplan);
   add('Caller-ID-Name', p.callerIdName);
   add('Caller-ID-Number', p.callerIdNumber);
-  add('Orig-Caller-ID-Name', p.origCallerIdName);
+  if (p.origCallerIdName !== undefined) add('Orig-Caller-ID-Name', p.origCallerIdName);
   add('Orig-Caller-ID-Number', p.origCallerIdNumber);
   if (p.calleeIdName !== undefined) add('Callee-ID-Name', p.calleeIdName);
   if (p.calleeIdNumber !== undefined) add('Callee-ID-Number', p.calleeIdNumber);

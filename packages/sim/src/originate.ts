@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Header } from './esl-wire.js';
-import type { TargetBehaviour } from './call-script.js';
+import type { PhoneAct, TargetBehaviour } from './call-script.js';
 import { ChannelEvents } from './channel-events.js';
 import { type DialLeg, type DialGroup, parseDialString, targetKey } from './dial-string.js';
 import type { Profile } from './event-blocks.js';
@@ -38,10 +38,15 @@ export type GroupResult =
   | { kind: 'answered'; winner: BLeg }
   | { kind: 'failed'; cause: string }
   | { kind: 'timeout' }
-  | { kind: 'cancel' };
+  | { kind: 'cancel' }
+  /** Another phone picked the ringing leg up (uuid-bridge.ts). */
+  | { kind: 'picked'; leg: BLeg; by: PhoneAct & { how?: 'intercept' | 'intercept-bleg' } };
 
-/** How an answered bridge ended: a hangup on either side, or a transfer of the caller (REFER, uuid_transfer). */
-export type BridgeEnd = 'callee' | 'caller' | 'transfer';
+/**
+ * How an answered bridge ended: a hangup on either side, a transfer of the caller (REFER, uuid_transfer),
+ * or a uuid_bridge that took the caller to someone else (attended transfer: uuid-bridge.ts).
+ */
+export type BridgeEnd = 'callee' | 'caller' | 'transfer' | 'takeover';
 
 export interface BridgedOpts {
   /** uuid_bridge of a queue agent: no originate variables on the caller, CHANNEL_BRIDGE in CS_SOFT_EXECUTE. */
@@ -57,6 +62,13 @@ export abstract class OriginatingChannel extends ChannelEvents {
   abstract hangup(cause: string, origin: 'internal' | 'external'): void;
   /** A transfer of the caller from outside the channel's own apps (REFER, uuid_transfer): dialplan.ts. */
   abstract transferFromOutside(dest: string, context: string | undefined, kind: 'refer' | 'uuid'): void;
+  /** Another phone picked the ringing leg up: the caller is answered and uuid_bridge'd to it (uuid-bridge.ts). */
+  protected abstract pickedOff(leg: BLeg, allLegs: BLeg[], by: Extract<GroupResult, { kind: 'picked' }>['by']): void;
+
+  /** Ends the answered bridge that runs now (null when none runs), e.g. when the far end hangs up from outside. */
+  protected endBridge: ((end: BridgeEnd) => void) | null = null;
+  /** att_xfer flagged the caller CF_REDIRECT: hangup_after_bridge no longer fires [T transfers obs. 5]. */
+  protected redirected = false;
 
   /** The pending transfer (set by `transfer`, a REFER or uuid_transfer; consumed when the dialplan routes it). */
   protected route: { dest: string; context: string } | null = null;
@@ -155,6 +167,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
       hideName: this.profile.hideName,
       hideNumber: this.profile.hideNumber,
     };
+    // a B-leg of a transferred caller inherits the number it was transferred from [T transfers: Other-Leg-RDNIS]
+    if (this.profile.rdnis !== undefined) p.rdnis = this.profile.rdnis;
     if (sofia) {
       if (this.profile.username !== undefined) p.username = this.profile.username;
       p.networkAddr = b.endpoint === 'user' ? '192.0.2.50' : (b.dial.split('@')[1] ?? '127.0.0.1').split(':')[0] as string;
@@ -234,6 +248,12 @@ export abstract class OriginatingChannel extends ChannelEvents {
         const beh = b.behaviour;
         const ringMs = 'ringMs' in beh && beh.ringMs !== undefined ? this.scaled(beh.ringMs) : 0;
         if (beh.kind === 'ring' || ringMs > 0) timers.push(this.after(setup, () => ring(b)));
+        const by = beh.kind === 'ring' ? beh.pickedUpBy : undefined;
+        if (by !== undefined) {
+          timers.push(this.after(setup + this.scaled(by.afterMs ?? 1000), () => {
+            if (!settled && b.state === 'ringing') finish({ kind: 'picked', leg: b, by });
+          }));
+        }
         if (beh.kind === 'answer') {
           timers.push(this.after(setup + ringMs, () => {
             if (settled || b.state === 'down') return;
@@ -303,6 +323,10 @@ export abstract class OriginatingChannel extends ChannelEvents {
 
     if (result.kind === 'answered') {
       await this.bridged(result.winner, allLegs);
+      return;
+    }
+    if (result.kind === 'picked') {
+      this.pickedOff(result.leg, allLegs, result.by);
       return;
     }
     if (this.route) result = { kind: 'cancel' };
@@ -382,7 +406,9 @@ export abstract class OriginatingChannel extends ChannelEvents {
       }
       void this.whenDown().then(() => resolve('caller'));
       void this.whenTransferred().then(() => resolve('transfer'));
+      this.endBridge = resolve;
     });
+    this.endBridge = null;
     const calleeHungUp = end === 'callee';
     this.cancel(calleeTimer);
     this.cancel(callerTimer);
@@ -401,7 +427,9 @@ export abstract class OriginatingChannel extends ChannelEvents {
     opts.beforeUnbridge?.();
     // after a transfer the caller profile is a new one (new destination, no originatee) [T routing obs. 7]
     this.fire('CHANNEL_UNBRIDGE', { pre: bridgeIds });
-    if (calleeHungUp && this.up && isTrue(this.vars.get('hangup_after_bridge'))) this.hangup('NORMAL_CLEARING', 'internal');
+    if (calleeHungUp && this.up && !this.redirected && isTrue(this.vars.get('hangup_after_bridge'))) {
+      this.hangup('NORMAL_CLEARING', 'internal');
+    }
     return end;
   }
 }

@@ -9,7 +9,7 @@ import { CommandParser, GOODBYE, apiResponse, bgapiReply, commandReply, connectR
 import { apiCommand } from './api-commands.js';
 import { passesFilters } from './event-filter.js';
 import type { CallScript, ReceivedCommand, SentFrame, SwitchCall } from './call-script.js';
-import { CallerChannel } from './caller-channel.js';
+import { UuidBridgeChannel } from './uuid-bridge.js';
 import { Output } from './chunked-output.js';
 import { block, type FiredEvent, BlocksEvent } from './event-blocks.js';
 import type { FakeSwitch } from './fake-switch.js';
@@ -18,7 +18,7 @@ import { EVENT_NAMES, MYEVENTS_LIST, CALLING } from './transcript-constants.js';
 /** @internal */
 export class Listener {
   readonly handle: SwitchCall;
-  readonly channel: CallerChannel;
+  readonly channel: UuidBridgeChannel;
   private readonly out: Output;
   private readonly parser = new CommandParser();
   private readonly openedAt = Date.now();
@@ -54,7 +54,7 @@ export class Listener {
     this.out = new Output(socket, script.chunking ?? 'whole', script.seed ?? 1);
     this.parkAfter = script.parkAfterReplies ?? 3;
     this.parkExplicit = script.parkAfterReplies !== undefined;
-    this.channel = new CallerChannel(sw, this, script);
+    this.channel = new UuidBridgeChannel(sw, this, script);
     const closed = new Promise<void>((r) => {
       this.resolveClosed = r;
     });
@@ -81,6 +81,10 @@ export class Listener {
       uuidTransfer: (dest: string, context?: string) => self.channel.transferFromOutside(dest, context, 'uuid'),
       get appsRun() {
         return self.channel.appsRun;
+      },
+      uuidBridge: (dial: string, opts?: { talkMs?: number }) => self.channel.uuidBridgeFromOutside(dial, opts?.talkMs),
+      get phoneActs() {
+        return self.channel.phoneActs;
       },
     };
     sw.listeners.add(this);

@@ -19,9 +19,12 @@
  *
  *  [T routing] test/fixtures/esl/routing/*.txt: the dialplan routes (hand-back by transfer, REFER, uuid_transfer,
  *       voicemail, mod_callcenter), README.md there (observations 1-11)
+ *  [T transfers] test/fixtures/esl/transfers/*.txt: pickup, att_xfer, park/retrieve, eavesdrop (someone
+ *       else's uuid_bridge), README.md there
  *
  * Not modelled (see the report): B-leg events (an outbound socket with myevents never sees them),
- * CHANNEL_CALLSTATE/HEARTBEAT/other system events for `event ... ALL` listeners, attended transfer,
+ * CHANNEL_CALLSTATE/HEARTBEAT/other system events for `event ... ALL` listeners, the other phones' own
+ * channels (an attended transfer's consultation, a picker's dialplan: only what reaches the caller),
  * execute_extension (obs. 3), dialplan regex matching / continue="true" chains (one extension per
  * exact number), sendmsg's other than hangup after the hand-back, a transfer of a still ringing
  * caller beyond ending its originate, media, `failure_causes`, enterprise originate (:_:).
@@ -36,12 +39,16 @@
 //   originate.ts             bridge/originate: B-legs, ring groups, failover, causes
 //   dialplan.ts              routing by a scripted dialplan: transfer/hand-back, REFER, uuid_transfer, voicemail, callcenter
 //   caller-channel.ts        the caller channel's application queue, park, hangup, CDR variables
+//   uuid-bridge.ts           someone else uuid_bridges the caller: pickup, att_xfer, retrieve from park; eavesdrop
 //   dial-string.ts           dial-string parsing
 //   event-blocks.ts          header blocks and lazily serialised events
 //   transcript-constants.ts  causes, SIP statuses, applications, event names as FreeSWITCH has them
 //   util.ts                  timestamps, tokens, the seeded PRNG, switch_true()
 //   esl-wire.ts              the wire framing (shared with the Zammad side's tests and the bench)
-export type { ChannelSpec, TargetBehaviour, DialplanApp, QueueSpec, Chunking, LingerNoticeAt, CallScript, ReceivedCommand, SentFrame, SwitchCall } from './call-script.js';
+export type {
+  ChannelSpec, TargetBehaviour, PhoneAct, AttXfer, DialplanApp, QueueSpec, Chunking, LingerNoticeAt, CallScript,
+  ReceivedCommand, SentFrame, SwitchCall,
+} from './call-script.js';
 export type { FiredEvent } from './event-blocks.js';
 export { FakeSwitch, defaultSwitch, placeCall } from './fake-switch.js';
 export { parseDialString, targetKey } from './dial-string.js';

@@ -179,7 +179,7 @@ function assertHandedBack(tap: EslTap, callId: string, beforeHandBack: string[] 
   const events = (conns[0] as (typeof conns)[0]).events;
   assert.deepEqual(events.filter((e) => e.uuid !== callId).map((e) => `${e.name} ${e.uuid ?? ''}`), [], 'no event of another channel reached the adapter');
   const executes = events.filter((e) => e.name.startsWith('CHANNEL_EXECUTE'));
-  const unread = executes.filter((e) => !['bridge', 'voicemail', 'socket'].includes(e.application ?? ''));
+  const unread = executes.filter((e) => !['bridge', 'uuid_bridge', 'voicemail', 'socket'].includes(e.application ?? ''));
   assert.deepEqual(unread.map((e) => `${e.name} ${e.application}`), [], 'FreeSWITCH sent the adapter only the executions it reads');
 }
 
