@@ -22,43 +22,17 @@
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
 import { doubling, equalJitter, type BackoffBounds } from './backoff.js';
-import type { HttpOutcome } from './client.js';
-import { CommitWait } from './commit-wait.js';
-import { goOn, urgent, type Early, type Item, type Lane } from './lane.js';
 import { answered } from './circuit.js';
+import { CommitWait } from './commit-wait.js';
 import { formBody } from './form.js';
+import { goOn, urgent, type Early, type Item, type Lane } from './lane.js';
+import type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 import { Parking } from './parking.js';
 import { Slots } from './slots.js';
 import type { EndpointStore } from './store.js';
 import { atMostOnce, verdictOf, type Verdict } from './verdict.js';
 
-export interface Poster {
-  /** `onSend` runs right before the request is written to a connected socket (never if it could not connect). */
-  post(body: string, timeoutMs: number, onSend?: () => void): Promise<HttpOutcome>;
-}
-
-export interface OutboxOptions {
-  requestTimeoutMs: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  maxAgeMs: number;
-  maxEvents: number;
-  /** Requests in flight at once; more lanes wait their turn (fresh newCalls first: slots.ts). */
-  concurrency: number;
-  /** Of those, how many only fresh newCalls may use (default: a quarter, at least 1 when concurrency ≥ 2). */
-  reserve?: number;
-}
-
-/** Figures for health and metrics; all optional. */
-export interface OutboxHooks {
-  posted?(event: string, result: string, seconds: number): void;
-  /** reason: 'age' | 'full' | 'refused' | 'unconfirmed' (an at-most-once event not sent again). */
-  dropped?(reason: string, events: number): void;
-  /** Events stored while the endpoint is not configured (suspend()): kept, not sent. */
-  held?(events: number): void;
-  /** A ringing caller went on without waiting for Zammad's decision; reason: 'unreachable'. */
-  skipped?(reason: string): void;
-}
+export type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 
 /** Calls whose newCall was dropped: their later events would only earn a 500 for ever. */
 const FORGET_LIMIT = 10_000;
@@ -404,6 +378,7 @@ export class Outbox {
   private waitForDisk(lane: Lane, item: Item, error: unknown): void {
     const delay = equalJitter(doubling(++item.attempts, this.retry));
     const fields = { callId: item.callId, error: error instanceof Error ? error.message : String(error) };
+    this.parking.lost(lane);
     if (!lane.warned) this.log.warn('the hangup of a missed call waits until the disk takes its "sent" mark (sent without it, a restart could send it twice)', fields);
     lane.warned = true;
     this.later(lane, delay);

@@ -98,6 +98,15 @@ export class Parking<L> {
     return change;
   }
 
+  /** The probe never left (the disk refused its "sent" mark): another one, later. */
+  lost(lane: L): void {
+    if (lane !== this.probing || this.circuit.state === 'closed') return;
+    this.probing = undefined;
+    const input: CircuitInput = { type: 'failed', reason: this.circuit.reason, probe: true, now: this.now() };
+    this.circuit = step(this.circuit, input).circuit;
+    this.arm();
+  }
+
   setFault(reason: string): void {
     if (this.reason === reason) return;
     const first = this.reason === undefined;
