@@ -9,11 +9,13 @@
  * - **halfOpen**: one probe is on its way. Its failure opens the circuit again (the next probe
  *   later); any answer from Zammad — the probe's or a request still in flight — closes it.
  *
- * What counts as an answer: any verdict but retry and unconfirmed (verdict.ts). A 401 or a 422
- * is an answer: Zammad is there, and its refusal is a configuration fault (parking.ts).
+ * What counts as no answer (noAnswer): no HTTP reply at all, or 502 / 503 / 504 from a proxy
+ * standing in for a Zammad that is down or hangs. Anything Zammad itself says is an answer: a 401
+ * is a configuration fault (parking.ts), a 500 concerns one event ("No such call_id"), which is
+ * retried on its own without holding up the other calls.
  */
 import { doubling, type BackoffBounds } from './backoff.js';
-import type { Verdict } from './verdict.js';
+import type { HttpOutcome } from './client.js';
 
 /** Failures in a row, with no answer between them, that make Zammad known down. */
 export const OPEN_AFTER_FAILURES = 3;
@@ -71,7 +73,11 @@ export function probeDelay(c: Circuit, retry: BackoffBounds): number {
   return Math.min(PROBE_MAX_MS, doubling(probes + 1, retry));
 }
 
-/** Whether a verdict means Zammad answered (true) or could not be reached (false). */
-export function answered(v: Verdict): boolean {
-  return v.kind !== 'retry' && v.kind !== 'unconfirmed';
+/** Statuses a proxy answers for a Zammad that is down or does not answer in time. */
+const PROXY_FOR_NO_ANSWER = new Set([502, 503, 504]);
+
+/** Why an outcome is no answer from Zammad; undefined when Zammad answered. */
+export function noAnswer(outcome: HttpOutcome): string | undefined {
+  if (outcome.kind === 'failure') return `${outcome.code}: ${outcome.error}`;
+  return PROXY_FOR_NO_ANSWER.has(outcome.status) ? `Zammad answered ${outcome.status}` : undefined;
 }

@@ -22,7 +22,8 @@
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
 import { doubling, equalJitter, type BackoffBounds } from './backoff.js';
-import { answered } from './circuit.js';
+import { noAnswer } from './circuit.js';
+import type { HttpOutcome } from './client.js';
 import { CommitWait } from './commit-wait.js';
 import { formBody } from './form.js';
 import { goOn, urgent, type Early, type Item, type Lane } from './lane.js';
@@ -307,7 +308,7 @@ export class Outbox {
         item.sent = false;
       }
       this.handle(lane, item, verdict);
-      this.reach(lane, verdict);
+      this.reach(lane, outcome);
     }
     this.next();
   }
@@ -413,8 +414,9 @@ export class Outbox {
   }
 
   /** Feeds the circuit (circuit.ts) one request's verdict; acts when Zammad becomes known down or answers again. */
-  private reach(lane: Lane, verdict: Verdict): void {
-    const change = this.parking.outcome(lane, answered(verdict), 'reason' in verdict ? verdict.reason : '', this.size);
+  private reach(lane: Lane, outcome: HttpOutcome): void {
+    const why = noAnswer(outcome);
+    const change = this.parking.outcome(lane, why === undefined, why ?? '', this.size);
     if (change === 'opened') for (const waiting of this.lanes.values()) this.skip(waiting);
     if (change !== 'closed') return;
     // Lanes sleeping out their backoff go now, oldest call first; the slots bound how many at once.

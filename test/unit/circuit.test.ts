@@ -1,7 +1,7 @@
 /** Whether Zammad is known to be unreachable (src/zammad/circuit.ts): the state machine on its own. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { answered, CLOSED, OPEN_AFTER_FAILURES, PROBE_MAX_MS, probeDelay, step, verdictCanArrive, type Circuit, type CircuitInput } from '../../src/zammad/circuit.js';
+import { CLOSED, noAnswer, OPEN_AFTER_FAILURES, PROBE_MAX_MS, probeDelay, step, verdictCanArrive, type Circuit, type CircuitInput } from '../../src/zammad/circuit.js';
 
 const fail = (now = 1000, probe = false, reason = 'ECONNREFUSED: connect ECONNREFUSED'): CircuitInput => ({ type: 'failed', reason, probe, now });
 const ANSWERED: CircuitInput = { type: 'answered' };
@@ -72,10 +72,10 @@ test('probes: RETRY_BASE_MS after it opened, doubling per failed probe, at most 
   assert.equal(probeDelay(c, { baseMs: 40, maxMs: 200 }), 200);
 });
 
-test('what counts as an answer: anything Zammad said, not a failure to reach it', () => {
-  assert.equal(answered({ kind: 'delivered', body: '{}' }), true);
-  assert.equal(answered({ kind: 'refused', reason: '422' }), true);
-  assert.equal(answered({ kind: 'configFault', reason: '401' }), true, 'a wrong token is an answer: the fault is parking.ts business');
-  assert.equal(answered({ kind: 'retry', reason: 'ECONNREFUSED' }), false);
-  assert.equal(answered({ kind: 'unconfirmed', reason: 'TIMEOUT' }), false);
+test('what counts as no answer: no reply, or a proxy standing in for Zammad; anything Zammad says is an answer', () => {
+  const reply = (status: number) => ({ kind: 'response' as const, status, body: '{}' });
+  assert.equal(noAnswer({ kind: 'failure', code: 'ECONNREFUSED', error: 'connect ECONNREFUSED', sent: false }), 'ECONNREFUSED: connect ECONNREFUSED');
+  assert.equal(noAnswer({ kind: 'failure', code: 'TIMEOUT', error: 'no answer within 100 ms', sent: true }), 'TIMEOUT: no answer within 100 ms');
+  for (const status of [502, 503, 504]) assert.equal(noAnswer(reply(status)), `Zammad answered ${status}`);
+  for (const status of [200, 401, 422, 408, 429, 500]) assert.equal(noAnswer(reply(status)), undefined, `${status}: Zammad answered`);
 });

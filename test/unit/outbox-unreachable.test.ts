@@ -172,6 +172,21 @@ describe('Zammad known unreachable (the circuit open)', () => {
   });
 });
 
+describe('what is not an outage', () => {
+  test('500s for one event (Zammad answered): retried on their own, the circuit stays closed, other callers wait for verdicts', async () => {
+    const { outbox, poster, skipped } = rig({ retryBaseMs: 4, retryMaxMs: 16 });
+    const NO_SUCH_CALL: HttpOutcome = { kind: 'response', status: 500, body: '{"error":"No such call_id"}' };
+    poster.answer = (r) => (r.callId.startsWith('poison') ? NO_SUCH_CALL : OK);
+    for (let i = 0; i < 5; i++) void outbox.send(answer(`poison-${i}`));
+    await until(() => poster.requests.length >= 30, 'the poison events retried a few times');
+    assert.equal(outbox.unreachable, undefined);
+    const verdict = await outbox.send(newCall('fine'), () => true);
+    assert.equal(verdict.kind, 'delivered');
+    assert.deepEqual(skipped, []);
+    outbox.close();
+  });
+});
+
 describe('Zammad answers again', () => {
   test('every lane goes at once, not after its backoff; each call in order; one line; the limit holds', async () => {
     const { outbox, poster, lines } = rig();
