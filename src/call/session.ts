@@ -6,6 +6,7 @@ import type { Logger } from '../process/log.js';
 import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
 import { isChannelId } from '../switch/channel-id.js';
 import type { Route, RouteHints } from '../zammad/routing.js';
+import type { Early } from '../zammad/lane.js';
 import type { Verdict } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
 import { callFacts, missingFacts, type CallFacts, type CallRules } from './facts.js';
@@ -27,7 +28,8 @@ export interface FollowedCalls {
  */
 export interface ZammadSink {
   route(hints: RouteHints): Route;
-  send(endpoint: string, post: CtiPost, early?: (v: Verdict) => void): Promise<Verdict>;
+  /** `early` hears at once that no decision will come (lane.ts Early); it answers whether the call still waits. */
+  send(endpoint: string, post: CtiPost, early?: Early): Promise<Verdict>;
 }
 
 export interface SessionDeps {
@@ -226,12 +228,18 @@ export class CallSession {
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<null>((resolve) => (timer = setTimeout(resolve, this.deps.newCallTimeoutMs, null)));
-    // A configuration fault (401, integration off) is final for this call's decision: go on at once.
-    let configFault!: (v: Verdict) => void;
-    const early = new Promise<Verdict>((resolve) => (configFault = resolve));
+    // No decision can come (a configuration fault, Zammad unreachable, the disk): go on at once.
+    let noDecision!: (v: Verdict) => void;
+    const early = new Promise<Verdict>((resolve) => (noDecision = resolve));
+    let waiting = true;
+    const told = (v: Verdict) => {
+      noDecision(v);
+      return waiting;
+    };
     const endpoint = this.endpoint;
     if (endpoint === undefined) return { kind: 'continue', why: 'not-reportable' };
-    const verdict = await Promise.race([this.deps.zammad.send(endpoint, post, configFault), early, timeout]);
+    const verdict = await Promise.race([this.deps.zammad.send(endpoint, post, told), early, timeout]);
+    waiting = false;
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
     if (verdict === null) {

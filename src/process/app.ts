@@ -68,6 +68,7 @@ export async function startApp(
       },
       dropped: (endpoint, reason, events) => metrics.dropped.inc({ endpoint, reason }, events),
       held: (endpoint, events) => metrics.held.inc({ endpoint }, events),
+      skipped: (endpoint, reason) => metrics.verdictSkipped.inc({ endpoint, reason }),
       unrouted: (reason) => metrics.callsUnrouted.inc({ reason }),
     },
     secrets,

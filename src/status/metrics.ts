@@ -20,6 +20,12 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
     registers: [this.registry],
   });
+  readonly verdictSkipped = new client.Counter({
+    name: 'cti_newcall_verdict_skipped_total',
+    help: "Calls that went on at once without waiting for Zammad's decision, by reason: unreachable (Zammad known down)",
+    labelNames: ['endpoint', 'reason'],
+    registers: [this.registry],
+  });
   readonly outboxDepth = new client.Gauge({ name: 'cti_outbox_events', help: 'Events waiting for Zammad, by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
   readonly outboxAge = new client.Gauge({ name: 'cti_outbox_oldest_seconds', help: 'Age of the oldest event waiting for Zammad, by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
   readonly dropped = new client.Counter({ name: 'cti_outbox_dropped_total', help: 'Events dropped from the outbox, by reason: age (too old), full (OUTBOX_MAX_EVENTS), refused (Zammad will never take it), unconfirmed (a missed call\'s hangup that may have reached Zammad: never sent twice)', labelNames: ['endpoint', 'reason'], registers: [this.registry] });

@@ -16,6 +16,7 @@ import { safeUrl, tokenOf } from './endpoint-url.js';
 import { Outbox, type OutboxOptions, type Poster } from './outbox.js';
 import { routeOf, routeTable, type Route, type RouteHints, type RouteTable } from './routing.js';
 import type { OutboxStore } from './store.js';
+import type { Early } from './lane.js';
 import type { Verdict } from './verdict.js';
 
 export interface EndpointSetOptions {
@@ -28,6 +29,8 @@ export interface EndpointHooks {
   posted?(endpoint: string, event: string, result: string, seconds: number): void;
   dropped?(endpoint: string, reason: string, events: number): void;
   held?(endpoint: string, events: number): void;
+  /** A ringing caller went on without waiting for this endpoint's decision (reason: 'unreachable'). */
+  skipped?(endpoint: string, reason: string): void;
   unrouted?(why: 'unknown-endpoint' | 'no-match'): void;
 }
 
@@ -96,7 +99,7 @@ export class EndpointSet {
     return route;
   }
 
-  send(endpoint: string, post: CtiPost, early?: (v: Verdict) => void): Promise<Verdict> {
+  send(endpoint: string, post: CtiPost, early?: Early): Promise<Verdict> {
     return this.member(endpoint).outbox.send(post, early);
   }
 
@@ -113,6 +116,9 @@ export class EndpointSet {
       const base = { name, configured: m.client !== undefined, ...(m.url !== undefined ? { url: safeUrl(m.url) } : {}), events, oldestAgeMs: m.outbox.oldestAgeMs(), configFault: fault !== undefined };
       if (!m.client) return { ...base, ok: true, detail: `not configured: ${events} events kept until it is again or OUTBOX_MAX_AGE_HOURS drops them` };
       if (fault) return { ...base, ok: false, detail: fault };
+      const unreachable = m.outbox.unreachable;
+      const down = `Zammad is unreachable (${unreachable}): calls go on without its decision`;
+      if (unreachable !== undefined) return { ...base, ok: false, detail: down };
       const reachable = m.outbox.zammadReachable;
       if (reachable === false) return { ...base, ok: false, detail: 'Zammad did not answer the last request' };
       return { ...base, ok: true, detail: reachable === undefined ? 'no request yet' : 'answered' };
@@ -192,6 +198,7 @@ export class EndpointSet {
         posted: (event, result, seconds) => this.hooks.posted?.(name, event, result, seconds),
         dropped: (reason, events) => this.hooks.dropped?.(name, reason, events),
         held: (events) => this.hooks.held?.(name, events),
+        skipped: (reason) => this.hooks.skipped?.(name, reason),
       },
       this.now,
     );

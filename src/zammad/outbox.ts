@@ -16,72 +16,24 @@
  * not even a crash in flight leads to a second hangup.
  *
  * Requests in flight are bounded, fresh newCalls first (slots.ts); lanes wait while the endpoint
- * is held or Zammad refuses everything (parking.ts).
+ * is held, Zammad refuses everything or Zammad is known unreachable (parking.ts, circuit.ts). While
+ * it is unreachable a ringing caller goes on at once; when it answers again every lane goes at once.
  */
 import type { CtiPost } from '../call/flow.js';
 import type { Logger } from '../process/log.js';
 import { doubling, equalJitter, type BackoffBounds } from './backoff.js';
+import { noAnswer } from './circuit.js';
 import type { HttpOutcome } from './client.js';
 import { CommitWait } from './commit-wait.js';
 import { formBody } from './form.js';
+import { goOn, urgent, type Early, type Item, type Lane } from './lane.js';
+import type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 import { Parking } from './parking.js';
 import { Slots } from './slots.js';
 import type { EndpointStore } from './store.js';
 import { atMostOnce, verdictOf, type Verdict } from './verdict.js';
 
-export interface Poster {
-  /** `onSend` runs right before the request is written to a connected socket (never if it could not connect). */
-  post(body: string, timeoutMs: number, onSend?: () => void): Promise<HttpOutcome>;
-}
-
-export interface OutboxOptions {
-  requestTimeoutMs: number;
-  retryBaseMs: number;
-  retryMaxMs: number;
-  maxAgeMs: number;
-  maxEvents: number;
-  /** Requests in flight at once; more lanes wait their turn (fresh newCalls first: slots.ts). */
-  concurrency: number;
-  /** Of those, how many only fresh newCalls may use (default: a quarter, at least 1 when concurrency ≥ 2). */
-  reserve?: number;
-}
-
-/** Figures for health and metrics; all optional. */
-export interface OutboxHooks {
-  posted?(event: string, result: string, seconds: number): void;
-  /** reason: 'age' | 'full' | 'refused' | 'unconfirmed' (an at-most-once event not sent again). */
-  dropped?(reason: string, events: number): void;
-  /** Events stored while the endpoint is not configured (suspend()): kept, not sent. */
-  held?(events: number): void;
-}
-
-interface Item {
-  id: number;
-  callId: string;
-  event: string;
-  body: string;
-  createdAt: number;
-  attempts: number;
-  /** Must not reach Zammad twice (verdict.ts atMostOnce). */
-  once: boolean;
-  /** The disk says it may have reached Zammad. */
-  sent: boolean;
-  settle?: (v: Verdict) => void;
-  /** Told of a configuration fault at once; the event itself stays parked for redelivery. */
-  early?: (v: Verdict) => void;
-}
-
-interface Lane {
-  callId: string;
-  items: Item[];
-  busy: boolean;
-  /** Waiting for a free slot. */
-  queued: boolean;
-  timer?: NodeJS.Timeout;
-  warned: boolean;
-  /** Logged once: this call's events wait for a suspended endpoint. */
-  heldLogged?: boolean;
-}
+export type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 
 /** Calls whose newCall was dropped: their later events would only earn a 500 for ever. */
 const FORGET_LIMIT = 10_000;
@@ -112,7 +64,7 @@ export class Outbox {
     private readonly hooks: OutboxHooks = {},
     private readonly now: () => number = Date.now,
   ) {
-    this.slots = new Slots(options.concurrency, options.reserve, (lane) => this.urgent(lane));
+    this.slots = new Slots(options.concurrency, options.reserve, urgent);
     this.retry = { baseMs: options.retryBaseMs, maxMs: options.retryMaxMs };
     const mayProbe = () => !this.closed && this.held === undefined;
     this.parking = new Parking(this.retry, log, now, mayProbe, (lane) => this.probe(lane));
@@ -154,7 +106,7 @@ export class Outbox {
    * Zammad reports it, while the event waits in the outbox until the fault is mended: a ringing
    * caller need not wait for an answer that will not come.
    */
-  send(post: CtiPost, early?: (v: Verdict) => void): Promise<Verdict> {
+  send(post: CtiPost, early?: Early): Promise<Verdict> {
     if (this.closed) {
       this.log.error('event after the outbox was closed: not stored', { callId: post.callId, event: post.event });
       return Promise.resolve({ kind: 'retry', reason: 'outbox closed' });
@@ -201,6 +153,11 @@ export class Outbox {
 
   get zammadReachable(): boolean | undefined {
     return this.reachable;
+  }
+
+  /** Why Zammad is known unreachable (the circuit is open), while it is. */
+  get unreachable(): string | undefined {
+    return this.parking.unreachable;
   }
 
   /**
@@ -290,20 +247,18 @@ export class Outbox {
     return lane;
   }
 
-  /** A caller is ringing and the switch may be waiting for this: a newCall on its first try. */
-  private urgent(lane: Lane): boolean {
-    const head = lane.items[0];
-    return head !== undefined && head.event === 'newCall' && head.attempts === 0 && head.settle !== undefined;
-  }
-
   private schedule(lane: Lane): void {
     if (this.closed || lane.busy || lane.queued || lane.timer || lane.items.length === 0) return;
     if (this.parking.has(lane)) return;
     if (this.held !== undefined) return this.parking.park(lane);
     if (!this.commits.mayLeave(lane)) return;
-    const urgent = this.urgent(lane);
-    if (this.parking.fault !== undefined && !urgent) return this.parking.park(lane);
-    if (!this.slots.free(urgent)) {
+    const fresh = urgent(lane);
+    if (this.parking.fault !== undefined && !fresh) return this.parking.park(lane);
+    if (this.parking.unreachable !== undefined) {
+      this.skip(lane);
+      return this.parking.park(lane);
+    }
+    if (!this.slots.free(fresh)) {
       lane.queued = true;
       this.slots.wait(lane);
       return;
@@ -353,6 +308,7 @@ export class Outbox {
         item.sent = false;
       }
       this.handle(lane, item, verdict);
+      this.reach(lane, outcome);
     }
     this.next();
   }
@@ -371,7 +327,11 @@ export class Outbox {
         this.reachable = false;
         item.attempts++;
         const delay = equalJitter(doubling(item.attempts, this.retry));
-        if (!lane.warned) log.warn('Zammad did not take the event; it stays in the outbox and is retried', { reason: verdict.reason, retryInMs: Math.round(delay) });
+        // While Zammad is known unreachable, one line says so for every call (parking.ts).
+        if (!lane.warned && this.parking.unreachable === undefined) {
+          const fields = { reason: verdict.reason, retryInMs: Math.round(delay) };
+          log.warn('Zammad did not take the event; it stays in the outbox and is retried', fields);
+        }
         lane.warned = true;
         this.later(lane, delay);
         break;
@@ -419,6 +379,7 @@ export class Outbox {
   private waitForDisk(lane: Lane, item: Item, error: unknown): void {
     const delay = equalJitter(doubling(++item.attempts, this.retry));
     const fields = { callId: item.callId, error: error instanceof Error ? error.message : String(error) };
+    this.parking.lost(lane);
     if (!lane.warned) this.log.warn('the hangup of a missed call waits until the disk takes its "sent" mark (sent without it, a restart could send it twice)', fields);
     lane.warned = true;
     this.later(lane, delay);
@@ -445,10 +406,32 @@ export class Outbox {
     }
   }
 
-  /** During a configuration fault: the lane's next event asks Zammad again, if the backlog has a free slot. */
-  private probe(lane: Lane): void {
-    if (this.slots.free(false)) void this.run(lane);
-    else this.parking.park(lane);
+  /** The lane's next event asks Zammad again (a fault, the circuit) if the backlog has a free slot; else false. */
+  private probe(lane: Lane): boolean {
+    if (lane.busy || !this.slots.free(false) || !this.commits.mayLeave(lane)) return false;
+    void this.run(lane);
+    return true;
+  }
+
+  /** Feeds the circuit (circuit.ts) one request's verdict; acts when Zammad becomes known down or answers again. */
+  private reach(lane: Lane, outcome: HttpOutcome): void {
+    const why = noAnswer(outcome);
+    const change = this.parking.outcome(lane, why === undefined, why ?? '', this.size);
+    if (change === 'opened') for (const waiting of this.lanes.values()) this.skip(waiting);
+    if (change !== 'closed') return;
+    // Lanes sleeping out their backoff go now, oldest call first; the slots bound how many at once.
+    for (const sleeping of this.lanes.values()) {
+      clearTimeout(sleeping.timer);
+      sleeping.timer = undefined;
+    }
+    this.reschedule([...this.lanes.values()]);
+  }
+
+  /** Zammad is known unreachable: the lane's ringing caller goes on at once, counted. */
+  private skip(lane: Lane): void {
+    if (!goOn(lane, `Zammad is unreachable: ${this.parking.unreachable ?? ''}`)) return;
+    this.parking.noteSkipped();
+    this.hooks.skipped?.('unreachable');
   }
 
   /** Every parked lane goes back to the schedule (which parks it again while the endpoint is held). */
