@@ -32,7 +32,10 @@ for file in "${files[@]}"; do
       found = JSON.parse(require("fs").readFileSync(0, "utf8"));
       if (!Array.isArray(found)) throw new Error("not an array");
     } catch (err) {
-      console.error(`lint-dockerfile: ${file}: dockerfile-utils gave no JSON report (exit ${process.env.LINT_STATUS}): is the devDependency installed (npm ci)?`);
+      console.error(
+        `lint-dockerfile: ${file}: dockerfile-utils gave no JSON report (exit ${process.env.LINT_STATUS}): ` +
+          "is the devDependency installed (npm ci)?",
+      );
       process.exit(2);
     }
     for (const d of found) {

@@ -23,11 +23,15 @@ const EXECUTE_COMPLETE = Buffer.from('"Event-Name":"CHANNEL_EXECUTE_COMPLETE"');
 const APP_BRIDGE = Buffer.from('"Application":"bridge"');
 const HANGUP_COMPLETE = Buffer.from('"Event-Name":"CHANNEL_HANGUP_COMPLETE"');
 const BRIDGE =
-  'sendmsg\ncall-command: execute\nexecute-app-name: bridge\nexecute-app-arg: ' + (process.env['BENCH_BRIDGE'] ?? 'user/1000') + '\n\n';
+  'sendmsg\ncall-command: execute\nexecute-app-name: bridge\nexecute-app-arg: ' +
+  (process.env['BENCH_BRIDGE'] ?? 'user/1000') +
+  '\n\n';
 const HANGUP = 'sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING\n\n';
 const DIALPLAN = process.env['BENCH_ROUTING'] === 'dialplan';
 const FILTERS = DIALPLAN ? (JSON.parse(process.env['BENCH_FILTERS'] ?? '[]') as [string, string][]) : [];
-const TRANSFER = 'sendmsg\ncall-command: execute\nexecute-app-name: transfer\nexecute-app-arg: ${destination_number} XML ${context}\n\n';
+const TRANSFER =
+  'sendmsg\ncall-command: execute\nexecute-app-name: transfer\nexecute-app-arg: ' +
+  '${destination_number} XML ${context}\n\n';
 /** `linger` and the filters, in one write; the call goes on once all of them are answered. */
 const SUBSCRIBE = ['linger\n\n', ...FILTERS.map(([h, v]) => `filter ${h} ${v}\n\n`)].join('');
 const ROUTE_AFTER = 2 + 1 + FILTERS.length;

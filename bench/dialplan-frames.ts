@@ -10,7 +10,17 @@
  * mod_event_socket.c). The result is computed once per distinct filter list and cached, so the
  * generator still only copies buffers.
  */
-import { FrameParser, apiResponse, commandReply, disconnectNotice, eventFrame, lingerNotice, parsePlainEvent, serializeJson, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
+import {
+  FrameParser,
+  apiResponse,
+  commandReply,
+  disconnectNotice,
+  eventFrame,
+  lingerNotice,
+  parsePlainEvent,
+  serializeJson,
+  type Header,
+} from '@freeswitch-zammad-cti/sim/esl-wire';
 import { passesFilters } from '@freeswitch-zammad-cti/sim/event-filter';
 import { MYEVENTS_LIST } from '@freeswitch-zammad-cti/sim/transcript-constants';
 import { records, step, template, type Step, type Template } from './frames.js';
@@ -75,7 +85,12 @@ export function loadDialplanTemplates(setApps = 40): DialplanTemplates {
       }
       if (f.headers['Content-Type'] !== 'text/event-plain') continue;
       const p = parsePlainEvent(f.body);
-      const ev: Ev = { name: p.map['Event-Name'] ?? '', headers: p.headers, map: p.map, ...(p.body !== undefined ? { body: p.body } : {}) };
+      const ev: Ev = {
+        name: p.map['Event-Name'] ?? '',
+        headers: p.headers,
+        map: p.map,
+        ...(p.body !== undefined ? { body: p.body } : {}),
+      };
       if (ev.name === 'CHANNEL_PARK' && park === undefined) park = ev;
       if (handedOver) routed.push(ev);
     }
@@ -86,13 +101,18 @@ export function loadDialplanTemplates(setApps = 40): DialplanTemplates {
   // The dialplan's `set` apps: copies of the capture's first set pair, each with its own data,
   // where the routing extension starts (the first CHANNEL_EXECUTE after the hand-back's states).
   const setAt = routed.findIndex((e) => e.name === 'CHANNEL_EXECUTE' && e.map['Application'] === 'set');
-  const pair = [routed[setAt], routed.find((e, i) => i > setAt && e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.map['Application'] === 'set')];
+  const pair = [
+    routed[setAt],
+    routed.find((e, i) => i > setAt && e.name === 'CHANNEL_EXECUTE_COMPLETE' && e.map['Application'] === 'set'),
+  ];
   if (setAt < 0 || !pair[0] || !pair[1]) throw new Error(`${path}: no set application after the hand-back`);
   const present = routed.filter((e) => e.name === 'CHANNEL_EXECUTE' && e.map['Application'] === 'set').length;
   const extra: Ev[] = [];
   for (let i = present; i < setApps; i++) {
     for (const e of pair as Ev[]) {
-      const headers = e.headers.map(([k, v]): Header => [k, k === 'Application-Data' ? `cti_bench_var_${i}=value ${i} of the shop's dialplan` : v]);
+      const headers = e.headers.map(
+        ([k, v]): Header => [k, k === 'Application-Data' ? `cti_bench_var_${i}=value ${i} of the shop's dialplan` : v],
+      );
       extra.push({ ...e, headers, map: Object.fromEntries(headers) });
     }
   }
@@ -101,7 +121,12 @@ export function loadDialplanTemplates(setApps = 40): DialplanTemplates {
   // The gate set zammad_handled: the adapter hands back with the transfer alone.
   const replyAt = connectHeaders.findIndex(([k]) => k === 'Content-Type');
   const lines = connectHeaders.map(([k, v]) => `${k}: ${v}\n`);
-  const connectText = [...lines.slice(0, replyAt), 'variable_zammad_handled: true\n', 'variable_zammad_direction: in\n', ...lines.slice(replyAt)].join('') + '\n';
+  const connectText = `${[
+    ...lines.slice(0, replyAt),
+    'variable_zammad_handled: true\n',
+    'variable_zammad_direction: in\n',
+    ...lines.slice(replyAt),
+  ].join('')}\n`;
 
   const ev = (e: Ev): Template => template(eventFrame(serializeJson(e.headers, e.body), 'json'), uuid, true);
   const reply = (text: string): Template => template(commandReply(text), uuid, false);
@@ -109,7 +134,8 @@ export function loadDialplanTemplates(setApps = 40): DialplanTemplates {
   const routedCache = new Map<string, Step>();
   const filterCache = new Map<string, Step>();
   const apiCache = new Map<string, Step>();
-  const channelName = parsePlainEvent(connectHeaders.map(([k, v]) => `${k}: ${v}`).join('\n')).map['Channel-Name'] ?? '';
+  const channelName =
+    parsePlainEvent(connectHeaders.map(([k, v]) => `${k}: ${v}`).join('\n')).map['Channel-Name'] ?? '';
   const end = template(lingerNotice(uuid, channelName, -1), uuid, false);
   const all = step([...rendered.map((r) => r.t), end]);
   return {
@@ -136,7 +162,9 @@ export function loadDialplanTemplates(setApps = 40): DialplanTemplates {
       const key = filters.map(([h, v]) => `${h}\0${v}`).join('\n');
       let s = routedCache.get(key);
       if (!s) {
-        const through = rendered.filter((r) => SUBSCRIBED.has(r.e.name) && passesFilters(filters, (h) => r.e.map[h])).map((r) => r.t);
+        const through = rendered
+          .filter((r) => SUBSCRIBED.has(r.e.name) && passesFilters(filters, (h) => r.e.map[h]))
+          .map((r) => r.t);
         s = step([reply('+OK'), ...through, end]);
         routedCache.set(key, s);
       }

@@ -65,7 +65,14 @@ export async function main(argv: string[]): Promise<void> {
   await zammad.start();
   await zammad.refuseConnections();
   const bridge = 'user/${destination_number}@${domain_name}';
-  const adapter = await startAdapter({ main, zammadUrl: zammad.url, bridge, logLevel: 'warn', tag: 'drain', nodeOptions: [] });
+  const adapter = await startAdapter({
+    main,
+    zammadUrl: zammad.url,
+    bridge,
+    logLevel: 'warn',
+    tag: 'drain',
+    nodeOptions: [],
+  });
   const calls: SwitchCall[] = [];
   try {
     const start = Date.now();

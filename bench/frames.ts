@@ -106,7 +106,11 @@ export function template(text: string, uuid: string, isEvent: boolean): Template
 }
 
 export function step(frames: Template[]): Step {
-  return { frames, events: frames.filter((f) => f.isEvent).length, bytes: frames.reduce((n, f) => n + f.bytes.length, 0) };
+  return {
+    frames,
+    events: frames.filter((f) => f.isEvent).length,
+    bytes: frames.reduce((n, f) => n + f.bytes.length, 0),
+  };
 }
 
 /** Loads the capture and builds every step of a call. `format` is what the adapter's subscription asks for. */
@@ -127,16 +131,26 @@ export function loadTemplates(file = DEFAULT_TRANSCRIPT, format: EventFormat = '
       const ct = f.headers['Content-Type'];
       if (ct === 'text/event-plain') {
         const ev = parsePlainEvent(f.body);
-        events.push({ name: ev.map['Event-Name'] ?? '', app: ev.map['Application'] ?? '', headers: ev.headers.map(([k, v]) => [k, v]), ...(ev.body !== undefined ? { body: ev.body } : {}) });
+        events.push({
+          name: ev.map['Event-Name'] ?? '',
+          app: ev.map['Application'] ?? '',
+          headers: ev.headers.map(([k, v]) => [k, v]),
+          ...(ev.body !== undefined ? { body: ev.body } : {}),
+        });
       } else if (ct === 'text/event-json') {
         const o = JSON.parse(f.body) as Record<string, string | string[]>;
         const headers: [string, string][] = [];
         let body: string | undefined;
         for (const [k, v] of Object.entries(o)) {
           if (k === '_body') body = String(v);
-          else headers.push([k, Array.isArray(v) ? 'ARRAY::' + v.join('|:') : v]);
+          else headers.push([k, Array.isArray(v) ? `ARRAY::${v.join('|:')}` : v]);
         }
-        events.push({ name: o['Event-Name'] as string, app: (o['Application'] as string | undefined) ?? '', headers, ...(body !== undefined ? { body } : {}) });
+        events.push({
+          name: o['Event-Name'] as string,
+          app: (o['Application'] as string | undefined) ?? '',
+          headers,
+          ...(body !== undefined ? { body } : {}),
+        });
       }
     }
   }
@@ -160,9 +174,14 @@ export function loadTemplates(file = DEFAULT_TRANSCRIPT, format: EventFormat = '
   const bridge = bridgeExec?.headers.find(([k]) => k === 'Application-Data')?.[1] ?? 'user/1000';
 
   // The connect reply as captured (its headers are already URL-encoded on the wire).
-  const connectText = connectHeaders.map(([k, v]) => `${k}: ${v}\n`).join('') + '\n';
+  const connectText = `${connectHeaders.map(([k, v]) => `${k}: ${v}\n`).join('')}\n`;
   const park = pick('CHANNEL_PARK');
-  const bridgedFrames = [reply('+OK'), ev(pick('CHANNEL_EXECUTE', 'bridge')), ev(pick('CHANNEL_ANSWER')), ev(pick('CHANNEL_BRIDGE'))];
+  const bridgedFrames = [
+    reply('+OK'),
+    ev(pick('CHANNEL_EXECUTE', 'bridge')),
+    ev(pick('CHANNEL_ANSWER')),
+    ev(pick('CHANNEL_BRIDGE')),
+  ];
   const unbridgedFrames = [ev(pick('CHANNEL_UNBRIDGE')), ev(pick('CHANNEL_EXECUTE_COMPLETE', 'bridge'))];
   const endFrames = [
     reply('+OK'),

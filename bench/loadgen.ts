@@ -31,11 +31,37 @@ export type Job =
    * Closed loop: `concurrency` calls in flight, each replaced when it ends, for warmupMs + durationMs.
    * `routing: 'dialplan'`: the app hands each call back (dialplan-frames.ts) instead of bridging it.
    */
-  | { mode: 'cycle'; target: Target; tag: string; concurrency: number; warmupMs: number; durationMs: number; callTimeoutMs: number; routing?: 'bridge' | 'dialplan' }
+  | {
+      mode: 'cycle';
+      target: Target;
+      tag: string;
+      concurrency: number;
+      warmupMs: number;
+      durationMs: number;
+      callTimeoutMs: number;
+      routing?: 'bridge' | 'dialplan';
+    }
   /** Open loop: `rate` new calls a second whatever happens to the earlier ones; `routing` as above. */
-  | { mode: 'rate'; target: Target; tag: string; rate: number; warmupMs: number; durationMs: number; callTimeoutMs: number; routing?: 'bridge' | 'dialplan' }
+  | {
+      mode: 'rate';
+      target: Target;
+      tag: string;
+      rate: number;
+      warmupMs: number;
+      durationMs: number;
+      callTimeoutMs: number;
+      routing?: 'bridge' | 'dialplan';
+    }
   /** `count` calls up to the answered state; they stay there until `release`. */
-  | { mode: 'hold'; target: Target; tag: string; count: number; openConcurrency: number; callTimeoutMs: number; openRate?: number };
+  | {
+      mode: 'hold';
+      target: Target;
+      tag: string;
+      count: number;
+      openConcurrency: number;
+      callTimeoutMs: number;
+      openRate?: number;
+    };
 
 export interface JobResult {
   started: number;
@@ -51,9 +77,15 @@ export interface JobResult {
   eventsSent: number;
   bytesSent: number;
   apiCommands: number;
-  /** [uuid, ms from writing the connect reply to reading the bridge command (dialplan mode: the `transfer`)] for calls started in the window. */
+  /**
+   * [uuid, ms from writing the connect reply to reading the bridge command (dialplan mode: the `transfer`)] for calls
+   * started in the window.
+   */
   setup: [string, number][];
-  /** Calls started in the window that failed before the routing command (no set-up figure: they waited callTimeoutMs or more). */
+  /**
+   * Calls started in the window that failed before the routing command (no set-up figure: they waited callTimeoutMs or
+   * more).
+   */
   setupMissing: number;
   /** CPU time of this process during the job, ms. */
   cpuMs: number;
@@ -64,7 +96,7 @@ export interface JobResult {
 
 type Mark = (what: 'window-start' | 'window-end' | 'held') => void;
 
-const enum Phase {
+enum Phase {
   Opening,
   Bridged,
   Held,
@@ -120,7 +152,11 @@ class Call {
     for (;;) {
       // read_packet(): CR/LF before a packet are skipped; a packet ends at the first blank line.
       let start = 0;
-      while (start < this.pending.length && (this.pending.charCodeAt(start) === 10 || this.pending.charCodeAt(start) === 13)) start++;
+      while (
+        start < this.pending.length &&
+        (this.pending.charCodeAt(start) === 10 || this.pending.charCodeAt(start) === 13)
+      )
+        start++;
       const end = this.pending.indexOf('\n\n', start);
       if (end < 0) {
         if (start > 0) this.pending = this.pending.slice(start);
@@ -283,7 +319,8 @@ class Run {
   }
 
   onSetup(call: Call): void {
-    if (call.startedAt >= this.windowStart && call.startedAt < this.windowEnd) this.setup.push([call.uuid, call.setupMs]);
+    if (call.startedAt >= this.windowStart && call.startedAt < this.windowEnd)
+      this.setup.push([call.uuid, call.setupMs]);
   }
 
   /** Calls started and not yet held (hold mode). */
@@ -411,15 +448,20 @@ export type FromGenerator =
 
 if (process.send && process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '\0')) {
   const send = (m: FromGenerator) => process.send?.(m);
-  const generator = new Generator(loadTemplates(process.env['BENCH_TRANSCRIPT'] || undefined), Number(process.argv[2] ?? 0));
+  const generator = new Generator(
+    loadTemplates(process.env['BENCH_TRANSCRIPT'] || undefined),
+    Number(process.argv[2] ?? 0),
+  );
   process.on('message', (m: ToGenerator) => {
     if (m.type === 'exit') process.exit(0);
     if (m.type === 'release') generator.release();
     if (m.type === 'run') {
-      generator.run(m.job, (what) => send({ type: 'mark', id: m.id, what })).then(
-        (result) => send({ type: 'result', id: m.id, result }),
-        (err: unknown) => send({ type: 'error', id: m.id, error: String(err) }),
-      );
+      generator
+        .run(m.job, (what) => send({ type: 'mark', id: m.id, what }))
+        .then(
+          (result) => send({ type: 'result', id: m.id, result }),
+          (err: unknown) => send({ type: 'error', id: m.id, error: String(err) }),
+        );
     }
   });
   process.on('disconnect', () => process.exit(0));

@@ -18,7 +18,10 @@ export interface CpuShare {
   subject: number;
   generator: number;
   zammadAndBench: number;
-  /** Kernel network work (softirq) on the machine, and busy CPU of processes outside the bench (other jobs on the machine). */
+  /**
+   * Kernel network work (softirq) on the machine, and busy CPU of processes outside the bench (other jobs on the
+   * machine).
+   */
   softirq: number;
   foreign: number;
 }
@@ -33,8 +36,21 @@ export interface LoadFigures {
   /** Processes of the subject counted (its tree at the end of the window). */
   processes: number;
   cpu: CpuShare;
-  /** n: calls of the window; missing: those of them that failed before the routing command, counted as the call timeout (20 s). */
-  setup: { n: number; missing: number; p50: number; p99: number; max: number; rawP50: number; rawP99: number; zammadP50: number; zammadP99: number };
+  /**
+   * n: calls of the window; missing: those of them that failed before the routing command, counted as the call timeout
+   * (20 s).
+   */
+  setup: {
+    n: number;
+    missing: number;
+    p50: number;
+    p99: number;
+    max: number;
+    rawP50: number;
+    rawP99: number;
+    zammadP50: number;
+    zammadP99: number;
+  };
   calls: { started: number; connected: number; completed: number; failed: number; failures: Record<string, number> };
   eventsSent: number;
   bytesSentPerCall: number;
@@ -65,7 +81,11 @@ export function pidOf(s: Subject): number {
 }
 
 /** Splits a job between the generators and merges what they report. */
-export async function runJob(b: Bench, make: (share: number, i: number) => Job, onMark: (what: string) => void): Promise<JobResult> {
+export async function runJob(
+  b: Bench,
+  make: (share: number, i: number) => Job,
+  onMark: (what: string) => void,
+): Promise<JobResult> {
   const n = b.generators.length;
   const marks = new Map<string, number>();
   const results = await Promise.all(
@@ -116,11 +136,17 @@ export async function runJob(b: Bench, make: (share: number, i: number) => Job, 
 export const tagOf = () => randomBytes(4).toString('hex');
 
 /** Waits until Zammad has every event of the phase's calls (or nothing moves any more), then counts. */
-export async function zammadAccount(b: Bench, s: Subject, tag: string, connected: number): Promise<{ lost: number; outOfOrder: number; zammadMs: Map<string, number> }> {
+export async function zammadAccount(
+  b: Bench,
+  s: Subject,
+  tag: string,
+  connected: number,
+): Promise<{ lost: number; outOfOrder: number; zammadMs: Map<string, number> }> {
   const expected = 3 * connected;
   const delivered = () => {
     const seen = new Set<string>();
-    for (const p of b.zammad.posts) if (p.status === 200 && p.callId?.startsWith(tag) && p.event) seen.add(`${p.callId} ${p.event}`);
+    for (const p of b.zammad.posts)
+      if (p.status === 200 && p.callId?.startsWith(tag) && p.event) seen.add(`${p.callId} ${p.event}`);
     return seen.size;
   };
   if (s.kind === 'adapter') {
@@ -156,13 +182,28 @@ export async function zammadAccount(b: Bench, s: Subject, tag: string, connected
  * `cycle`: sustained, `concurrency` calls in flight; `rate`: `rate` new calls a second (open loop).
  * `routing: 'dialplan'`: the calls are handed back and routed by a dialplan (dialplan-frames.ts).
  */
-export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', routing: 'bridge' | 'dialplan' = 'bridge', rate = b.opts.rates[0] ?? 500): Promise<LoadFigures> {
+export async function loadPhase(
+  b: Bench,
+  s: Subject,
+  mode: 'cycle' | 'rate',
+  routing: 'bridge' | 'dialplan' = 'bridge',
+  rate = b.opts.rates[0] ?? 500,
+): Promise<LoadFigures> {
   const { opts } = b;
   const tag = tagOf();
   b.zammad.reset();
   const pid = pidOf(s);
   const genPids = b.generators.map((g) => g.pid);
-  let at0: { subject: TreeSample; gens: number; bench: NodeJS.CpuUsage; t: number; logLines: number; machine: ReturnType<typeof machineCpu> } | undefined;
+  let at0:
+    | {
+        subject: TreeSample;
+        gens: number;
+        bench: NodeJS.CpuUsage;
+        t: number;
+        logLines: number;
+        machine: ReturnType<typeof machineCpu>;
+      }
+    | undefined;
   let at1: typeof at0;
   const snap = () => ({
     subject: sampleTree(pid),
@@ -175,7 +216,13 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
   const baselineBefore = s.kind === 'baseline' ? await s.baseline.counters() : undefined;
   let m0: Promise<Record<string, number>> | undefined;
   let m1: Promise<Record<string, number>> | undefined;
-  const common = { target: target(s), tag, warmupMs: opts.warmupMs, durationMs: opts.durationMs, callTimeoutMs: 20_000 };
+  const common = {
+    target: target(s),
+    tag,
+    warmupMs: opts.warmupMs,
+    durationMs: opts.durationMs,
+    callTimeoutMs: 20_000,
+  };
   const result = await runJob(
     b,
     (share) =>
@@ -230,7 +277,10 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
       generator: (at1.gens - at0.gens) / windowMs,
       zammadAndBench: benchCpu / windowMs,
       softirq: (at1.machine.softirqMs - at0.machine.softirqMs) / windowMs,
-      foreign: Math.max(0, (at1.machine.busyMs - at0.machine.busyMs - cpuMs - (at1.gens - at0.gens) - benchCpu) / windowMs),
+      foreign: Math.max(
+        0,
+        (at1.machine.busyMs - at0.machine.busyMs - cpuMs - (at1.gens - at0.gens) - benchCpu) / windowMs,
+      ),
     },
     setup: {
       n: setupNet.length,
@@ -243,14 +293,21 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
       zammadP50: percentile(zam, 0.5),
       zammadP99: percentile(zam, 0.99),
     },
-    calls: { started: result.started, connected: result.connected, completed: result.completed, failed: result.failed, failures: result.failures },
+    calls: {
+      started: result.started,
+      connected: result.connected,
+      completed: result.completed,
+      failed: result.failed,
+      failures: result.failures,
+    },
     eventsSent: result.eventsSent,
     bytesSentPerCall: result.started > 0 ? result.bytesSent / result.started : 0,
     eventsLost,
     outOfOrder,
     generatorLoopDelayP99Ms: result.loopDelayP99Ms,
   };
-  if (s.kind === 'adapter' && result.completedInWindow > 0) figures.logLinesPerCall = (at1.logLines - at0.logLines) / result.completedInWindow;
+  if (s.kind === 'adapter' && result.completedInWindow > 0)
+    figures.logLinesPerCall = (at1.logLines - at0.logLines) / result.completedInWindow;
   if (m0 && m1) {
     const [a, z] = await Promise.all([m0, m1]);
     figures.adapterLoopLagP99Ms = (z['cti_nodejs_eventloop_lag_p99_seconds'] ?? NaN) * 1000;
@@ -267,7 +324,17 @@ export async function loadPhase(b: Bench, s: Subject, mode: 'cycle' | 'rate', ro
 
 /** A phase left out with --phases. */
 export function skipped(routing: 'bridge' | 'dialplan' = 'bridge'): LoadFigures {
-  const none = { n: 0, missing: 0, p50: NaN, p99: NaN, max: NaN, rawP50: NaN, rawP99: NaN, zammadP50: NaN, zammadP99: NaN };
+  const none = {
+    n: 0,
+    missing: 0,
+    p50: NaN,
+    p99: NaN,
+    max: NaN,
+    rawP50: NaN,
+    rawP99: NaN,
+    zammadP50: NaN,
+    zammadP99: NaN,
+  };
   return {
     routing,
     processes: 0,
@@ -310,7 +377,6 @@ export async function holdPhase(b: Bench, s: Subject, count: number): Promise<Ho
   b.zammad.reset();
   const pid = pidOf(s);
   const t0 = performance.now();
-  let heldAt: { rss: TreeSample; pssMB: number; t: number } | undefined;
   let onHeld!: () => void;
   const held = new Promise<void>((r) => (onHeld = r));
   const running = runJob(
@@ -334,13 +400,18 @@ export async function holdPhase(b: Bench, s: Subject, count: number): Promise<Ho
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       let answers = 0;
-      for (const p of b.zammad.posts) if (p.event === 'answer' && p.status === 200 && p.callId?.startsWith(tag)) answers++;
+      for (const p of b.zammad.posts)
+        if (p.event === 'answer' && p.status === 200 && p.callId?.startsWith(tag)) answers++;
       if (answers >= count) break;
       await sleep(100);
     }
   }
   await sleep(1000); // let timers and GC settle: what stays is what 'count' open calls cost
-  heldAt = { rss: sampleTree(pid), pssMB: treePssMB(pid), t: performance.now() };
+  const heldAt: { rss: TreeSample; pssMB: number; t: number } = {
+    rss: sampleTree(pid),
+    pssMB: treePssMB(pid),
+    t: performance.now(),
+  };
   const v8 = s.kind === 'adapter' ? await s.adapter.metrics() : {};
   if (process.env['BENCH_HEAPSNAPSHOT'] && s.kind === 'adapter') {
     s.adapter.proc.kill('SIGUSR2'); // --heapsnapshot-signal: written to the adapter's cwd

@@ -49,9 +49,15 @@ export function parseOptions(argv: string[]): Options {
     concurrency: num('concurrency', 64, 8),
     // --rate N (one rate) is still understood. Smoke: rates a cold adapter on a busy CI machine
     // keeps up with (at 500/s calls would queue for longer than the 20 s a call may take).
-    rates: (value('rates') ?? value('rate') ?? (smoke ? '50,100' : '500,1000')).split(',').map(Number).filter((n) => n > 0),
+    rates: (value('rates') ?? value('rate') ?? (smoke ? '50,100' : '500,1000'))
+      .split(',')
+      .map(Number)
+      .filter((n) => n > 0),
     modes: parseModes(value('modes') ?? 'bridge,dialplan'),
-    holds: (value('hold') ?? (smoke ? '100,300' : '1000,10000')).split(',').map(Number).filter((n) => n > 0),
+    holds: (value('hold') ?? (smoke ? '100,300' : '1000,10000'))
+      .split(',')
+      .map(Number)
+      .filter((n) => n > 0),
     generators: num('generators', 1, 1),
     transcript: value('transcript') ?? DEFAULT_TRANSCRIPT,
     baseline: !flag('no-baseline'),
@@ -67,7 +73,10 @@ const PHASES = ['throughput', 'latency', 'memory'];
 function parsePhases(text: string): string[] {
   const phases = text.split(',').filter(Boolean);
   // Before both modes had latency phases, `dialplan` was a phase of its own (dialplan-mode throughput).
-  if (phases.includes('dialplan')) throw new Error('--phases: dialplan is a mode now: --modes dialplan (or bridge,dialplan) with --phases throughput,latency');
+  if (phases.includes('dialplan'))
+    throw new Error(
+      '--phases: dialplan is a mode now: --modes dialplan (or bridge,dialplan) with --phases throughput,latency',
+    );
   const unknown = phases.filter((p) => !PHASES.includes(p));
   if (unknown.length > 0) throw new Error(`--phases: unknown ${unknown.join(', ')} (known: ${PHASES.join(', ')})`);
   return phases;

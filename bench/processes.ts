@@ -48,10 +48,17 @@ export interface Adapter {
 export function build(root = ROOT): string {
   const outDir = root === ROOT ? join(BENCH, '.build') : join(root, '.bench-build');
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   const main = join(outDir, 'src', 'main.js');
   if (!existsSync(main)) throw new Error(`tsc did not produce ${main}:\n${r.stdout}${r.stderr}`);
-  if (r.status !== 0) log(`tsc reported type errors (the JavaScript is emitted anyway):\n${(r.stdout + r.stderr).split('\n').slice(0, 10).join('\n')}`);
+  if (r.status !== 0)
+    log(
+      'tsc reported type errors (the JavaScript is emitted ' +
+        `anyway):\n${(r.stdout + r.stderr).split('\n').slice(0, 10).join('\n')}`,
+    );
   return main;
 }
 
@@ -61,7 +68,15 @@ export function outboxPath(dir: string): string {
   return where ? join(mkdtempSync(join(where, 'cti-bench-')), 'outbox.sqlite') : join(dir, 'outbox.sqlite');
 }
 
-export async function startAdapter(opts: { main: string | null; zammadUrl: string; bridge: string; logLevel: string; cpuProfDir?: string; tag: string; nodeOptions: string[] }): Promise<Adapter> {
+export async function startAdapter(opts: {
+  main: string | null;
+  zammadUrl: string;
+  bridge: string;
+  logLevel: string;
+  cpuProfDir?: string;
+  tag: string;
+  nodeOptions: string[];
+}): Promise<Adapter> {
   const eslPort = await freePort();
   const statusPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'cti-bench-'));
@@ -80,8 +95,12 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
   };
   const args = [
     ...opts.nodeOptions,
-    ...(process.env['BENCH_HEAPSNAPSHOT'] ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env['BENCH_HEAPSNAPSHOT_DIR'] ?? dir}`] : []),
-    ...(opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=adapter-${opts.tag}.cpuprofile`] : []),
+    ...(process.env['BENCH_HEAPSNAPSHOT']
+      ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env['BENCH_HEAPSNAPSHOT_DIR'] ?? dir}`]
+      : []),
+    ...(opts.cpuProfDir
+      ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, `--cpu-prof-name=adapter-${opts.tag}.cpuprofile`]
+      : []),
     ...(opts.main ? [opts.main] : ['--import', 'tsx', join(ROOT, 'src', 'main.ts')]),
   ];
   // cwd: an empty directory, so that no .env of the checkout changes the configuration.
@@ -118,12 +137,12 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
   let buf = '';
   proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
     buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       adapter.logLines++;
-      if ((line.includes('"level":"warn"') || line.includes('"level":"error"')) && adapter.problems.length < 50) adapter.problems.push(line.slice(0, 400));
+      if ((line.includes('"level":"warn"') || line.includes('"level":"error"')) && adapter.problems.length < 50)
+        adapter.problems.push(line.slice(0, 400));
     }
   });
   proc.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -131,14 +150,16 @@ export async function startAdapter(opts: { main: string | null; zammadUrl: strin
   });
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`the adapter exited (${proc.exitCode}) at start:\n${adapter.problems.join('\n')}`);
+    if (proc.exitCode !== null)
+      throw new Error(`the adapter exited (${proc.exitCode}) at start:\n${adapter.problems.join('\n')}`);
     try {
       const res = await fetch(`http://127.0.0.1:${statusPort}/healthz`);
       if (res.ok) break;
     } catch {
       /* not yet */
     }
-    if (Date.now() > deadline) throw new Error(`the adapter did not come up within 30 s:\n${adapter.problems.join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(`the adapter did not come up within 30 s:\n${adapter.problems.join('\n')}`);
     await sleep(100);
   }
   return adapter;
@@ -163,7 +184,9 @@ export function forkTs(file: string, args: string[], env: Record<string, string>
 export async function startGenerator(n: number, transcript: string): Promise<GeneratorProc> {
   const proc = forkTs('loadgen.ts', [String(n)], { BENCH_TRANSCRIPT: transcript });
   await new Promise<void>((resolve, reject) => {
-    proc.once('message', (m: FromGenerator) => (m.type === 'ready' ? resolve() : reject(new Error('generator: unexpected first message'))));
+    proc.once('message', (m: FromGenerator) =>
+      m.type === 'ready' ? resolve() : reject(new Error('generator: unexpected first message')),
+    );
     proc.once('exit', (code) => reject(new Error(`generator exited (${code})`)));
   });
   let ids = 0;
@@ -207,7 +230,9 @@ export interface BaselineProc {
 export async function transpileBaseline(): Promise<string> {
   const ts = (await import('typescript')).default;
   const source = readFileSync(join(BENCH, 'baseline.ts'), 'utf8');
-  const out = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+  const out = ts.transpileModule(source, {
+    compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+  });
   const file = join(BENCH, '.build', 'bench', 'baseline.mjs');
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, out.outputText);
@@ -219,11 +244,19 @@ export let baselineJs: string | undefined;
 /** Dialplan mode: the listener sets the adapter's own filters and hands each call back with `transfer`. */
 export async function startBaseline(bridge: string, routing: 'bridge' | 'dialplan' = 'bridge'): Promise<BaselineProc> {
   baselineJs ??= await transpileBaseline();
-  const env = { ...process.env, BENCH_BRIDGE: bridge, BENCH_ROUTING: routing, BENCH_FILTERS: JSON.stringify(DIALPLAN_EVENT_FILTERS) };
+  const env = {
+    ...process.env,
+    BENCH_BRIDGE: bridge,
+    BENCH_ROUTING: routing,
+    BENCH_FILTERS: JSON.stringify(DIALPLAN_EVENT_FILTERS),
+  };
   const proc = fork(baselineJs, [], { execArgv: [], env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  if (subjectPrefix.length > 0 && proc.pid) spawnSync('taskset', ['-a', '-p', '-c', subjectPrefix[2] as string, String(proc.pid)]);
+  if (subjectPrefix.length > 0 && proc.pid)
+    spawnSync('taskset', ['-a', '-p', '-c', subjectPrefix[2] as string, String(proc.pid)]);
   const ready = await new Promise<{ port: number }>((resolve, reject) => {
-    proc.once('message', (m: { type: string; port: number }) => (m.type === 'ready' ? resolve(m) : reject(new Error('baseline: unexpected first message'))));
+    proc.once('message', (m: { type: string; port: number }) =>
+      m.type === 'ready' ? resolve(m) : reject(new Error('baseline: unexpected first message')),
+    );
     proc.once('exit', (code) => reject(new Error(`baseline exited (${code})`)));
   });
   return {

@@ -69,7 +69,10 @@ function childrenFiles(pid: number): number[] | null {
   return out;
 }
 
-/** Without children files: every process's parent, from /proc/<pid>/stat of all processes (field 4), once per call of processTree. */
+/**
+ * Without children files: every process's parent, from /proc/<pid>/stat of all processes (field 4), once per call of
+ * processTree.
+ */
 function parentMap(): (pid: number) => number[] {
   const byParent = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {

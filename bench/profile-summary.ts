@@ -41,7 +41,9 @@ export function summarise(file: string, top = 25, callersOf?: string, depth = 4)
     self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   }
   const total = [...self.values()].reduce((a, b) => a + b, 0);
-  const idle = [...self.entries()].filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)').reduce((a, [, t]) => a + t, 0);
+  const idle = [...self.entries()]
+    .filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)')
+    .reduce((a, [, t]) => a + t, 0);
   const busy = total - idle;
   const fn = new Map<string, number>();
   const areas = new Map<string, number>();
@@ -71,12 +73,17 @@ export function summarise(file: string, top = 25, callersOf?: string, depth = 4)
       const key = `${n.callFrame.functionName || '(anonymous)'} ${area(n.callFrame.url)}`;
       cur.fns.set(key, (cur.fns.get(key) ?? 0) + dt);
     }
-    const out = [`busy stretches ≥ ${depth} ms: ${tasks.length}, ${tasks.reduce((a, t) => a + t.ms, 0).toFixed(0)} ms in all`];
+    const out = [
+      `busy stretches ≥ ${depth} ms: ${tasks.length}, ${tasks.reduce((a, t) => a + t.ms, 0).toFixed(0)} ms in all`,
+    ];
     const agg = new Map<string, number>();
     for (const t of tasks) for (const [k, v] of t.fns) agg.set(k, (agg.get(k) ?? 0) + v);
-    for (const [k, v] of [...agg].sort((x, y) => y[1] - x[1]).slice(0, top)) out.push(`  ${v.toFixed(0).padStart(6)} ms  ${k}`);
+    for (const [k, v] of [...agg].sort((x, y) => y[1] - x[1]).slice(0, top))
+      out.push(`  ${v.toFixed(0).padStart(6)} ms  ${k}`);
     const lens = tasks.map((t) => t.ms).sort((x, y) => x - y);
-    out.push(`  lengths: p50 ${lens[Math.floor(lens.length / 2)]?.toFixed(1)} ms, max ${lens[lens.length - 1]?.toFixed(1)} ms`);
+    out.push(
+      `  lengths: p50 ${lens[Math.floor(lens.length / 2)]?.toFixed(1)} ms, max ${lens[lens.length - 1]?.toFixed(1)} ms`,
+    );
     return out.join('\n');
   }
   if (callersOf) {
@@ -99,7 +106,12 @@ export function summarise(file: string, top = 25, callersOf?: string, depth = 4)
     for (const [k, t] of [...chains].sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${pct(t)}  ${k}`);
     return lines.join('\n');
   }
-  const lines = [`${file}: ${(total / 1e3).toFixed(0)} ms sampled, ${(busy / 1e3).toFixed(0)} ms busy (shares below are of busy time)`, '', 'self time by package / file:'];
+  const lines = [
+    `${file}: ${(total / 1e3).toFixed(0)} ms sampled, ${(busy / 1e3).toFixed(0)} ms busy (shares below are ` +
+      'of busy time)',
+    '',
+    'self time by package / file:',
+  ];
   for (const [a, t] of [...areas].sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${pct(t)}  ${a}`);
   lines.push('', 'self time by function:');
   for (const [k, t] of [...fn].sort((x, y) => y[1] - x[1]).slice(0, top)) lines.push(`  ${pct(t)}  ${k}`);
@@ -109,8 +121,12 @@ export function summarise(file: string, top = 25, callersOf?: string, depth = 4)
 if (process.argv[1]?.endsWith('profile-summary.ts')) {
   const file = process.argv[2];
   if (!file) {
-    process.stderr.write('usage: node --import tsx bench/profile-summary.ts FILE.cpuprofile [top] [callers-of-function [depth]]\n');
+    process.stderr.write(
+      'usage: node --import tsx bench/profile-summary.ts FILE.cpuprofile [top] [callers-of-function [depth]]\n',
+    );
     process.exit(2);
   }
-  process.stdout.write(summarise(file, Number(process.argv[3] ?? 25), process.argv[4], Number(process.argv[5] ?? 4)) + '\n');
+  process.stdout.write(
+    `${summarise(file, Number(process.argv[3] ?? 25), process.argv[4], Number(process.argv[5] ?? 4))}\n`,
+  );
 }

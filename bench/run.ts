@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 import { loadTemplates } from './frames.js';
@@ -38,21 +38,34 @@ export async function main(argv: string[]): Promise<Report> {
     log(`open-files limit is ${limit}: holds above ${maxHold} calls are skipped (raise it with ulimit -n)`);
     opts.holds = opts.holds.filter((h) => h <= maxHold);
   }
-  const pinning = opts.pin ? pinProcesses() : 'not pinned (the OS schedules the processes; --pin to give the subject a CPU of its own)';
+  const pinning = opts.pin
+    ? pinProcesses()
+    : 'not pinned (the OS schedules the processes; --pin to give the subject a CPU of its own)';
   log(`CPU: ${pinning}`);
   const templates = loadTemplates(opts.transcript);
-  log(`call template: ${templates.source}, ${templates.eventsPerCall} events, ${templates.bytesPerCall} bytes from the switch per call; bridge ${templates.bridge}`);
+  log(
+    `call template: ${templates.source}, ${templates.eventsPerCall} events, ` +
+      `${templates.bytesPerCall} bytes from the switch per call; bridge ${templates.bridge}`,
+  );
   // --no-build: run what is already in bench/.build (experiments on the compiled program).
   // --adapter-root DIR: measure another checkout of the adapter (before/after).
   const adapterRoot = argv.includes('--adapter-root') ? argv[argv.indexOf('--adapter-root') + 1] : undefined;
-  const mainJs = adapterRoot ? build(adapterRoot) : opts.tsx ? null : argv.includes('--no-build') ? join(BENCH, '.build', 'src', 'main.js') : build();
+  const mainJs = adapterRoot
+    ? build(adapterRoot)
+    : opts.tsx
+      ? null
+      : argv.includes('--no-build')
+        ? join(BENCH, '.build', 'src', 'main.js')
+        : build();
   const profDir = join(BENCH, 'results');
   if (opts.cpuProf) mkdirSync(profDir, { recursive: true });
 
   const token = `bench-${randomBytes(8).toString('hex')}`;
   const zammad = new ZammadDouble({ token, now: () => performance.timeOrigin + performance.now() });
   await zammad.start();
-  const generators = await Promise.all(Array.from({ length: opts.generators }, (_, i) => startGenerator(i, opts.transcript)));
+  const generators = await Promise.all(
+    Array.from({ length: opts.generators }, (_, i) => startGenerator(i, opts.transcript)),
+  );
   const b: Bench = { opts, zammad, generators, eventsPerCall: templates.eventsPerCall };
   const children: { stop(): unknown }[] = [...generators];
   const measured: Measured = { adapter: {}, baseline: null, dialplan: null, memory: { adapter: [], baseline: [] } };
@@ -72,23 +85,47 @@ export async function main(argv: string[]): Promise<Report> {
     if (opts.phases.includes('throughput')) {
       log(`${who}: throughput, ${opts.concurrency} calls in flight, ${opts.durationMs / 1000} s`);
       throughput = await loadPhase(b, s, 'cycle', routing);
-      const perCall = routing === 'dialplan' ? `, ${round(throughput.eventsSent / Math.max(1, throughput.calls.started), 1)} events/call reached the subject` : '';
-      log(`  ${round(throughput.cyclesPerSec, 0)} cycles/s, ${round(throughput.cpuMsPerCall, 3)} CPU ms/call (${throughput.processes} process${throughput.processes === 1 ? '' : 'es'})${perCall}, lost ${throughput.eventsLost}, failed ${throughput.calls.failed}; ${cpuLine(throughput)}`);
+      const perCall =
+        routing === 'dialplan'
+          ? `, ${round(throughput.eventsSent / Math.max(1, throughput.calls.started), 1)} events/call ` +
+            'reached the subject'
+          : '';
+      log(
+        `  ${round(throughput.cyclesPerSec, 0)} cycles/s, ${round(throughput.cpuMsPerCall, 3)} CPU ms/call ` +
+          `(${throughput.processes} process${throughput.processes === 1 ? '' : 'es'})${perCall}, ` +
+          `lost ${throughput.eventsLost}, failed ${throughput.calls.failed}; ${cpuLine(throughput)}`,
+      );
     }
     const latencyByRate: Record<string, LoadFigures> = {};
     if (opts.phases.includes('latency')) {
       for (const rate of opts.rates) {
         log(`${who}: latency at ${rate} calls/s, ${opts.durationMs / 1000} s`);
         const f = await loadPhase(b, s, 'rate', routing, rate);
-        const lag = s.kind === 'adapter' ? `, loop lag p99 ${round(f.adapterLoopLagP99Ms ?? NaN, 1)} max ${round(f.adapterLoopLagMaxMs ?? NaN, 1)} ms, GC ms/s ${JSON.stringify(f.adapterGcMsPerSec)}` : '';
-        log(`  setup p50 ${round(f.setup.p50, 3)} ms, p99 ${round(f.setup.p99, 3)} ms, max ${round(f.setup.max, 3)} ms (n ${f.setup.n}${f.setup.missing > 0 ? `, of which ${f.setup.missing} failed before the routing command, counted as the call timeout` : ''}), lost ${f.eventsLost}, failed ${f.calls.failed}; ${cpuLine(f)}, ${round(f.cpuMsPerCall, 3)} CPU ms/call${lag}`);
+        const lag =
+          s.kind === 'adapter'
+            ? `, loop lag p99 ${round(f.adapterLoopLagP99Ms ?? NaN, 1)} max ` +
+              `${round(f.adapterLoopLagMaxMs ?? NaN, 1)} ms, GC ms/s ${JSON.stringify(f.adapterGcMsPerSec)}`
+            : '';
+        log(
+          `  setup p50 ${round(f.setup.p50, 3)} ms, p99 ${round(f.setup.p99, 3)} ms, ` +
+            `max ${round(f.setup.max, 3)} ms (n ${f.setup.n}` +
+            (f.setup.missing > 0
+              ? `, of which ${f.setup.missing} failed before the routing command, counted as the call timeout`
+              : '') +
+            `), lost ${f.eventsLost}, failed ${f.calls.failed}; ` +
+            `${cpuLine(f)}, ${round(f.cpuMsPerCall, 3)} CPU ms/call${lag}`,
+        );
         latencyByRate[String(rate)] = f;
       }
     }
     return { throughput, latency: latencyByRate[String(opts.rates[0])] ?? skipped(routing), latencyByRate };
   };
   const problems = (adapter: Adapter) => {
-    if (adapter.problems.length > 0) log(`  adapter warnings/errors (first ${Math.min(5, adapter.problems.length)}):\n    ${adapter.problems.slice(0, 5).join('\n    ')}`);
+    if (adapter.problems.length > 0)
+      log(
+        `  adapter warnings/errors (first ${Math.min(5, adapter.problems.length)}):\n    ` +
+          `${adapter.problems.slice(0, 5).join('\n    ')}`,
+      );
   };
   const loads = opts.phases.includes('throughput') || opts.phases.includes('latency');
 
@@ -98,7 +135,11 @@ export async function main(argv: string[]): Promise<Report> {
         log(`adapter, bridge mode, LOG_LEVEL=${level}: starting`);
         const adapter = await startAdapter(adapterOpts(templates.bridge, level, level, true));
         children.push(adapter);
-        measured.adapter[level] = await measureMode({ kind: 'adapter', adapter }, 'bridge', `adapter, bridge mode, LOG_LEVEL=${level}`);
+        measured.adapter[level] = await measureMode(
+          { kind: 'adapter', adapter },
+          'bridge',
+          `adapter, bridge mode, LOG_LEVEL=${level}`,
+        );
         problems(adapter);
         await adapter.stop();
       }
@@ -107,13 +148,26 @@ export async function main(argv: string[]): Promise<Report> {
     if (loads && opts.modes.includes('dialplan')) {
       const level = opts.logLevels[0] ?? 'info';
       const dp = loadDialplanTemplates();
-      log(`adapter, dialplan mode (DEFAULT_BRIDGE empty), LOG_LEVEL=${level}: each call handed back and routed by a dialplan of ${dp.setApps} set apps (${dp.eventsPerCall} events, ${dp.bytesPerCall} bytes on the switch per call, before the adapter's filters); ${dp.source}`);
+      log(
+        `adapter, dialplan mode (DEFAULT_BRIDGE empty), LOG_LEVEL=${level}: ` +
+          `each call handed back and routed by a dialplan of ${dp.setApps} set apps (${dp.eventsPerCall} events, ` +
+          `${dp.bytesPerCall} bytes on the switch per call, before the adapter's filters); ${dp.source}`,
+      );
       const adapter = await startAdapter(adapterOpts('', level, 'dialplan', true));
       children.push(adapter);
-      const figures = await measureMode({ kind: 'adapter', adapter }, 'dialplan', `adapter, dialplan mode, LOG_LEVEL=${level}`);
+      const figures = await measureMode(
+        { kind: 'adapter', adapter },
+        'dialplan',
+        `adapter, dialplan mode, LOG_LEVEL=${level}`,
+      );
       problems(adapter);
       await adapter.stop();
-      measured.dialplan = { setApps: dp.setApps, eventsPerCallOnSwitch: dp.eventsPerCall, adapter: figures, baseline: null };
+      measured.dialplan = {
+        setApps: dp.setApps,
+        eventsPerCallOnSwitch: dp.eventsPerCall,
+        adapter: figures,
+        baseline: null,
+      };
     }
 
     if (loads && opts.baseline) {
@@ -130,12 +184,21 @@ export async function main(argv: string[]): Promise<Report> {
 
     if (opts.holds.length > 0 && opts.phases.includes('memory')) {
       const level = opts.logLevels[0] ?? 'info';
-      log(`memory (bridge mode): fresh adapter (LOG_LEVEL=${level}), holding ${opts.holds.join(' then ')} calls, opened at ${opts.openRate > 0 ? `${opts.openRate} calls/s` : 'full speed'}`);
+      log(
+        `memory (bridge mode): fresh adapter (LOG_LEVEL=${level}), holding ${opts.holds.join(' then ')} calls, ` +
+          `opened at ${opts.openRate > 0 ? `${opts.openRate} calls/s` : 'full speed'}`,
+      );
       const adapter = await startAdapter(adapterOpts(templates.bridge, level, 'memory', false));
       children.push(adapter);
       for (const count of opts.holds) {
         const f = await holdPhase(b, { kind: 'adapter', adapter }, count);
-        log(`  adapter, ${count} held, ${f.processes} process${f.processes === 1 ? '' : 'es'}: VmRSS ${round(f.rssMB, 0)} MB (sum of the processes' VmHWM ${round(f.peakRssMB, 0)} MB, PSS ${round(f.pssMB, 0)} MB; V8 heap ${f.heapUsedMB}/${f.heapTotalMB} MB, external ${f.externalMB} MB; opened in ${round(f.secondsToOpen, 1)} s), lost ${f.eventsLost}, failed ${f.failed}`);
+        log(
+          `  adapter, ${count} held, ${f.processes} process${f.processes === 1 ? '' : 'es'}: ` +
+            `VmRSS ${round(f.rssMB, 0)} MB (sum of the processes' VmHWM ${round(f.peakRssMB, 0)} MB, ` +
+            `PSS ${round(f.pssMB, 0)} MB; V8 heap ${f.heapUsedMB}/${f.heapTotalMB} MB, ` +
+            `external ${f.externalMB} MB; opened in ${round(f.secondsToOpen, 1)} s), lost ${f.eventsLost}, ` +
+            `failed ${f.failed}`,
+        );
         measured.memory.adapter.push(f);
       }
       await adapter.stop();
@@ -178,7 +241,10 @@ export async function main(argv: string[]): Promise<Report> {
         pinning,
         openRate: opts.openRate,
         adapterNodeOptions: opts.adapterNodeOptions,
-        adapterRunAs: opts.tsx || mainJs === null ? 'node --import tsx src/main.ts' : `node ${repoPath(mainJs)} (tsc -p tsconfig.build.json)`,
+        adapterRunAs:
+          opts.tsx || mainJs === null
+            ? 'node --import tsx src/main.ts'
+            : `node ${repoPath(mainJs)} (tsc -p tsconfig.build.json)`,
       },
     },
     opts.logLevels,
@@ -186,14 +252,19 @@ export async function main(argv: string[]): Promise<Report> {
     opts.holds,
   );
 
-  process.stdout.write(`\n${table(full, opts.logLevels.filter((l) => full.adapter[l]))}\n\n`);
+  process.stdout.write(
+    `\n${table(
+      full,
+      opts.logLevels.filter((l) => full.adapter[l]),
+    )}\n\n`,
+  );
   process.stdout.write(
     `targets: ${Object.entries(full.targets)
       .map(([k, t]) => `${k} ${t.target}: ${t.met ? 'met' : 'NOT met'}`)
       .join('; ')}\n`,
   );
   mkdirSync(dirname(opts.out), { recursive: true });
-  writeFileSync(opts.out, JSON.stringify(full, null, 2) + '\n');
+  writeFileSync(opts.out, `${JSON.stringify(full, null, 2)}\n`);
   process.stdout.write(`written: ${opts.out}\n`);
   return full;
 }

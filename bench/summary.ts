@@ -22,7 +22,12 @@ export interface Measured {
   adapter: Record<string, ModeFigures>;
   /** Bridge mode. */
   baseline: ModeFigures | null;
-  dialplan: { setApps: number; eventsPerCallOnSwitch: number; adapter: ModeFigures; baseline: ModeFigures | null } | null;
+  dialplan: {
+    setApps: number;
+    eventsPerCallOnSwitch: number;
+    adapter: ModeFigures;
+    baseline: ModeFigures | null;
+  } | null;
   memory: { adapter: HoldFigures[]; baseline: HoldFigures[] };
 }
 
@@ -103,11 +108,18 @@ export function account(list: (ModeFigures | null | undefined)[]): { lost: numbe
   return { lost, failed };
 }
 
-export function summarise(m: Measured, head: Pick<Report, 'when' | 'machine' | 'mode' | 'settings'>, levels: string[], rates: number[], holds: number[]): Report {
+export function summarise(
+  m: Measured,
+  head: Pick<Report, 'when' | 'machine' | 'mode' | 'settings'>,
+  levels: string[],
+  rates: number[],
+  holds: number[],
+): Report {
   const first = rates[0] ?? 500;
   const main = m.adapter[levels[0] ?? 'info'];
   const bl = m.baseline;
-  const hold = (list: HoldFigures[], n: number, k: 'rssMB' | 'peakRssMB') => round(list[holds.indexOf(n)]?.[k] ?? NaN, 1);
+  const hold = (list: HoldFigures[], n: number, k: 'rssMB' | 'peakRssMB') =>
+    round(list[holds.indexOf(n)]?.[k] ?? NaN, 1);
   const dp = m.dialplan;
   // Every ratio is one of the figures as reported, so a reader who divides them gets it exactly.
   const cycles = (f: ModeFigures | null | undefined) => round(f?.throughput.cyclesPerSec ?? NaN, 1);
@@ -131,7 +143,10 @@ export function summarise(m: Measured, head: Pick<Report, 'when' | 'machine' | '
         baselineCpuMsPerCall: round(dp.baseline?.throughput.cpuMsPerCall ?? NaN, 3),
         eventsPerCall: round(dp.adapter.throughput.eventsSent / Math.max(1, dp.adapter.throughput.calls.started), 1),
         eventsPerCallOnSwitch: dp.eventsPerCallOnSwitch,
-        adapterProcesses: Math.max(dp.adapter.throughput.processes, ...Object.values(dp.adapter.latencyByRate).map((f) => f.processes)),
+        adapterProcesses: Math.max(
+          dp.adapter.throughput.processes,
+          ...Object.values(dp.adapter.latencyByRate).map((f) => f.processes),
+        ),
         ...((a) => ({ eventsLost: a.lost, callsFailed: a.failed }))(account([dp.adapter, dp.baseline])),
         throughput: dp.adapter.throughput,
         latency: dp.adapter.latency,
@@ -158,7 +173,9 @@ export function summarise(m: Measured, head: Pick<Report, 'when' | 'machine' | '
     baselineSetupP99Ms1000: p(at(bl, 1000), 'p99'),
     cpuMsPerCall: round(main?.throughput.cpuMsPerCall ?? NaN, 3),
     baselineCpuMsPerCall: round(bl?.throughput.cpuMsPerCall ?? NaN, 3),
-    adapterProcesses: main ? Math.max(main.throughput.processes, ...Object.values(main.latencyByRate).map((f) => f.processes)) : NaN,
+    adapterProcesses: main
+      ? Math.max(main.throughput.processes, ...Object.values(main.latencyByRate).map((f) => f.processes))
+      : NaN,
     rss1kMB: hold(m.memory.adapter, 1000, 'rssMB'),
     rss10kMB: hold(m.memory.adapter, 10_000, 'rssMB'),
     rss1kPeakSumMB: hold(m.memory.adapter, 1000, 'peakRssMB'),
@@ -201,6 +218,7 @@ export function summarise(m: Measured, head: Pick<Report, 'when' | 'machine' | '
     ['eventsLost', lost, '0', (n) => n === 0],
     ['callsFailed', failed, '0', (n) => n === 0],
   ];
-  for (const [key, value, target, met] of targets) if (Number.isFinite(value)) r.targets[key] = { target, met: met(value) };
+  for (const [key, value, target, met] of targets)
+    if (Number.isFinite(value)) r.targets[key] = { target, met: met(value) };
   return r;
 }

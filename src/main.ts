@@ -27,7 +27,9 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.LOG_LEVEL, format: config.LOG_FORMAT, secrets });
   for (const warning of retiredVariables(process.env)) log.warn(warning);
   process.on('uncaughtException', (err) => {
-    log.error('uncaught exception: exiting (undelivered events stay in the outbox)', { error: err.stack ?? String(err) });
+    log.error('uncaught exception: exiting (undelivered events stay in the outbox)', {
+      error: err.stack ?? String(err),
+    });
     process.exit(1);
   });
 
@@ -48,12 +50,15 @@ async function main(): Promise<void> {
     running.shutdown(config.SHUTDOWN_DRAIN_MS).then(
       ({ callsLeft, eventsLeft, unsaved }) => {
         // Events neither delivered nor stored (named in the log above): not a clean stop.
-        if (unsaved > 0) log.error('stopped; events were lost to Zammad unless replayed', { callsLeft, eventsLeft, unsaved });
+        if (unsaved > 0)
+          log.error('stopped; events were lost to Zammad unless replayed', { callsLeft, eventsLeft, unsaved });
         else log.info('stopped', { callsLeft, eventsLeft });
         process.exit(unsaved > 0 ? 1 : 0);
       },
       (err: unknown) => {
-        log.error('shutdown failed: exiting (undelivered events stay in the outbox)', { error: err instanceof Error ? err.message : String(err) });
+        log.error('shutdown failed: exiting (undelivered events stay in the outbox)', {
+          error: err instanceof Error ? err.message : String(err),
+        });
         process.exit(1);
       },
     );

@@ -16,7 +16,15 @@
  * call visible as missed.
  */
 
-export const ZAMMAD_CAUSES = ['normalClearing', 'busy', 'cancel', 'noAnswer', 'congestion', 'notFound', 'forwarded'] as const;
+export const ZAMMAD_CAUSES = [
+  'normalClearing',
+  'busy',
+  'cancel',
+  'noAnswer',
+  'congestion',
+  'notFound',
+  'forwarded',
+] as const;
 export type ZammadCause = (typeof ZAMMAD_CAUSES)[number];
 
 /**

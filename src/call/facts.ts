@@ -123,7 +123,9 @@ export function callFacts(get: Lookup, rules: CallRules): CallFacts {
     transferSource: channelVariable(get, 'transfer_source') ?? '',
     ...optional('zammadEndpoint', channelVariable(get, 'zammad_endpoint')),
     ...optional('domain', channelVariable(get, 'domain_name')),
-    handBackSafe: [destination, get('Caller-Context') ?? get('Channel-Context') ?? ''].every((v) => /^[^\s'"\\{}$]+$/.test(v)),
+    handBackSafe: [destination, get('Caller-Context') ?? get('Channel-Context') ?? ''].every((v) =>
+      /^[^\s'"\\{}$]+$/.test(v),
+    ),
   };
 }
 

@@ -165,12 +165,19 @@ export function observedState(facts: CallFacts, answered: boolean, answeringNumb
 
 /** The fields every post of the call carries: those of its newCall, whatever the dialplan did since. */
 function base(f: CallFacts): PostBase {
-  return { callId: f.callId, direction: f.direction, from: f.from, to: f.to, ...(f.queue !== undefined ? { queue: f.queue } : {}) };
+  return {
+    callId: f.callId,
+    direction: f.direction,
+    from: f.from,
+    to: f.to,
+    ...(f.queue !== undefined ? { queue: f.queue } : {}),
+  };
 }
 
 /** Values that mean "no real cause" in FreeSWITCH's originate variables. */
 const NOT_A_CAUSE = new Set(['', 'SUCCESS', 'FAILURE', 'NONE', '_NONE_']);
-const isCause = (c: string | undefined): c is string => c !== undefined && !NOT_A_CAUSE.has(c.toUpperCase()) && /^[A-Z_]{3,40}$/.test(c);
+const isCause = (c: string | undefined): c is string =>
+  c !== undefined && !NOT_A_CAUSE.has(c.toUpperCase()) && /^[A-Z_]{3,40}$/.test(c);
 
 /**
  * Zammad's hangup cause from everything known about the call. No transfer ever yields
@@ -212,8 +219,12 @@ function newCall(s: CallState, names: (string | undefined)[] | null): Step {
 function route(s: CallState, extra: Effect[] = []): Step {
   const routing: CallState = { ...s, phase: 'routing' };
   if (s.channelDown || !s.commanding) return { state: routing, effects: extra };
-  if (s.facts.mode === 'dialplan') return { state: { ...routing, commanding: false }, effects: [...extra, { type: 'handBack' }] };
-  return { state: { ...routing, bridgeSent: true }, effects: [...extra, { type: 'bridge', dialString: s.facts.dialString }] };
+  if (s.facts.mode === 'dialplan')
+    return { state: { ...routing, commanding: false }, effects: [...extra, { type: 'handBack' }] };
+  return {
+    state: { ...routing, bridgeSent: true },
+    effects: [...extra, { type: 'bridge', dialString: s.facts.dialString }],
+  };
 }
 
 /**
@@ -223,8 +234,13 @@ function route(s: CallState, extra: Effect[] = []): Step {
  * one destination and one context (facts.ts handBackSafe).
  */
 function whyNotDialplan(f: CallFacts): string | undefined {
-  if (!f.gated) return 'the channel has neither zammad_handled (set by the gate: dialplan mode) nor zammad_bridge / DEFAULT_BRIDGE (bridge mode)';
-  if (!f.handBackSafe) return 'its destination or context holds a space, a quote, a brace or $: a transfer could reach another context';
+  if (!f.gated)
+    return (
+      'the channel has neither zammad_handled (set by the gate: dialplan mode) ' +
+      'nor zammad_bridge / DEFAULT_BRIDGE (bridge mode)'
+    );
+  if (!f.handBackSafe)
+    return 'its destination or context holds a space, a quote, a brace or $: a transfer could reach another context';
   return undefined;
 }
 
@@ -235,7 +251,16 @@ function whyNotDialplan(f: CallFacts): string | undefined {
 function letGo(s: CallState, why: string): Step {
   return {
     state: { ...s, phase: 'ended', commanding: false, hangupPosted: true, exited: true },
-    effects: [{ type: 'log', level: 'warn', message: `not following this call: ${why}; the dialplan goes on without the adapter, nothing is reported to Zammad` }, { type: 'exit' }],
+    effects: [
+      {
+        type: 'log',
+        level: 'warn',
+        message:
+          `not following this call: ${why}; ` +
+          'the dialplan goes on without the adapter, nothing is reported to Zammad',
+      },
+      { type: 'exit' },
+    ],
   };
 }
 
@@ -244,25 +269,50 @@ function decide(s: CallState, d: Decision): Step {
   const f = s.facts;
   if (d.kind === 'reject') {
     if (f.direction !== 'in') {
-      return route(s, [{ type: 'log', level: 'warn', message: 'Zammad asked to reject an outbound call; only inbound calls can be rejected, going on' }]);
+      return route(s, [
+        {
+          type: 'log',
+          level: 'warn',
+          message: 'Zammad asked to reject an outbound call; only inbound calls can be rejected, going on',
+        },
+      ]);
     }
-    const effects: Effect[] = [{ type: 'log', level: 'info', message: 'Zammad rejected the caller: hanging up with USER_BUSY', fields: { reason: d.reason } }];
+    const effects: Effect[] = [
+      {
+        type: 'log',
+        level: 'info',
+        message: 'Zammad rejected the caller: hanging up with USER_BUSY',
+        fields: { reason: d.reason },
+      },
+    ];
     if (!s.channelDown && s.commanding) effects.push({ type: 'hangup', cause: 'USER_BUSY' });
     return { state: { ...s, phase: 'rejected', rejected: true }, effects };
   }
   if (d.kind === 'dial') {
     if (f.direction !== 'out') {
-      return route(s, [{ type: 'log', level: 'warn', message: 'Zammad sent a caller id for an inbound call; ignored' }]);
+      return route(s, [
+        { type: 'log', level: 'warn', message: 'Zammad sent a caller id for an inbound call; ignored' },
+      ]);
     }
     const callerId = safeCallerId(d.callerId);
     if (callerId === null) {
-      return route(s, [{ type: 'log', level: 'warn', message: 'Zammad sent a caller id that is not an E.164 number; going on with the original caller id', fields: { callerId: typeof d.callerId === 'string' ? d.callerId.slice(0, 40) : typeof d.callerId } }]);
+      return route(s, [
+        {
+          type: 'log',
+          level: 'warn',
+          message: 'Zammad sent a caller id that is not an E.164 number; going on with the original caller id',
+          fields: { callerId: typeof d.callerId === 'string' ? d.callerId.slice(0, 40) : typeof d.callerId },
+        },
+      ]);
     }
     const set: Effect[] = [{ type: 'setVariable', name: 'effective_caller_id_number', value: callerId }];
     // Routes that later `set effective_caller_id_number=${outbound_caller_id_number}` (FusionPBX,
     // most hand-written ones) would undo the first: the dialplan gets both.
     if (f.mode === 'dialplan') set.push({ type: 'setVariable', name: 'outbound_caller_id_number', value: callerId });
-    return route(s, [{ type: 'log', level: 'info', message: 'Zammad set the caller id', fields: { callerId } }, ...set]);
+    return route(s, [
+      { type: 'log', level: 'info', message: 'Zammad set the caller id', fields: { callerId } },
+      ...set,
+    ]);
   }
   return route(s);
 }
@@ -340,7 +390,13 @@ function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }
   const f = s.facts;
   if (f.direction === 'out') {
     // The far end of an outbound call is a number, not one of ours: no directory look-up.
-    return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg, number, post: { event: 'answer', ...base(f), answeringNumber: number } }] });
+    return flushAnswers({
+      ...next,
+      pendingAnswers: [
+        ...s.pendingAnswers,
+        { leg, number, post: { event: 'answer', ...base(f), answeringNumber: number } },
+      ],
+    });
   }
   // Group ring: the adapter's own dial string names the leg that won — its directory entry, or
   // no directory user at all (a gateway, sofia/…). Anyone else (a transfer target, a queue
@@ -348,7 +404,10 @@ function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }
   const first = s.person === undefined && !sig.phoneNumber;
   const winner = first ? f.targets.find((t) => t.number === sig.otherNumber) : undefined;
   if (winner && winner.directoryId === undefined) {
-    return flushAnswers({ ...next, pendingAnswers: [...s.pendingAnswers, { leg, number, post: answerPost(s, number, {}) }] });
+    return flushAnswers({
+      ...next,
+      pendingAnswers: [...s.pendingAnswers, { leg, number, post: answerPost(s, number, {}) }],
+    });
   }
   return {
     state: { ...next, pendingAnswers: [...s.pendingAnswers, { leg, number }] },
@@ -390,17 +449,28 @@ function onBridgeDone(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridgeD
     bridgeCause: isCause(sig.cause) ? sig.cause : s.bridgeCause,
     transferSource: sig.transferSource ?? s.transferSource,
   };
-  if (next.channelDown || next.phase !== 'routing' || !next.commanding || !next.bridgeSent) return { state: next, effects: [] };
+  if (next.channelDown || next.phase !== 'routing' || !next.commanding || !next.bridgeSent)
+    return { state: next, effects: [] };
   if (moved) {
     // A REFER or uuid_transfer moved the caller while the adapter's bridge ran: the dialplan routes
     // it now (routing/ obs. 8). Hanging up here would cut the transferred call.
     return {
       state: { ...next, commanding: false },
-      effects: [{ type: 'log', level: 'info', message: 'the caller was transferred during the bridge: following the call without commanding it' }],
+      effects: [
+        {
+          type: 'log',
+          level: 'info',
+          message: 'the caller was transferred during the bridge: following the call without commanding it',
+        },
+      ],
     };
   }
   // FreeSWITCH leaves the caller up after an answered bridge and after NO_ANSWER & co.
-  const cause = next.answered ? 'NORMAL_CLEARING' : isCause(next.bridgeCause) ? next.bridgeCause : 'NORMAL_TEMPORARY_FAILURE';
+  const cause = next.answered
+    ? 'NORMAL_CLEARING'
+    : isCause(next.bridgeCause)
+      ? next.bridgeCause
+      : 'NORMAL_TEMPORARY_FAILURE';
   return { state: next, effects: [{ type: 'hangup', cause }] };
 }
 
@@ -435,8 +505,12 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
       const refused = s.facts.mode === 'dialplan' ? whyNotDialplan(s.facts) : undefined;
       if (refused !== undefined) return letGo(s, refused);
       if (!s.reportable) return route(s);
-      const ids = s.facts.explicitUsers || s.facts.direction === 'out' ? [] : s.facts.targets.flatMap((t) => (t.directoryId ? [t.directoryId] : []));
-      if (ids.length > 0) return { state: { ...s, phase: 'resolving' }, effects: [{ type: 'lookupUsers', directoryIds: ids }] };
+      const ids =
+        s.facts.explicitUsers || s.facts.direction === 'out'
+          ? []
+          : s.facts.targets.flatMap((t) => (t.directoryId ? [t.directoryId] : []));
+      if (ids.length > 0)
+        return { state: { ...s, phase: 'resolving' }, effects: [{ type: 'lookupUsers', directoryIds: ids }] };
       return newCall(s, null);
     }
     case 'usersResolved':
@@ -452,7 +526,12 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
       // Answers still waiting for a look-up go out as they are, before the hangup.
       const unresolved = s.pendingAnswers.map((p) => p.post ?? answerPost(s, p.number, {}));
       const lost = postHangup({ ...s, pendingAnswers: [], phase: 'ended', exited: true });
-      const warn: Effect = { type: 'log', level: 'warn', message: 'connection to FreeSWITCH lost before the call ended; reporting the hangup with what is known', fields: { cause: hangupCause(s) } };
+      const warn: Effect = {
+        type: 'log',
+        level: 'warn',
+        message: 'connection to FreeSWITCH lost before the call ended; reporting the hangup with what is known',
+        fields: { cause: hangupCause(s) },
+      };
       // Zammad answers 500 to a hangup of a call it never saw: lost before newCall went out, send it first.
       const early: Effect[] =
         s.reportable && (s.phase === 'new' || s.phase === 'resolving') && !s.hangupPosted

@@ -192,7 +192,9 @@ function normalise({ plus, digits }: CleanNumber, rules: NumberRules): string {
 }
 
 function callingCode(rules: NumberRules): string {
-  return String(rules.defaultCountryCode ?? '').replace(/[^0-9]/g, '').replace(/^0+/, '');
+  return String(rules.defaultCountryCode ?? '')
+    .replace(/[^0-9]/g, '')
+    .replace(/^0+/, '');
 }
 
 /** The main country of a calling code ('1' -> US, '7' -> RU, '44' -> GB), if it has one. */

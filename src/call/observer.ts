@@ -57,7 +57,8 @@ export class ObservedCall {
       if (effect.type === 'post') this.post(effect.post);
       else if (effect.type === 'log') this.log[effect.level](effect.message, effect.fields);
       // No call socket to ask the directory through: the answer names the number only.
-      else if (effect.type === 'lookupAnswerer') this.apply({ type: 'answererResolved', leg: effect.leg, answerer: {} });
+      else if (effect.type === 'lookupAnswerer')
+        this.apply({ type: 'answererResolved', leg: effect.leg, answerer: {} });
     }
   }
 }

@@ -3,14 +3,29 @@
  * performs its effects through the event socket and the outbox. No rules live here.
  */
 import type { Logger } from '../process/log.js';
-import { EslClosedError, EslUnsafeCommandError, type EslConnection, type SwitchEvent } from '../switch/esl-connection.js';
+import {
+  EslClosedError,
+  EslUnsafeCommandError,
+  type EslConnection,
+  type SwitchEvent,
+} from '../switch/esl-connection.js';
 import { isChannelId } from '../switch/channel-id.js';
 import type { Route, RouteHints } from '../zammad/routing.js';
 import type { Early } from '../zammad/lane.js';
 import type { Verdict } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
 import { callFacts, missingFacts, type CallFacts, type CallRules } from './facts.js';
-import { initialState, step, type Answerer, type CallState, type CtiPost, type Decision, type Effect, type Input, type NewCallPost } from './flow.js';
+import {
+  initialState,
+  step,
+  type Answerer,
+  type CallState,
+  type CtiPost,
+  type Decision,
+  type Effect,
+  type Input,
+  type NewCallPost,
+} from './flow.js';
 import { DIALPLAN_EVENT_FILTERS, readSignal } from './signals.js';
 
 /**
@@ -51,7 +66,8 @@ const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
 function usableText(text: string): string | undefined {
   const t = text.trim();
   // uuid_getvar answers `_undef_` for a variable the channel does not have (mod_commands.c).
-  if (t === '' || t === '_undef_' || t.startsWith('-ERR') || t.length > 200 || /[\x00-\x1f\x7f]/.test(t)) return undefined;
+  if (t === '' || t === '_undef_' || t.startsWith('-ERR') || t.length > 200 || /[\x00-\x1f\x7f]/.test(t))
+    return undefined;
   return t;
 }
 
@@ -81,17 +97,28 @@ export class CallSession {
     if (facts.callId && this.deps.followed && !this.deps.followed.claim(facts.callId)) {
       // Posting anything would be a second newCall for the call. `exit` makes the socket
       // application return, and the dialplan goes on with what follows it.
-      this.log.warn('a second socket connection for a call already followed (does the gate check zammad_handled?): letting it go');
+      this.log.warn(
+        'a second socket connection for a call already followed (does the gate check zammad_handled?): letting it go',
+      );
       this.conn.exit();
       return;
     }
     if (!problem) {
-      const route = this.deps.zammad.route({ ...(facts.zammadEndpoint !== undefined ? { endpoint: facts.zammadEndpoint } : {}), ...(facts.domain !== undefined ? { domain: facts.domain } : {}) });
+      const route = this.deps.zammad.route({
+        ...(facts.zammadEndpoint !== undefined ? { endpoint: facts.zammadEndpoint } : {}),
+        ...(facts.domain !== undefined ? { domain: facts.domain } : {}),
+      });
       // Not reported (no endpoint for it, logged by the router): routed as if Zammad said nothing.
       if (route.kind === 'endpoint') this.endpoint = route.name;
     }
     this.state = initialState(facts, this.endpoint !== undefined);
-    this.log.info('call', { direction: facts.direction, from: facts.from, to: facts.to, mode: facts.mode, endpoint: this.endpoint ?? 'none' });
+    this.log.info('call', {
+      direction: facts.direction,
+      from: facts.from,
+      to: facts.to,
+      mode: facts.mode,
+      endpoint: this.endpoint ?? 'none',
+    });
 
     this.conn.follow((e) => {
       const signal = readSignal(e);
@@ -101,7 +128,8 @@ export class CallSession {
       if (signal && !(facts.callId && e.get('Unique-ID') !== facts.callId)) this.dispatch({ type: 'signal', signal });
     });
     this.conn.on('closed', (reason, detail) => {
-      if (reason !== 'exit' && reason !== 'peer-closed') this.log.warn('event socket closed', { reason, ...(detail ? { detail } : {}) });
+      if (reason !== 'exit' && reason !== 'peer-closed')
+        this.log.warn('event socket closed', { reason, ...(detail ? { detail } : {}) });
       if (reason === 'shutdown') {
         // The call goes on in the switch: the next start closes it in Zammad (process/recovery.ts).
         if (this.state.phase !== 'ended') this.log.warn('adapter stopping: call left open for the next start');
@@ -124,7 +152,9 @@ export class CallSession {
       // channel is down and the last events can be lost.
       const subscribe = [this.conn.command('linger')];
       // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
-      if (facts.mode === 'dialplan') for (const [header, value] of DIALPLAN_EVENT_FILTERS) subscribe.push(this.conn.command(`filter ${header} ${value}`));
+      if (facts.mode === 'dialplan')
+        for (const [header, value] of DIALPLAN_EVENT_FILTERS)
+          subscribe.push(this.conn.command(`filter ${header} ${value}`));
       await Promise.all(subscribe);
     } catch (err) {
       this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) });
@@ -142,7 +172,12 @@ export class CallSession {
     try {
       data = await this.conn.ready();
     } catch (err) {
-      this.log.warn('event socket connection ended before the call could be followed (channel data and subscription)', err instanceof EslClosedError ? { reason: err.reason, ...(err.detail ? { detail: err.detail } : {}) } : { error: String(err) });
+      this.log.warn(
+        'event socket connection ended before the call could be followed (channel data and subscription)',
+        err instanceof EslClosedError
+          ? { reason: err.reason, ...(err.detail ? { detail: err.detail } : {}) }
+          : { error: String(err) },
+      );
       return undefined;
     }
     return callFacts((h) => data.get(h), this.deps.rules);
@@ -157,7 +192,9 @@ export class CallSession {
   private perform(effect: Effect): void {
     switch (effect.type) {
       case 'lookupUsers':
-        void Promise.all(effect.directoryIds.map((id) => this.lookupName(id))).then((names) => this.dispatch({ type: 'usersResolved', names }));
+        void Promise.all(effect.directoryIds.map((id) => this.lookupName(id))).then((names) =>
+          this.dispatch({ type: 'usersResolved', names }),
+        );
         return;
       case 'lookupAnswerer':
         void this.lookupAnswerer(effect.leg, effect.directoryId, effect.phone).then((answerer) =>
@@ -206,7 +243,9 @@ export class CallSession {
       if (err instanceof EslClosedError) return;
       // Left parked, the caller would hear silence: `exit` returns the socket application and
       // the dialplan goes on with the actions after it (the gate's continue="true").
-      this.log.error('FreeSWITCH refused the hand-back transfer: letting the call go on in the dialplan', { error: String(err) });
+      this.log.error('FreeSWITCH refused the hand-back transfer: letting the call go on in the dialplan', {
+        error: String(err),
+      });
       this.conn.exit();
     });
   }
@@ -243,7 +282,9 @@ export class CallSession {
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
     if (verdict === null) {
-      this.log.warn(`no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision (newCall stays in the outbox)`);
+      this.log.warn(
+        `no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision (newCall stays in the outbox)`,
+      );
       this.deps.metrics?.decided?.('timeout', seconds, endpoint);
       return { kind: 'continue', why: 'timeout' };
     }
@@ -283,7 +324,10 @@ export class CallSession {
       if (id !== undefined && !DIRECTORY_ID.test(id)) id = undefined;
     }
     if (id === undefined) return phone !== undefined && DIRECTORY_ID.test(phone) ? { number: phone } : {};
-    const [name, userId] = await Promise.all([this.userVar(id, 'effective_caller_id_name'), this.userVar(id, 'zammad_user_id')]);
+    const [name, userId] = await Promise.all([
+      this.userVar(id, 'effective_caller_id_name'),
+      this.userVar(id, 'zammad_user_id'),
+    ]);
     return {
       ...(name !== undefined ? { name } : {}),
       // Zammad's user ids are numbers; anything else would be a misconfigured directory.
@@ -319,7 +363,9 @@ export class CallSession {
   private async apiText(line: string): Promise<string | undefined> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, this.deps.lookupTimeoutMs ?? 1000, undefined)));
+      const timeout = new Promise<undefined>(
+        (resolve) => (timer = setTimeout(resolve, this.deps.lookupTimeoutMs ?? 1000, undefined)),
+      );
       const text = await Promise.race([this.conn.api(line), timeout]);
       if (text === undefined) this.log.debug('no answer to a look-up in time', { command: line.split(' ')[0] });
       return text === undefined ? undefined : usableText(text);

@@ -92,7 +92,8 @@ export function readSignal(e: SwitchEvent): ChannelSignal | null {
     }
     case 'CHANNEL_EXECUTE_COMPLETE': {
       const app = e.get('Application');
-      if (app === 'bridge') return { kind: 'bridgeDone', cause: originateCause(e), transferSource: e.get('variable_transfer_source') };
+      if (app === 'bridge')
+        return { kind: 'bridgeDone', cause: originateCause(e), transferSource: e.get('variable_transfer_source') };
       if (app === 'socket') return { kind: 'socketReturned' };
       return null;
     }

@@ -106,14 +106,15 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
             `${FAIL} endpoint reachable: the server answered 401${said}, but not the way Zammad does`,
             notTested('integration enabled', 'the request did not reach Zammad'),
             notTested('token valid', 'the request did not reach Zammad'),
-            `${FIX} something in front of Zammad (a proxy with a login?) refuses the request; the CTI endpoint needs no login, only the token in the URL`,
+            `${FIX} something in front of Zammad (a proxy with a login?) refuses the request; ` +
+              'the CTI endpoint needs no login, only the token in the URL',
           ],
     };
   }
 
   const unknownBeyond = [
-    notTested('integration enabled', 'no answer from Zammad\'s CTI endpoint'),
-    notTested('token valid', 'no answer from Zammad\'s CTI endpoint'),
+    notTested('integration enabled', "no answer from Zammad's CTI endpoint"),
+    notTested('token valid', "no answer from Zammad's CTI endpoint"),
   ];
 
   if (status >= 300 && status < 400) {
@@ -122,11 +123,13 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
     return {
       ok: false,
       lines: [
-        `${FAIL} endpoint reachable: the server redirects (${status}${target !== undefined ? ` to ${target}` : ''}); the adapter does not follow redirects`,
+        `${FAIL} endpoint reachable: the server redirects ` +
+          `(${status}${target !== undefined ? ` to ${target}` : ''}); the adapter does not follow redirects`,
         ...unknownBeyond,
         toHttps
           ? `${FIX} use the https:// address in ZAMMAD_CTI_URL (copy it from ${ADMIN_PAGE} → Endpoint)`
-          : `${FIX} ZAMMAD_CTI_URL does not point at the endpoint itself: copy it from ${ADMIN_PAGE} → Endpoint (check https and the host name)`,
+          : `${FIX} ZAMMAD_CTI_URL does not point at the endpoint itself: copy it from ${ADMIN_PAGE} → Endpoint ` +
+            '(check https and the host name)',
       ],
     };
   }
@@ -137,7 +140,8 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
       lines: [
         `${FAIL} endpoint reachable: the server answered 404${said}: there is no CTI endpoint at this URL`,
         ...unknownBeyond,
-        `${FIX} check host, port and path of ZAMMAD_CTI_URL: it must be Zammad's address ending in /api/v1/cti/<token>, as shown in ${ADMIN_PAGE} → Endpoint`,
+        `${FIX} check host, port and path of ZAMMAD_CTI_URL: it must be Zammad's address ending in ` +
+          `/api/v1/cti/<token>, as shown in ${ADMIN_PAGE} → Endpoint`,
       ],
     };
   }
@@ -148,7 +152,8 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
       lines: [
         `${FAIL} endpoint reachable: the server answered 403${said}`,
         ...unknownBeyond,
-        `${FIX} a proxy or firewall in front of Zammad blocks this host; allow POST requests to /api/v1/cti/ from the adapter`,
+        `${FIX} a proxy or firewall in front of Zammad blocks this host; ` +
+          'allow POST requests to /api/v1/cti/ from the adapter',
       ],
     };
   }
@@ -172,8 +177,10 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
         `${FAIL} endpoint reachable: the server answered ${status}${said}`,
         ...unknownBeyond,
         json
-          ? `${FIX} Zammad failed with an internal error: look in Zammad's log (log/production.log) for the request to /api/v1/cti/`
-          : `${FIX} an error page instead of Zammad's JSON: a server fault in Zammad or in a proxy in front of it; look in Zammad's log (log/production.log) and the proxy's`,
+          ? `${FIX} Zammad failed with an internal error: look in Zammad's log (log/production.log) ` +
+            'for the request to /api/v1/cti/'
+          : `${FIX} an error page instead of Zammad's JSON: a server fault in Zammad or in a proxy in front of it; ` +
+            "look in Zammad's log (log/production.log) and the proxy's",
       ],
     };
   }
@@ -182,7 +189,8 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
     return {
       ok: false,
       lines: [
-        `${FAIL} endpoint reachable: the server answered ${status}${said} to a request that Zammad always refuses: this does not look like Zammad's CTI endpoint`,
+        `${FAIL} endpoint reachable: the server answered ${status}${said} to a request that Zammad always ` +
+          "refuses: this does not look like Zammad's CTI endpoint",
         ...unknownBeyond,
         `${FIX} copy the endpoint again from ${ADMIN_PAGE} → Endpoint into ZAMMAD_CTI_URL`,
       ],
@@ -192,7 +200,8 @@ export function checkVerdict(outcome: HttpOutcome): CheckVerdict {
   return {
     ok: false,
     lines: [
-      `${FAIL} endpoint reachable: the server answered ${status}${said}, which Zammad's CTI endpoint does not send for this request`,
+      `${FAIL} endpoint reachable: the server answered ${status}${said}, ` +
+        "which Zammad's CTI endpoint does not send for this request",
       ...unknownBeyond,
       `${FIX} check ZAMMAD_CTI_URL (copy it from ${ADMIN_PAGE} → Endpoint) and any proxy in front of Zammad`,
     ],
@@ -214,36 +223,57 @@ function unreachable(code: string, error: string): CheckVerdict {
 
   if (['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EAI_FAIL', 'EAI_NODATA'].includes(c)) {
     return result('DNS: the host name of ZAMMAD_CTI_URL cannot be resolved', [
-      c === 'EAI_AGAIN' ? 'the DNS server did not answer in time: check the resolver of this machine (/etc/resolv.conf)' : 'check the host name in ZAMMAD_CTI_URL for typos and that this machine\'s DNS knows it',
+      c === 'EAI_AGAIN'
+        ? 'the DNS server did not answer in time: check the resolver of this machine (/etc/resolv.conf)'
+        : "check the host name in ZAMMAD_CTI_URL for typos and that this machine's DNS knows it",
     ]);
   }
   if (c === 'ECONNREFUSED') {
     return result('connection refused: nothing listens at that host and port', [
-      'check host and port in ZAMMAD_CTI_URL (https defaults to 443, http to 80) and that Zammad / its web server is running',
+      'check host and port in ZAMMAD_CTI_URL (https defaults to 443, http to 80) ' +
+        'and that Zammad / its web server is running',
     ]);
   }
-  if (['TIMEOUT', 'ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ABORTERR'].includes(c)) {
+  if (
+    [
+      'TIMEOUT',
+      'ETIMEDOUT',
+      'UND_ERR_CONNECT_TIMEOUT',
+      'UND_ERR_HEADERS_TIMEOUT',
+      'UND_ERR_BODY_TIMEOUT',
+      'ABORTERR',
+    ].includes(c)
+  ) {
     return result('timeout: no answer in time', [
-      'a firewall may drop the packets, the host may be wrong, or Zammad is overloaded; ZAMMAD_REQUEST_TIMEOUT_MS sets how long the check waits',
+      'a firewall may drop the packets, the host may be wrong, or Zammad is overloaded; ' +
+        'ZAMMAD_REQUEST_TIMEOUT_MS sets how long the check waits',
     ]);
   }
   if (isCertificateError(c, error)) {
     const fix =
       c === 'CERT_HAS_EXPIRED'
-        ? ['Zammad\'s TLS certificate has expired: renew it']
+        ? ["Zammad's TLS certificate has expired: renew it"]
         : c === 'ERR_TLS_CERT_ALTNAME_INVALID'
           ? ['the certificate is not issued for the host name in ZAMMAD_CTI_URL: use the name the certificate is for']
           : [
-              'Node does not trust Zammad\'s certificate: if it comes from a private (company) CA or is self-signed, point NODE_EXTRA_CA_CERTS at that CA\'s PEM file (e.g. NODE_EXTRA_CA_CERTS=/etc/ssl/private/zammad-ca.pem; Node reads it at start-up, .env is too late: set it in the environment / service unit)',
-              'if it is a public certificate, the server may not send its intermediate certificates: fix the chain on the web server',
+              "Node does not trust Zammad's certificate: if it comes from a private (company) " +
+                "CA or is self-signed, point NODE_EXTRA_CA_CERTS at that CA's PEM file (e.g. " +
+                'NODE_EXTRA_CA_CERTS=/etc/ssl/private/zammad-ca.pem; Node reads it at start-up, .env is too late: ' +
+                'set it in the environment / service unit)',
+              'if it is a public certificate, the server may not send its intermediate certificates: ' +
+                'fix the chain on the web server',
             ];
     return result('TLS certificate not accepted', fix);
   }
   if (c === 'EPROTO' || c.startsWith('ERR_SSL') || /wrong version number|ssl routines/i.test(error)) {
-    return result('TLS handshake failed', ['does the port speak https? An https:// URL to a plain-http port (or the other way round) fails like this']);
+    return result('TLS handshake failed', [
+      'does the port speak https? An https:// URL to a plain-http port (or the other way round) fails like this',
+    ]);
   }
   if (['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED'].includes(c)) {
-    return result('the connection was closed before an answer came', ['a proxy or firewall between here and Zammad drops the request; check its logs']);
+    return result('the connection was closed before an answer came', [
+      'a proxy or firewall between here and Zammad drops the request; check its logs',
+    ]);
   }
   if (['EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EHOSTDOWN'].includes(c)) {
     return result('no route to the host', ['check the network / firewall between this machine and Zammad']);
@@ -314,7 +344,7 @@ export function configOrExit(env: NodeJS.ProcessEnv, out: (line: string) => void
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const line of err.message.split('\n')) out(line);
-      out('See .env.example and the README\'s configuration table.');
+      out("See .env.example and the README's configuration table.");
       return 2;
     }
     throw err;
@@ -350,7 +380,10 @@ export async function runCheck(env: NodeJS.ProcessEnv, out: (line: string) => vo
   if (config === 2) return 2;
   const endpoints = endpointsOrExit(config, (line) => out(line));
   if (endpoints === 2) return 2;
-  const say = ((scrub) => (line: string) => out(scrub(line)))(endpointsScrubber(endpoints));
+  const say = (
+    (scrub) => (line: string) =>
+      out(scrub(line))
+  )(endpointsScrubber(endpoints));
   if (endpoints.length === 0) {
     say(`${FAIL} ZAMMAD_ENDPOINTS_FILE lists no endpoint and ZAMMAD_CTI_URL is not set: no call would be reported`);
     say('Result: FAILED');
@@ -361,7 +394,11 @@ export async function runCheck(env: NodeJS.ProcessEnv, out: (line: string) => vo
   let ok = true;
   endpoints.forEach((e, i) => {
     const { verdict, safe, plain } = results[i]!;
-    const what = e.name === DEFAULT_ENDPOINT ? 'ZAMMAD_CTI_URL' : `endpoint "${e.name}" (${e.domains.length > 0 ? `domains ${e.domains.join(', ')}` : 'by zammad_endpoint only'})`;
+    const what =
+      e.name === DEFAULT_ENDPOINT
+        ? 'ZAMMAD_CTI_URL'
+        : `endpoint "${e.name}" ` +
+          `(${e.domains.length > 0 ? `domains ${e.domains.join(', ')}` : 'by zammad_endpoint only'})`;
     if (endpoints.length > 1) say('');
     say(`${PASS} configuration valid (${what} ${safe}${plain ? ', plain http' : ''})`);
     for (const line of verdict.lines) say(line);
@@ -372,7 +409,10 @@ export async function runCheck(env: NodeJS.ProcessEnv, out: (line: string) => vo
   return ok ? 0 : 1;
 }
 
-async function checkEndpoint(endpoint: Endpoint, config: Config): Promise<{ verdict: CheckVerdict; safe: string; plain: boolean }> {
+async function checkEndpoint(
+  endpoint: Endpoint,
+  config: Config,
+): Promise<{ verdict: CheckVerdict; safe: string; plain: boolean }> {
   const client = clientFor(endpoint, config);
   try {
     const outcome = await client.post(CHECK_BODY, config.ZAMMAD_REQUEST_TIMEOUT_MS);

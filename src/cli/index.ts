@@ -50,7 +50,9 @@ async function main(argv: string[]): Promise<number> {
     case undefined:
     case 'start': {
       if (rest.length > 0 && (rest[0] === '--help' || rest[0] === '-h')) {
-        print('Usage: freeswitch-zammad-cti [start]\n\nRuns the adapter; every setting is an environment variable (see .env.example).');
+        print(
+          'Usage: freeswitch-zammad-cti [start]\n\nRuns the adapter; every setting is an environment variable (see .env.example).',
+        );
         return 0;
       }
       if (!noArguments('start', rest)) return 2;

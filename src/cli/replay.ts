@@ -76,7 +76,13 @@ export async function runReplay(argv: string[], env: NodeJS.ProcessEnv, out: (li
   return replay(events, endpoints, config, endpointsScrubber(endpoints), out);
 }
 
-async function replay(events: readonly UnsavedLine[], endpoints: readonly Endpoint[], config: Config, scrub: (l: string) => string, out: (line: string) => void): Promise<number> {
+async function replay(
+  events: readonly UnsavedLine[],
+  endpoints: readonly Endpoint[],
+  config: Config,
+  scrub: (l: string) => string,
+  out: (line: string) => void,
+): Promise<number> {
   const clients = new Map(endpoints.map((e) => [e.name, clientFor(e, config)]));
   /** Calls whose newCall Zammad did not take: their later events would only earn a 500. */
   const failedCalls = new Set<string>();

@@ -81,7 +81,11 @@ export async function startApp(
   const calls = takeCalls(config, { sink: zammad, metrics, log });
   const esl = await calls.listen();
   const shown = zammad.status().filter((e) => e.configured);
-  log.info('listening for FreeSWITCH', { host: esl.host, port: esl.port, zammad: soleDefault(shown)?.url ?? shown.map((e) => `${e.name} ${e.url ?? ''}`).join(', ') });
+  log.info('listening for FreeSWITCH', {
+    host: esl.host,
+    port: esl.port,
+    zammad: soleDefault(shown)?.url ?? shown.map((e) => `${e.name} ${e.url ?? ''}`).join(', '),
+  });
 
   const readiness = (): Readiness => {
     const endpoints = zammad.status();
@@ -93,11 +97,22 @@ export async function startApp(
       // One endpoint: its own state, unnamed. Several: which of them are not ready.
       zammad: single
         ? { ok: single.ok, detail: single.detail }
-        : { ok: bad.length === 0, detail: configured.length === 0 ? 'no endpoint configured' : bad.length === 0 ? `${configured.length} endpoints ready` : `not ready: ${bad.map((e) => `${e.name} (${e.detail})`).join('; ')}` },
+        : {
+            ok: bad.length === 0,
+            detail:
+              configured.length === 0
+                ? 'no endpoint configured'
+                : bad.length === 0
+                  ? `${configured.length} endpoints ready`
+                  : `not ready: ${bad.map((e) => `${e.name} (${e.detail})`).join('; ')}`,
+          },
       backlog: { ok: zammad.depth < config.READY_MAX_BACKLOG, detail: `${zammad.depth} events waiting` },
       // The disk's own check: a disk fault is never shown as Zammad's.
       outbox: store.failure
-        ? { ok: false, detail: `cannot write ${config.OUTBOX_PATH} (${store.failure.message}): events are delivered from memory, a crash would lose them` }
+        ? {
+            ok: false,
+            detail: `cannot write ${config.OUTBOX_PATH} (${store.failure.message}): events are delivered from memory, a crash would lose them`,
+          }
         : { ok: true, detail: `writes to ${config.OUTBOX_PATH}` },
       // Shown, never failing: new calls are taken and reported whatever the switch's inbound socket does.
       recovery: { ok: true, detail: recovery.detail },
@@ -138,11 +153,19 @@ export async function startApp(
         next = configuredEndpoints(config);
       } catch (err) {
         const why = err instanceof EndpointsFileError ? err.problems.join('; ') : String(err);
-        log.error('SIGHUP: the endpoints file is not usable; keeping the endpoints in use', { file: config.ZAMMAD_ENDPOINTS_FILE, problems: why });
+        log.error('SIGHUP: the endpoints file is not usable; keeping the endpoints in use', {
+          file: config.ZAMMAD_ENDPOINTS_FILE,
+          problems: why,
+        });
         return false;
       }
       const { added, changed, removed } = zammad.reload(next);
-      log.info('SIGHUP: endpoints read again', { endpoints: next.map((e) => e.name).join(','), added: added.join(','), changed: changed.join(','), removed: removed.join(',') });
+      log.info('SIGHUP: endpoints read again', {
+        endpoints: next.map((e) => e.name).join(','),
+        added: added.join(','),
+        changed: changed.join(','),
+        removed: removed.join(','),
+      });
       return true;
     },
     async shutdown(drainMs) {
@@ -154,7 +177,8 @@ export async function startApp(
       const eventsLeft = zammad.depth;
       let inMemory = 0;
       for (const n of store.unstoredByEndpoint().values()) inMemory += n;
-      if (!flushed && eventsLeft > inMemory) log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft - inMemory });
+      if (!flushed && eventsLeft > inMemory)
+        log.warn('events not yet delivered stay in the outbox for the next start', { events: eventsLeft - inMemory });
       const unsaved = await closeAll();
       return { callsLeft, eventsLeft, unsaved };
     },

@@ -32,7 +32,8 @@ const cidrList = list.superRefine((items, ctx) => {
   }
 });
 
-const NO_ENDPOINT = 'is required (or ZAMMAD_ENDPOINTS_FILE): the endpoint from Zammad → Admin → Integrations → CTI (generic)';
+const NO_ENDPOINT =
+  'is required (or ZAMMAD_ENDPOINTS_FILE): the endpoint from Zammad → Admin → Integrations → CTI (generic)';
 
 export const ConfigSchema = z
   .object({
@@ -51,10 +52,18 @@ export const ConfigSchema = z
     ESL_IDLE_TIMEOUT_MS: ms(1000, 600_000).default(30_000),
     // A real event with all the channel's variables is 8-12 KB (test/fixtures/esl), more
     // with long SIP headers: a smaller bound would close every call's connection.
-    ESL_MAX_FRAME_BYTES: z.coerce.number().int().min(65_536, 'must be at least 65536: one FreeSWITCH event is up to ~12 KB, more with long SIP headers').max(16_777_216).default(1_048_576),
+    ESL_MAX_FRAME_BYTES: z.coerce
+      .number()
+      .int()
+      .min(65_536, 'must be at least 65536: one FreeSWITCH event is up to ~12 KB, more with long SIP headers')
+      .max(16_777_216)
+      .default(1_048_576),
 
     INBOUND_CONTEXTS: list.default(['public']),
-    DEFAULT_COUNTRY_CODE: z.string().regex(/^[1-9]\d{0,2}$/, 'must be a country calling code like 49').default('49'),
+    DEFAULT_COUNTRY_CODE: z
+      .string()
+      .regex(/^[1-9]\d{0,2}$/, 'must be a country calling code like 49')
+      .default('49'),
     EXTENSION_MAX_DIGITS: z.coerce.number().int().min(1).max(10).default(6),
     // Empty: dialplan mode — the adapter hands each call back to the dialplan after Zammad's
     // decision. A dial string: bridge mode for calls without zammad_bridge.
@@ -64,7 +73,11 @@ export const ConfigSchema = z
       .default(''),
 
     OUTBOX_PATH: z.string().min(1).default('./data/outbox.sqlite'),
-    OUTBOX_MAX_AGE_HOURS: z.coerce.number().min(0.01).max(24 * 365).default(72),
+    OUTBOX_MAX_AGE_HOURS: z.coerce
+      .number()
+      .min(0.01)
+      .max(24 * 365)
+      .default(72),
     OUTBOX_MAX_EVENTS: z.coerce.number().int().min(100).max(10_000_000).default(200_000),
     RETRY_BASE_MS: ms(10, 60_000).default(500),
     RETRY_MAX_MS: ms(100, 3_600_000).default(60_000),
@@ -116,8 +129,10 @@ const RETIRED: Readonly<Record<string, string>> = {
 export function retiredVariables(env: NodeJS.ProcessEnv): string[] {
   return Object.entries(RETIRED)
     .filter(([name]) => (env[name] ?? '').trim() !== '')
-    .map(([name, instead]) =>
-      `${name} is no longer read and is ignored: ${instead}. Remove ${name} from the configuration.`);
+    .map(
+      ([name, instead]) =>
+        `${name} is no longer read and is ignored: ${instead}. Remove ${name} from the configuration.`,
+    );
 }
 
 /** Reads only the variables the schema knows; empty strings count as unset so that `VAR=` in .env means "default". */
@@ -133,7 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const noEndpoint = input['ZAMMAD_CTI_URL'] === undefined && input['ZAMMAD_ENDPOINTS_FILE'] === undefined;
   if (!parsed.success) {
     const issues = parsed.error.issues.filter((i) => !(noEndpoint && i.path[0] === 'ZAMMAD_CTI_URL'));
-    if (noEndpoint) issues.unshift({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: NO_ENDPOINT, input: undefined });
+    if (noEndpoint)
+      issues.unshift({ code: 'custom', path: ['ZAMMAD_CTI_URL'], message: NO_ENDPOINT, input: undefined });
     throw new ConfigError(
       issues.map((issue) => {
         const name = String(issue.path[0] ?? 'configuration');

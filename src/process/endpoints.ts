@@ -4,7 +4,8 @@ import { DEFAULT_ENDPOINT, readEndpointsFile, type Endpoint } from '../zammad/en
 
 /** Throws EndpointsFileError (naming each bad entry) when the file is missing or bad. */
 export function configuredEndpoints(config: Config): Endpoint[] {
-  const single: Endpoint[] = config.ZAMMAD_CTI_URL === undefined ? [] : [{ name: DEFAULT_ENDPOINT, url: config.ZAMMAD_CTI_URL, domains: [] }];
+  const single: Endpoint[] =
+    config.ZAMMAD_CTI_URL === undefined ? [] : [{ name: DEFAULT_ENDPOINT, url: config.ZAMMAD_CTI_URL, domains: [] }];
   if (config.ZAMMAD_ENDPOINTS_FILE === undefined) return single;
   return [...single, ...readEndpointsFile(config.ZAMMAD_ENDPOINTS_FILE, { allowHttp: config.ZAMMAD_ALLOW_HTTP })];
 }

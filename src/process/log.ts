@@ -70,7 +70,10 @@ function redactor(secrets: readonly string[]) {
 }
 
 export function createLogger(options: LogOptions): Logger {
-  const pretty = options.format === 'pretty' || (options.format === 'auto' && Boolean((options.stream ?? process.stdout) === process.stdout && process.stdout.isTTY));
+  const pretty =
+    options.format === 'pretty' ||
+    (options.format === 'auto' &&
+      Boolean((options.stream ?? process.stdout) === process.stdout && process.stdout.isTTY));
   const format = pretty
     ? winston.format.combine(
         redactor(options.secrets),

@@ -3,9 +3,23 @@ import client from 'prom-client';
 
 export class Metrics {
   readonly registry = new client.Registry();
-  readonly callsInProgress = new client.Gauge({ name: 'cti_calls_in_progress', help: 'Calls whose event socket is open', registers: [this.registry] });
-  readonly callsTotal = new client.Counter({ name: 'cti_calls_total', help: 'Calls ended, by the cause reported to Zammad', labelNames: ['cause'], registers: [this.registry] });
-  readonly posts = new client.Counter({ name: 'cti_zammad_posts_total', help: 'Requests to Zammad, by event and HTTP status (or error code)', labelNames: ['endpoint', 'event', 'status'], registers: [this.registry] });
+  readonly callsInProgress = new client.Gauge({
+    name: 'cti_calls_in_progress',
+    help: 'Calls whose event socket is open',
+    registers: [this.registry],
+  });
+  readonly callsTotal = new client.Counter({
+    name: 'cti_calls_total',
+    help: 'Calls ended, by the cause reported to Zammad',
+    labelNames: ['cause'],
+    registers: [this.registry],
+  });
+  readonly posts = new client.Counter({
+    name: 'cti_zammad_posts_total',
+    help: 'Requests to Zammad, by event and HTTP status (or error code)',
+    labelNames: ['endpoint', 'event', 'status'],
+    registers: [this.registry],
+  });
   readonly postSeconds = new client.Histogram({
     name: 'cti_zammad_post_seconds',
     help: 'Time for one request to Zammad',
@@ -26,19 +40,66 @@ export class Metrics {
     labelNames: ['endpoint', 'reason'],
     registers: [this.registry],
   });
-  readonly outboxDepth = new client.Gauge({ name: 'cti_outbox_events', help: 'Events waiting for Zammad, by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
-  readonly outboxAge = new client.Gauge({ name: 'cti_outbox_oldest_seconds', help: 'Age of the oldest event waiting for Zammad, by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
-  readonly dropped = new client.Counter({ name: 'cti_outbox_dropped_total', help: 'Events dropped from the outbox, by reason: age (too old), full (OUTBOX_MAX_EVENTS), refused (Zammad will never take it), unconfirmed (a missed call\'s hangup that may have reached Zammad: never sent twice)', labelNames: ['endpoint', 'reason'], registers: [this.registry] });
-  readonly zammadConfigFault = new client.Gauge({ name: 'cti_zammad_config_fault', help: '1 while Zammad refuses every event (wrong token, integration disabled), by endpoint', labelNames: ['endpoint'], registers: [this.registry] });
-  readonly writeFailures = new client.Counter({ name: 'cti_outbox_write_failures_total', help: 'Commits of the outbox that the disk refused (disk full, read-only, I/O error); what they held waits in memory and is retried', registers: [this.registry] });
-  readonly outboxUnstored = new client.Gauge({ name: 'cti_outbox_unstored_events', help: 'Events held only in memory because the disk refuses writes, by endpoint: a crash would lose them', labelNames: ['endpoint'], registers: [this.registry] });
-  readonly held = new client.Counter({ name: 'cti_outbox_held_total', help: 'Events kept for an endpoint that is not configured (gone from ZAMMAD_ENDPOINTS_FILE): not sent until it is again', labelNames: ['endpoint'], registers: [this.registry] });
-  readonly callsUnrouted = new client.Counter({ name: 'cti_calls_unrouted_total', help: 'Calls not reported to any Zammad: no-match (no endpoint for the domain, no ZAMMAD_CTI_URL) or unknown-endpoint (zammad_endpoint names none)', labelNames: ['reason'], registers: [this.registry] });
-  readonly rejectedConnections = new client.Counter({ name: 'cti_esl_rejected_connections_total', help: 'Event-socket connections refused (address outside ESL_ALLOW)', registers: [this.registry] });
-  readonly eslErrors = new client.Counter({ name: 'cti_esl_connection_errors_total', help: 'Event-socket connections closed for a fault, by reason', labelNames: ['reason'], registers: [this.registry] });
+  readonly outboxDepth = new client.Gauge({
+    name: 'cti_outbox_events',
+    help: 'Events waiting for Zammad, by endpoint',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
+  readonly outboxAge = new client.Gauge({
+    name: 'cti_outbox_oldest_seconds',
+    help: 'Age of the oldest event waiting for Zammad, by endpoint',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
+  readonly dropped = new client.Counter({
+    name: 'cti_outbox_dropped_total',
+    help: "Events dropped from the outbox, by reason: age (too old), full (OUTBOX_MAX_EVENTS), refused (Zammad will never take it), unconfirmed (a missed call's hangup that may have reached Zammad: never sent twice)",
+    labelNames: ['endpoint', 'reason'],
+    registers: [this.registry],
+  });
+  readonly zammadConfigFault = new client.Gauge({
+    name: 'cti_zammad_config_fault',
+    help: '1 while Zammad refuses every event (wrong token, integration disabled), by endpoint',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
+  readonly writeFailures = new client.Counter({
+    name: 'cti_outbox_write_failures_total',
+    help: 'Commits of the outbox that the disk refused (disk full, read-only, I/O error); what they held waits in memory and is retried',
+    registers: [this.registry],
+  });
+  readonly outboxUnstored = new client.Gauge({
+    name: 'cti_outbox_unstored_events',
+    help: 'Events held only in memory because the disk refuses writes, by endpoint: a crash would lose them',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
+  readonly held = new client.Counter({
+    name: 'cti_outbox_held_total',
+    help: 'Events kept for an endpoint that is not configured (gone from ZAMMAD_ENDPOINTS_FILE): not sent until it is again',
+    labelNames: ['endpoint'],
+    registers: [this.registry],
+  });
+  readonly callsUnrouted = new client.Counter({
+    name: 'cti_calls_unrouted_total',
+    help: 'Calls not reported to any Zammad: no-match (no endpoint for the domain, no ZAMMAD_CTI_URL) or unknown-endpoint (zammad_endpoint names none)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly rejectedConnections = new client.Counter({
+    name: 'cti_esl_rejected_connections_total',
+    help: 'Event-socket connections refused (address outside ESL_ALLOW)',
+    registers: [this.registry],
+  });
+  readonly eslErrors = new client.Counter({
+    name: 'cti_esl_connection_errors_total',
+    help: 'Event-socket connections closed for a fault, by reason',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'cti_' });
   }
 }
-

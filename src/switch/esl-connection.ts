@@ -117,7 +117,8 @@ type Events = {
 function view(event: EventLike): SwitchEvent {
   // Strings only: in a JSON event a peer can put a number, an array or an object where a
   // header's text belongs (FreeSWITCH writes arrays for ARRAY:: headers only).
-  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined);
+  const text = (v: unknown): string | undefined =>
+    typeof v === 'string' ? v : typeof v === 'number' ? String(v) : undefined;
   return {
     name: text(event.getHeader('Event-Name')) ?? '',
     get: (header) => text(event.getHeader(header)),
@@ -221,7 +222,8 @@ export class EslConnection extends EventEmitter<Events> {
   /** A plain command such as `myevents` or `linger`; resolves with the Reply-Text. */
   command(line: string, headers?: Record<string, string>): Promise<string> {
     const unsafe = unsafePart(line, headers);
-    if (unsafe !== undefined) return Promise.reject(new EslUnsafeCommandError(line.split(/[\r\n]/)[0]?.slice(0, 40) ?? '', unsafe));
+    if (unsafe !== undefined)
+      return Promise.reject(new EslUnsafeCommandError(line.split(/[\r\n]/)[0]?.slice(0, 40) ?? '', unsafe));
     return this.request(line, (done) => this.esl.command(line, headers, done));
   }
 

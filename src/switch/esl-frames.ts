@@ -78,8 +78,9 @@ export class HeaderText {
     // The last line that starts with `name` followed by ': ' or the end of the line. Searched
     // forwards: V8's indexOf is several times faster than its lastIndexOf.
     let line = keyEnds(t, 0, name) ? 0 : -1;
-    const needle = '\n' + name;
-    for (let at = t.indexOf(needle); at >= 0; at = t.indexOf(needle, at + 1)) if (keyEnds(t, at + 1, name)) line = at + 1;
+    const needle = `\n${name}`;
+    for (let at = t.indexOf(needle); at >= 0; at = t.indexOf(needle, at + 1))
+      if (keyEnds(t, at + 1, name)) line = at + 1;
     if (line < 0) return undefined;
     const end = line + name.length;
     let value = '';
@@ -105,7 +106,9 @@ function own(slice: string): string {
 function keyEnds(t: string, at: number, name: string): boolean {
   if (!t.startsWith(name, at)) return false;
   const end = at + name.length;
-  return end === t.length || t.charCodeAt(end) === 0x0a || (t.charCodeAt(end) === 0x3a && t.charCodeAt(end + 1) === 0x20);
+  return (
+    end === t.length || t.charCodeAt(end) === 0x0a || (t.charCodeAt(end) === 0x3a && t.charCodeAt(end + 1) === 0x20)
+  );
 }
 
 /**
@@ -286,6 +289,9 @@ export function plainEvent(text: string): EventLike {
   const headers = new HeaderText(text.substring(0, end));
   let body = '';
   const length = headers.get('Content-Length');
-  if (typeof length === 'number' && length > 0) body = Buffer.from(text).subarray(end + 2, end + 2 + length).toString('utf8');
+  if (typeof length === 'number' && length > 0)
+    body = Buffer.from(text)
+      .subarray(end + 2, end + 2 + length)
+      .toString('utf8');
   return new BlockEvent(headers, body);
 }

@@ -15,7 +15,7 @@ declare module 'modesl' {
 
   /** The socket-like object modesl reads from and writes to. */
   export interface SocketLike {
-    on(event: 'data' | 'end' | 'error' | 'close', listener: (...args: any[]) => void): unknown; // eslint-disable-line @typescript-eslint/no-explicit-any -- modesl's own listeners
+    on(event: 'data' | 'end' | 'error' | 'close', listener: (...args: unknown[]) => void): unknown;
     write(data: string): unknown;
     end(): unknown;
   }
@@ -27,7 +27,12 @@ declare module 'modesl' {
     socket: SocketLike | null;
     /** Its Parser (set in the constructor): emits 'esl::event' (event, headers, body) to the connection. */
     parser: {
-      emit(name: 'esl::event', event: Event, headers: Record<string, string | number>, body: string | undefined): boolean;
+      emit(
+        name: 'esl::event',
+        event: Event,
+        headers: Record<string, string | number>,
+        body: string | undefined,
+      ): boolean;
       _parseXmlBody(text: string): Record<string, unknown>;
     };
     channelData: Event | null;

@@ -71,9 +71,14 @@ export class ZammadClient {
    * token is cut out here, where it is known, whatever it hides in.
    */
   private scrub(outcome: HttpOutcome): HttpOutcome {
-    const clean = (text: string) => this.secrets.reduce((t, secret) => (t.includes(secret) ? t.split(secret).join('***') : t), text);
+    const clean = (text: string) =>
+      this.secrets.reduce((t, secret) => (t.includes(secret) ? t.split(secret).join('***') : t), text);
     if (outcome.kind === 'failure') return { ...outcome, error: clean(outcome.error) };
-    return { ...outcome, body: clean(outcome.body), ...(outcome.location !== undefined ? { location: clean(outcome.location) } : {}) };
+    return {
+      ...outcome,
+      body: clean(outcome.body),
+      ...(outcome.location !== undefined ? { location: clean(outcome.location) } : {}),
+    };
   }
 
   /**
@@ -97,7 +102,12 @@ export class ZammadClient {
         clearTimeout(timer);
         resolve(this.scrub(outcome));
       };
-      const response = (): HttpOutcome => ({ kind: 'response', status, body: Buffer.concat(chunks).toString('utf8'), ...(location !== undefined ? { location } : {}) });
+      const response = (): HttpOutcome => ({
+        kind: 'response',
+        status,
+        body: Buffer.concat(chunks).toString('utf8'),
+        ...(location !== undefined ? { location } : {}),
+      });
       const timer = setTimeout(() => {
         // Not yet on a socket (queued or connecting): onConnect aborts it before it is written.
         finish({ kind: 'failure', code: 'TIMEOUT', error: `no answer within ${timeoutMs} ms`, sent });
@@ -141,7 +151,8 @@ export class ZammadClient {
           const e = err as { code?: string; name?: string; message?: string };
           const code = e.code ?? e.name ?? 'ERROR';
           const error = TLS_TRUST_CODES.has(code)
-            ? `Zammad's TLS certificate was refused (${e.message ?? code}): for a private CA, set NODE_EXTRA_CA_CERTS to its PEM file; the certificate must name the host of ZAMMAD_CTI_URL`
+            ? `Zammad's TLS certificate was refused (${e.message ?? code}): for a private CA, ` +
+              'set NODE_EXTRA_CA_CERTS to its PEM file; the certificate must name the host of ZAMMAD_CTI_URL'
             : (e.message ?? String(err));
           finish({ kind: 'failure', code, error, sent });
         },

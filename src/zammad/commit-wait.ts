@@ -62,7 +62,10 @@ export class CommitWait<L extends Waiting> {
       }
       this.fault = error.message;
     } else if (this.fault !== undefined) {
-      this.log.info('the outbox writes to disk again', { pending: this.pending(), deliveredFromMemory: this.fromMemory });
+      this.log.info('the outbox writes to disk again', {
+        pending: this.pending(),
+        deliveredFromMemory: this.fromMemory,
+      });
       this.fault = undefined;
       this.fromMemory = 0;
     }

@@ -58,10 +58,14 @@ interface Member {
 const UNROUTED_LOG_EVERY_MS = 3_600_000;
 const UNROUTED_LOG_KEYS = 10_000;
 
-const notConfigured = (name: string) => `endpoint "${name}" is not in the configuration (ZAMMAD_ENDPOINTS_FILE / ZAMMAD_CTI_URL)`;
+const notConfigured = (name: string) =>
+  `endpoint "${name}" is not in the configuration (ZAMMAD_ENDPOINTS_FILE / ZAMMAD_CTI_URL)`;
 
 /** Never asked: an outbox is given it only while suspended. */
-const NOWHERE: Poster = { post: () => Promise.resolve({ kind: 'failure', code: 'NOT_CONFIGURED', error: 'endpoint not configured', sent: false }) };
+const NOWHERE: Poster = {
+  post: () =>
+    Promise.resolve({ kind: 'failure', code: 'NOT_CONFIGURED', error: 'endpoint not configured', sent: false }),
+};
 
 export class EndpointSet {
   private readonly members = new Map<string, Member>();
@@ -113,8 +117,20 @@ export class EndpointSet {
     return [...this.members].map(([name, m]) => {
       const events = m.outbox.depth;
       const fault = m.client ? m.outbox.configFault : undefined;
-      const base = { name, configured: m.client !== undefined, ...(m.url !== undefined ? { url: safeUrl(m.url) } : {}), events, oldestAgeMs: m.outbox.oldestAgeMs(), configFault: fault !== undefined };
-      if (!m.client) return { ...base, ok: true, detail: `not configured: ${events} events kept until it is again or OUTBOX_MAX_AGE_HOURS drops them` };
+      const base = {
+        name,
+        configured: m.client !== undefined,
+        ...(m.url !== undefined ? { url: safeUrl(m.url) } : {}),
+        events,
+        oldestAgeMs: m.outbox.oldestAgeMs(),
+        configFault: fault !== undefined,
+      };
+      if (!m.client)
+        return {
+          ...base,
+          ok: true,
+          detail: `not configured: ${events} events kept until it is again or OUTBOX_MAX_AGE_HOURS drops them`,
+        };
       if (fault) return { ...base, ok: false, detail: fault };
       const unreachable = m.outbox.unreachable;
       const down = `Zammad is unreachable (${unreachable}): calls go on without its decision`;
@@ -127,7 +143,9 @@ export class EndpointSet {
 
   /** Resolves true once no configured endpoint has events waiting, false after timeoutMs. Held events stay on disk. */
   async drain(timeoutMs: number): Promise<boolean> {
-    const results = await Promise.all([...this.members.values()].filter((m) => m.client).map((m) => m.outbox.drain(timeoutMs)));
+    const results = await Promise.all(
+      [...this.members.values()].filter((m) => m.client).map((m) => m.outbox.drain(timeoutMs)),
+    );
     return results.every(Boolean);
   }
 
@@ -150,7 +168,11 @@ export class EndpointSet {
       if (!this.secrets.includes(token)) this.secrets.push(token);
       const m = this.members.get(e.name);
       if (m?.url === e.url) continue;
-      const client = new ZammadClient({ url: e.url, maxConnections: this.options.outbox.concurrency, maxReplyBytes: this.options.maxReplyBytes });
+      const client = new ZammadClient({
+        url: e.url,
+        maxConnections: this.options.outbox.concurrency,
+        maxReplyBytes: this.options.maxReplyBytes,
+      });
       if (!m) {
         this.members.set(e.name, { outbox: this.outbox(e.name, client), client, url: e.url });
         added.push(e.name);
@@ -215,10 +237,15 @@ export class EndpointSet {
     if (this.unroutedLogged.size >= UNROUTED_LOG_KEYS) this.unroutedLogged.clear();
     this.unroutedLogged.set(key, now);
     if (route.why === 'unknown-endpoint') {
-      this.log.error(`zammad_endpoint "${detail}" names no endpoint of ZAMMAD_ENDPOINTS_FILE: calls with it are not reported to Zammad (logged once an hour)`, { endpoint: detail });
+      this.log.error(
+        `zammad_endpoint "${detail}" names no endpoint of ZAMMAD_ENDPOINTS_FILE: calls with it are not reported to Zammad (logged once an hour)`,
+        { endpoint: detail },
+      );
     } else {
-      this.log.warn(`no Zammad endpoint for ${detail ? `domain "${detail}"` : 'calls without domain_name'}: not reported to Zammad (add the domain to an endpoint in ZAMMAD_ENDPOINTS_FILE or set ZAMMAD_CTI_URL; logged once an hour)`, { domain: detail });
+      this.log.warn(
+        `no Zammad endpoint for ${detail ? `domain "${detail}"` : 'calls without domain_name'}: not reported to Zammad (add the domain to an endpoint in ZAMMAD_ENDPOINTS_FILE or set ZAMMAD_CTI_URL; logged once an hour)`,
+        { domain: detail },
+      );
     }
   }
 }
-

@@ -22,7 +22,10 @@ export const ctiUrl = z
       ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' });
     }
     if (!/\/api\/v1\/cti\/[^/]+\/?$/.test(url.pathname)) {
-      ctx.addIssue({ code: 'custom', message: 'must end in /api/v1/cti/<token> (copy it from Zammad → Admin → Integrations → CTI (generic))' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'must end in /api/v1/cti/<token> (copy it from Zammad → Admin → Integrations → CTI (generic))',
+      });
     }
   });
 

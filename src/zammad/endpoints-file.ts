@@ -17,7 +17,10 @@ export const DEFAULT_ENDPOINT = 'default';
 /** Names end up in metric labels, log fields and the outbox: short, plain. */
 const endpointName = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit')
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+    'must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit',
+  )
   .refine((n) => n !== DEFAULT_ENDPOINT, `"${DEFAULT_ENDPOINT}" is the name of ZAMMAD_CTI_URL's endpoint`);
 
 /** FreeSWITCH domain names as FusionPBX sets `domain_name`: compared without case. */
@@ -55,7 +58,8 @@ export class EndpointsFileError extends Error {
 
 /** `endpoints[1] "globex"` for an issue's path; the entry's name when it has a readable one. */
 function where(data: unknown, path: readonly PropertyKey[]): string {
-  if (path[0] !== 'endpoints' || typeof path[1] !== 'number') return path.length === 0 ? 'the file' : path.map(String).join('.');
+  if (path[0] !== 'endpoints' || typeof path[1] !== 'number')
+    return path.length === 0 ? 'the file' : path.map(String).join('.');
   const entries = (data as { endpoints?: unknown }).endpoints;
   const entry = Array.isArray(entries) ? (entries[path[1]] as { name?: unknown } | undefined) : undefined;
   const name = typeof entry?.name === 'string' && /^[\x20-\x7e]{1,63}$/.test(entry.name) ? ` "${entry.name}"` : '';
@@ -72,7 +76,11 @@ export function parseEndpoints(text: string, path: string, options: { allowHttp:
     throw new EndpointsFileError(path, [`not valid JSON (${err instanceof Error ? err.message : String(err)})`]);
   }
   const parsed = EndpointsFile.safeParse(data);
-  if (!parsed.success) throw new EndpointsFileError(path, parsed.error.issues.map((i) => `${where(data, i.path)}: ${i.message}`));
+  if (!parsed.success)
+    throw new EndpointsFileError(
+      path,
+      parsed.error.issues.map((i) => `${where(data, i.path)}: ${i.message}`),
+    );
   const problems: string[] = [];
   const names = new Map<string, number>();
   const owners = new Map<string, string>();
@@ -100,7 +108,9 @@ export function readEndpointsFile(path: string, options: { allowHttp: boolean })
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as { code?: string }).code;
-    throw new EndpointsFileError(path, [code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(err)})`]);
+    throw new EndpointsFileError(path, [
+      code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(err)})`,
+    ]);
   }
   return parseEndpoints(text, path, options);
 }

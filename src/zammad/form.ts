@@ -1,4 +1,7 @@
-/** A CTI post as Zammad's endpoint wants it: form-encoded, `user[]` repeated on newCall, `user` a single string on answer. */
+/**
+ * A CTI post as Zammad's endpoint wants it: form-encoded, `user[]` repeated on newCall, `user` a single string on
+ * answer.
+ */
 import type { CtiPost } from '../call/flow.js';
 
 export function formBody(post: CtiPost): string {

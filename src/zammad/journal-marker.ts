@@ -54,7 +54,9 @@ export function clearIncomplete(outboxPath: string): void {
 export function readIncomplete(outboxPath: string): 'all' | LostChange[] | undefined {
   const path = markerPath(outboxPath);
   if (!existsSync(path)) return undefined;
-  const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
   if (lines.at(-1) !== END) return 'all';
   try {
     return lines.slice(0, -1).map((l) => LostChange.parse(JSON.parse(l)));

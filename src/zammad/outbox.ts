@@ -70,7 +70,12 @@ export class Outbox {
     this.parking = new Parking(this.retry, log, now, mayProbe, (lane) => this.probe(lane));
     this.sweepTimer = setInterval(() => this.sweep(), Math.min(60_000, Math.max(1000, options.maxAgeMs / 10)));
     this.sweepTimer.unref();
-    this.commits = new CommitWait(store, log, () => this.size, (lane) => this.schedule(lane));
+    this.commits = new CommitWait(
+      store,
+      log,
+      () => this.size,
+      (lane) => this.schedule(lane),
+    );
     store.onCommit((error, unstored) => this.commits.committed(error, unstored));
   }
 
@@ -82,19 +87,35 @@ export class Outbox {
       const once = atMostOnce(row.event, row.body);
       if (once && row.sent) {
         // The earlier run stopped while this hangup was on its way: Zammad may have it.
-        this.log.warn('not sending again a hangup that was on its way to Zammad when the adapter stopped: a second one would mark a missed call done', { callId: row.callId, event: row.event });
+        this.log.warn(
+          'not sending again a hangup that was on its way to Zammad when the adapter stopped: a second one would mark a missed call done',
+          { callId: row.callId, event: row.event },
+        );
         this.hooks.dropped?.('unconfirmed', 1);
         this.store.remove(row.id);
         continue;
       }
-      this.lane(row.callId).items.push({ id: row.id, callId: row.callId, event: row.event, body: row.body, createdAt: row.createdAt, attempts: 0, once, sent: false });
+      this.lane(row.callId).items.push({
+        id: row.id,
+        callId: row.callId,
+        event: row.event,
+        body: row.body,
+        createdAt: row.createdAt,
+        attempts: 0,
+        once,
+        sent: false,
+      });
       restored++;
     }
     this.size += restored;
     if (restored > 0 && this.held !== undefined) {
-      this.log.warn(`events left from an earlier run kept, not sent: ${this.held}`, { events: restored, calls: this.lanes.size });
+      this.log.warn(`events left from an earlier run kept, not sent: ${this.held}`, {
+        events: restored,
+        calls: this.lanes.size,
+      });
       this.hooks.held?.(restored);
-    } else if (restored > 0) this.log.info('delivering events left from an earlier run', { events: restored, calls: this.lanes.size });
+    } else if (restored > 0)
+      this.log.info('delivering events left from an earlier run', { events: restored, calls: this.lanes.size });
     this.sweep();
     for (const lane of this.lanes.values()) this.schedule(lane);
     return restored;
@@ -113,7 +134,11 @@ export class Outbox {
     }
     const forgotten = this.forgotten.get(post.callId);
     if (forgotten !== undefined && post.event !== 'newCall') {
-      this.log.error('dropping an event of a call whose newCall was dropped: Zammad would refuse it', { callId: post.callId, event: post.event, because: forgotten });
+      this.log.error('dropping an event of a call whose newCall was dropped: Zammad would refuse it', {
+        callId: post.callId,
+        event: post.event,
+        because: forgotten,
+      });
       this.hooks.dropped?.(forgotten, 1);
       return Promise.resolve({ kind: 'refused', reason: `the call's newCall was dropped (${forgotten})` });
     }
@@ -126,12 +151,24 @@ export class Outbox {
     if (this.held !== undefined) {
       this.hooks.held?.(1);
       const lane = this.lane(post.callId);
-      if (!lane.heldLogged) this.log.warn(`event kept, not sent: ${this.held}`, { callId: post.callId, event: post.event });
+      if (!lane.heldLogged)
+        this.log.warn(`event kept, not sent: ${this.held}`, { callId: post.callId, event: post.event });
       lane.heldLogged = true;
     }
     return new Promise<Verdict>((settle) => {
       const lane = this.lane(post.callId);
-      lane.items.push({ id, callId: post.callId, event: post.event, body, createdAt, attempts: 0, once: atMostOnce(post.event, body), sent: false, settle, ...(early ? { early } : {}) });
+      lane.items.push({
+        id,
+        callId: post.callId,
+        event: post.event,
+        body,
+        createdAt,
+        attempts: 0,
+        once: atMostOnce(post.event, body),
+        sent: false,
+        settle,
+        ...(early ? { early } : {}),
+      });
       this.schedule(lane);
     });
   }
@@ -189,7 +226,8 @@ export class Outbox {
     if (this.held === undefined) return;
     this.held = undefined;
     this.reachable = undefined;
-    if (this.size > 0) this.log.info('endpoint configured again: delivering the events kept for it', { events: this.size });
+    if (this.size > 0)
+      this.log.info('endpoint configured again: delivering the events kept for it', { events: this.size });
     for (const lane of this.lanes.values()) lane.heldLogged = false;
     this.unpark();
   }
@@ -232,7 +270,11 @@ export class Outbox {
     for (const lane of [...this.lanes.values()]) {
       const head = lane.items[0];
       if (!head || lane.busy || head.createdAt >= limit) continue;
-      this.log.error('dropping events older than OUTBOX_MAX_AGE_HOURS', { callId: lane.callId, events: lane.items.length, ageMs: this.now() - head.createdAt });
+      this.log.error('dropping events older than OUTBOX_MAX_AGE_HOURS', {
+        callId: lane.callId,
+        events: lane.items.length,
+        ageMs: this.now() - head.createdAt,
+      });
       this.hooks.dropped?.('age', lane.items.length);
       this.dropLane(lane, 'age');
     }
@@ -300,7 +342,11 @@ export class Outbox {
     if (diskRefused !== undefined && !this.closed) this.waitForDisk(lane, item, diskRefused);
     if (diskRefused !== undefined) return this.next();
     const verdict = verdictOf(item.event, outcome, { atMostOnce: item.once });
-    this.hooks.posted?.(item.event, outcome.kind === 'response' ? String(outcome.status) : outcome.code, (performance.now() - started) / 1000);
+    this.hooks.posted?.(
+      item.event,
+      outcome.kind === 'response' ? String(outcome.status) : outcome.code,
+      (performance.now() - started) / 1000,
+    );
     if (!this.closed) {
       if (item.sent && (verdict.kind === 'retry' || verdict.kind === 'configFault')) {
         // Zammad provably did not take it: the next try is not a repeat.
@@ -346,14 +392,19 @@ export class Outbox {
         break;
       case 'unconfirmed':
         this.reachable = false;
-        log.warn('no confirmation from Zammad for the hangup of a missed call; it is not sent again, because a second hangup would mark the call done. Zammad shows it missed, or ringing if the hangup was lost; either way not done', { reason: verdict.reason });
+        log.warn(
+          'no confirmation from Zammad for the hangup of a missed call; it is not sent again, because a second hangup would mark the call done. Zammad shows it missed, or ringing if the hangup was lost; either way not done',
+          { reason: verdict.reason },
+        );
         this.hooks.dropped?.('unconfirmed', 1);
         lane.warned = false;
         this.done(lane, item, verdict);
         break;
       case 'refused': {
         this.reachable = true;
-        log.error('Zammad refused the event; it cannot be delivered as it is and is dropped', { reason: verdict.reason });
+        log.error('Zammad refused the event; it cannot be delivered as it is and is dropped', {
+          reason: verdict.reason,
+        });
         this.hooks.dropped?.('refused', 1);
         if (item.event !== 'newCall') {
           this.done(lane, item, verdict);
@@ -361,7 +412,9 @@ export class Outbox {
         }
         // Without its newCall, Zammad would answer 500 to the rest of this call for ever.
         if (lane.items.length > 1) {
-          log.error('dropping the rest of the call too: Zammad never stored its newCall', { events: lane.items.length - 1 });
+          log.error('dropping the rest of the call too: Zammad never stored its newCall', {
+            events: lane.items.length - 1,
+          });
           this.hooks.dropped?.('refused', lane.items.length - 1);
         }
         // The newCall's own settle gets Zammad's reason; dropLane settles the rest.
@@ -380,7 +433,11 @@ export class Outbox {
     const delay = equalJitter(doubling(++item.attempts, this.retry));
     const fields = { callId: item.callId, error: error instanceof Error ? error.message : String(error) };
     this.parking.lost(lane);
-    if (!lane.warned) this.log.warn('the hangup of a missed call waits until the disk takes its "sent" mark (sent without it, a restart could send it twice)', fields);
+    if (!lane.warned)
+      this.log.warn(
+        'the hangup of a missed call waits until the disk takes its "sent" mark (sent without it, a restart could send it twice)',
+        fields,
+      );
     lane.warned = true;
     this.later(lane, delay);
   }
@@ -476,7 +533,10 @@ export class Outbox {
       }
     }
     if (!oldest) return;
-    this.log.error('outbox full (OUTBOX_MAX_EVENTS): dropping the oldest call', { callId: oldest.callId, events: oldest.items.length });
+    this.log.error('outbox full (OUTBOX_MAX_EVENTS): dropping the oldest call', {
+      callId: oldest.callId,
+      events: oldest.items.length,
+    });
     this.hooks.dropped?.('full', oldest.items.length);
     this.dropLane(oldest, 'full');
   }

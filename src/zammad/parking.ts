@@ -10,7 +10,15 @@
  */
 import type { Logger } from '../process/log.js';
 import { doubling, type BackoffBounds } from './backoff.js';
-import { CLOSED, OPEN_AFTER_FAILURES, probeDelay, step, type Circuit, type CircuitChange, type CircuitInput } from './circuit.js';
+import {
+  CLOSED,
+  OPEN_AFTER_FAILURES,
+  probeDelay,
+  step,
+  type Circuit,
+  type CircuitChange,
+  type CircuitInput,
+} from './circuit.js';
 
 export class Parking<L> {
   private readonly parked = new Set<L>();
@@ -81,7 +89,8 @@ export class Parking<L> {
     if (change === 'opened') {
       this.skipped = 0;
       const why = `${OPEN_AFTER_FAILURES} requests in a row failed, the last: ${reason}`;
-      const what = 'calls go on at once without its decision; events wait in the outbox and go out as soon as it answers';
+      const what =
+        'calls go on at once without its decision; events wait in the outbox and go out as soon as it answers';
       this.log.warn(`Zammad is unreachable (${why}): ${what}`);
       this.arm();
     } else if (change === 'closed' && before.state !== 'closed') {

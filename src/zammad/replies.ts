@@ -15,7 +15,6 @@ const Dial = z.object({
   number: z.unknown().optional(),
 });
 const NewCallReply = z.union([Reject, Dial]);
-type NewCallReply = z.infer<typeof NewCallReply>;
 
 const ErrorReply = z.object({ error: z.string() });
 
@@ -28,7 +27,9 @@ export function decisionFromReply(body: string): { decision: Decision; note?: st
   // A huge (or endless) reply, cut at ZAMMAD_MAX_REPLY_BYTES by the client: not acted upon.
   return {
     decision: { kind: 'continue', why: 'reply' },
-    note: `Zammad answered newCall with ${body.length} bytes or more (its replies are a few dozen; nothing past ZAMMAD_MAX_REPLY_BYTES is read): ignored`,
+    note:
+      `Zammad answered newCall with ${body.length} bytes or more (its replies are a few dozen; ` +
+      'nothing past ZAMMAD_MAX_REPLY_BYTES is read): ignored',
   };
 }
 
@@ -38,12 +39,21 @@ function readReply(body: string): { decision: Decision; note?: string } {
   try {
     json = JSON.parse(body);
   } catch {
-    return { decision: { kind: 'continue', why: 'reply' }, note: 'Zammad answered newCall with something that is not JSON' };
+    return {
+      decision: { kind: 'continue', why: 'reply' },
+      note: 'Zammad answered newCall with something that is not JSON',
+    };
   }
   const parsed = NewCallReply.safeParse(json);
   if (!parsed.success) {
-    const action = typeof json === 'object' && json !== null && 'action' in json ? String((json as { action: unknown }).action).slice(0, 40) : undefined;
-    return { decision: { kind: 'continue', why: 'reply' }, ...(action !== undefined ? { note: `Zammad answered newCall with an unknown action "${action}"` } : {}) };
+    const action =
+      typeof json === 'object' && json !== null && 'action' in json
+        ? String((json as { action: unknown }).action).slice(0, 40)
+        : undefined;
+    return {
+      decision: { kind: 'continue', why: 'reply' },
+      ...(action !== undefined ? { note: `Zammad answered newCall with an unknown action "${action}"` } : {}),
+    };
   }
   const reply = parsed.data;
   if (reply.action === 'reject') return { decision: { kind: 'reject', reason: reply.reason ?? '' } };

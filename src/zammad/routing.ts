@@ -27,7 +27,11 @@ export interface RouteTable {
 export function routeTable(endpoints: readonly Endpoint[]): RouteTable {
   const byDomain = new Map<string, string>();
   for (const e of endpoints) for (const d of e.domains) if (!byDomain.has(d)) byDomain.set(d, e.name);
-  return { names: new Set(endpoints.map((e) => e.name)), byDomain, hasDefault: endpoints.some((e) => e.name === DEFAULT_ENDPOINT) };
+  return {
+    names: new Set(endpoints.map((e) => e.name)),
+    byDomain,
+    hasDefault: endpoints.some((e) => e.name === DEFAULT_ENDPOINT),
+  };
 }
 
 export function routeOf(table: RouteTable, hints: RouteHints): Route {

@@ -30,7 +30,8 @@ export const SQL = {
   addJournalEndpoint: `ALTER TABLE open_calls ADD COLUMN endpoint TEXT NOT NULL DEFAULT '${DEFAULT_ENDPOINT}'`,
   addJournalTrusted: 'ALTER TABLE open_calls ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1',
   distrustAll: 'UPDATE open_calls SET trusted = 0',
-  lastId: "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
+  lastId:
+    "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
   // Ids come from this process (see add()), so they are known before the insert.
   insert: 'INSERT INTO outbox (id, endpoint, call_id, event, body, created_at, sent) VALUES (?, ?, ?, ?, ?, ?, ?)',
   remove: 'DELETE FROM outbox WHERE id = ?',
@@ -41,7 +42,8 @@ export const SQL = {
   openCall: 'INSERT OR IGNORE INTO open_calls (call_id, endpoint, facts, started_at) VALUES (?, ?, ?, ?)',
   answerCall: 'UPDATE open_calls SET answered = 1, answering_number = ? WHERE call_id = ?',
   closeCall: 'DELETE FROM open_calls WHERE call_id = ?',
-  openCalls: 'SELECT call_id, endpoint, facts, answered, answering_number, started_at, trusted FROM open_calls ORDER BY started_at',
+  openCalls:
+    'SELECT call_id, endpoint, facts, answered, answering_number, started_at, trusted FROM open_calls ORDER BY started_at',
 } as const;
 
 /** A queued write. Plain records in one array: the order is the order of the calls. */
@@ -67,7 +69,6 @@ export interface Insert {
   cancelled: boolean;
 }
 
-
 export const isJournal = (w: Write): boolean => w.op === 'open' || w.op === 'answer' || w.op === 'close';
 
 /** An event that close() could neither have delivered nor written: the operator can replay it. */
@@ -91,13 +92,19 @@ export interface Unsaved {
 export function leftOver(queue: readonly Write[]): { events: UnsavedEvent[]; lost: LostChange[] } {
   const events: UnsavedEvent[] = [];
   for (const w of queue) {
-    if (w.op === 'insert' && !w.cancelled) events.push({ endpoint: w.endpoint, callId: w.callId, event: w.event, body: w.body, createdAt: w.createdAt });
+    if (w.op === 'insert' && !w.cancelled)
+      events.push({ endpoint: w.endpoint, callId: w.callId, event: w.event, body: w.body, createdAt: w.createdAt });
   }
   // A call whose newCall Zammad does not have must not be closed by the next start (a 500 for ever).
   const unknown = new Set(events.filter((e) => e.event === 'newCall').map((e) => e.callId));
   const lost: LostChange[] = [];
   for (const w of queue) {
-    if (w.op === 'open') lost.push({ op: w.op, callId: w.callId, ...(unknown.has(w.callId) ? {} : { open: { endpoint: w.endpoint, facts: w.facts, at: w.at } }) });
+    if (w.op === 'open')
+      lost.push({
+        op: w.op,
+        callId: w.callId,
+        ...(unknown.has(w.callId) ? {} : { open: { endpoint: w.endpoint, facts: w.facts, at: w.at } }),
+      });
     if (w.op === 'close') lost.push({ op: w.op, callId: w.callId });
     if (w.op === 'answer') lost.push({ op: w.op, callId: w.callId, answeringNumber: w.answeringNumber });
   }

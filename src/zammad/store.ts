@@ -107,13 +107,27 @@ export class OutboxStore {
     insert: Database.Statement<[number, string, string, string, string, number, number]>;
     remove: Database.Statement<[number]>;
     markSent: Database.Statement<[number, number]>;
-    all: Database.Statement<[string], { id: number; endpoint: string; call_id: string; event: string; body: string; created_at: number; sent: number }>;
+    all: Database.Statement<
+      [string],
+      { id: number; endpoint: string; call_id: string; event: string; body: string; created_at: number; sent: number }
+    >;
     endpoints: Database.Statement<[], { endpoint: string }>;
     count: Database.Statement<[], { n: number }>;
     openCall: Database.Statement<[string, string, string, number]>;
     answerCall: Database.Statement<[string, string]>;
     closeCall: Database.Statement<[string]>;
-    openCalls: Database.Statement<[], { call_id: string; endpoint: string; facts: string; answered: number; answering_number: string | null; started_at: number; trusted: number }>;
+    openCalls: Database.Statement<
+      [],
+      {
+        call_id: string;
+        endpoint: string;
+        facts: string;
+        answered: number;
+        answering_number: string | null;
+        started_at: number;
+        trusted: number;
+      }
+    >;
   };
   private readonly commitTx: (writes: Write[]) => void;
   private queue: Write[] = [];
@@ -171,7 +185,8 @@ export class OutboxStore {
       for (const w of writes) {
         switch (w.op) {
           case 'insert':
-            if (!w.cancelled) this.stmt.insert.run(w.id, w.endpoint, w.callId, w.event, w.body, w.createdAt, w.sent ? 1 : 0);
+            if (!w.cancelled)
+              this.stmt.insert.run(w.id, w.endpoint, w.callId, w.event, w.body, w.createdAt, w.sent ? 1 : 0);
             break;
           case 'remove':
             this.stmt.remove.run(w.id);
@@ -201,11 +216,27 @@ export class OutboxStore {
     this.assertOpen();
     const id = ++this.lastId;
     const { callId, event } = facts;
-    const insert: Insert = { op: 'insert', id, endpoint, callId, event, body, createdAt, sent: false, cancelled: false };
+    const insert: Insert = {
+      op: 'insert',
+      id,
+      endpoint,
+      callId,
+      event,
+      body,
+      createdAt,
+      sent: false,
+      cancelled: false,
+    };
     this.queue.push(insert);
     this.unstoredInserts.set(id, insert);
     if (event === 'newCall') {
-      const journal = { callId, direction: facts.direction, from: facts.from, to: facts.to, ...(facts.queue !== undefined ? { queue: facts.queue } : {}) };
+      const journal = {
+        callId,
+        direction: facts.direction,
+        from: facts.from,
+        to: facts.to,
+        ...(facts.queue !== undefined ? { queue: facts.queue } : {}),
+      };
       this.queue.push({ op: 'open', callId, endpoint, facts: JSON.stringify(journal), at: createdAt });
     } else if (event === 'answer') {
       this.queue.push({ op: 'answer', callId, answeringNumber: facts.answeringNumber ?? '' });
@@ -303,7 +334,17 @@ export class OutboxStore {
 
   pending(endpoint: string): StoredEvent[] {
     this.flush();
-    return this.stmt.all.all(endpoint).map((r) => ({ id: r.id, endpoint: r.endpoint, callId: r.call_id, event: r.event, body: r.body, createdAt: r.created_at, sent: r.sent === 1 }));
+    return this.stmt.all
+      .all(endpoint)
+      .map((r) => ({
+        id: r.id,
+        endpoint: r.endpoint,
+        callId: r.call_id,
+        event: r.event,
+        body: r.body,
+        createdAt: r.created_at,
+        sent: r.sent === 1,
+      }));
   }
 
   count(): number {
@@ -481,11 +522,14 @@ export class OutboxStore {
   private armRetry(): void {
     if (this.retryTimer || this.closed) return;
     this.failedCommits++;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      this.turnPending = true;
-      this.turn();
-    }, doubling(this.failedCommits, COMMIT_RETRY));
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.turnPending = true;
+        this.turn();
+      },
+      doubling(this.failedCommits, COMMIT_RETRY),
+    );
     // The adapter's servers keep the process alive; a store alone must not.
     this.retryTimer.unref();
   }

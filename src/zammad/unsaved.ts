@@ -35,17 +35,37 @@ export function reportUnsaved(unsaved: Unsaved | undefined, outboxPath: string, 
     const file = unsavedPath(outboxPath, at);
     let written: string | undefined;
     try {
-      writeFileSync(file, events.map((e) => JSON.stringify(UnsavedLine.parse(e))).join('\n') + '\n');
+      writeFileSync(file, `${events.map((e) => JSON.stringify(UnsavedLine.parse(e))).join('\n')}\n`);
       written = file;
     } catch (err) {
-      log.error('could not write the events that are not stored to a file either: the log lines below are their only record', { file, error: err instanceof Error ? err.message : String(err) });
+      log.error(
+        'could not write the events that are not stored to a file either: the log lines below are their only record',
+        { file, error: err instanceof Error ? err.message : String(err) },
+      );
     }
     const replay = `replay them once Zammad answers: freeswitch-zammad-cti replay ${written ?? '<this log as a file>'}`;
-    log.error(`stopping with events neither delivered nor stored (the outbox cannot write to disk: ${error}): each is named below; ${replay}`, { events: events.length, calls: new Set(events.map((e) => e.callId)).size, ...(written ? { file: written } : {}) });
-    for (const e of events) log.error(UNSAVED_LINE, { callId: e.callId, event: e.event, endpoint: e.endpoint, body: e.body, createdAt: e.createdAt });
+    log.error(
+      `stopping with events neither delivered nor stored (the outbox cannot write to disk: ${error}): each is named below; ${replay}`,
+      {
+        events: events.length,
+        calls: new Set(events.map((e) => e.callId)).size,
+        ...(written ? { file: written } : {}),
+      },
+    );
+    for (const e of events)
+      log.error(UNSAVED_LINE, {
+        callId: e.callId,
+        event: e.event,
+        endpoint: e.endpoint,
+        body: e.body,
+        createdAt: e.createdAt,
+      });
   }
   for (const callId of journalCalls) {
-    log.warn('the journal could not record the last change of this call: if it is still open at the next start, it is closed with a cause that is right whether or not it was answered', { callId });
+    log.warn(
+      'the journal could not record the last change of this call: if it is still open at the next start, it is closed with a cause that is right whether or not it was answered',
+      { callId },
+    );
   }
   return events.length;
 }

@@ -41,17 +41,28 @@ export function verdictOf(event: string, outcome: HttpOutcome, options: { atMost
   if (outcome.kind === 'failure') {
     const reason = `${outcome.code}: ${outcome.error}`;
     // Only a request never written to a socket provably did not reach Zammad.
-    if (once && outcome.sent !== false) return { kind: 'unconfirmed', reason: `${reason} (after the request was sent)` };
+    if (once && outcome.sent !== false)
+      return { kind: 'unconfirmed', reason: `${reason} (after the request was sent)` };
     return { kind: 'retry', reason };
   }
   const { status, body } = outcome;
   const { meaning, text: error } = readError(status, body);
   if (status >= 200 && status < 300) return { kind: 'delivered', body };
   if (status >= 300 && status < 400) {
-    return { kind: 'configFault', reason: `Zammad answered with a redirect (${status}${outcome.location ? ` to ${new URL(outcome.location, 'http://x').pathname.replace(/[^/]+\/?$/, '***')}` : ''}): check ZAMMAD_CTI_URL (https, host name)` };
+    return {
+      kind: 'configFault',
+      reason: `Zammad answered with a redirect (${status}${outcome.location ? ` to ${new URL(outcome.location, 'http://x').pathname.replace(/[^/]+\/?$/, '***')}` : ''}): check ZAMMAD_CTI_URL (https, host name)`,
+    };
   }
-  if (status === 401) return { kind: 'configFault', reason: `wrong token: Zammad answered 401 "${error ?? 'Invalid token'}": copy the endpoint again from Zammad → Admin → Integrations → CTI (generic)` };
-  if (status === 403 || status === 404) return { kind: 'configFault', reason: `Zammad answered ${status}: check ZAMMAD_CTI_URL` };
+  if (status === 401)
+    return {
+      kind: 'configFault',
+      reason:
+        `wrong token: Zammad answered 401 "${error ?? 'Invalid token'}": ` +
+        'copy the endpoint again from Zammad → Admin → Integrations → CTI (generic)',
+    };
+  if (status === 403 || status === 404)
+    return { kind: 'configFault', reason: `Zammad answered ${status}: check ZAMMAD_CTI_URL` };
   if (status === 422) {
     if (meaning === 'disabled' || meaning === 'notConfigured') {
       const fix = 'enable and configure Admin → Integrations → CTI (generic)';

@@ -27,7 +27,16 @@
  */
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { CommandParser, apiResponse, commandReply, disconnectNotice, eventFrame, serializeJson, serializePlain, type EventFormat } from '@freeswitch-zammad-cti/sim/esl-wire';
+import {
+  CommandParser,
+  apiResponse,
+  commandReply,
+  disconnectNotice,
+  eventFrame,
+  serializeJson,
+  serializePlain,
+  type EventFormat,
+} from '@freeswitch-zammad-cti/sim/esl-wire';
 import type { FakeSwitch, FiredEvent } from '@freeswitch-zammad-cti/sim/switch';
 
 export interface InboundCommand {
@@ -70,7 +79,8 @@ class InboundListener implements EventSink {
     if (!this.running || !this.authed) return;
     if (!this.events.has('ALL') && !this.events.has(ev.name)) return;
     if (this.filters.length > 0 && !this.filters.some(([h, v]) => ev.get(h)?.toLowerCase() === v.toLowerCase())) return;
-    const serialized = this.format === 'json' ? serializeJson(ev.headers(), ev.body) : serializePlain(ev.headers(), ev.body);
+    const serialized =
+      this.format === 'json' ? serializeJson(ev.headers(), ev.body) : serializePlain(ev.headers(), ev.body);
     this.socket.write(eventFrame(serialized, this.format === 'json' ? 'json' : 'plain'));
     this.eventsSent.push(ev.name);
   }

@@ -41,8 +41,17 @@ export function tempOutbox(): string {
   return join(dir, 'outbox.sqlite');
 }
 
-/** Starts src/main.ts with the given environment (nothing inherited but PATH/HOME, no .env read: ../child-env.ts), waits until it listens. */
-export async function startAdapter(env: Record<string, string>, opts: { expectStart?: boolean; /** 'dist': run the built dist/src/main.js (npm run build first), as users do */ program?: 'src' | 'dist' } = {}): Promise<AdapterProcess> {
+/**
+ * Starts src/main.ts with the given environment (nothing inherited but PATH/HOME, no .env read: ../child-env.ts), waits
+ * until it listens.
+ */
+export async function startAdapter(
+  env: Record<string, string>,
+  opts: {
+    expectStart?: boolean /** 'dist': run the built dist/src/main.js (npm run build first), as users do */;
+    program?: 'src' | 'dist';
+  } = {},
+): Promise<AdapterProcess> {
   const childEnv: Record<string, string> = {
     ...controlledEnv(),
     ESL_PORT: '0',
@@ -64,8 +73,7 @@ export async function startAdapter(env: Record<string, string>, opts: { expectSt
   proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
     raw += chunk;
     buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       try {
@@ -80,10 +88,12 @@ export async function startAdapter(env: Record<string, string>, opts: { expectSt
     raw += chunk;
     for (const w of [...watchers]) w();
   });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => {
-    for (const w of [...watchers]) w();
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code) => {
+      for (const w of [...watchers]) w();
+      resolve(code);
+    }),
+  );
   let exitCode: number | null | undefined;
   void exited.then((c) => (exitCode = c));
 

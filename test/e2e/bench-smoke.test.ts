@@ -55,7 +55,8 @@ interface SmokeReport {
 }
 
 /** A figure in milliseconds or per second: a number above zero (NaN is written as null). */
-const positive = (v: unknown, what: string) => assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${String(v)}`);
+const positive = (v: unknown, what: string) =>
+  assert.ok(typeof v === 'number' && Number.isFinite(v) && v > 0, `${what} = ${String(v)}`);
 
 test('npm run bench --smoke: runs end to end, prints the table, loses no event', { timeout: 240_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-smoke-'));
@@ -94,10 +95,17 @@ test('npm run bench --smoke: runs end to end, prints the table, loses no event',
       ['adapter', 'dialplan', r.dialplan],
       ['baseline', 'dialplan', r.dialplan.baseline],
     ];
-    assert.ok(Object.keys(r.adapter).length >= 1 && r.dialplan && r.dialplan.baseline, 'bridge and dialplan mode, adapter and baseline');
+    assert.ok(
+      Object.keys(r.adapter).length >= 1 && r.dialplan && r.dialplan.baseline,
+      'bridge and dialplan mode, adapter and baseline',
+    );
     const phases: Phase[] = [];
     for (const [who, routing, m] of modes) {
-      assert.deepEqual(Object.keys(m.latencyByRate).sort(), rates.map(String).sort(), `${who} ${routing}: a latency phase at each rate`);
+      assert.deepEqual(
+        Object.keys(m.latencyByRate).sort(),
+        rates.map(String).sort(),
+        `${who} ${routing}: a latency phase at each rate`,
+      );
       for (const p of [m.throughput, ...Object.values(m.latencyByRate)]) {
         assert.equal(p.routing, routing, `${who}: ${routing} mode`);
         assert.ok(p.processes >= 1, `${who} ${routing}: processes counted`);
@@ -121,24 +129,58 @@ test('npm run bench --smoke: runs end to end, prints the table, loses no event',
 
     // The headline figures (bench/README.md, "Files"), both modes. The …1000 ones are the
     // figures at 1000 calls/s: null here, where that rate did not run.
-    for (const k of ['setupP50Ms', 'setupP99Ms', 'baselineSetupP99Ms', 'cpuMsPerCall', 'baselineCpuMsPerCall', 'ratioToBaseline']) positive(r[k], k);
-    for (const k of ['cyclesPerSec', 'setupP50Ms', 'setupP99Ms', 'cpuMsPerCall', 'ratioToBaseline', 'baselineCyclesPerSec', 'baselineSetupP99Ms', 'baselineCpuMsPerCall', 'cpuVsBridge', 'eventsPerCall']) positive(r.dialplan[k], `dialplan.${k}`);
+    for (const k of [
+      'setupP50Ms',
+      'setupP99Ms',
+      'baselineSetupP99Ms',
+      'cpuMsPerCall',
+      'baselineCpuMsPerCall',
+      'ratioToBaseline',
+    ])
+      positive(r[k], k);
+    for (const k of [
+      'cyclesPerSec',
+      'setupP50Ms',
+      'setupP99Ms',
+      'cpuMsPerCall',
+      'ratioToBaseline',
+      'baselineCyclesPerSec',
+      'baselineSetupP99Ms',
+      'baselineCpuMsPerCall',
+      'cpuVsBridge',
+      'eventsPerCall',
+    ])
+      positive(r.dialplan[k], `dialplan.${k}`);
     for (const k of ['setupP50Ms1000', 'setupP99Ms1000', 'setupMaxMs1000', 'baselineSetupP99Ms1000']) {
       assert.ok(k in r && r[k] === null, `${k} is there, null`);
       assert.ok(k in r.dialplan && r.dialplan[k] === null, `dialplan.${k} is there, null`);
     }
-    assert.ok((r['setupP99Ms'] as number) >= (r['setupP50Ms'] as number) && r.dialplan['setupP99Ms']! >= r.dialplan['setupP50Ms']!);
-    assert.equal(r['setupP99Ms'], Math.round(r.adapter['info']!.latencyByRate[String(rates[0])]!.setup.p99 * 1000) / 1000, 'setupP99Ms is at the first rate');
+    assert.ok(
+      (r['setupP99Ms'] as number) >= (r['setupP50Ms'] as number) &&
+        r.dialplan['setupP99Ms']! >= r.dialplan['setupP50Ms']!,
+    );
+    assert.equal(
+      r['setupP99Ms'],
+      Math.round(r.adapter['info']!.latencyByRate[String(rates[0])]!.setup.p99 * 1000) / 1000,
+      'setupP99Ms is at the first rate',
+    );
     // The bench divides the figures as it reports them (rounded): the same division here gives the same number.
     const ratio = (cycles: number, baseline: number) => Math.round((cycles / baseline) * 1000) / 1000;
     assert.equal(r['ratioToBaseline'], ratio(r.cyclesPerSec, r.baselineCyclesPerSec));
-    assert.equal(r.dialplan['ratioToBaseline'], ratio(r.dialplan['cyclesPerSec']!, r.dialplan['baselineCyclesPerSec']!));
+    assert.equal(
+      r.dialplan['ratioToBaseline'],
+      ratio(r.dialplan['cyclesPerSec']!, r.dialplan['baselineCyclesPerSec']!),
+    );
     // Fewer events reach the adapter than the switch has (its filters), none lost in either mode.
     assert.ok(r.dialplan['eventsPerCall']! < r.dialplan['eventsPerCallOnSwitch']!);
     assert.equal(r.dialplan['eventsLost'], 0);
     assert.equal(r.dialplan['callsFailed'], 0);
     // The adapter's process tree: its own process at least.
-    assert.ok((r['adapterProcesses'] as number) >= 1 && r.dialplan['adapterProcesses']! >= 1 && (r['memoryProcesses'] as number) >= 1);
+    assert.ok(
+      (r['adapterProcesses'] as number) >= 1 &&
+        r.dialplan['adapterProcesses']! >= 1 &&
+        (r['memoryProcesses'] as number) >= 1,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

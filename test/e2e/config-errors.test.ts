@@ -14,7 +14,9 @@ const TOKEN = `tok-${randomUUID()}`;
 const GOOD_URL = `https://zammad.example/api/v1/cti/${TOKEN}`;
 
 /** Runs the program with `env`; it must exit on its own. */
-async function run(env: Record<string, string>): Promise<{ code: number | null; output: string; adapter: AdapterProcess }> {
+async function run(
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string; adapter: AdapterProcess }> {
   const adapter = await startAdapter(env, { expectStart: false });
   const code = await Promise.race([adapter.exited, new Promise<'running'>((r) => setTimeout(r, 20_000, 'running'))]);
   if (code === 'running') {
@@ -43,7 +45,16 @@ describe('configuration errors', () => {
     });
     assert.equal(code, 2);
     assert.equal(output.split('Invalid configuration:').length - 1, 1, `one message:\n${output}`);
-    for (const name of ['ZAMMAD_CTI_URL', 'ESL_PORT', 'ESL_ALLOW', 'LOG_LEVEL', 'ZAMMAD_NEWCALL_TIMEOUT_MS', 'DEFAULT_COUNTRY_CODE', 'ESL_MAX_FRAME_BYTES', 'ZAMMAD_ALLOW_HTTP']) {
+    for (const name of [
+      'ZAMMAD_CTI_URL',
+      'ESL_PORT',
+      'ESL_ALLOW',
+      'LOG_LEVEL',
+      'ZAMMAD_NEWCALL_TIMEOUT_MS',
+      'DEFAULT_COUNTRY_CODE',
+      'ESL_MAX_FRAME_BYTES',
+      'ZAMMAD_ALLOW_HTTP',
+    ]) {
       assert.match(output, new RegExp(`^  - ${name}\\b`, 'm'), `${name} named:\n${output}`);
     }
     assert.match(output, /"10\.0\.0\.0\/33" is not an IP address or CIDR/);
@@ -89,19 +100,23 @@ describe('configuration errors', () => {
     assert.equal(await adapter.stop(), 0);
   });
 
-  test('a start-up failure that is not a variable (port taken) is one line and a non-zero exit, no stack trace', LIMIT, async () => {
-    const taken = net.createServer();
-    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
-    try {
-      const port = (taken.address() as net.AddressInfo).port;
-      const { code, output } = await run({ ZAMMAD_CTI_URL: GOOD_URL, ESL_PORT: String(port) });
-      assert.equal(code, 1);
-      assert.match(output, /"message":"cannot start"/);
-      assert.match(output, /EADDRINUSE/);
-      noStackTrace(output);
-      assert.ok(!output.includes(TOKEN));
-    } finally {
-      taken.close();
-    }
-  });
+  test(
+    'a start-up failure that is not a variable (port taken) is one line and a non-zero exit, no stack trace',
+    LIMIT,
+    async () => {
+      const taken = net.createServer();
+      await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+      try {
+        const port = (taken.address() as net.AddressInfo).port;
+        const { code, output } = await run({ ZAMMAD_CTI_URL: GOOD_URL, ESL_PORT: String(port) });
+        assert.equal(code, 1);
+        assert.match(output, /"message":"cannot start"/);
+        assert.match(output, /EADDRINUSE/);
+        noStackTrace(output);
+        assert.ok(!output.includes(TOKEN));
+      } finally {
+        taken.close();
+      }
+    },
+  );
 });

@@ -10,7 +10,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +32,8 @@ import { startAdapter, tempOutbox, type AdapterProcess } from './adapter-process
 import { waitUntil } from './raw-switch.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const ROOT_ONLY = process.getuid?.() === 0 ? false : 'needs root to mount a small tmpfs (run the suite as root to include it)';
+const ROOT_ONLY =
+  process.getuid?.() === 0 ? false : 'needs root to mount a small tmpfs (run the suite as root to include it)';
 const FAST = { ZAMMAD_REQUEST_TIMEOUT_MS: '500', RETRY_BASE_MS: '40', RETRY_MAX_MS: '200' };
 /** Long, so that a caller held for the disk would show: a decision must come far sooner. */
 const NEWCALL_TIMEOUT_MS = 4000;
@@ -32,7 +43,13 @@ let seq = 0;
 function inbound(target: TargetBehaviour, extra: Partial<CallScript> = {}, callerNumber?: string): CallScript {
   const ext = String(6000 + seq++);
   return {
-    channel: { uuid: randomUUID(), callerNumber: callerNumber ?? `030777${ext}`, destination: '491711234567890', context: 'public', variables: { zammad_users: `Agent ${ext}`, zammad_bridge: `user/${ext}@d` } },
+    channel: {
+      uuid: randomUUID(),
+      callerNumber: callerNumber ?? `030777${ext}`,
+      destination: '491711234567890',
+      context: 'public',
+      variables: { zammad_users: `Agent ${ext}`, zammad_bridge: `user/${ext}@d` },
+    },
     targets: { [ext]: target },
     originateTimeoutMs: 60_000,
     ...extra,
@@ -46,7 +63,8 @@ async function get(adapter: AdapterProcess, path: string): Promise<{ code: numbe
   const res = await fetch(`http://127.0.0.1:${adapter.statusPort}${path}`);
   return { code: res.status, text: await res.text() };
 }
-const metric = async (adapter: AdapterProcess, re: RegExp) => Number(re.exec((await get(adapter, '/metrics')).text)?.[1] ?? NaN);
+const metric = async (adapter: AdapterProcess, re: RegExp) =>
+  Number(re.exec((await get(adapter, '/metrics')).text)?.[1] ?? NaN);
 
 /** A tmpfs of its own, unmounted by `close`. */
 class SmallDisk {
@@ -94,15 +112,22 @@ class SmallDisk {
 
 function runCli(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: { ...childEnv(), ...env }, timeout: 30_000 }, (err, stdout) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/index.ts', ...args],
+      { cwd: ROOT, env: { ...childEnv(), ...env }, timeout: 30_000 },
+      (err, stdout) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout });
+      },
+    );
   });
 }
 
 const decidedWithinMs = (call: SwitchCall): number => {
   const start = call.framesSent.find((f) => f.kind === 'connect-reply')?.at ?? 0;
-  const decided = call.commands.find((c) => c.headers['execute-app-name'] === 'bridge' || c.headers['call-command'] === 'hangup');
+  const decided = call.commands.find(
+    (c) => c.headers['execute-app-name'] === 'bridge' || c.headers['call-command'] === 'hangup',
+  );
   return (decided?.at ?? Infinity) - start;
 };
 
@@ -120,7 +145,12 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
   });
 
   test('calls go on from memory without waiting, /readyz and the metrics name the disk, nothing lost or twice once space is freed', async () => {
-    const adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, OUTBOX_PATH: disk.outbox, ZAMMAD_NEWCALL_TIMEOUT_MS: String(NEWCALL_TIMEOUT_MS), ...FAST });
+    const adapter = await startAdapter({
+      ZAMMAD_CTI_URL: zammad.url,
+      OUTBOX_PATH: disk.outbox,
+      ZAMMAD_NEWCALL_TIMEOUT_MS: String(NEWCALL_TIMEOUT_MS),
+      ...FAST,
+    });
     const to = { host: '127.0.0.1', port: adapter.eslPort };
     try {
       const before = await Promise.all([1, 2].map(() => placeCall(to, inbound(ANSWERED))));
@@ -134,12 +164,21 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
         await new Promise((r) => setTimeout(r, 50));
         if (during.length > 40) throw new Error(`the disk never refused a commit:\n${adapter.output().slice(-3000)}`);
       }
-      const more = await Promise.all(Array.from({ length: 10 }, (_, i) => placeCall(to, inbound(i % 2 ? BUSY : ANSWERED))));
+      const more = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => placeCall(to, inbound(i % 2 ? BUSY : ANSWERED))),
+      );
       const blocked = await placeCall(to, inbound(ANSWERED, {}, '+49 30 999999999'));
       during.push(...more);
       await Promise.all([...more, blocked].map((c) => c.closed));
-      for (const c of more) assert.ok(decidedWithinMs(c) < NEWCALL_TIMEOUT_MS / 2, `decided after ${decidedWithinMs(c)} ms: a caller waited for the disk`);
-      assert.ok(blocked.commands.some((c) => c.headers['hangup-cause'] === 'USER_BUSY'), "Zammad's verdict (reject) is honoured");
+      for (const c of more)
+        assert.ok(
+          decidedWithinMs(c) < NEWCALL_TIMEOUT_MS / 2,
+          `decided after ${decidedWithinMs(c)} ms: a caller waited for the disk`,
+        );
+      assert.ok(
+        blocked.commands.some((c) => c.headers['hangup-cause'] === 'USER_BUSY'),
+        "Zammad's verdict (reject) is honoured",
+      );
 
       const ready = await get(adapter, '/readyz');
       assert.equal(ready.code, 503);
@@ -148,7 +187,11 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
       assert.ok(checks['outbox']?.detail?.includes(disk.outbox), checks['outbox']?.detail);
       assert.equal(checks['zammad']?.ok, true, 'the disk is not blamed on Zammad');
       assert.ok((await metric(adapter, /^cti_outbox_write_failures_total (\d+)$/m)) >= 1);
-      assert.equal(adapter.lines.filter((l) => /cannot write the outbox to disk/.test(l.message)).length, 1, 'one line per fault');
+      assert.equal(
+        adapter.lines.filter((l) => /cannot write the outbox to disk/.test(l.message)).length,
+        1,
+        'one line per fault',
+      );
 
       const all = [...before, ...during, blocked];
       await zammad.waitFor((z) => all.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);
@@ -156,16 +199,26 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
       disk.free();
       await adapter.waitForLog((l) => l.message === 'the outbox writes to disk again', 15_000);
       await waitUntil(async () => (await get(adapter, '/readyz')).code === 200, 'ready again');
-      await waitUntil(async () => (await metric(adapter, /^cti_outbox_events\{endpoint="default"\} (\d+)$/m)) === 0, 'the outbox is empty');
+      await waitUntil(
+        async () => (await metric(adapter, /^cti_outbox_events\{endpoint="default"\} (\d+)$/m)) === 0,
+        'the outbox is empty',
+      );
       await new Promise((r) => setTimeout(r, 300)); // a stray repeat would show up here
       for (const c of all) {
         const accepted = zammad.acceptedEvents(c.uuid);
         assert.equal(accepted.filter((e) => e === 'newCall').length, 1, c.uuid);
         assert.equal(zammad.entry(c.uuid)?.hangups, 1, `${c.uuid}: one hangup`);
-        assert.ok(zammad.postsFor(c.uuid).every((p) => p.status !== 500), `${c.uuid}: nothing out of order`);
+        assert.ok(
+          zammad.postsFor(c.uuid).every((p) => p.status !== 500),
+          `${c.uuid}: nothing out of order`,
+        );
       }
       const db = new Database(disk.outbox, { readonly: true });
-      assert.equal(db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox').get()?.n, 0, 'nothing delivered is written afterwards');
+      assert.equal(
+        db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox').get()?.n,
+        0,
+        'nothing delivered is written afterwards',
+      );
       db.close();
     } finally {
       disk.free();
@@ -175,7 +228,13 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
 
   test('SIGTERM while full and Zammad down: every unsaved event named, exit code 1, replay delivers them; the restart gives no wrong cause', async () => {
     const outbox = disk.outbox;
-    const env = { ZAMMAD_CTI_URL: zammad.url, OUTBOX_PATH: outbox, ZAMMAD_NEWCALL_TIMEOUT_MS: '300', SHUTDOWN_DRAIN_MS: '800', ...FAST };
+    const env = {
+      ZAMMAD_CTI_URL: zammad.url,
+      OUTBOX_PATH: outbox,
+      ZAMMAD_NEWCALL_TIMEOUT_MS: '300',
+      SHUTDOWN_DRAIN_MS: '800',
+      ...FAST,
+    };
     const first = await startAdapter(env);
     const to = { host: '127.0.0.1', port: first.eslPort };
     let second: AdapterProcess | undefined;
@@ -198,7 +257,11 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
       assert.equal(code, 1, 'a stop that lost events is not a clean stop');
       const named = first.lines.filter((l) => l.message === 'event neither delivered nor stored');
       for (const c of lost) {
-        assert.deepEqual(named.filter((l) => l['callId'] === c.uuid).map((l) => l['event']), ['newCall', 'hangup'], c.uuid);
+        assert.deepEqual(
+          named.filter((l) => l['callId'] === c.uuid).map((l) => l['event']),
+          ['newCall', 'hangup'],
+          c.uuid,
+        );
         for (const l of named.filter((n) => n['callId'] === c.uuid)) assert.equal(l['endpoint'], 'default');
       }
       const file = readdirSync(disk.dir).find((f) => f.startsWith('outbox.sqlite.unsaved-'));
@@ -241,20 +304,31 @@ describe('an outbox the adapter cannot use at start', () => {
     const outbox = tempOutbox();
     writeFileSync(outbox, 'this is not an SQLite database\n'.repeat(200));
     const before = readFileSync(outbox);
-    const adapter = await startAdapter({ ZAMMAD_CTI_URL: 'http://127.0.0.1:9/api/v1/cti/tok-x', OUTBOX_PATH: outbox }, { expectStart: false });
+    const adapter = await startAdapter(
+      { ZAMMAD_CTI_URL: 'http://127.0.0.1:9/api/v1/cti/tok-x', OUTBOX_PATH: outbox },
+      { expectStart: false },
+    );
     assert.equal(await adapter.exited, 2);
     assert.match(adapter.output(), new RegExp(`OUTBOX_PATH=${outbox}.*not a usable SQLite database`));
     assert.ok(adapter.output().includes(`mv ${outbox} ${outbox}.broken`));
     assert.deepEqual(readFileSync(outbox), before, 'untouched');
   });
 
-  test('an outbox it cannot write (a read-only disk): refused with exit code 2 and the fix', { skip: ROOT_ONLY }, async () => {
+  test('an outbox it cannot write (a read-only disk): refused with exit code 2 and the fix', {
+    skip: ROOT_ONLY,
+  }, async () => {
     const disk = new SmallDisk('1m');
     try {
-      const first = await startAdapter({ ZAMMAD_CTI_URL: 'http://127.0.0.1:9/api/v1/cti/tok-x', OUTBOX_PATH: disk.outbox });
+      const first = await startAdapter({
+        ZAMMAD_CTI_URL: 'http://127.0.0.1:9/api/v1/cti/tok-x',
+        OUTBOX_PATH: disk.outbox,
+      });
       await first.stop();
       execFileSync('mount', ['-o', 'remount,ro', disk.dir]);
-      const adapter = await startAdapter({ ZAMMAD_CTI_URL: 'http://127.0.0.1:9/api/v1/cti/tok-x', OUTBOX_PATH: disk.outbox }, { expectStart: false });
+      const adapter = await startAdapter(
+        { ZAMMAD_CTI_URL: 'http://127.0.0.1:9/api/v1/cti/tok-x', OUTBOX_PATH: disk.outbox },
+        { expectStart: false },
+      );
       assert.equal(await adapter.exited, 2);
       assert.match(adapter.output(), new RegExp(`cannot write the outbox OUTBOX_PATH=${disk.outbox}.*writable`));
     } finally {

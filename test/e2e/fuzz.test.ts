@@ -12,7 +12,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { placeCall, type CallScript, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
 import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
-import { apiResponse, commandReply, connectReply, disconnectNotice, encodeEvent, GOODBYE, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
+import {
+  apiResponse,
+  commandReply,
+  connectReply,
+  disconnectNotice,
+  encodeEvent,
+  GOODBYE,
+  type Header,
+} from '@freeswitch-zammad-cti/sim/esl-wire';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
 import { RawSwitch, channelData, metric, metrics, prng, rssBytes, waitUntil } from './raw-switch.js';
 
@@ -32,7 +40,14 @@ let adapter: AdapterProcess;
 before(async () => {
   zammad = new ZammadDouble({ token: `tok-${randomUUID()}` });
   await zammad.start();
-  adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, ESL_IDLE_TIMEOUT_MS: '1000', ESL_MAX_FRAME_BYTES: '65536', LOG_LEVEL: 'info', RETRY_BASE_MS: '50', RETRY_MAX_MS: '500' });
+  adapter = await startAdapter({
+    ZAMMAD_CTI_URL: zammad.url,
+    ESL_IDLE_TIMEOUT_MS: '1000',
+    ESL_MAX_FRAME_BYTES: '65536',
+    LOG_LEVEL: 'info',
+    RETRY_BASE_MS: '50',
+    RETRY_MAX_MS: '500',
+  });
 });
 
 after(async () => {
@@ -48,18 +63,70 @@ const pick = <T>(r: Rnd, list: readonly T[]): T => list[Math.floor(r() * list.le
 const int = (r: Rnd, n: number) => Math.floor(r() * n);
 
 const NAMES = [
-  'CHANNEL_BRIDGE', 'CHANNEL_UNBRIDGE', 'CHANNEL_ANSWER', 'CHANNEL_HANGUP', 'CHANNEL_HANGUP_COMPLETE', 'CHANNEL_EXECUTE',
-  'CHANNEL_EXECUTE_COMPLETE', 'CHANNEL_PARK', 'CHANNEL_PROGRESS', 'CHANNEL_STATE', 'CHANNEL_DATA', 'HEARTBEAT', 'CUSTOM',
-  'BACKGROUND_JOB', '', '*', '**', '__proto__', 'constructor', 'command::reply', 'auth::request', 'NO_SUCH_EVENT',
+  'CHANNEL_BRIDGE',
+  'CHANNEL_UNBRIDGE',
+  'CHANNEL_ANSWER',
+  'CHANNEL_HANGUP',
+  'CHANNEL_HANGUP_COMPLETE',
+  'CHANNEL_EXECUTE',
+  'CHANNEL_EXECUTE_COMPLETE',
+  'CHANNEL_PARK',
+  'CHANNEL_PROGRESS',
+  'CHANNEL_STATE',
+  'CHANNEL_DATA',
+  'HEARTBEAT',
+  'CUSTOM',
+  'BACKGROUND_JOB',
+  '',
+  '*',
+  '**',
+  '__proto__',
+  'constructor',
+  'command::reply',
+  'auth::request',
+  'NO_SUCH_EVENT',
 ];
 const HEADERS = [
-  'Unique-ID', 'Hangup-Cause', 'Application', 'Application-Data', 'Other-Leg-Destination-Number', 'Caller-Caller-ID-Number',
-  'variable_originate_disposition', 'variable_zammad_bridge', 'Content-Length', 'Content-Type', 'Event-Name', 'Reply-Text',
-  'X-Random', '', ':', '__proto__',
+  'Unique-ID',
+  'Hangup-Cause',
+  'Application',
+  'Application-Data',
+  'Other-Leg-Destination-Number',
+  'Caller-Caller-ID-Number',
+  'variable_originate_disposition',
+  'variable_zammad_bridge',
+  'Content-Length',
+  'Content-Type',
+  'Event-Name',
+  'Reply-Text',
+  'X-Random',
+  '',
+  ':',
+  '__proto__',
 ];
 const VALUES = [
-  'NORMAL_CLEARING', 'USER_BUSY', 'ORIGINATOR_CANCEL', 'bridge', 'user/2000@d', '2000', '+OK', '-ERR nope', '%', '%zz', '%FF',
-  '100%', '%C3%28', 'a\u0000b', 'é', '\u2028', '-1', '999999999', 'NaN', '', '_undef_', 'x'.repeat(300),
+  'NORMAL_CLEARING',
+  'USER_BUSY',
+  'ORIGINATOR_CANCEL',
+  'bridge',
+  'user/2000@d',
+  '2000',
+  '+OK',
+  '-ERR nope',
+  '%',
+  '%zz',
+  '%FF',
+  '100%',
+  '%C3%28',
+  'a\u0000b',
+  'é',
+  '\u2028',
+  '-1',
+  '999999999',
+  'NaN',
+  '',
+  '_undef_',
+  'x'.repeat(300),
 ];
 
 function randomValue(r: Rnd): string {
@@ -80,11 +147,20 @@ function randomHeaders(r: Rnd, uuid: string): Header[] {
 function wellFormed(r: Rnd, uuid: string): string {
   const x = r();
   // XML is rare: modesl's XML reading throws on most broken bodies, which ends the connection.
-  if (x < 0.55) return encodeEvent(randomHeaders(r, uuid), r() < 0.005 ? 'xml' : r() < 0.3 ? 'json' : 'plain', r() < 0.1 ? randomValue(r) : undefined);
+  if (x < 0.55)
+    return encodeEvent(
+      randomHeaders(r, uuid),
+      r() < 0.005 ? 'xml' : r() < 0.3 ? 'json' : 'plain',
+      r() < 0.1 ? randomValue(r) : undefined,
+    );
   if (x < 0.65) return commandReply(pick(r, ['+OK', '-ERR command not found', '+OK will linger', randomValue(r)]));
   if (x < 0.72) return apiResponse(randomValue(r));
   if (x < 0.78) return disconnectNotice(pick(r, [uuid, randomUUID()]), r() < 0.5 ? GOODBYE : randomValue(r));
-  if (x < 0.82) return `Content-Type: ${pick(r, ['log/data', 'auth/request', 'text/rude-rejection', '*', 'api/response'])}\nContent-Length: 3\n\nabc`;
+  if (x < 0.82)
+    return (
+      `Content-Type: ${pick(r, ['log/data', 'auth/request', 'text/rude-rejection', '*', 'api/response'])}\n` +
+      'Content-Length: 3\n\nabc'
+    );
   if (x < 0.86) return connectReply(channelData({ uuid: pick(r, [uuid, randomUUID(), '']) }));
   const bytes = Array.from({ length: 1 + int(r, 200) }, () => String.fromCharCode(int(r, 256))).join('');
   return r() < 0.5 ? bytes : `${bytes}\n\n`;
@@ -112,7 +188,10 @@ function mutate(r: Rnd, frame: string): string {
         s = s.slice(0, at);
         break;
       case 5:
-        s = s.replace(/Content-Length: \d+/, `Content-Length: ${pick(r, ['0', '-1', '1', 'abc', '99999999', String(int(r, 5000))])}`);
+        s = s.replace(
+          /Content-Length: \d+/,
+          `Content-Length: ${pick(r, ['0', '-1', '1', 'abc', '99999999', String(int(r, 5000))])}`,
+        );
         break;
       case 6:
         s = s.replace(/\n/g, '\r\n');
@@ -150,7 +229,10 @@ async function fuzzConnection(index: number): Promise<number> {
   try {
     if (r() < 0.8) {
       await peer.next('connect', 3000);
-      const variables: Record<string, string> = r() < 0.5 ? { zammad_users: 'Fuzz', zammad_bridge: pick(r, ['user/2000@d', 'sofia/gateway/gw/2000', randomValue(r)]) } : {};
+      const variables: Record<string, string> =
+        r() < 0.5
+          ? { zammad_users: 'Fuzz', zammad_bridge: pick(r, ['user/2000@d', 'sofia/gateway/gw/2000', randomValue(r)]) }
+          : {};
       const reply = connectReply(channelData({ uuid, variables, callerName: randomValue(r) }));
       peer.write(r() < 0.15 ? mutate(r, reply) : reply);
       frames++;
@@ -179,7 +261,13 @@ async function fuzzConnection(index: number): Promise<number> {
     if (end < 0.4) peer.reset();
     else if (end < 0.8) peer.end();
     else if (!peer.isClosed) {
-      peer.write(encodeEvent([['Event-Name', 'CHANNEL_HANGUP_COMPLETE'], ['Unique-ID', uuid], ['Hangup-Cause', 'NORMAL_CLEARING']]));
+      peer.write(
+        encodeEvent([
+          ['Event-Name', 'CHANNEL_HANGUP_COMPLETE'],
+          ['Unique-ID', uuid],
+          ['Hangup-Cause', 'NORMAL_CLEARING'],
+        ]),
+      );
       peer.end();
     }
   } catch {
@@ -213,7 +301,13 @@ function realCall(i: number): { kind: Kind; script: CallScript } {
   return {
     kind,
     script: {
-      channel: { uuid: randomUUID(), callerNumber: `0301234${String(i).padStart(4, '0')}`, destination: '491711234567890', sip: i % 2 === 0, variables: { zammad_users: `Agent ${i}`, zammad_bridge: `sofia/gateway/carrier/${ext}` } },
+      channel: {
+        uuid: randomUUID(),
+        callerNumber: `0301234${String(i).padStart(4, '0')}`,
+        destination: '491711234567890',
+        sip: i % 2 === 0,
+        variables: { zammad_users: `Agent ${i}`, zammad_bridge: `sofia/gateway/carrier/${ext}` },
+      },
       ...(targets ? { targets } : {}),
       ...(kind === 'cancel' ? { callerCancelAfterMs: 120 } : {}),
       ...(kind === 'noAnswer' ? { originateTimeoutMs: 150 } : {}),
@@ -227,14 +321,19 @@ function accepted(uuid: string): string[] {
   return zammad.acceptedWithCause(uuid);
 }
 
-test(`fuzz: ${FRAMES} random and mutated frames beside ${REAL_CALLS} real calls (FUZZ_SEED=${SEED})`, { timeout: 120_000 }, async (t) => {
+test(`fuzz: ${FRAMES} random and mutated frames beside ${REAL_CALLS} real calls (FUZZ_SEED=${SEED})`, {
+  timeout: 120_000,
+}, async (t) => {
   const pid = adapter.proc.pid as number;
   // Warm up (code paths compiled, pools filled), then the baseline.
   for (let i = 0; i < 4; i++) {
     const c = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, realCall(1000 + i).script);
     await c.closed;
   }
-  await waitUntil(async () => (await metric(adapter.statusPort, 'cti_outbox_events{endpoint="default"}')) === 0, 'warm-up delivered');
+  await waitUntil(
+    async () => (await metric(adapter.statusPort, 'cti_outbox_events{endpoint="default"}')) === 0,
+    'warm-up delivered',
+  );
   const rssBefore = rssBytes(pid);
 
   // The fuzzing, AT_ONCE connections at a time, and the real calls started along the way.
@@ -258,14 +357,21 @@ test(`fuzz: ${FRAMES} random and mutated frames beside ${REAL_CALLS} real calls 
     const { kind, script } = realCall(real.length);
     real.push({ kind, call: placeCall({ host: '127.0.0.1', port: adapter.eslPort }, script) });
   }
-  const closedFor = (await metrics(adapter.statusPort));
-  t.diagnostic(`FUZZ_SEED=${SEED}: ${frames} frames on ${next} connections; closed by the adapter: ${[...closedFor].filter(([k]) => k.startsWith('cti_esl_connection_errors_total')).map(([k, v]) => `${k.replace(/.*reason="(.*)".*/, '$1')} ${v}`).join(', ')}`);
+  const closedFor = await metrics(adapter.statusPort);
+  t.diagnostic(
+    `FUZZ_SEED=${SEED}: ${frames} frames on ${next} connections; closed by the adapter: ${[...closedFor]
+      .filter(([k]) => k.startsWith('cti_esl_connection_errors_total'))
+      .map(([k, v]) => `${k.replace(/.*reason="(.*)".*/, '$1')} ${v}`)
+      .join(', ')}`,
+  );
   assert.ok(frames >= 20_000, `only ${frames} frames sent`);
 
   // Every real call reported exactly as it happened.
   const calls = await Promise.all(real.map(async ({ kind, call }) => ({ kind, call: await call })));
   await Promise.all(calls.map(({ call }) => call.closed));
-  await zammad.waitFor(() => calls.every(({ kind, call }) => accepted(call.uuid).length >= EXPECTED[kind].length), 20_000).catch(() => undefined);
+  await zammad
+    .waitFor(() => calls.every(({ kind, call }) => accepted(call.uuid).length >= EXPECTED[kind].length), 20_000)
+    .catch(() => undefined);
   for (const { kind, call } of calls) {
     assert.deepEqual(accepted(call.uuid), EXPECTED[kind], `real call ${call.uuid} (${kind}), FUZZ_SEED=${SEED}`);
   }
@@ -273,8 +379,19 @@ test(`fuzz: ${FRAMES} random and mutated frames beside ${REAL_CALLS} real calls 
   // Alive, nothing left open, memory back near where it started.
   assert.equal(adapter.proc.exitCode, null, `the adapter died (FUZZ_SEED=${SEED}):\n${adapter.output().slice(-3000)}`);
   assert.equal((await fetch(`http://127.0.0.1:${adapter.statusPort}/healthz`)).status, 200);
-  await waitUntil(async () => (await metric(adapter.statusPort, 'cti_calls_in_progress')) === 0, 'every connection closed', 15_000);
-  await waitUntil(() => rssBytes(pid) <= rssBefore + RSS_MARGIN, `resident memory back within ${RSS_MARGIN >> 20} MB of ${Math.round(rssBefore / 2 ** 20)} MB (now ${Math.round(rssBytes(pid) / 2 ** 20)} MB)`, 15_000);
-  t.diagnostic(`resident memory: ${Math.round(rssBefore / 2 ** 20)} MB before, ${Math.round(rssBytes(pid) / 2 ** 20)} MB after`);
+  await waitUntil(
+    async () => (await metric(adapter.statusPort, 'cti_calls_in_progress')) === 0,
+    'every connection closed',
+    15_000,
+  );
+  await waitUntil(
+    () => rssBytes(pid) <= rssBefore + RSS_MARGIN,
+    `resident memory back within ${RSS_MARGIN >> 20} MB of ${Math.round(rssBefore / 2 ** 20)} MB (now ` +
+      `${Math.round(rssBytes(pid) / 2 ** 20)} MB)`,
+    15_000,
+  );
+  t.diagnostic(
+    `resident memory: ${Math.round(rssBefore / 2 ** 20)} MB before, ${Math.round(rssBytes(pid) / 2 ** 20)} MB after`,
+  );
   assert.ok(!/uncaught exception/.test(adapter.output()), 'no uncaught exception');
 });

@@ -29,19 +29,39 @@ const FAST = {
 
 function inbound(): CallScript {
   return {
-    channel: { uuid: randomUUID(), callerNumber: '03055571600', destination: '491711234567890', sip: true, variables: { zammad_users: 'Alice', zammad_bridge: 'sofia/gateway/carrier/2000' } },
+    channel: {
+      uuid: randomUUID(),
+      callerNumber: '03055571600',
+      destination: '491711234567890',
+      sip: true,
+      variables: { zammad_users: 'Alice', zammad_bridge: 'sofia/gateway/carrier/2000' },
+    },
     targets: { '2000': { kind: 'answer', ringMs: 20, talkMs: 60 } },
   };
 }
 
 function outbound(): CallScript {
   return {
-    channel: { uuid: randomUUID(), callerNumber: '2000', callerName: 'Agent Smith', destination: '01711234567', context: 'default', sip: true, variables: { zammad_bridge: 'sofia/gateway/carrier/01711234567' } },
+    channel: {
+      uuid: randomUUID(),
+      callerNumber: '2000',
+      callerName: 'Agent Smith',
+      destination: '01711234567',
+      context: 'default',
+      sip: true,
+      variables: { zammad_bridge: 'sofia/gateway/carrier/01711234567' },
+    },
     targets: { '01711234567': { kind: 'answer', ringMs: 20, talkMs: 60 } },
   };
 }
 
-const json = (body: unknown): Fault => ({ kind: 'status', status: 200, process: true, contentType: 'application/json', body: typeof body === 'string' ? body : JSON.stringify(body) });
+const json = (body: unknown): Fault => ({
+  kind: 'status',
+  status: 200,
+  process: true,
+  contentType: 'application/json',
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
 
 describe('broken answers from Zammad: one clear log line, the call goes on, nothing lost', () => {
   let zammad: ZammadDouble;
@@ -57,7 +77,11 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
   });
 
   /** Places a call while `fault` applies to its newCall; returns it once every event reached Zammad. */
-  async function callWith(fault: Fault, script: CallScript, opts: FaultOptions = { times: 1, events: ['newCall'] }): Promise<{ call: SwitchCall; lines: LogLine[] }> {
+  async function callWith(
+    fault: Fault,
+    script: CallScript,
+    opts: FaultOptions = { times: 1, events: ['newCall'] },
+  ): Promise<{ call: SwitchCall; lines: LogLine[] }> {
     zammad.setFault(fault, opts);
     const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, script);
     await call.closed;
@@ -68,9 +92,16 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
     const entry = zammad.entry(call.uuid);
     assert.equal(entry?.answers, 1);
     assert.equal(entry?.hangups, 1);
-    assert.deepEqual(zammad.acceptedEvents(call.uuid).filter((e) => e !== 'newCall'), ['answer', 'hangup'], 'in order, once');
+    assert.deepEqual(
+      zammad.acceptedEvents(call.uuid).filter((e) => e !== 'newCall'),
+      ['answer', 'hangup'],
+      'in order, once',
+    );
     zammad.clearFault();
-    return { call, lines: adapter.lines.filter((l) => l['callId'] === call.uuid && (l.level === 'warn' || l.level === 'error')) };
+    return {
+      call,
+      lines: adapter.lines.filter((l) => l['callId'] === call.uuid && (l.level === 'warn' || l.level === 'error')),
+    };
   }
 
   /** Exactly one warning or error line about the call, and it says what happened. */
@@ -81,7 +112,10 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
   }
 
   test('a 200 that is not JSON', LIMIT, async () => {
-    const { lines } = await callWith({ kind: 'status', status: 200, process: true, contentType: 'text/plain', body: 'OK, thanks!' }, inbound());
+    const { lines } = await callWith(
+      { kind: 'status', status: 200, process: true, contentType: 'text/plain', body: 'OK, thanks!' },
+      inbound(),
+    );
     oneClearLine(lines, /newCall with something that is not JSON; going on/);
   });
 
@@ -123,7 +157,10 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
       const { call, lines } = await callWith(json({ action: 'dial', caller_id: callerId }), outbound());
       oneClearLine(lines, /caller id that is not an E\.164 number/);
       const sent = call.commands.map((c) => c.raw).join('');
-      assert.ok(!/system|pwned|effective_caller_id_number/.test(sent), `nothing of ${JSON.stringify(callerId)} reached the switch: ${sent}`);
+      assert.ok(
+        !/system|pwned|effective_caller_id_number/.test(sent),
+        `nothing of ${JSON.stringify(callerId)} reached the switch: ${sent}`,
+      );
     }
     // The control: a valid one is set, as it is.
     const { call } = await callWith(json({ action: 'dial', caller_id: '+4930777000000' }), outbound());
@@ -132,8 +169,14 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
 
   test('a reply that never ends (headers, then a byte now and then): the request times out', LIMIT, async () => {
     const { lines } = await callWith({ kind: 'neverEndingBody', intervalMs: 50 }, inbound());
-    assert.ok(lines.some((l) => /no answer from Zammad within 1500 ms: going on/.test(l.message)), 'the bounded wait');
-    assert.ok(lines.some((l) => /retried/.test(l.message) && /TIMEOUT/.test(String(l['reason']))), 'the request timed out');
+    assert.ok(
+      lines.some((l) => /no answer from Zammad within 1500 ms: going on/.test(l.message)),
+      'the bounded wait',
+    );
+    assert.ok(
+      lines.some((l) => /retried/.test(l.message) && /TIMEOUT/.test(String(l['reason']))),
+      'the request timed out',
+    );
     assert.ok(lines.length <= 2, JSON.stringify(lines));
   });
 
@@ -152,10 +195,16 @@ describe('broken answers from Zammad: one clear log line, the call goes on, noth
   test('a redirect: one line for the fault, events kept, all delivered once it is fixed', LIMIT, async () => {
     const errorsBefore = adapter.lines.filter((l) => /Zammad refuses all events/.test(l.message)).length;
     zammad.setFault({ kind: 'redirect', location: 'https://zammad.example/login?return_to=%2Fapi%2Fv1%2Fcti' });
-    const calls = await Promise.all([placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound()), placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound())]);
+    const calls = await Promise.all([
+      placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound()),
+      placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound()),
+    ]);
     await Promise.all(calls.map((c) => c.closed));
     for (const c of calls) assert.equal(c.bridges.length, 1, 'bridged without Zammad');
-    await waitUntil(async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault{endpoint="default"}')) === 1, 'config fault shown');
+    await waitUntil(
+      async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault{endpoint="default"}')) === 1,
+      'config fault shown',
+    );
     const faultLines = adapter.lines.filter((l) => /Zammad refuses all events/.test(l.message)).slice(errorsBefore);
     assert.equal(faultLines.length, 1, 'one line for the fault, not one per event');
     assert.match(faultLines[0]?.message ?? '', /redirect \(302 to \/\*\*\*\)/);
@@ -190,8 +239,13 @@ describe('a Zammad address that accepts connections and never speaks TLS', () =>
     const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound());
     await call.closed;
     assert.equal(call.bridges.length, 1);
-    await waitUntil(async () => (await metric(adapter.statusPort, 'cti_outbox_events{endpoint="default"}')) === 3, 'newCall, answer and hangup kept');
-    await adapter.waitForLog((l) => l['callId'] === call.uuid && /retried/.test(l.message) && /TIMEOUT/.test(String(l['reason'])));
+    await waitUntil(
+      async () => (await metric(adapter.statusPort, 'cti_outbox_events{endpoint="default"}')) === 3,
+      'newCall, answer and hangup kept',
+    );
+    await adapter.waitForLog(
+      (l) => l['callId'] === call.uuid && /retried/.test(l.message) && /TIMEOUT/.test(String(l['reason'])),
+    );
     const ready = await fetch(`http://127.0.0.1:${adapter.statusPort}/readyz`);
     assert.equal(ready.status, 503);
   });
@@ -208,17 +262,50 @@ describe('the token never shows', () => {
     const adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, LOG_LEVEL: 'debug', ...FAST });
     const seen: string[] = [];
     const status = async () => {
-      for (const path of ['/metrics', '/readyz', '/healthz']) seen.push(await (await fetch(`http://127.0.0.1:${adapter.statusPort}${path}`)).text());
+      for (const path of ['/metrics', '/readyz', '/healthz'])
+        seen.push(await (await fetch(`http://127.0.0.1:${adapter.statusPort}${path}`)).text());
     };
     try {
       const path = new URL(zammad.url).pathname; // contains the token, URL-encoded
       // [fault, options, Zammad's setup is wrong: the fault shows in /readyz and the metrics until cleared]
       const faults: [Fault, FaultOptions, boolean][] = [
-        [{ kind: 'status', status: 401, contentType: 'application/json', body: JSON.stringify({ error: `Invalid token ${SECRET} for ${path}` }) }, {}, true],
+        [
+          {
+            kind: 'status',
+            status: 401,
+            contentType: 'application/json',
+            body: JSON.stringify({ error: `Invalid token ${SECRET} for ${path}` }),
+          },
+          {},
+          true,
+        ],
         [{ kind: 'redirect', location: `${zammad.url}/elsewhere` }, {}, true],
-        [{ kind: 'status', status: 422, contentType: 'application/json', body: JSON.stringify({ error: `Feature is disabled, ${SECRET}` }) }, {}, true],
-        [{ kind: 'status', status: 500, body: `<html><body>No route matches ${path} (${SECRET})</body></html>` }, { times: 1 }, false],
-        [{ kind: 'status', status: 200, process: true, contentType: 'application/json', body: JSON.stringify({ action: SECRET }) }, { times: 1, events: ['newCall'] }, false],
+        [
+          {
+            kind: 'status',
+            status: 422,
+            contentType: 'application/json',
+            body: JSON.stringify({ error: `Feature is disabled, ${SECRET}` }),
+          },
+          {},
+          true,
+        ],
+        [
+          { kind: 'status', status: 500, body: `<html><body>No route matches ${path} (${SECRET})</body></html>` },
+          { times: 1 },
+          false,
+        ],
+        [
+          {
+            kind: 'status',
+            status: 200,
+            process: true,
+            contentType: 'application/json',
+            body: JSON.stringify({ action: SECRET }),
+          },
+          { times: 1, events: ['newCall'] },
+          false,
+        ],
         [{ kind: 'hang', process: true }, { times: 1 }, false],
         [{ kind: 'reset' }, { times: 1 }, false],
       ];
@@ -226,7 +313,11 @@ describe('the token never shows', () => {
         zammad.setFault(fault, opts);
         const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, inbound());
         await call.closed;
-        if (setup) await waitUntil(async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault{endpoint="default"}')) === 1, 'the fault shown');
+        if (setup)
+          await waitUntil(
+            async () => (await metric(adapter.statusPort, 'cti_zammad_config_fault{endpoint="default"}')) === 1,
+            'the fault shown',
+          );
         await status();
         zammad.clearFault();
         await zammad.waitFor((z) => z.entry(call.uuid)?.state === 'hangup', 10_000);
@@ -237,9 +328,20 @@ describe('the token never shows', () => {
       await adapter.stop('SIGKILL');
       await zammad.stop();
     }
-    assert.ok(adapter.lines.some((l) => /Zammad refuses all events/.test(l.message)), 'the faults were hit');
+    assert.ok(
+      adapter.lines.some((l) => /Zammad refuses all events/.test(l.message)),
+      'the faults were hit',
+    );
     const everything = [adapter.output(), ...seen].join('\n');
-    for (const form of forms) assert.ok(!everything.includes(form), `the token (${form === SECRET ? 'as it is' : 'URL-encoded'}) appeared:\n${everything.split('\n').filter((l) => l.includes(form)).slice(0, 5).join('\n')}`);
+    for (const form of forms)
+      assert.ok(
+        !everything.includes(form),
+        `the token (${form === SECRET ? 'as it is' : 'URL-encoded'}) appeared:\n${everything
+          .split('\n')
+          .filter((l) => l.includes(form))
+          .slice(0, 5)
+          .join('\n')}`,
+      );
   });
 
   test('the logger scrubs it wherever it hides: deep in a field, in a field name, in an error', LIMIT, async () => {
@@ -248,7 +350,10 @@ describe('the token never shows', () => {
     out.on('data', (c: Buffer) => (text += c.toString('utf8')));
     const log = createLogger({ level: 'debug', format: 'json', secrets: [SECRET], stream: out });
     log.info('deep', { a: { b: { c: { d: { e: { f: SECRET, g: [encodeURIComponent(SECRET)] } } } } } });
-    log.warn(`message ${SECRET}`, { [`key-${SECRET}`]: 1, error: new Error(`failed for ${encodeURIComponent(SECRET)}`) });
+    log.warn(`message ${SECRET}`, {
+      [`key-${SECRET}`]: 1,
+      error: new Error(`failed for ${encodeURIComponent(SECRET)}`),
+    });
     log.child({ url: `https://zammad.example/api/v1/cti/${encodeURIComponent(SECRET)}` }).error('child');
     await waitUntil(() => text.split('\n').filter(Boolean).length >= 3, 'three lines written', 2000);
     assert.ok(text.split('\n').filter(Boolean).length === 3, text);

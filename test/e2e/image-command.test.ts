@@ -42,7 +42,9 @@ function freePort(): Promise<number> {
   });
 }
 
-test('the image\'s CMD, built as the image builds it, starts, passes its HEALTHCHECK and drains on SIGTERM', { timeout: 120_000 }, async () => {
+test("the image's CMD, built as the image builds it, starts, passes its HEALTHCHECK and drains on SIGTERM", {
+  timeout: 120_000,
+}, async () => {
   const { cmd, health, env } = dockerfile();
   assert.deepEqual(cmd.slice(0, 1), ['node']);
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'pipe' });
@@ -78,7 +80,11 @@ test('the image\'s CMD, built as the image builds it, starts, passes its HEALTHC
     assert.ok(out.includes('"message":"stopped"'), out);
     assert.ok(!out.includes('image-test-token'), 'the token is never printed');
     const after = spawn(health[0] as string, health.slice(1), { env: childEnv, stdio: 'ignore' });
-    assert.equal(await new Promise<number | null>((resolve) => after.once('exit', resolve)), 1, 'HEALTHCHECK fails once the process is gone');
+    assert.equal(
+      await new Promise<number | null>((resolve) => after.once('exit', resolve)),
+      1,
+      'HEALTHCHECK fails once the process is gone',
+    );
   } finally {
     proc.kill('SIGKILL');
     rmSync(data, { recursive: true, force: true });

@@ -41,7 +41,11 @@ const LEGS: ReplayOptions['legs'] = { '2000': dialled('2000'), '2004': dialled('
 
 async function replay(name: string): Promise<{ posts: Params[]; lookups: string[] }> {
   // domain_name as a FusionPBX inbound route sets it: the directory domain of a phone that picks up
-  const r = await replayRouting(fixture(name), adapter.eslPort, { directory: DIRECTORY, legs: LEGS, variables: { zammad_handled: 'true', zammad_direction: 'in', domain_name: 'test.local' } });
+  const r = await replayRouting(fixture(name), adapter.eslPort, {
+    directory: DIRECTORY,
+    legs: LEGS,
+    variables: { zammad_handled: 'true', zammad_direction: 'in', domain_name: 'test.local' },
+  });
   await r.closed;
   await zammad.waitFor((z) => z.postsFor(r.uuid).some((p) => p.params['event'] === 'hangup' && p.status === 200), 5000);
   await new Promise((res) => setTimeout(res, 100));
@@ -50,23 +54,44 @@ async function replay(name: string): Promise<{ posts: Params[]; lookups: string[
   return { posts: zammad.postsFor(r.uuid).map((p) => p.params), lookups: rest };
 }
 
-const summary = (posts: Params[]) => posts.map((p) => [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? ''].filter((x) => x !== '').join(' '));
+const summary = (posts: Params[]) =>
+  posts.map((p) =>
+    [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? '']
+      .filter((x) => x !== '')
+      .join(' '),
+  );
 
-describe('pickup, attended transfer, park, eavesdrop: real captures replayed to the adapter', { concurrency: true }, () => {
+describe('pickup, attended transfer, park, eavesdrop: real captures replayed to the adapter', {
+  concurrency: true,
+}, () => {
   for (const [name, expected] of [
     ['pickup-intercept-bleg', ['newCall', 'answer Bob Agent 17 2003', 'hangup 2003 normalClearing']],
     ['pickup-intercept', ['newCall', 'answer Bob Agent 17 2003', 'hangup 2003 normalClearing']],
-    ['attended-transfer-att-xfer', ['newCall', 'answer Dan Agent 2004', 'answer Alice Agent 2000', 'hangup 2000 normalClearing']],
-    ['attended-transfer-uuid-bridge', ['newCall', 'answer Dan Agent 2004', 'answer Alice Agent 2000', 'hangup 2000 normalClearing']],
+    [
+      'attended-transfer-att-xfer',
+      ['newCall', 'answer Dan Agent 2004', 'answer Alice Agent 2000', 'hangup 2000 normalClearing'],
+    ],
+    [
+      'attended-transfer-uuid-bridge',
+      ['newCall', 'answer Dan Agent 2004', 'answer Alice Agent 2000', 'hangup 2000 normalClearing'],
+    ],
     ['park-retrieve', ['newCall', 'answer Bob Agent 17 2003', 'hangup 2003 normalClearing']],
     ['eavesdrop-not-a-person', ['newCall', 'answer Dan Agent 2004', 'hangup 2004 normalClearing']],
   ] as const) {
     test(`${name}: ${expected.join(', ')}; only look-ups after the hand-back`, async () => {
       const { posts, lookups } = await replay(name);
       assert.deepEqual(summary(posts), expected);
-      for (const p of posts) assert.deepEqual([p['from'], p['to'], p['direction']], ['493055571600', posts[0]?.['to'], 'in'], 'newCall\'s from, to, direction on every post');
+      for (const p of posts)
+        assert.deepEqual(
+          [p['from'], p['to'], p['direction']],
+          ['493055571600', posts[0]?.['to'], 'in'],
+          "newCall's from, to, direction on every post",
+        );
       assert.equal(lookups.at(-1), 'exit');
-      assert.ok(lookups.slice(0, -1).every((l) => l.startsWith('api ')), lookups.join(' | '));
+      assert.ok(
+        lookups.slice(0, -1).every((l) => l.startsWith('api ')),
+        lookups.join(' | '),
+      );
     });
   }
 });

@@ -7,7 +7,14 @@
 import net from 'node:net';
 import { readFileSync, readdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { CommandParser, commandReply, connectReply, encodeEvent, type Header, type ParsedCommand } from '@freeswitch-zammad-cti/sim/esl-wire';
+import {
+  CommandParser,
+  commandReply,
+  connectReply,
+  encodeEvent,
+  type Header,
+  type ParsedCommand,
+} from '@freeswitch-zammad-cti/sim/esl-wire';
 
 export type CloseKind = 'end' | 'reset' | 'destroyed';
 
@@ -68,12 +75,21 @@ export class RawSwitch {
         }
         if (this.isClosed) {
           done();
-          reject(new Error(`connection closed (${this.closedBy}) while waiting for ${name ?? 'a command'}; got: ${this.commands.map((c) => c.line).join(' | ')}`));
+          reject(
+            new Error(
+              `connection closed (${this.closedBy}) while waiting for ${name ?? 'a command'}; got: ` +
+                `${this.commands.map((c) => c.line).join(' | ')}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`no ${name ?? 'command'} within ${timeoutMs} ms; got: ${this.commands.map((c) => c.line).join(' | ')}`));
+        reject(
+          new Error(
+            `no ${name ?? 'command'} within ${timeoutMs} ms; got: ${this.commands.map((c) => c.line).join(' | ')}`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -100,7 +116,13 @@ export class RawSwitch {
   /** Waits for the adapter to close the connection; rejects after timeoutMs. */
   async waitClosed(timeoutMs = 10_000): Promise<CloseKind> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the adapter did not close the connection within ${timeoutMs} ms`)), timeoutMs)));
+    const timeout = new Promise<never>(
+      (_, reject) =>
+        (timer = setTimeout(
+          () => reject(new Error(`the adapter did not close the connection within ${timeoutMs} ms`)),
+          timeoutMs,
+        )),
+    );
     try {
       return await Promise.race([this.closed, timeout]);
     } finally {
@@ -238,7 +260,11 @@ export function openFds(pid: number): number {
 }
 
 /** Polls until `pred` holds; rejects with `what` after timeoutMs. */
-export async function waitUntil(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+export async function waitUntil(
+  pred: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await pred()) return;

@@ -73,10 +73,16 @@ export function readCapture(name: string): Capture {
       }
       if (handoverApp === undefined || frame.headers['Content-Type'] !== 'text/event-plain') continue;
       const ev = parsePlainEvent(frame.body);
-      after.push({ name: ev.map['Event-Name'] ?? '', headers: ev.headers, map: ev.map, ...(ev.body !== undefined ? { body: ev.body } : {}) });
+      after.push({
+        name: ev.map['Event-Name'] ?? '',
+        headers: ev.headers,
+        map: ev.map,
+        ...(ev.body !== undefined ? { body: ev.body } : {}),
+      });
     }
   }
-  if (!channelData || !handoverApp) throw new Error(`${name}: no channel data or no transfer/bridge command in the capture`);
+  if (!channelData || !handoverApp)
+    throw new Error(`${name}: no channel data or no transfer/bridge command in the capture`);
   const uuid = channelData.find(([k]) => k === 'Unique-ID')?.[1] ?? '';
   return { channelData, handover: { app: handoverApp, events: after }, uuid };
 }
@@ -100,7 +106,10 @@ export interface ReplayOptions {
   /** `user@domain` → variables of the directory user, for `api user_data`. */
   directory?: Record<string, Record<string, string>>;
   timeoutMs?: number;
-  /** The call's Unique-ID in this replay (default: a fresh one, so that replays of one capture are distinct calls); 'capture' keeps the captured one. */
+  /**
+   * The call's Unique-ID in this replay (default: a fresh one, so that replays of one capture are distinct calls);
+   * 'capture' keeps the captured one.
+   */
   uuid?: string;
 }
 
@@ -121,7 +130,14 @@ function withUuid(capture: Capture, uuid: string): Capture {
   return {
     uuid,
     channelData: headers(capture.channelData),
-    handover: { app: capture.handover.app, events: capture.handover.events.map((e) => ({ ...e, headers: headers(e.headers), map: Object.fromEntries(Object.entries(e.map).map(([k, v]) => [k, swap(v)])) })) },
+    handover: {
+      app: capture.handover.app,
+      events: capture.handover.events.map((e) => ({
+        ...e,
+        headers: headers(e.headers),
+        map: Object.fromEntries(Object.entries(e.map).map(([k, v]) => [k, swap(v)])),
+      })),
+    },
   };
 }
 
@@ -149,17 +165,26 @@ export async function replayRouting(name: string, eslPort: number, opts: ReplayO
   };
   // The gate's variables go where FreeSWITCH puts channel variables: before the reply headers.
   const replyAt = capture.channelData.findIndex(([k]) => k === 'Content-Type');
-  const added = Object.entries(opts.variables ?? {}).flatMap(([k, v]) => (v === '' ? [] : [plainHeaderLine(`variable_${k}`, v)]));
+  const added = Object.entries(opts.variables ?? {}).flatMap(([k, v]) =>
+    v === '' ? [] : [plainHeaderLine(`variable_${k}`, v)],
+  );
   const wire = capture.channelData.map(([k, v]) => `${k}: ${v}\n`);
-  const connectReply = [...wire.slice(0, replyAt), ...added, ...wire.slice(replyAt)].join('') + '\n';
+  const connectReply = `${[...wire.slice(0, replyAt), ...added, ...wire.slice(replyAt)].join('')}\n`;
 
-  const serialize = (e: CapturedEvent) => (format === 'json' ? eventFrame(serializeJson(e.headers, e.body), 'json') : eventFrame(serializePlain(e.headers, e.body), 'plain'));
+  const serialize = (e: CapturedEvent) =>
+    format === 'json'
+      ? eventFrame(serializeJson(e.headers, e.body), 'json')
+      : eventFrame(serializePlain(e.headers, e.body), 'plain');
   const deliver = (e: CapturedEvent) => {
     if (!subscribed.has(e.name) || !passesFilters(filters, (h) => lookup(e, h))) {
       heldBack++;
       return;
     }
-    eventsSent.push(e.name === 'CHANNEL_EXECUTE' || e.name === 'CHANNEL_EXECUTE_COMPLETE' ? `${e.name}[${e.map['Application'] ?? ''}]` : e.name);
+    eventsSent.push(
+      e.name === 'CHANNEL_EXECUTE' || e.name === 'CHANNEL_EXECUTE_COMPLETE'
+        ? `${e.name}[${e.map['Application'] ?? ''}]`
+        : e.name,
+    );
     write(serialize(e));
   };
   const playHandover = async () => {
@@ -173,7 +198,10 @@ export async function replayRouting(name: string, eslPort: number, opts: ReplayO
       await new Promise((r) => (gap > 0 ? setTimeout(r, gap) : setImmediate(r)));
       deliver(e);
     }
-    write(`Content-Type: text/disconnect-notice\nControlled-Session-UUID: ${capture.uuid}\nContent-Disposition: linger\nChannel-Name: x\nLinger-Time: -1\nContent-Length: 0\n\n`);
+    write(
+      `Content-Type: text/disconnect-notice\nControlled-Session-UUID: ${capture.uuid}\nContent-Disposition: ` +
+        'linger\nChannel-Name: x\nLinger-Time: -1\nContent-Length: 0\n\n',
+    );
   };
 
   const api = (line: string): string => {
@@ -217,7 +245,8 @@ export async function replayRouting(name: string, eslPort: number, opts: ReplayO
       }
       case 'sendmsg':
         write(commandReply('+OK'));
-        if (c.headers['call-command'] === 'execute' && c.headers['execute-app-name'] === capture.handover.app) void playHandover();
+        if (c.headers['call-command'] === 'execute' && c.headers['execute-app-name'] === capture.handover.app)
+          void playHandover();
         return;
       case 'api':
         write(apiResponse(api(c.args)));
@@ -238,7 +267,12 @@ export async function replayRouting(name: string, eslPort: number, opts: ReplayO
   const closed = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`${name}: the adapter did not close the connection within ${opts.timeoutMs ?? 10_000} ms; commands: ${commandLines(commands).join(' | ')}`));
+      reject(
+        new Error(
+          `${name}: the adapter did not close the connection within ${opts.timeoutMs ?? 10_000} ms; commands: ` +
+            `${commandLines(commands).join(' | ')}`,
+        ),
+      );
     }, opts.timeoutMs ?? 10_000);
     socket.once('close', () => {
       clearTimeout(timer);

@@ -10,7 +10,11 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  placeCall, type CallScript, type DialplanApp, type SwitchCall, type TargetBehaviour,
+  placeCall,
+  type CallScript,
+  type DialplanApp,
+  type SwitchCall,
+  type TargetBehaviour,
 } from '@freeswitch-zammad-cti/sim/switch';
 import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
 import { startAdapter, type AdapterProcess } from './adapter-process.js';
@@ -53,14 +57,20 @@ function script(dest: string, s: Partial<CallScript> = {}): CallScript {
     dialplan: { public: PUBLIC },
     ...s,
     channel: {
-      uuid: randomUUID(), callerNumber: '493055571600', callerName: 'Test Caller', destination: dest, context: 'public',
-      sip: true, variables: { zammad_handled: 'true', zammad_direction: 'in' },
+      uuid: randomUUID(),
+      callerNumber: '493055571600',
+      callerName: 'Test Caller',
+      destination: dest,
+      context: 'public',
+      sip: true,
+      variables: { zammad_handled: 'true', zammad_direction: 'in' },
     },
   };
 }
 
 async function run(
-  sc: CallScript, during?: (call: SwitchCall) => Promise<void>,
+  sc: CallScript,
+  during?: (call: SwitchCall) => Promise<void>,
 ): Promise<{ call: SwitchCall; posts: Params[] }> {
   const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, sc);
   if (during) await during(call);
@@ -74,8 +84,11 @@ async function run(
 
 /** event, user, user_id, answeringNumber, cause of each post */
 const summary = (posts: Params[]) =>
-  posts.map((p) => [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? '']
-    .filter((x) => x !== '').join(' '));
+  posts.map((p) =>
+    [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? '']
+      .filter((x) => x !== '')
+      .join(' '),
+  );
 
 const HAND_BACK = 'sendmsg execute transfer ${destination_number} XML ${context}';
 
@@ -87,12 +100,19 @@ function afterHandBack(call: SwitchCall): string[] {
   const rest = lines.slice(at + 1);
   assert.equal(rest.at(-1), 'exit');
   const api = rest.slice(0, -1);
-  assert.ok(api.every((l) => l.startsWith('api ')), `nothing but api after the hand-back: ${rest.join(' | ')}`);
+  assert.ok(
+    api.every((l) => l.startsWith('api ')),
+    `nothing but api after the hand-back: ${rest.join(' | ')}`,
+  );
   assert.ok(!call.socketLostWhileUp, 'the call never depended on the socket');
   assert.equal(call.hangupCause, 'NORMAL_CLEARING', 'ended by a person, not cut');
   // user_data of a user without zammad_user_id answers '-ERR no reply' (as the real switch does)
   const gone = call.framesSent.filter((f) => f.kind === 'api-response' && f.replyText?.startsWith('-ERR No such'));
-  assert.deepEqual(gone.map((f) => f.replyText), [], `every uuid_getvar found its leg: ${rest.join(' | ')}`);
+  assert.deepEqual(
+    gone.map((f) => f.replyText),
+    [],
+    `every uuid_getvar found its leg: ${rest.join(' | ')}`,
+  );
   return api;
 }
 
@@ -102,13 +122,15 @@ const common = (posts: Params[]) => {
   }
 };
 const TRANSFERRED = ['newCall', 'answer Dan Agent 2004', 'answer Alice Agent 2000', 'hangup 2000 normalClearing'];
-const pickup = (how: 'intercept' | 'intercept-bleg'): TargetBehaviour =>
-  ({ kind: 'ring', pickedUpBy: { phone: '2003', how, afterMs: 1500, talkMs: 2000 } });
-const attXfer = (complete: 'bye' | 'hangup-key' | 'bleg-killed'): TargetBehaviour =>
-  ({
-    kind: 'answer', talkMs: 60000,
-    attXfer: { to: '2000', afterMs: 1500, completeAfterMs: 1500, talkMs: 2000, complete },
-  });
+const pickup = (how: 'intercept' | 'intercept-bleg'): TargetBehaviour => ({
+  kind: 'ring',
+  pickedUpBy: { phone: '2003', how, afterMs: 1500, talkMs: 2000 },
+});
+const attXfer = (complete: 'bye' | 'hangup-key' | 'bleg-killed'): TargetBehaviour => ({
+  kind: 'answer',
+  talkMs: 60000,
+  attXfer: { to: '2000', afterMs: 1500, completeAfterMs: 1500, talkMs: 2000, complete },
+});
 
 describe('pickup, attended transfer, park, eavesdrop with scripted calls (the switch double plays them)', () => {
   for (const how of ['intercept-bleg', 'intercept'] as const) {
@@ -117,8 +139,10 @@ describe('pickup, attended transfer, park, eavesdrop with scripted calls (the sw
       assert.deepEqual(summary(posts), ['newCall', 'answer Bob Agent 17 2003', 'hangup 2003 normalClearing']);
       common(posts);
       const api = afterHandBack(call);
-      assert.deepEqual(api.filter((l) => l.startsWith('api user_data')),
-        ['effective_caller_id_name', 'zammad_user_id'].map((v) => `api user_data 2003@test.local var ${v}`));
+      assert.deepEqual(
+        api.filter((l) => l.startsWith('api user_data')),
+        ['effective_caller_id_name', 'zammad_user_id'].map((v) => `api user_data 2003@test.local var ${v}`),
+      );
       assert.deepEqual(call.phoneActs, [how === 'intercept' ? 'intercept 2003' : 'intercept -bleg 2003']);
       assert.equal(call.variables()['originate_disposition'], 'PICKED_OFF');
     });
@@ -134,7 +158,7 @@ describe('pickup, attended transfer, park, eavesdrop with scripted calls (the sw
     });
   }
 
-  test('att_xfer whose agent leg is killed: the caller\'s dialplan ends first; no answer for 2000', async () => {
+  test("att_xfer whose agent leg is killed: the caller's dialplan ends first; no answer for 2000", async () => {
     const { call, posts } = await run(script('493099986002', { targets: { '2004': attXfer('bleg-killed') } }));
     assert.deepEqual(summary(posts), ['newCall', 'answer Dan Agent 2004', 'hangup 2004 normalClearing']);
     afterHandBack(call);
@@ -160,9 +184,11 @@ describe('pickup, attended transfer, park, eavesdrop with scripted calls (the sw
     assert.deepEqual(call.phoneActs, ['retrieve 2003']);
   });
 
-  test('2004 answers, 2001 eavesdrops: no extra answer; the call stays Dan\'s', async () => {
+  test("2004 answers, 2001 eavesdrops: no extra answer; the call stays Dan's", async () => {
     const dan: TargetBehaviour = {
-      kind: 'answer', talkMs: 60000, eavesdroppedBy: { phone: '2001', afterMs: 1000, talkMs: 1500 },
+      kind: 'answer',
+      talkMs: 60000,
+      eavesdroppedBy: { phone: '2001', afterMs: 1000, talkMs: 1500 },
     };
     const sc = script('493099986002', { targets: { '2004': dan }, callerHangupAfterAnswerMs: 4000 });
     const { call, posts } = await run(sc);

@@ -53,25 +53,37 @@ async function adapter(env: Record<string, string>): Promise<AdapterProcess> {
 /** An inbound call in bridge mode, answered by 2003 after a short ring. */
 function callOf(i: number, domain = 'pbx.example', callerNumber = `0301234${String(i).padStart(4, '0')}`): CallScript {
   return {
-    channel: { uuid: randomUUID(), callerNumber, destination: '4930998001', context: 'public', variables: { domain_name: domain, zammad_users: 'Alice', zammad_bridge: `user/2003@${domain}` } },
+    channel: {
+      uuid: randomUUID(),
+      callerNumber,
+      destination: '4930998001',
+      context: 'public',
+      variables: { domain_name: domain, zammad_users: 'Alice', zammad_bridge: `user/2003@${domain}` },
+    },
     targets: { '2003': { kind: 'answer', ringMs: 20, talkMs: 40 } },
   };
 }
 
 function place(a: AdapterProcess, n: number, from: number, domain?: string): Promise<SwitchCall[]> {
-  return Promise.all(Array.from({ length: n }, (_, i) => placeCall({ host: '127.0.0.1', port: a.eslPort }, callOf(from + i, domain))));
+  return Promise.all(
+    Array.from({ length: n }, (_, i) => placeCall({ host: '127.0.0.1', port: a.eslPort }, callOf(from + i, domain))),
+  );
 }
 
 /** ms from the channel data to the command that routes the call (here: its bridge). */
 function routedAfterMs(call: SwitchCall): number {
   const connected = call.framesSent.find((f) => f.kind === 'connect-reply')?.at ?? 0;
-  const bridge = call.commands.find((c) => c.headers['execute-app-name'] === 'bridge' || /execute-app-name: bridge/i.test(c.raw));
+  const bridge = call.commands.find(
+    (c) => c.headers['execute-app-name'] === 'bridge' || /execute-app-name: bridge/i.test(c.raw),
+  );
   assert.ok(bridge, `bridged: ${call.commands.map((c) => c.raw.split('\n')[0]).join(' | ')}`);
   return bridge.at - connected;
 }
 
 const unreachableLines = (a: AdapterProcess, endpoint?: string) =>
-  a.lines.filter((l) => l.message.startsWith('Zammad is unreachable') && (endpoint === undefined || l['endpoint'] === endpoint));
+  a.lines.filter(
+    (l) => l.message.startsWith('Zammad is unreachable') && (endpoint === undefined || l['endpoint'] === endpoint),
+  );
 const timeoutLines = (a: AdapterProcess) => a.lines.filter((l) => l.message.startsWith('no answer from Zammad within'));
 
 async function readyChecks(a: AdapterProcess): Promise<Record<string, { ok: boolean; detail?: string }>> {
@@ -91,23 +103,40 @@ describe('Zammad refusing connections', () => {
     await Promise.all([...first, ...later].map((c) => c.closed));
     for (const call of later) {
       const ms = routedAfterMs(call);
-      assert.ok(ms < AT_ONCE_MS, `handed back ${ms} ms after the channel data (ZAMMAD_NEWCALL_TIMEOUT_MS ${NEWCALL_TIMEOUT_MS})`);
+      assert.ok(
+        ms < AT_ONCE_MS,
+        `handed back ${ms} ms after the channel data (ZAMMAD_NEWCALL_TIMEOUT_MS ${NEWCALL_TIMEOUT_MS})`,
+      );
     }
     assert.equal(unreachableLines(a).length, 1, 'one line for the state change, not one per call');
     assert.match(unreachableLines(a)[0]?.message ?? '', /ECONNREFUSED.*calls go on at once without its decision/);
     const laterIds = new Set(later.map((c) => c.uuid));
-    assert.deepEqual(timeoutLines(a).filter((l) => laterIds.has(String(l['callId']))), [], 'no caller waited for a decision that could not come');
+    assert.deepEqual(
+      timeoutLines(a).filter((l) => laterIds.has(String(l['callId']))),
+      [],
+      'no caller waited for a decision that could not come',
+    );
     const m = await metrics(a.statusPort);
-    assert.ok((m.get('cti_newcall_verdict_skipped_total{endpoint="default",reason="unreachable"}') ?? 0) >= later.length, 'counted');
+    assert.ok(
+      (m.get('cti_newcall_verdict_skipped_total{endpoint="default",reason="unreachable"}') ?? 0) >= later.length,
+      'counted',
+    );
     assert.match((await readyChecks(a))['zammad']?.detail ?? '', /unreachable/);
     const all = [...first, ...later];
-    await waitUntil(async () => (await metrics(a.statusPort)).get('cti_outbox_events{endpoint="default"}') === all.length * EVENTS.length, 'every event waits');
+    await waitUntil(
+      async () =>
+        (await metrics(a.statusPort)).get('cti_outbox_events{endpoint="default"}') === all.length * EVENTS.length,
+      'every event waits',
+    );
 
     await zammad.acceptConnections();
     const back = Date.now();
     await zammad.waitFor((z) => all.every((c) => z.entry(c.uuid)?.state === 'hangup'), 15_000);
     const drained = Date.now() - back;
-    assert.ok(drained < 8000, `the backlog reached Zammad ${drained} ms after it was back (RETRY_MAX_MS ${RETRY_MAX_MS})`);
+    assert.ok(
+      drained < 8000,
+      `the backlog reached Zammad ${drained} ms after it was back (RETRY_MAX_MS ${RETRY_MAX_MS})`,
+    );
     await new Promise((r) => setTimeout(r, 300)); // a stray repeat would show up now
     for (const call of all) {
       assert.deepEqual(zammad.acceptedEvents(call.uuid), EVENTS, `${call.uuid}: every event once, in order`);
@@ -139,13 +168,16 @@ describe('per endpoint', () => {
     const upCalls = await place(a, 3, 20, 'up.example');
     const blocked = await placeCall({ host: '127.0.0.1', port: a.eslPort }, callOf(30, 'up.example', BLOCKED));
     await Promise.all([...downCalls, ...upCalls, blocked].map((c) => c.closed));
-    for (const call of downCalls) assert.ok(routedAfterMs(call) < AT_ONCE_MS, `down: handed back after ${routedAfterMs(call)} ms`);
+    for (const call of downCalls)
+      assert.ok(routedAfterMs(call) < AT_ONCE_MS, `down: handed back after ${routedAfterMs(call)} ms`);
     assert.equal(blocked.hangupCause, 'USER_BUSY', "up's verdict (reject) still arrives and is acted on");
     await up.waitFor((z) => upCalls.every((c) => z.entry(c.uuid)?.state === 'hangup'), 5000);
     for (const call of upCalls) assert.deepEqual(up.acceptedEvents(call.uuid), EVENTS);
     assert.equal(unreachableLines(a, 'up').length, 0);
     const m = await metrics(a.statusPort);
-    assert.ok((m.get('cti_newcall_verdict_skipped_total{endpoint="down",reason="unreachable"}') ?? 0) >= downCalls.length);
+    assert.ok(
+      (m.get('cti_newcall_verdict_skipped_total{endpoint="down",reason="unreachable"}') ?? 0) >= downCalls.length,
+    );
     assert.equal(m.get('cti_newcall_verdict_skipped_total{endpoint="up",reason="unreachable"}'), undefined);
     const checks = await readyChecks(a);
     assert.equal(checks['zammad:up']?.ok, true);

@@ -69,7 +69,7 @@ const outboxEvents = async (a: AdapterProcess) => {
 };
 const recoveryCheck = async (a: AdapterProcess) => {
   const r = await fetch(`http://127.0.0.1:${a.statusPort}/readyz`);
-  return (((await r.json()) as { checks: Record<string, { ok: boolean; detail?: string }> }).checks['recovery']);
+  return ((await r.json()) as { checks: Record<string, { ok: boolean; detail?: string }> }).checks['recovery'];
 };
 const couldNotFinish = (l: LogLine) => l.message.startsWith('recovery could not finish');
 const count = (a: AdapterProcess, pattern: RegExp) => a.lines.filter((l) => pattern.test(l.message)).length;
@@ -107,7 +107,7 @@ async function finishedForReal(adapter: AdapterProcess, zammad: ZammadDouble, ca
   assert.equal(count(adapter, /^closing a call left open/), 0, 'nothing closed on a guess');
 }
 
-describe('the switch\'s inbound event socket is wedged at start', () => {
+describe("the switch's inbound event socket is wedged at start", () => {
   const MUTE = 'logs in, answers no command: ports up at once, new calls reported, old calls finished once it answers';
   test(MUTE, async (t) => {
     const sw = new FakeSwitch();

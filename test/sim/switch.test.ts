@@ -26,15 +26,31 @@ import {
   fsUrlEncode,
   parsePlainEvent,
 } from '@freeswitch-zammad-cti/sim/esl-wire';
-import { FakeSwitch, type CallScript, type SwitchCall, type TargetBehaviour, parseDialString, targetKey } from '@freeswitch-zammad-cti/sim/switch';
 import {
-  type Labeled, RACY, labelFrame, transcriptFrames, replay, withServer, labels, assertTolerant, assertKeyHeaders,
-  assertConnectReply, waitFor, MiniApp, bridgeCmd, startApp,
+  FakeSwitch,
+  type CallScript,
+  type SwitchCall,
+  type TargetBehaviour,
+  parseDialString,
+  targetKey,
+} from '@freeswitch-zammad-cti/sim/switch';
+import {
+  type Labeled,
+  transcriptFrames,
+  replay,
+  withServer,
+  labels,
+  assertTolerant,
+  assertKeyHeaders,
+  assertConnectReply,
+  waitFor,
+  MiniApp,
+  bridgeCmd,
+  startApp,
 } from './transcript-replay.js';
 import { eslFixture, eslFixtureNames } from '../fixtures/index.js';
 
 const CALLER = { callerNumber: '493055571600', callerName: 'Test-Caller', destination: '491711234567890' };
-
 
 interface Scenario {
   file: string;
@@ -51,27 +67,55 @@ const SCENARIOS: Scenario[] = [
   { file: 'busy', targets: { '2001': { kind: 'busy' } } },
   { file: 'busy-continue-on-fail', targets: { '2001': { kind: 'busy' } } },
   { file: 'caller-cancel', targets: { '2002': { kind: 'ring' } }, cancelOnProgress: true },
-  { file: 'caller-cancel-via-originator', targets: { '2002': { kind: 'ring' } }, cancelOnProgress: true, exact: { parkAfterReplies: 2 } },
+  {
+    file: 'caller-cancel-via-originator',
+    targets: { '2002': { kind: 'ring' } },
+    cancelOnProgress: true,
+    exact: { parkAfterReplies: 2 },
+  },
   { file: 'no-answer-timeout', targets: { '2002': { kind: 'ring' } } },
   { file: 'reject', exact: { parkAfterReplies: 2 } },
   { file: 'callerid', targets: { '2000': { kind: 'answer', talkMs: 3000 } }, exact: { parkAfterReplies: 2 } },
-  { file: 'ring-then-answer', targets: { '2003': { kind: 'answer', ringMs: 3000, talkMs: 2000 } }, exact: { parkAfterReplies: 2 } },
+  {
+    file: 'ring-then-answer',
+    targets: { '2003': { kind: 'answer', ringMs: 3000, talkMs: 2000 } },
+    exact: { parkAfterReplies: 2 },
+  },
   { file: 'errors', exact: { parkAfterReplies: 4 } },
   { file: 'commands-after-hangup', exact: { lingerNoticeAt: 'before-hangup' } },
-  { file: 'answered-normal-nolinger', targets: { '2000': { kind: 'answer', talkMs: 3000 } }, exact: { parkAfterReplies: 0 } },
+  {
+    file: 'answered-normal-nolinger',
+    targets: { '2000': { kind: 'answer', talkMs: 3000 } },
+    exact: { parkAfterReplies: 0 },
+  },
   { file: 'answered-normal-json', targets: { '2000': { kind: 'answer', talkMs: 3000 } } },
   { file: 'answered-normal-sip', sip: true, targets: { '2000': { kind: 'answer', talkMs: 3000 } } },
   { file: 'busy-sip', sip: true, targets: { '2001': { kind: 'busy' } } },
-  { file: 'busy-continue-on-fail-sip', sip: true, targets: { '2001': { kind: 'busy' } }, exact: { parkAfterReplies: 4 } },
+  {
+    file: 'busy-continue-on-fail-sip',
+    sip: true,
+    targets: { '2001': { kind: 'busy' } },
+    exact: { parkAfterReplies: 4 },
+  },
   { file: 'caller-cancel-sip', sip: true, targets: { '2002': { kind: 'ring' } }, cancelOnProgress: true },
   { file: 'reject-sip', sip: true, exact: { parkAfterReplies: 2 } },
-  { file: 'callerid-sip', sip: true, targets: { '2000': { kind: 'answer', talkMs: 3000 } }, exact: { parkAfterReplies: 4 } },
+  {
+    file: 'callerid-sip',
+    sip: true,
+    targets: { '2000': { kind: 'answer', talkMs: 3000 } },
+    exact: { parkAfterReplies: 4 },
+  },
   { file: 'ring-then-answer-sip', sip: true, targets: { '2003': { kind: 'answer', ringMs: 3000, talkMs: 2000 } } },
 ];
 
 function scriptFor(s: Scenario, extra: Partial<CallScript> = {}): CallScript {
   // originate timeout of a stock switch: 60 s (the captures never hit it except with {originate_timeout=5})
-  const sc: CallScript = { channel: { ...CALLER, sip: s.sip === true }, timeScale: TS, originateTimeoutMs: 60000, ...extra };
+  const sc: CallScript = {
+    channel: { ...CALLER, sip: s.sip === true },
+    timeScale: TS,
+    originateTimeoutMs: 60000,
+    ...extra,
+  };
   if (s.targets) sc.targets = s.targets;
   return sc;
 }
@@ -128,7 +172,8 @@ test('fsUrlEncode reproduces every header value of every capture byte-for-byte',
   for (const f of eslFixtureNames()) {
     for (const l of transcriptFrames(eslFixture(`${f}.txt`))) {
       if (l.frame.headers['Content-Type'] !== 'text/event-plain' && l.label !== 'connect-reply') continue;
-      const text = l.label === 'connect-reply' ? l.frame.headerList.map(([k, v]) => `${k}: ${v}`).join('\n') : l.frame.body;
+      const text =
+        l.label === 'connect-reply' ? l.frame.headerList.map(([k, v]) => `${k}: ${v}`).join('\n') : l.frame.body;
       for (const line of text.split('\n')) {
         const c = line.indexOf(': ');
         if (c < 0) continue;
@@ -142,8 +187,18 @@ test('fsUrlEncode reproduces every header value of every capture byte-for-byte',
   assert.ok(checked > 10000, `checked ${checked} values`);
 });
 
-test('%-encoded values round-trip (and FreeSWITCH\'s no-double-encode quirk)', () => {
-  for (const v of ['50%', '100% sure', 'a%zz', '%2b lower-case hex', 'Müller, Hans: <x@y> & co', 'tab\there', '"quoted";=+?#', '', '%']) {
+test("%-encoded values round-trip (and FreeSWITCH's no-double-encode quirk)", () => {
+  for (const v of [
+    '50%',
+    '100% sure',
+    'a%zz',
+    '%2b lower-case hex',
+    'Müller, Hans: <x@y> & co',
+    'tab\there',
+    '"quoted";=+?#',
+    '',
+    '%',
+  ]) {
     assert.equal(fsUrlDecode(fsUrlEncode(v)), v, v);
   }
   // examples from the captures
@@ -162,10 +217,13 @@ test('%-encoded values round-trip through the double (plain events)', async () =
   const name = 'Müller, Hans: 100% <sales@example.com>';
   await withServer(async (port, connP) => {
     const sw = new FakeSwitch();
-    const call = await sw.placeCall({ host: '127.0.0.1', port }, {
-      channel: { ...CALLER, callerName: name, variables: { zammad_note: 'a&b=c?d#e|f' } },
-      timeScale: TS,
-    });
+    const call = await sw.placeCall(
+      { host: '127.0.0.1', port },
+      {
+        channel: { ...CALLER, callerName: name, variables: { zammad_note: 'a&b=c?d#e|f' } },
+        timeScale: TS,
+      },
+    );
     const sock = await connP;
     const p = new FrameParser();
     const got: FsFrame[] = [];
@@ -177,7 +235,13 @@ test('%-encoded values round-trip through the double (plain events)', async () =
     assert.equal(fsUrlDecode(cd.headers['Caller-Caller-ID-Name'] ?? ''), name);
     assert.equal(fsUrlDecode(cd.headers.variable_zammad_note ?? ''), 'a&b=c?d#e|f');
     sock.write('myevents\n\nlinger\n\n');
-    sock.write(encodeCommand('sendmsg', [['call-command', 'execute'], ['execute-app-name', 'set'], ['execute-app-arg', 'x=' + name]]));
+    sock.write(
+      encodeCommand('sendmsg', [
+        ['call-command', 'execute'],
+        ['execute-app-name', 'set'],
+        ['execute-app-arg', `x=${name}`],
+      ]),
+    );
     await waitFor(() => got.some((f) => f.body.includes('CHANNEL_EXECUTE_COMPLETE')));
     const ec = got.find((f) => f.body.includes('Event-Name: CHANNEL_EXECUTE_COMPLETE')) as FsFrame;
     assert.equal(parsePlainEvent(ec.body).map.variable_x, name);
@@ -203,43 +267,53 @@ test('command parser follows read_packet(): CRLF, leading blank lines, content-l
 });
 
 test('dial string parsing and target keys', () => {
-  const d = parseDialString('{originate_timeout=5,ignore_early_media=true}[leg_timeout=3]user/2003@example.com,user/2002@example.com|sofia/gateway/x/491701@h');
+  const d = parseDialString(
+    '{originate_timeout=5,ignore_early_media=true}[leg_timeout=3]user/2003@example.com,' +
+      'user/2002@example.com|sofia/gateway/x/491701@h',
+  );
   assert.equal(d.globals.originate_timeout, '5');
   assert.equal(d.groups.length, 2);
   assert.equal(d.groups[0]?.legs[0]?.vars.leg_timeout, '3');
-  assert.deepEqual(d.groups[0]?.legs.map((l) => targetKey(l.dial)), ['2003', '2002']);
+  assert.deepEqual(
+    d.groups[0]?.legs.map((l) => targetKey(l.dial)),
+    ['2003', '2002'],
+  );
   assert.equal(targetKey('sofia/gateway/x/491701@h'), '491701');
   assert.equal(targetKey('loopback/2000/targets'), '2000');
 });
 
-
-test('group ring: CHANNEL_BRIDGE names the winner, dialed_user the last target dialed, stale ANSWER values', async () => {
-  const { app, call, stop } = await startApp({
-    channel: { ...CALLER, sip: true },
-    timeScale: TS,
-    targets: { '2002': { kind: 'ring' }, '2003': { kind: 'answer', ringMs: 500 } },
-    directory: { '2003@example.com': 'Agent Smith' },
-  });
-  await app.send(bridgeCmd('user/2002@example.com,user/2003@example.com'), (l) => l.includes('CHANNEL_BRIDGE'));
-  const br = app.event('CHANNEL_BRIDGE');
-  assert.equal(br['Other-Leg-Destination-Number'], '2003');
-  assert.match(br['Other-Leg-Channel-Name'] ?? '', /^sofia\/.+\/2003@/);
-  assert.equal(br['Bridge-B-Unique-ID'], br['Other-Leg-Unique-ID']);
-  assert.equal(br.variable_signal_bond, br['Bridge-B-Unique-ID']);
-  assert.equal(br['variable_dialed_user'], '2003'); // last target dialed (here also the winner)
-  assert.notEqual(br['Other-Leg-Callee-ID-Name'], 'Agent Smith', 'directory name never on the caller channel');
-  const ans = app.event('CHANNEL_ANSWER');
-  assert.equal(ans.variable_originate_disposition, 'failure');
-  assert.equal(ans.variable_DIALSTATUS, 'INVALIDARGS');
-  assert.equal(ans.variable_last_bridge_hangup_cause, 'LOSE_RACE');
-  assert.match(ans.variable_originated_legs ?? '', /^ARRAY::.+;Outbound Call;2002\|:.+;Outbound Call;2003$/);
-  assert.equal(br.variable_originate_disposition, 'SUCCESS');
-  assert.match(br.variable_originate_causes ?? '', /LOSE_RACE.*NONE|NONE.*LOSE_RACE/);
-  // the winner's display name comes from the directory
-  await app.send('api user_data 2003@example.com var effective_caller_id_name\n\n', (l) => l.includes('api-response'));
-  assert.equal(app.frames.find((f) => f.label === 'api-response')?.frame.body, 'Agent Smith');
-  await stop();
-});
+test(
+  'group ring: CHANNEL_BRIDGE names the winner, ' + 'dialed_user the last target dialed, stale ANSWER values',
+  async () => {
+    const { app, stop } = await startApp({
+      channel: { ...CALLER, sip: true },
+      timeScale: TS,
+      targets: { '2002': { kind: 'ring' }, '2003': { kind: 'answer', ringMs: 500 } },
+      directory: { '2003@example.com': 'Agent Smith' },
+    });
+    await app.send(bridgeCmd('user/2002@example.com,user/2003@example.com'), (l) => l.includes('CHANNEL_BRIDGE'));
+    const br = app.event('CHANNEL_BRIDGE');
+    assert.equal(br['Other-Leg-Destination-Number'], '2003');
+    assert.match(br['Other-Leg-Channel-Name'] ?? '', /^sofia\/.+\/2003@/);
+    assert.equal(br['Bridge-B-Unique-ID'], br['Other-Leg-Unique-ID']);
+    assert.equal(br.variable_signal_bond, br['Bridge-B-Unique-ID']);
+    assert.equal(br['variable_dialed_user'], '2003'); // last target dialed (here also the winner)
+    assert.notEqual(br['Other-Leg-Callee-ID-Name'], 'Agent Smith', 'directory name never on the caller channel');
+    const ans = app.event('CHANNEL_ANSWER');
+    assert.equal(ans.variable_originate_disposition, 'failure');
+    assert.equal(ans.variable_DIALSTATUS, 'INVALIDARGS');
+    assert.equal(ans.variable_last_bridge_hangup_cause, 'LOSE_RACE');
+    assert.match(ans.variable_originated_legs ?? '', /^ARRAY::.+;Outbound Call;2002\|:.+;Outbound Call;2003$/);
+    assert.equal(br.variable_originate_disposition, 'SUCCESS');
+    assert.match(br.variable_originate_causes ?? '', /LOSE_RACE.*NONE|NONE.*LOSE_RACE/);
+    // the winner's display name comes from the directory
+    await app.send('api user_data 2003@example.com var effective_caller_id_name\n\n', (l) =>
+      l.includes('api-response'),
+    );
+    assert.equal(app.frames.find((f) => f.label === 'api-response')?.frame.body, 'Agent Smith');
+    await stop();
+  },
+);
 
 test('group ring trap: the first target answers, dialed_user still names the last one dialed', async () => {
   const { app, stop } = await startApp({
@@ -263,11 +337,26 @@ test('failover with |, per-target failures, auto hang-up with the far end cause'
     timeScale: TS,
     targets: { '2001': { kind: 'busy', ringMs: 100 }, '491701': { kind: 'fail', cause: 'NO_ROUTE_DESTINATION' } },
   });
-  await app.send(bridgeCmd('user/2001@example.com|sofia/gateway/gw/491701@provider'), (l) => l.includes('CHANNEL_HANGUP_COMPLETE[NO_ROUTE_DESTINATION]'));
-  assert.deepEqual(app.labels().slice(4).filter((l) => l !== 'CHANNEL_PARK' && l !== 'notice:linger'), [
-    'CHANNEL_EXECUTE[bridge]', 'CHANNEL_PROGRESS', 'CHANNEL_HANGUP[NO_ROUTE_DESTINATION]', 'CHANNEL_EXECUTE_COMPLETE[bridge]',
-    'CHANNEL_UNPARK', 'CHANNEL_EXECUTE_COMPLETE[socket]', 'CHANNEL_STATE', 'CHANNEL_STATE', 'CHANNEL_HANGUP_COMPLETE[NO_ROUTE_DESTINATION]',
-  ]);
+  await app.send(bridgeCmd('user/2001@example.com|sofia/gateway/gw/491701@provider'), (l) =>
+    l.includes('CHANNEL_HANGUP_COMPLETE[NO_ROUTE_DESTINATION]'),
+  );
+  assert.deepEqual(
+    app
+      .labels()
+      .slice(4)
+      .filter((l) => l !== 'CHANNEL_PARK' && l !== 'notice:linger'),
+    [
+      'CHANNEL_EXECUTE[bridge]',
+      'CHANNEL_PROGRESS',
+      'CHANNEL_HANGUP[NO_ROUTE_DESTINATION]',
+      'CHANNEL_EXECUTE_COMPLETE[bridge]',
+      'CHANNEL_UNPARK',
+      'CHANNEL_EXECUTE_COMPLETE[socket]',
+      'CHANNEL_STATE',
+      'CHANNEL_STATE',
+      'CHANNEL_HANGUP_COMPLETE[NO_ROUTE_DESTINATION]',
+    ],
+  );
   const h = app.event('CHANNEL_HANGUP[NO_ROUTE_DESTINATION]');
   assert.equal(h.variable_DIALSTATUS, 'NO_ROUTE_DESTINATION');
   assert.equal(h.variable_last_bridge_proto_specific_hangup_cause, 'sip:404');
@@ -289,72 +378,118 @@ test('NO_USER_RESPONSE never auto-hangs-up; caller hangs up after answer; hideNu
   await app.send(bridgeCmd('user/2005@example.com'), (l) => l.includes('CHANNEL_EXECUTE_COMPLETE[bridge]'));
   assert.ok(!app.labels().some((l) => l.startsWith('CHANNEL_HANGUP')), 'still up after NO_USER_RESPONSE');
   assert.equal(app.event('CHANNEL_EXECUTE_COMPLETE[bridge]').variable_DIALSTATUS, 'NO_USER_RESPONSE');
-  await app.send(bridgeCmd('user/2006@example.com', 'e0000000-0000-4000-8000-000000000002'), (l) => l.includes('CHANNEL_HANGUP_COMPLETE[NORMAL_CLEARING]'));
+  await app.send(bridgeCmd('user/2006@example.com', 'e0000000-0000-4000-8000-000000000002'), (l) =>
+    l.includes('CHANNEL_HANGUP_COMPLETE[NORMAL_CLEARING]'),
+  );
   const tail = app.labels().slice(app.labels().lastIndexOf('CHANNEL_EXECUTE[bridge]'));
   assert.deepEqual(tail, [
-    'CHANNEL_EXECUTE[bridge]', 'CHANNEL_ANSWER', 'CHANNEL_BRIDGE', 'CHANNEL_HANGUP[NORMAL_CLEARING]', 'notice:linger',
-    'CHANNEL_UNBRIDGE', 'CHANNEL_EXECUTE_COMPLETE[bridge]', 'CHANNEL_UNPARK', 'CHANNEL_EXECUTE_COMPLETE[socket]',
-    'CHANNEL_STATE', 'CHANNEL_STATE', 'CHANNEL_HANGUP_COMPLETE[NORMAL_CLEARING]',
+    'CHANNEL_EXECUTE[bridge]',
+    'CHANNEL_ANSWER',
+    'CHANNEL_BRIDGE',
+    'CHANNEL_HANGUP[NORMAL_CLEARING]',
+    'notice:linger',
+    'CHANNEL_UNBRIDGE',
+    'CHANNEL_EXECUTE_COMPLETE[bridge]',
+    'CHANNEL_UNPARK',
+    'CHANNEL_EXECUTE_COMPLETE[socket]',
+    'CHANNEL_STATE',
+    'CHANNEL_STATE',
+    'CHANNEL_HANGUP_COMPLETE[NORMAL_CLEARING]',
   ]);
   await stop();
 });
 
-test('modesl-style start: event json ... right after connect; listeners without myevents see every channel', async () => {
-  const sw = new FakeSwitch();
-  const server = net.createServer();
-  const conns: net.Socket[] = [];
-  server.on('connection', (s) => conns.push(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  const callA = await sw.placeCall({ host: '127.0.0.1', port }, { channel: CALLER, timeScale: TS });
-  const callB = await sw.placeCall({ host: '127.0.0.1', port }, { channel: { ...CALLER, callerNumber: '4930111' }, timeScale: TS });
-  await waitFor(() => conns.length === 2);
-  const [a, b] = conns.map((s) => new MiniApp(s)) as [MiniApp, MiniApp];
-  // identify which socket belongs to which call via the connect reply
-  await a.send('connect\n\n');
-  await b.send('connect\n\n');
-  const aUuid = a.frames[0]?.frame.headers['Unique-ID'];
-  const [appA, appB] = aUuid === callA.uuid ? [a, b] : [b, a];
-  await appA.send('event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE\n\n');
-  assert.equal(appA.labels()[1], 'reply:+OK event listener enabled json');
-  await appB.send('myevents\n\n');
-  await appB.send(encodeCommand('sendmsg', [['call-command', 'execute'], ['execute-app-name', 'set'], ['execute-app-arg', 'foo=bar']]),
-    (l) => l.includes('CHANNEL_EXECUTE_COMPLETE[set]'));
-  await waitFor(() => appA.labels().includes('CHANNEL_EXECUTE_COMPLETE[set]'));
-  const leaked = appA.frames.find((f) => f.label === 'CHANNEL_EXECUTE_COMPLETE[set]');
-  assert.equal(leaked?.frame.headers['Content-Type'], 'text/event-json');
-  assert.equal(leaked?.ev?.['Unique-ID'], callB.uuid, 'A sees B\'s event: no uuid filter without myevents');
-  // after myevents the same listener is filtered to its own uuid, and the format stays json
-  await appA.send('myevents\n\n');
-  assert.equal(appA.labels().at(-1), 'reply:+OK Events Enabled');
-  const before = appA.frames.length;
-  await appB.send(encodeCommand('sendmsg', [['call-command', 'execute'], ['execute-app-name', 'set'], ['execute-app-arg', 'foo=baz']]),
-    (l) => l.filter((x) => x === 'CHANNEL_EXECUTE_COMPLETE[set]').length === 2);
-  await appA.send(encodeCommand('sendmsg', [['call-command', 'execute'], ['execute-app-name', 'set'], ['execute-app-arg', 'mine=1']]),
-    (l) => l.filter((x) => x === 'CHANNEL_EXECUTE_COMPLETE[set]').length === 2);
-  const after = appA.frames.slice(before).filter((f) => f.ev);
-  assert.ok(after.every((f) => f.ev?.['Unique-ID'] === callA.uuid && f.frame.headers['Content-Type'] === 'text/event-json'));
-  // bgapi: reply with Job-UUID; the BACKGROUND_JOB event has no Unique-ID, so myevents filters it out
-  await appA.send('bgapi uptime\n\n');
-  assert.match(appA.labels().at(-1) ?? '', /^reply:\+OK Job-UUID: /);
-  for (const s of conns) s.destroy();
-  await Promise.all([callA.closed, callB.closed]);
-  server.close();
-});
+test(
+  'modesl-style start: event json ... right after connect; ' + 'listeners without myevents see every channel',
+  async () => {
+    const sw = new FakeSwitch();
+    const server = net.createServer();
+    const conns: net.Socket[] = [];
+    server.on('connection', (s) => conns.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const callA = await sw.placeCall({ host: '127.0.0.1', port }, { channel: CALLER, timeScale: TS });
+    const callB = await sw.placeCall(
+      { host: '127.0.0.1', port },
+      { channel: { ...CALLER, callerNumber: '4930111' }, timeScale: TS },
+    );
+    await waitFor(() => conns.length === 2);
+    const [a, b] = conns.map((s) => new MiniApp(s)) as [MiniApp, MiniApp];
+    // identify which socket belongs to which call via the connect reply
+    await a.send('connect\n\n');
+    await b.send('connect\n\n');
+    const aUuid = a.frames[0]?.frame.headers['Unique-ID'];
+    const [appA, appB] = aUuid === callA.uuid ? [a, b] : [b, a];
+    await appA.send('event json BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE\n\n');
+    assert.equal(appA.labels()[1], 'reply:+OK event listener enabled json');
+    await appB.send('myevents\n\n');
+    await appB.send(
+      encodeCommand('sendmsg', [
+        ['call-command', 'execute'],
+        ['execute-app-name', 'set'],
+        ['execute-app-arg', 'foo=bar'],
+      ]),
+      (l) => l.includes('CHANNEL_EXECUTE_COMPLETE[set]'),
+    );
+    await waitFor(() => appA.labels().includes('CHANNEL_EXECUTE_COMPLETE[set]'));
+    const leaked = appA.frames.find((f) => f.label === 'CHANNEL_EXECUTE_COMPLETE[set]');
+    assert.equal(leaked?.frame.headers['Content-Type'], 'text/event-json');
+    assert.equal(leaked?.ev?.['Unique-ID'], callB.uuid, "A sees B's event: no uuid filter without myevents");
+    // after myevents the same listener is filtered to its own uuid, and the format stays json
+    await appA.send('myevents\n\n');
+    assert.equal(appA.labels().at(-1), 'reply:+OK Events Enabled');
+    const before = appA.frames.length;
+    await appB.send(
+      encodeCommand('sendmsg', [
+        ['call-command', 'execute'],
+        ['execute-app-name', 'set'],
+        ['execute-app-arg', 'foo=baz'],
+      ]),
+      (l) => l.filter((x) => x === 'CHANNEL_EXECUTE_COMPLETE[set]').length === 2,
+    );
+    await appA.send(
+      encodeCommand('sendmsg', [
+        ['call-command', 'execute'],
+        ['execute-app-name', 'set'],
+        ['execute-app-arg', 'mine=1'],
+      ]),
+      (l) => l.filter((x) => x === 'CHANNEL_EXECUTE_COMPLETE[set]').length === 2,
+    );
+    const after = appA.frames.slice(before).filter((f) => f.ev);
+    assert.ok(
+      after.every((f) => f.ev?.['Unique-ID'] === callA.uuid && f.frame.headers['Content-Type'] === 'text/event-json'),
+    );
+    // bgapi: reply with Job-UUID; the BACKGROUND_JOB event has no Unique-ID, so myevents filters it out
+    await appA.send('bgapi uptime\n\n');
+    assert.match(appA.labels().at(-1) ?? '', /^reply:\+OK Job-UUID: /);
+    for (const s of conns) s.destroy();
+    await Promise.all([callA.closed, callB.closed]);
+    server.close();
+  },
+);
 
-test('nolinger + exit/close: disconnect notice body is the 67-byte goodbye; socket loss keeps the dialplan going', async () => {
-  assert.equal(Buffer.byteLength(GOODBYE), 67);
-  const { app, call, stop } = await startApp({ channel: CALLER, timeScale: TS });
-  await app.send('exit\n\n', (l) => l.includes('notice:disconnect'));
-  const n = app.frames.find((f) => f.label === 'notice:disconnect');
-  assert.equal(n?.frame.headers['Content-Length'], '67');
-  assert.equal(n?.frame.body, GOODBYE);
-  assert.equal(n?.frame.headers['Controlled-Session-UUID'], call.uuid);
-  assert.deepEqual(app.labels().filter((l) => l !== 'CHANNEL_PARK').slice(-2), ['reply:+OK bye', 'notice:disconnect']);
-  assert.equal(await call.channelDone, 'NORMAL_CLEARING');
-  assert.equal(call.socketLostWhileUp, true);
-  await stop();
-});
+test(
+  'nolinger + exit/close: disconnect notice body is the 67-byte goodbye; ' + 'socket loss keeps the dialplan going',
+  async () => {
+    assert.equal(Buffer.byteLength(GOODBYE), 67);
+    const { app, call, stop } = await startApp({ channel: CALLER, timeScale: TS });
+    await app.send('exit\n\n', (l) => l.includes('notice:disconnect'));
+    const n = app.frames.find((f) => f.label === 'notice:disconnect');
+    assert.equal(n?.frame.headers['Content-Length'], '67');
+    assert.equal(n?.frame.body, GOODBYE);
+    assert.equal(n?.frame.headers['Controlled-Session-UUID'], call.uuid);
+    assert.deepEqual(
+      app
+        .labels()
+        .filter((l) => l !== 'CHANNEL_PARK')
+        .slice(-2),
+      ['reply:+OK bye', 'notice:disconnect'],
+    );
+    assert.equal(await call.channelDone, 'NORMAL_CLEARING');
+    assert.equal(call.socketLostWhileUp, true);
+    await stop();
+  },
+);
 
 test('linger N and command replies', async () => {
   const { app, call, stop } = await startApp({ channel: CALLER, timeScale: TS });
@@ -364,11 +499,27 @@ test('linger N and command replies', async () => {
   await app.send('getvar socket_host\n\n');
   await app.send('event plain NOPE\n\n');
   await app.send('api nosuchapi x\n\n');
-  await app.send(encodeCommand('sendmsg', [['call-command', 'hangup'], ['hangup-cause', 'CALL_REJECTED']]), (l) => l.includes('notice:linger'));
-  assert.deepEqual(app.labels().filter((l) => l !== 'CHANNEL_PARK').slice(3, 9), [
-    'reply:+OK will not linger', 'reply:+OK will linger 5 seconds', 'reply:-ERR command not found', 'reply:127.0.0.1',
-    'reply:-ERR no keywords supplied', 'api-response',
-  ]);
+  await app.send(
+    encodeCommand('sendmsg', [
+      ['call-command', 'hangup'],
+      ['hangup-cause', 'CALL_REJECTED'],
+    ]),
+    (l) => l.includes('notice:linger'),
+  );
+  assert.deepEqual(
+    app
+      .labels()
+      .filter((l) => l !== 'CHANNEL_PARK')
+      .slice(3, 9),
+    [
+      'reply:+OK will not linger',
+      'reply:+OK will linger 5 seconds',
+      'reply:-ERR command not found',
+      'reply:127.0.0.1',
+      'reply:-ERR no keywords supplied',
+      'api-response',
+    ],
+  );
   assert.equal(app.frames.find((f) => f.label === 'notice:linger')?.frame.headers['Linger-Time'], '5');
   // linger 5 s (scaled 0.01 -> 50 ms): FreeSWITCH closes by itself after the disconnect notice
   await call.closed;

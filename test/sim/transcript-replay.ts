@@ -26,19 +26,19 @@ export const RACY = new Set(['CHANNEL_PARK', 'notice:linger']);
 export function labelFrame(f: FsFrame): Labeled {
   const ct = f.headers['Content-Type'];
   if (f.headers['Event-Name'] !== undefined) return { label: 'connect-reply', frame: f };
-  if (ct === 'command/reply') return { label: 'reply:' + (f.headers['Reply-Text'] ?? ''), frame: f };
+  if (ct === 'command/reply') return { label: `reply:${f.headers['Reply-Text'] ?? ''}`, frame: f };
   if (ct === 'api/response') return { label: 'api-response', frame: f };
-  if (ct === 'text/disconnect-notice') return { label: 'notice:' + (f.headers['Content-Disposition'] ?? ''), frame: f };
+  if (ct === 'text/disconnect-notice') return { label: `notice:${f.headers['Content-Disposition'] ?? ''}`, frame: f };
   let ev: Record<string, string> = {};
   if (ct === 'text/event-plain') ev = parsePlainEvent(f.body).map;
   else if (ct === 'text/event-json') {
     const o = JSON.parse(f.body) as Record<string, string | string[]>;
-    for (const [k, v] of Object.entries(o)) ev[k] = Array.isArray(v) ? 'ARRAY::' + v.join('|:') : v;
-  } else return { label: 'unknown:' + String(ct), frame: f };
+    for (const [k, v] of Object.entries(o)) ev[k] = Array.isArray(v) ? `ARRAY::${v.join('|:')}` : v;
+  } else return { label: `unknown:${String(ct)}`, frame: f };
   const name = ev['Event-Name'] ?? '?';
   let label = name;
-  if (name === 'CHANNEL_EXECUTE' || name === 'CHANNEL_EXECUTE_COMPLETE') label += '[' + (ev.Application ?? '') + ']';
-  if (name === 'CHANNEL_HANGUP' || name === 'CHANNEL_HANGUP_COMPLETE') label += '[' + (ev['Hangup-Cause'] ?? '') + ']';
+  if (name === 'CHANNEL_EXECUTE' || name === 'CHANNEL_EXECUTE_COMPLETE') label += `[${ev.Application ?? ''}]`;
+  if (name === 'CHANNEL_HANGUP' || name === 'CHANNEL_HANGUP_COMPLETE') label += `[${ev['Hangup-Cause'] ?? ''}]`;
   return { label, ev, frame: f };
 }
 
@@ -131,7 +131,6 @@ export async function replay(
   });
 }
 
-
 export function labels(fs: Labeled[]): string[] {
   return fs.map((f) => f.label);
 }
@@ -140,7 +139,11 @@ export function labels(fs: Labeled[]): string[] {
 export function assertTolerant(got: Labeled[], want: Labeled[]): void {
   const g = labels(got);
   const w = labels(want);
-  assert.deepEqual(g.filter((l) => !RACY.has(l)), w.filter((l) => !RACY.has(l)), 'frame sequence (without racy PARK/linger)');
+  assert.deepEqual(
+    g.filter((l) => !RACY.has(l)),
+    w.filter((l) => !RACY.has(l)),
+    'frame sequence (without racy PARK/linger)',
+  );
   for (const racy of RACY) {
     const wc = w.filter((l) => l === racy).length;
     const gc = g.filter((l) => l === racy).length;
@@ -149,7 +152,10 @@ export function assertTolerant(got: Labeled[], want: Labeled[]): void {
       if (gc === 1) {
         const pi = g.indexOf('CHANNEL_PARK');
         const firstChan = g.findIndex((l) => l.startsWith('CHANNEL_') && l !== 'CHANNEL_PARK');
-        assert.ok(pi > g.indexOf('connect-reply') && (firstChan < 0 || pi < firstChan), 'PARK after the connect reply, before any other channel event');
+        assert.ok(
+          pi > g.indexOf('connect-reply') && (firstChan < 0 || pi < firstChan),
+          'PARK after the connect reply, before any other channel event',
+        );
       }
     } else {
       assert.equal(gc, wc, 'linger notice count');
@@ -165,23 +171,66 @@ export function assertTolerant(got: Labeled[], want: Labeled[]): void {
 
 /** Headers whose values must match event by event (ids and times excluded). */
 export const KEY_HEADERS = [
-  'Event-Name', 'Channel-State', 'Channel-Call-State', 'Channel-State-Number', 'Answer-State', 'Hangup-Cause',
-  'Call-Direction', 'Channel-Name', 'Caller-Caller-ID-Name', 'Caller-Caller-ID-Number', 'Caller-Orig-Caller-ID-Number',
-  'Caller-Callee-ID-Name', 'Caller-Callee-ID-Number', 'Caller-Destination-Number', 'Caller-Context', 'Caller-Source',
-  'Caller-Privacy-Hide-Number', 'Other-Type', 'Other-Leg-Destination-Number', 'Other-Leg-Caller-ID-Name',
-  'Other-Leg-Caller-ID-Number', 'Other-Leg-Channel-Name', 'Other-Leg-Callee-ID-Number', 'Other-Leg-Source',
-  'Application', 'Application-Data', 'Application-Response', 'variable_originate_disposition', 'variable_DIALSTATUS',
-  'variable_originate_failed_cause', 'variable_last_bridge_hangup_cause', 'variable_bridge_hangup_cause',
-  'variable_last_bridge_proto_specific_hangup_cause', 'variable_sip_invite_failure_status', 'variable_hangup_cause',
-  'variable_hangup_cause_q850', 'variable_endpoint_disposition', 'variable_continue_on_fail',
-  'variable_effective_caller_id_number', 'variable_effective_caller_id_name', 'variable_current_application',
-  'variable_current_application_data', 'variable_last_app', 'variable_last_arg', 'variable_sip_hangup_disposition',
-  'variable_last_sent_callee_id_number', 'variable_DP_MATCH', 'variable_socket_host', 'variable_loopback_no_pre_answer',
-  'variable_caller_id', 'variable_digits_dialed', 'variable_sip_from_user', 'variable_sip_req_user',
+  'Event-Name',
+  'Channel-State',
+  'Channel-Call-State',
+  'Channel-State-Number',
+  'Answer-State',
+  'Hangup-Cause',
+  'Call-Direction',
+  'Channel-Name',
+  'Caller-Caller-ID-Name',
+  'Caller-Caller-ID-Number',
+  'Caller-Orig-Caller-ID-Number',
+  'Caller-Callee-ID-Name',
+  'Caller-Callee-ID-Number',
+  'Caller-Destination-Number',
+  'Caller-Context',
+  'Caller-Source',
+  'Caller-Privacy-Hide-Number',
+  'Other-Type',
+  'Other-Leg-Destination-Number',
+  'Other-Leg-Caller-ID-Name',
+  'Other-Leg-Caller-ID-Number',
+  'Other-Leg-Channel-Name',
+  'Other-Leg-Callee-ID-Number',
+  'Other-Leg-Source',
+  'Application',
+  'Application-Data',
+  'Application-Response',
+  'variable_originate_disposition',
+  'variable_DIALSTATUS',
+  'variable_originate_failed_cause',
+  'variable_last_bridge_hangup_cause',
+  'variable_bridge_hangup_cause',
+  'variable_last_bridge_proto_specific_hangup_cause',
+  'variable_sip_invite_failure_status',
+  'variable_hangup_cause',
+  'variable_hangup_cause_q850',
+  'variable_endpoint_disposition',
+  'variable_continue_on_fail',
+  'variable_effective_caller_id_number',
+  'variable_effective_caller_id_name',
+  'variable_current_application',
+  'variable_current_application_data',
+  'variable_last_app',
+  'variable_last_arg',
+  'variable_sip_hangup_disposition',
+  'variable_last_sent_callee_id_number',
+  'variable_DP_MATCH',
+  'variable_socket_host',
+  'variable_loopback_no_pre_answer',
+  'variable_caller_id',
+  'variable_digits_dialed',
+  'variable_sip_from_user',
+  'variable_sip_req_user',
 ];
 
 /** The events of the double and of the capture side by side (CHANNEL_PARK left out: its place is racy); same count. */
-export function eventPairs(got: Labeled[], want: Labeled[]): { i: number; label: string; ge: Record<string, string>; we: Record<string, string> }[] {
+export function eventPairs(
+  got: Labeled[],
+  want: Labeled[],
+): { i: number; label: string; ge: Record<string, string>; we: Record<string, string> }[] {
   const g = got.filter((l) => l.ev !== undefined && l.label !== 'CHANNEL_PARK');
   const w = want.filter((l) => l.ev !== undefined && l.label !== 'CHANNEL_PARK');
   assert.equal(g.length, w.length);
@@ -252,9 +301,17 @@ export class MiniApp {
 }
 
 export const bridgeCmd = (arg: string, uuid = 'e0000000-0000-4000-8000-000000000001'): string =>
-  encodeCommand('sendmsg', [['call-command', 'execute'], ['execute-app-name', 'bridge'], ['execute-app-arg', arg], ['Event-UUID', uuid]]);
+  encodeCommand('sendmsg', [
+    ['call-command', 'execute'],
+    ['execute-app-name', 'bridge'],
+    ['execute-app-arg', arg],
+    ['Event-UUID', uuid],
+  ]);
 
-export async function startApp(script: CallScript, sw = new FakeSwitch()): Promise<{ app: MiniApp; call: SwitchCall; stop: () => Promise<void> }> {
+export async function startApp(
+  script: CallScript,
+  sw = new FakeSwitch(),
+): Promise<{ app: MiniApp; call: SwitchCall; stop: () => Promise<void> }> {
   const server = net.createServer();
   const conn = new Promise<net.Socket>((r) => server.once('connection', r));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

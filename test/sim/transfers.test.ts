@@ -16,7 +16,13 @@ import assert from 'node:assert/strict';
 import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '@freeswitch-zammad-cti/sim/call-script';
 import { eslFixture, eslFixtureNames } from '../fixtures/index.js';
 import {
-  type Labeled, RACY, eventPairs, transcriptFrames, replay, labels, assertTolerant,
+  type Labeled,
+  RACY,
+  eventPairs,
+  transcriptFrames,
+  replay,
+  labels,
+  assertTolerant,
 } from './transcript-replay.js';
 
 const TS = 0.01;
@@ -46,43 +52,75 @@ interface TransferScenario {
 
 type Answer = Extract<TargetBehaviour, { kind: 'answer' }>;
 const dan = (x: Partial<Answer> = {}): TargetBehaviour => ({ kind: 'answer', talkMs: 20000, ...x });
-const pickup = (how: 'intercept' | 'intercept-bleg', code: string): TargetBehaviour =>
-  ({ kind: 'ring', pickedUpBy: { phone: '2003', how, afterMs: 1000, talkMs: 3000, code } });
+const pickup = (how: 'intercept' | 'intercept-bleg', code: string): TargetBehaviour => ({
+  kind: 'ring',
+  pickedUpBy: { phone: '2003', how, afterMs: 1000, talkMs: 3000, code },
+});
 const attXfer = (complete: 'bye' | 'hangup-key' | 'bleg-killed'): TargetBehaviour =>
   dan({ attXfer: { to: '2000', afterMs: 1000, completeAfterMs: 1500, complete, talkMs: 3000 } });
 
 const SCENARIOS: TransferScenario[] = [
   {
-    file: 'pickup-intercept-bleg', dest: '493099986001', park: 2, consume: true, acts: ['intercept -bleg 2003'],
+    file: 'pickup-intercept-bleg',
+    dest: '493099986001',
+    park: 2,
+    consume: true,
+    acts: ['intercept -bleg 2003'],
     targets: { '2002': pickup('intercept-bleg', '493099986901') },
   },
   {
-    file: 'pickup-intercept', dest: '493099986001', park: 3, consume: false, acts: ['intercept 2003'],
+    file: 'pickup-intercept',
+    dest: '493099986001',
+    park: 3,
+    consume: false,
+    acts: ['intercept 2003'],
     targets: { '2002': pickup('intercept', '493099986902') },
   },
   {
-    file: 'attended-transfer-att-xfer', dest: '493099986002', park: 0, consume: true,
-    targets: { '2004': attXfer('bye') }, acts: ['att_xfer 2004 2000'],
+    file: 'attended-transfer-att-xfer',
+    dest: '493099986002',
+    park: 0,
+    consume: true,
+    targets: { '2004': attXfer('bye') },
+    acts: ['att_xfer 2004 2000'],
   },
   {
-    file: 'attended-transfer-att-xfer-hangup-key', dest: '493099986002', park: 3, consume: false,
-    targets: { '2004': attXfer('hangup-key') }, acts: ['att_xfer 2004 2000'],
+    file: 'attended-transfer-att-xfer-hangup-key',
+    dest: '493099986002',
+    park: 3,
+    consume: false,
+    targets: { '2004': attXfer('hangup-key') },
+    acts: ['att_xfer 2004 2000'],
   },
   {
-    file: 'attended-transfer-att-xfer-bleg-killed', dest: '493099986002', park: 3,
-    targets: { '2004': attXfer('bleg-killed') }, acts: ['att_xfer 2004 2000'],
+    file: 'attended-transfer-att-xfer-bleg-killed',
+    dest: '493099986002',
+    park: 3,
+    targets: { '2004': attXfer('bleg-killed') },
+    acts: ['att_xfer 2004 2000'],
   },
   {
-    file: 'attended-transfer-uuid-bridge', dest: '493099986002', park: 2, consume: true,
-    targets: { '2004': dan() }, acts: ['uuid_bridge 2000'],
+    file: 'attended-transfer-uuid-bridge',
+    dest: '493099986002',
+    park: 2,
+    consume: true,
+    targets: { '2004': dan() },
+    acts: ['uuid_bridge 2000'],
     on: { label: 'CHANNEL_BRIDGE', afterMs: 10, act: (c) => c.uuidBridge('user/2000@test.local', { talkMs: 3000 }) },
   },
   {
-    file: 'park-retrieve', dest: '493099986003', park: 3, consume: false, acts: ['retrieve 2003'],
+    file: 'park-retrieve',
+    dest: '493099986003',
+    park: 3,
+    consume: false,
+    acts: ['retrieve 2003'],
     extra: { retrieve: { phone: '2003', afterMs: 1500, talkMs: 3000, code: '493099986903' } },
   },
   {
-    file: 'eavesdrop-not-a-person', dest: '493099986002', park: 3, acts: ['eavesdrop 2003'],
+    file: 'eavesdrop-not-a-person',
+    dest: '493099986002',
+    park: 3,
+    acts: ['eavesdrop 2003'],
     targets: { '2004': dan({ eavesdroppedBy: { phone: '2003', afterMs: 1000, talkMs: 3000, code: '493099986904' } }) },
     // the suite's uuid_kill of the caller: its linger notice came after the last event (racy, README obs. 6)
     extra: { callerHangupAfterAnswerMs: 5000, lingerNoticeAt: 'after-hangup-complete' },
@@ -94,7 +132,11 @@ function scriptFor(s: TransferScenario, extra: Partial<CallScript> = {}): CallSc
   const src = `${Math.floor(Date.now() / 1000)}:00000000-0000-4000-8000-00000000a001:bl_xfer:${s.dest}/cti_cap/XML`;
   return {
     channel: {
-      callerNumber: '493055571600', callerName: 'Test Caller', destination: s.dest, context: 'cti_cap', sip: true,
+      callerNumber: '493055571600',
+      callerName: 'Test Caller',
+      destination: s.dest,
+      context: 'cti_cap',
+      sip: true,
       transferSource: src,
     },
     timeScale: TS,
@@ -109,11 +151,27 @@ function scriptFor(s: TransferScenario, extra: Partial<CallScript> = {}): CallSc
 }
 
 const KEYS = [
-  'Event-Name', 'Channel-State', 'Channel-Call-State', 'Answer-State', 'Hangup-Cause', 'Caller-Destination-Number',
-  'Caller-Context', 'Caller-Caller-ID-Number', 'Caller-Caller-ID-Name', 'Caller-Orig-Caller-ID-Number',
-  'Caller-Callee-ID-Number', 'Caller-Profile-Index', 'Application', 'Other-Type', 'Other-Leg-Direction',
-  'Other-Leg-Caller-ID-Number', 'Other-Leg-Caller-ID-Name', 'Other-Leg-Destination-Number',
-  'variable_originate_disposition', 'variable_DIALSTATUS', 'variable_originate_failed_cause',
+  'Event-Name',
+  'Channel-State',
+  'Channel-Call-State',
+  'Answer-State',
+  'Hangup-Cause',
+  'Caller-Destination-Number',
+  'Caller-Context',
+  'Caller-Caller-ID-Number',
+  'Caller-Caller-ID-Name',
+  'Caller-Orig-Caller-ID-Number',
+  'Caller-Callee-ID-Number',
+  'Caller-Profile-Index',
+  'Application',
+  'Other-Type',
+  'Other-Leg-Direction',
+  'Other-Leg-Caller-ID-Number',
+  'Other-Leg-Caller-ID-Name',
+  'Other-Leg-Destination-Number',
+  'variable_originate_disposition',
+  'variable_DIALSTATUS',
+  'variable_originate_failed_cause',
   'variable_hangup_after_bridge',
 ];
 
@@ -154,8 +212,9 @@ function assertTransferHeaders(got: Labeled[], want: Labeled[], uuid: string): v
 function assertHeaderNames(got: Labeled[], want: Labeled[]): void {
   const frames = (l: Labeled[]): Labeled[] => l.filter((f) => !RACY.has(f.label));
   const names = (f: Labeled | undefined): string[] =>
-    (f?.ev !== undefined ? Object.keys(f.ev) : (f?.frame.headerList ?? []).map(([k]) => k))
-      .filter((k) => !k.startsWith('variable_'));
+    (f?.ev !== undefined ? Object.keys(f.ev) : (f?.frame.headerList ?? []).map(([k]) => k)).filter(
+      (k) => !k.startsWith('variable_'),
+    );
   const g = frames(got);
   frames(want).forEach((w, i) => {
     assert.deepEqual(names(g[i]), names(w), `frame #${i} ${w.label}: header names and order`);
@@ -179,7 +238,11 @@ for (const s of SCENARIOS) {
   const hooks = (): { onFrame?: (l: Labeled, call: SwitchCall) => void } => {
     const on = s.on;
     if (on === undefined) return {};
-    return { onFrame: (l, call) => { if (l.label === on.label) setTimeout(() => on.act(call), on.afterMs); } };
+    return {
+      onFrame: (l, call) => {
+        if (l.label === on.label) setTimeout(() => on.act(call), on.afterMs);
+      },
+    };
   };
   test(`transfers capture ${s.file}: same frames, header names, key headers (PARK/linger tolerated)`, async () => {
     const file = eslFixture(`transfers/${s.file}.txt`);

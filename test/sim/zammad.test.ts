@@ -34,7 +34,9 @@ function httpPost(
     const req = request(url, { method: opts.method ?? 'POST', headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -110,11 +112,10 @@ describe('ZammadDouble: requests and checks', () => {
   });
 
   it('accepts a JSON body, and call_id as fallback for callId', async () => {
-    const r = await httpPost(
-      z.url,
-      JSON.stringify({ event: 'newCall', ...OUT, call_id: 'c2', user: 'Carol' }),
-      { 'content-type': 'application/json', accept: 'application/json' },
-    );
+    const r = await httpPost(z.url, JSON.stringify({ event: 'newCall', ...OUT, call_id: 'c2', user: 'Carol' }), {
+      'content-type': 'application/json',
+      accept: 'application/json',
+    });
     assert.equal(r.status, 200);
     const e = z.entry('c2');
     assert.ok(e);
@@ -151,7 +152,10 @@ describe('ZammadDouble: requests and checks', () => {
 
     r = await post(z, { event: 'ringing', ...IN, callId: 'x' });
     assert.equal(r.status, 422);
-    assert.match((JSON.parse(r.body) as { error: string }).error, /^Error ID [\w-]{8}: Please contact your administrator\.$/);
+    assert.match(
+      (JSON.parse(r.body) as { error: string }).error,
+      /^Error ID [\w-]{8}: Please contact your administrator\.$/,
+    );
 
     assert.deepEqual(z.log(), [], 'nothing stored by rejected requests');
     assert.deepEqual(
@@ -179,7 +183,10 @@ describe('ZammadDouble: requests and checks', () => {
     await post(z, { event: 'newCall', ...IN, callId: 'dup', user: 'A' });
     const r = await post(z, { event: 'newCall', ...IN, callId: 'dup', user: 'B' });
     assert.equal(r.status, 500);
-    assert.deepEqual(JSON.parse(r.body), { error: 'This object already exists.', error_human: 'This object already exists.' });
+    assert.deepEqual(JSON.parse(r.body), {
+      error: 'This object already exists.',
+      error_human: 'This object already exists.',
+    });
     assert.equal(z.log().length, 1);
     assert.equal(z.entry('dup')?.users, 'A');
   });
@@ -188,7 +195,10 @@ describe('ZammadDouble: requests and checks', () => {
     for (const event of ['answer', 'hangup']) {
       const r = await post(z, { event, ...IN, callId: 'nope' });
       assert.equal(r.status, 500);
-      assert.match((JSON.parse(r.body) as { error: string }).error, /^Error ID .{8}: Please contact your administrator\.$/);
+      assert.match(
+        (JSON.parse(r.body) as { error: string }).error,
+        /^Error ID .{8}: Please contact your administrator\.$/,
+      );
     }
     assert.equal(z.log().length, 0);
   });
@@ -196,22 +206,32 @@ describe('ZammadDouble: requests and checks', () => {
   it('newCall without call id → 422 Attribute required', async () => {
     const r = await post(z, { event: 'newCall', ...IN });
     assert.equal(r.status, 422);
-    assert.deepEqual(JSON.parse(r.body), { error: "Attribute 'call_id' required!", error_human: "Attribute 'call_id' required!" });
+    assert.deepEqual(JSON.parse(r.body), {
+      error: "Attribute 'call_id' required!",
+      error_human: "Attribute 'call_id' required!",
+    });
   });
 
   it('without Accept: application/json unexpected errors come back as an HTML page', async () => {
-    let r = await httpPost(z.url, form({ event: 'hangup', ...IN, callId: 'nope' }), { 'content-type': 'application/x-www-form-urlencoded' });
+    let r = await httpPost(z.url, form({ event: 'hangup', ...IN, callId: 'nope' }), {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     assert.equal(r.status, 500);
     assert.match(String(r.headers['content-type']), /^text\/html/);
     assert.match(r.body, /<title>500: Something went wrong<\/title>/);
     assert.throws(() => JSON.parse(r.body) as unknown);
 
     // strict (default): */* is not enough
-    r = await httpPost(z.url, form({ event: 'answer', ...IN, callId: 'nope' }), { 'content-type': 'application/x-www-form-urlencoded', accept: '*/*' });
+    r = await httpPost(z.url, form({ event: 'answer', ...IN, callId: 'nope' }), {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: '*/*',
+    });
     assert.match(String(r.headers['content-type']), /^text\/html/);
 
     // unknown event (ArgumentError) → the 422 page
-    r = await httpPost(z.url, form({ event: 'bogus', ...IN, callId: 'x' }), { 'content-type': 'application/x-www-form-urlencoded' });
+    r = await httpPost(z.url, form({ event: 'bogus', ...IN, callId: 'x' }), {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     assert.equal(r.status, 422);
     assert.match(r.body, /422: The change you wanted was rejected/);
 
@@ -225,9 +245,15 @@ describe('ZammadDouble: requests and checks', () => {
   it("acceptNegotiation 'rails': a lone */* gets JSON, a browser-like Accept gets HTML", async () => {
     z.update({ acceptNegotiation: 'rails' });
     try {
-      let r = await httpPost(z.url, form({ event: 'hangup', ...IN, callId: 'nope' }), { 'content-type': 'application/x-www-form-urlencoded', accept: '*/*' });
+      let r = await httpPost(z.url, form({ event: 'hangup', ...IN, callId: 'nope' }), {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: '*/*',
+      });
       assert.match(String(r.headers['content-type']), /^application\/json/);
-      r = await httpPost(z.url, form({ event: 'hangup', ...IN, callId: 'nope' }), { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html, */*' });
+      r = await httpPost(z.url, form({ event: 'hangup', ...IN, callId: 'nope' }), {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'text/html, */*',
+      });
       assert.match(String(r.headers['content-type']), /^text\/html/);
     } finally {
       z.update({ acceptNegotiation: 'strict' });
@@ -272,7 +298,10 @@ describe('ZammadDouble: call state (Cti::Log)', () => {
     const t0 = clock.t;
     await post(z, { event: 'newCall', ...IN, callId: 'a1', user: ['Alice', 'Bob'] });
     clock.advance(3000);
-    assert.equal((await post(z, { event: 'answer', ...IN, callId: 'a1', user: 'Alice', answeringNumber: '4921199999999' })).status, 200);
+    assert.equal(
+      (await post(z, { event: 'answer', ...IN, callId: 'a1', user: 'Alice', answeringNumber: '4921199999999' })).status,
+      200,
+    );
     let e = z.entry('a1');
     assert.ok(e);
     assert.equal(e.state, 'answer');
@@ -383,7 +412,13 @@ describe('ZammadDouble: call state (Cti::Log)', () => {
     await post(z, { event: 'newCall', ...IN, callId: 'l1' });
     await post(z, { event: 'newCall', ...OUT, callId: 'l2' });
     const l = z.log();
-    assert.deepEqual(l.map((e) => [e.id, e.callId]), [[1, 'l1'], [2, 'l2']]);
+    assert.deepEqual(
+      l.map((e) => [e.id, e.callId]),
+      [
+        [1, 'l1'],
+        [2, 'l2'],
+      ],
+    );
     const first = l[0];
     assert.ok(first);
     first.done = true;
@@ -405,47 +440,80 @@ describe('ZammadDouble: replies (reject, dial)', () => {
   after(() => z.stop());
 
   it('rejects an inbound newCall from a blocked number (exact match only) and still stores it', async () => {
-    assert.deepEqual(await postJson(z, { event: 'newCall', direction: 'in', from: '491715000000', to: '4930600000000', callId: 'b1' }), {
-      status: 200,
-      body: { action: 'reject', reason: 'busy' },
-    });
+    assert.deepEqual(
+      await postJson(z, { event: 'newCall', direction: 'in', from: '491715000000', to: '4930600000000', callId: 'b1' }),
+      {
+        status: 200,
+        body: { action: 'reject', reason: 'busy' },
+      },
+    );
     assert.equal(z.entry('b1')?.state, 'newCall');
     assert.equal(z.entry('b1')?.done, false);
     for (const from of ['+491715000000', '4917150000001', '1715000000']) {
-      const r = await postJson(z, { event: 'newCall', direction: 'in', from, to: '4930600000000', callId: `b-${from}` });
+      const r = await postJson(z, {
+        event: 'newCall',
+        direction: 'in',
+        from,
+        to: '4930600000000',
+        callId: `b-${from}`,
+      });
       assert.deepEqual(r.body, {}, from);
     }
     // only on newCall and only inbound
-    assert.deepEqual((await postJson(z, { event: 'hangup', direction: 'in', from: '491715000000', callId: 'b1', cause: 'busy' })).body, {});
+    assert.deepEqual(
+      (await postJson(z, { event: 'hangup', direction: 'in', from: '491715000000', callId: 'b1', cause: 'busy' })).body,
+      {},
+    );
   });
 
-  it('routes outbound newCall: first match wins, * is one or more chars, else default; number = to as sent', async () => {
-    const cases: [string, string][] = [
-      ['4147110000000', '41715880339000'],
-      ['491714000000', '41715880339001'],
-      ['4912347114711', '4930777000001'],
-      ['49', '4930777000000'], // 49* needs at least one more char → default
-      ['3312345', '4930777000000'],
-    ];
-    let i = 0;
-    for (const [to, callerId] of cases) {
-      const callId = `o${i++}`;
-      const r = await postJson(z, { event: 'newCall', direction: 'out', from: '4930600000000', to, callId, user: 'Alice' });
-      assert.deepEqual(r.body, { action: 'dial', caller_id: callerId, number: to }, to);
-      // Zammad stores the chosen caller id as `from`
-      assert.equal(z.entry(callId)?.from, callerId);
-      assert.equal(z.entry(callId)?.queue, callerId);
-    }
-    // no dial on other events
-    assert.deepEqual((await postJson(z, { event: 'hangup', direction: 'out', to: '4147110000000', callId: 'o0', cause: 'cancel' })).body, {});
-  });
+  it(
+    'routes outbound newCall: first match wins, ' + '* is one or more chars, else default; number = to as sent',
+    async () => {
+      const cases: [string, string][] = [
+        ['4147110000000', '41715880339000'],
+        ['491714000000', '41715880339001'],
+        ['4912347114711', '4930777000001'],
+        ['49', '4930777000000'], // 49* needs at least one more char → default
+        ['3312345', '4930777000000'],
+      ];
+      let i = 0;
+      for (const [to, callerId] of cases) {
+        const callId = `o${i++}`;
+        const r = await postJson(z, {
+          event: 'newCall',
+          direction: 'out',
+          from: '4930600000000',
+          to,
+          callId,
+          user: 'Alice',
+        });
+        assert.deepEqual(r.body, { action: 'dial', caller_id: callerId, number: to }, to);
+        // Zammad stores the chosen caller id as `from`
+        assert.equal(z.entry(callId)?.from, callerId);
+        assert.equal(z.entry(callId)?.queue, callerId);
+      }
+      // no dial on other events
+      assert.deepEqual(
+        (await postJson(z, { event: 'hangup', direction: 'out', to: '4147110000000', callId: 'o0', cause: 'cancel' }))
+          .body,
+        {},
+      );
+    },
+  );
 
   it('dialKey callerId; no routes and no default → {}', async () => {
     const z2 = double({ dialKey: 'callerId', outboundRoutes: [{ dest: '49*', callerId: '4930' }] });
     await z2.start();
     try {
-      assert.deepEqual((await postJson(z2, { event: 'newCall', ...OUT, callId: 'k1' })).body, { action: 'dial', callerId: '4930', number: OUT.to });
-      assert.deepEqual((await postJson(z2, { event: 'newCall', direction: 'out', from: '1', to: '3312345', callId: 'k2' })).body, {});
+      assert.deepEqual((await postJson(z2, { event: 'newCall', ...OUT, callId: 'k1' })).body, {
+        action: 'dial',
+        callerId: '4930',
+        number: OUT.to,
+      });
+      assert.deepEqual(
+        (await postJson(z2, { event: 'newCall', direction: 'out', from: '1', to: '3312345', callId: 'k2' })).body,
+        {},
+      );
       assert.equal(z2.entry('k2')?.from, '1');
     } finally {
       await z2.stop();
@@ -474,7 +542,14 @@ describe('ZammadDouble: faults', () => {
     assert.equal(z.entry('s1'), undefined);
     r = await post(z, { event: 'newCall', ...IN, callId: 's1' });
     assert.equal(r.status, 200);
-    assert.deepEqual(z.posts.map((p) => [p.fault, p.status]), [['status', 503], ['status', 503], [undefined, 200]]);
+    assert.deepEqual(
+      z.posts.map((p) => [p.fault, p.status]),
+      [
+        ['status', 503],
+        ['status', 503],
+        [undefined, 200],
+      ],
+    );
   });
 
   it('status fault with an HTML 500 page, processed first (stored but reply lost)', async () => {
@@ -520,7 +595,10 @@ describe('ZammadDouble: faults', () => {
 
   it('hang: never answers (client times out)', async () => {
     z.setFault({ kind: 'hang' }, { times: 1 });
-    await assert.rejects(httpPost(z.url, form({ event: 'newCall', ...IN, callId: 'hg' }), undefined, { timeoutMs: 200 }), /client timeout/);
+    await assert.rejects(
+      httpPost(z.url, form({ event: 'newCall', ...IN, callId: 'hg' }), undefined, { timeoutMs: 200 }),
+      /client timeout/,
+    );
     assert.equal(z.posts[0]?.status, 0);
     assert.equal(z.entry('hg'), undefined);
   });
@@ -548,18 +626,26 @@ describe('ZammadDouble: faults', () => {
   it('neverEndingBody: headers arrive, the body never ends', async () => {
     z.setFault({ kind: 'neverEndingBody', intervalMs: 20 }, { times: 1 });
     const got = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
-      const req = request(z.url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, agent: false }, (res) => {
-        let bytes = 0;
-        let ended = false;
-        res.on('data', (c: Buffer) => (bytes += c.length));
-        res.on('end', () => (ended = true));
-        res.on('error', () => undefined);
-        setTimeout(() => {
-          req.destroy();
-          if (ended) reject(new Error('body ended'));
-          else resolve({ status: res.statusCode ?? 0, bytes });
-        }, 300);
-      });
+      const req = request(
+        z.url,
+        {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+          agent: false,
+        },
+        (res) => {
+          let bytes = 0;
+          let ended = false;
+          res.on('data', (c: Buffer) => (bytes += c.length));
+          res.on('end', () => (ended = true));
+          res.on('error', () => undefined);
+          setTimeout(() => {
+            req.destroy();
+            if (ended) reject(new Error('body ended'));
+            else resolve({ status: res.statusCode ?? 0, bytes });
+          }, 300);
+        },
+      );
       req.on('error', () => undefined);
       req.end(form({ event: 'newCall', ...IN, callId: 'ne' }));
     });
@@ -585,10 +671,13 @@ describe('ZammadDouble: lifecycle', () => {
       const url = z.url;
       await post(z, { event: 'newCall', ...IN, callId: 'lc' });
       await z.refuseConnections();
-      await assert.rejects(httpPost(url, form({ event: 'hangup', ...IN, callId: 'lc' })), (err: NodeJS.ErrnoException) => {
-        assert.equal(err.code, 'ECONNREFUSED');
-        return true;
-      });
+      await assert.rejects(
+        httpPost(url, form({ event: 'hangup', ...IN, callId: 'lc' })),
+        (err: NodeJS.ErrnoException) => {
+          assert.equal(err.code, 'ECONNREFUSED');
+          return true;
+        },
+      );
       await z.acceptConnections();
       assert.equal(z.url, url);
       assert.equal((await httpPost(url, form({ event: 'hangup', ...IN, callId: 'lc', cause: 'cancel' }))).status, 200);
@@ -626,7 +715,10 @@ describe('ZammadDouble: lifecycle', () => {
 
   it('waitFor rejects after its timeout', async () => {
     const z = double();
-    await assert.rejects(z.waitFor(() => false, 50), /not met within 50 ms/);
+    await assert.rejects(
+      z.waitFor(() => false, 50),
+      /not met within 50 ms/,
+    );
   });
 
   it('works with global fetch', async () => {

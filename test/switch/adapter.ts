@@ -55,7 +55,8 @@ export interface LineOptions {
 
 export async function startLine(o: LineOptions): Promise<Line> {
   const main = join(ROOT, 'dist', 'src', 'main.js');
-  if (!existsSync(main)) throw new Error(`${main} is missing: run the suite with \`npm run test:switch\` (it builds dist first)`);
+  if (!existsSync(main))
+    throw new Error(`${main} is missing: run the suite with \`npm run test:switch\` (it builds dist first)`);
   const zammad = new ZammadDouble({ token: `tok-${randomUUID()}`, ...o.zammad });
   await zammad.start();
   const adapterToken = o.wrongToken ? `wrong-${randomUUID()}` : decodeURIComponent(zammad.url.split('/').pop() ?? '');
@@ -81,7 +82,8 @@ export async function startLine(o: LineOptions): Promise<Line> {
     await zammad.stop();
     throw err;
   }
-  if (adapter.eslPort !== eslPort) throw new Error(`${o.name}: adapter listens on ${adapter.eslPort}, expected ${eslPort}`);
+  if (adapter.eslPort !== eslPort)
+    throw new Error(`${o.name}: adapter listens on ${adapter.eslPort}, expected ${eslPort}`);
   const line: Line = {
     name: o.name,
     zammad,
@@ -92,7 +94,8 @@ export async function startLine(o: LineOptions): Promise<Line> {
     async restart(extra = {}) {
       await line.adapter.stop('SIGKILL');
       line.adapter = await startAdapter({ ...env, ...extra }, { program: 'dist' });
-      if (line.adapter.eslPort !== eslPort) throw new Error(`${o.name}: restarted adapter listens on ${line.adapter.eslPort}, expected ${eslPort}`);
+      if (line.adapter.eslPort !== eslPort)
+        throw new Error(`${o.name}: restarted adapter listens on ${line.adapter.eslPort}, expected ${eslPort}`);
       return line.adapter;
     },
     async stop() {

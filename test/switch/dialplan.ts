@@ -17,7 +17,10 @@ import { join } from 'node:path';
 import type { EslClient } from './esl-client.js';
 
 export function xmlEscape(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] as string);
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c] as string,
+  );
 }
 
 export type Action = readonly [application: string, data?: string];
@@ -39,10 +42,17 @@ export interface Extension {
 export function renderExtension(x: Extension): string {
   const expr = x.expression ?? `^${(x.number ?? '').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`;
   const lines = [`  <extension name="${xmlEscape(x.name)}"${x.continue ? ' continue="true"' : ''}>`];
-  for (const [field, e] of x.conditions ?? []) lines.push(`    <condition field="${xmlEscape(field)}" expression="${xmlEscape(e)}"/>`);
+  for (const [field, e] of x.conditions ?? [])
+    lines.push(`    <condition field="${xmlEscape(field)}" expression="${xmlEscape(e)}"/>`);
   lines.push(`    <condition field="destination_number" expression="${xmlEscape(expr)}">`);
-  for (const [app, data] of x.actions) lines.push(`      <action application="${xmlEscape(app)}"${data === undefined ? '' : ` data="${xmlEscape(data)}"`}/>`);
-  for (const [app, data] of x.antiActions ?? []) lines.push(`      <anti-action application="${xmlEscape(app)}"${data === undefined ? '' : ` data="${xmlEscape(data)}"`}/>`);
+  for (const [app, data] of x.actions)
+    lines.push(
+      `      <action application="${xmlEscape(app)}"${data === undefined ? '' : ` data="${xmlEscape(data)}"`}/>`,
+    );
+  for (const [app, data] of x.antiActions ?? [])
+    lines.push(
+      `      <anti-action application="${xmlEscape(app)}"${data === undefined ? '' : ` data="${xmlEscape(data)}"`}/>`,
+    );
   lines.push('    </condition>', '  </extension>');
   return lines.join('\n');
 }
@@ -87,9 +97,11 @@ function renderFallback(name: string): string {
     `    <condition field="destination_number" expression="^${xmlEscape(name)}$"/>`,
     `    <condition field="\${zammad_cti_fallback}" expression="^armed$"/>`,
     `    <condition field="\${originate_disposition}" expression="^$">`,
-    `      <action application="log" data="WARNING cti-test: adapter not reachable; bridging \${zammad_bridge} without Zammad"/>`,
+    '      <action application="log" data="WARNING cti-test: adapter not reachable; ' +
+      'bridging ${zammad_bridge} without Zammad"/>',
     `      <action application="bridge" data="\${zammad_bridge}"/>`,
-    `      <anti-action application="log" data="WARNING cti-test: connection to the adapter ended after its bridge (\${originate_disposition})"/>`,
+    '      <anti-action application="log" data="WARNING cti-test: connection to the adapter ended after its ' +
+      'bridge (${originate_disposition})"/>',
     `      <anti-action application="hangup" data="NO_ANSWER"/>`,
     '    </condition>',
     '  </extension>',
@@ -107,11 +119,20 @@ export interface DialplanFile {
  * `<conf_dir>/dialplan/public/`, then `reloadxml`. remove() deletes it and reloads again; it is
  * safe to call twice.
  */
-export async function installPublicDialplan(esl: EslClient, fileBase: string, extensions: readonly Extension[], fallbacks: readonly string[] = []): Promise<DialplanFile> {
+export async function installPublicDialplan(
+  esl: EslClient,
+  fileBase: string,
+  extensions: readonly Extension[],
+  fallbacks: readonly string[] = [],
+): Promise<DialplanFile> {
   const confDir = (await esl.api('global_getvar conf_dir')).trim();
   if (!confDir.startsWith('/')) throw new Error(`the switch did not name its conf_dir: ${JSON.stringify(confDir)}`);
   const dir = join(confDir, 'dialplan', 'public');
-  if (!existsSync(dir)) throw new Error(`${dir} does not exist on this host: the suite writes its dialplan into the switch's conf_dir and needs the switch on the same file system`);
+  if (!existsSync(dir))
+    throw new Error(
+      `${dir} does not exist on this host: the suite writes its dialplan into the switch's conf_dir and needs ` +
+        'the switch on the same file system',
+    );
   removeStale(dir);
   const path = join(dir, `${fileBase}.xml`);
   const body = [
@@ -173,13 +194,19 @@ export function zammadGate(port: number, confFile?: string): { xml: string; sour
   let source = 'issue 11';
   if (confFile && existsSync(confFile)) {
     const m = GATE.exec(readFileSync(confFile, 'utf8'));
-    if (m && m[0].includes('zammad_handled')) {
+    if (m?.[0].includes('zammad_handled')) {
       text = m[0];
       source = confFile;
     }
   }
   if (!SOCKET.test(text)) throw new Error(`the gate from ${source} has no \`socket HOST:PORT …\` action: ${text}`);
-  return { xml: text.replace(SOCKET, (_all, pre: string, host: string, _port: string, post: string) => `${pre}${host}:${port}${post}`), source };
+  return {
+    xml: text.replace(
+      SOCKET,
+      (_all, pre: string, host: string, _port: string, post: string) => `${pre}${host}:${port}${post}`,
+    ),
+    source,
+  };
 }
 
 /** A context of the suite's own: extensions rendered from Extension, or raw XML (the gate). */
@@ -193,14 +220,26 @@ export interface Context {
  * dialplan/*.xml into the dialplan section; the first context of a name wins, so the names must be
  * the suite's own), then `reloadxml`. remove() deletes it and reloads again.
  */
-export async function installContexts(esl: EslClient, fileBase: string, contexts: readonly Context[]): Promise<DialplanFile> {
+export async function installContexts(
+  esl: EslClient,
+  fileBase: string,
+  contexts: readonly Context[],
+): Promise<DialplanFile> {
   const confDir = (await esl.api('global_getvar conf_dir')).trim();
   if (!confDir.startsWith('/')) throw new Error(`the switch did not name its conf_dir: ${JSON.stringify(confDir)}`);
   const dir = join(confDir, 'dialplan');
-  if (!existsSync(dir)) throw new Error(`${dir} does not exist on this host: the suite writes its dialplan into the switch's conf_dir and needs the switch on the same file system`);
+  if (!existsSync(dir))
+    throw new Error(
+      `${dir} does not exist on this host: the suite writes its dialplan into the switch's conf_dir and needs ` +
+        'the switch on the same file system',
+    );
   removeStale(dir);
   const path = join(dir, `${fileBase}.xml`);
-  const indent = (xml: string) => xml.split('\n').map((l) => `  ${l}`).join('\n');
+  const indent = (xml: string) =>
+    xml
+      .split('\n')
+      .map((l) => `  ${l}`)
+      .join('\n');
   const body = [
     '<!-- written by freeswitch-zammad-cti test/switch (npm run test:switch); removed when the suite ends -->',
     '<include>',

@@ -36,7 +36,10 @@ export class EslClient {
   private readonly parser = new FrameParser();
   /** replies (command/reply, api/response) come back in the order the commands were sent */
   private readonly pending: Pending[] = [];
-  private readonly jobs = new Map<string, { resolve: (body: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly jobs = new Map<
+    string,
+    { resolve: (body: string) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   /** BACKGROUND_JOB results that arrived before bgapi() registered the job (same read as the reply) */
   private readonly unclaimed = new Map<string, string>();
   private readonly listeners = new Set<(e: FsEvent) => void>();
@@ -77,7 +80,8 @@ export class EslClient {
     const client = new EslClient(socket, address);
     try {
       const greeting = await client.expectFrame('auth/request from the switch', timeoutMs);
-      if (greeting.headers['Content-Type'] !== 'auth/request') throw new Error(`unexpected greeting ${greeting.headers['Content-Type']}`);
+      if (greeting.headers['Content-Type'] !== 'auth/request')
+        throw new Error(`unexpected greeting ${greeting.headers['Content-Type']}`);
       const reply = await client.command(`auth ${address.password}`, timeoutMs);
       if (!reply.startsWith('+OK')) throw new Error(`authentication refused: ${reply}`);
       return client;

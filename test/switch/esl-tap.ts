@@ -44,7 +44,8 @@ export interface TappedConnection {
 export function describeCommand(c: TappedCommand): string {
   if (c.line.split(' ')[0] !== 'sendmsg') return c.line;
   const cmd = c.headers['call-command'];
-  if (cmd === 'execute') return `execute ${c.headers['execute-app-name'] ?? ''} ${c.headers['execute-app-arg'] ?? c.body ?? ''}`.trim();
+  if (cmd === 'execute')
+    return `execute ${c.headers['execute-app-name'] ?? ''} ${c.headers['execute-app-arg'] ?? c.body ?? ''}`.trim();
   if (cmd === 'hangup') return `hangup ${c.headers['hangup-cause'] ?? ''}`.trim();
   return `sendmsg ${cmd ?? ''}`.trim();
 }
@@ -68,7 +69,12 @@ class EventReader {
       if (type === 'text/event-json') {
         try {
           const e = JSON.parse(body) as Record<string, string>;
-          this.out.push({ name: e['Event-Name'] ?? '', at: Date.now(), ...(e['Application'] !== undefined ? { application: e['Application'] } : {}), ...(e['Unique-ID'] !== undefined ? { uuid: e['Unique-ID'] } : {}) });
+          this.out.push({
+            name: e['Event-Name'] ?? '',
+            at: Date.now(),
+            ...(e['Application'] !== undefined ? { application: e['Application'] } : {}),
+            ...(e['Unique-ID'] !== undefined ? { uuid: e['Unique-ID'] } : {}),
+          });
         } catch {
           this.out.push({ name: '(unparsable json event)', at: Date.now() });
         }
@@ -76,7 +82,12 @@ class EventReader {
         const name = /(?:^|\n)Event-Name: ([^\n]+)/.exec(body)?.[1] ?? '';
         const app = /(?:^|\n)Application: ([^\n]+)/.exec(body)?.[1];
         const uuid = /(?:^|\n)Unique-ID: ([^\n]+)/.exec(body)?.[1];
-        this.out.push({ name, at: Date.now(), ...(app !== undefined ? { application: decodeURIComponent(app) } : {}), ...(uuid !== undefined ? { uuid } : {}) });
+        this.out.push({
+          name,
+          at: Date.now(),
+          ...(app !== undefined ? { application: decodeURIComponent(app) } : {}),
+          ...(uuid !== undefined ? { uuid } : {}),
+        });
       }
     }
   }

@@ -64,7 +64,11 @@ export class RealSwitch {
   }
 
   /** Writes the suite's extensions into the switch's public context (removed by close()). */
-  async dialplan(fileBase: string, extensions: readonly Extension[], fallbacks: readonly string[] = []): Promise<DialplanFile> {
+  async dialplan(
+    fileBase: string,
+    extensions: readonly Extension[],
+    fallbacks: readonly string[] = [],
+  ): Promise<DialplanFile> {
     const file = await installPublicDialplan(this.esl, fileBase, extensions, fallbacks);
     this.files.push(file);
     return file;
@@ -93,13 +97,20 @@ export class RealSwitch {
    * call's hangup (or, with `zammadHangup: false`, only the legs), then a short moment for a
    * stray extra post to show up.
    */
-  async finished(line: Line, call: PlacedCall, o: { timeoutMs?: number; zammadHangup?: boolean } = {}): Promise<FinishedCall> {
+  async finished(
+    line: Line,
+    call: PlacedCall,
+    o: { timeoutMs?: number; zammadHangup?: boolean } = {},
+  ): Promise<FinishedCall> {
     const timeoutMs = o.timeoutMs ?? 30_000;
     const legs = await this.legs.allEnded(call.tag, timeoutMs);
     const inbound = legs.one('inbound');
     const callId = inbound.uuid;
     if (o.zammadHangup !== false) {
-      await line.zammad.waitFor((z) => z.postsFor(callId).some((p) => p.event === 'hangup' && p.status === 200), timeoutMs);
+      await line.zammad.waitFor(
+        (z) => z.postsFor(callId).some((p) => p.event === 'hangup' && p.status === 200),
+        timeoutMs,
+      );
     }
     const result = await call.result;
     await new Promise((r) => setTimeout(r, 300));
@@ -109,7 +120,15 @@ export class RealSwitch {
         .filter((l) => l['callId'] === callId)
         .map((l) => JSON.stringify(l))
         .join('\n');
-    return { legs: this.legs.legsOf(call.tag), inbound, callId, posts, params: posts.map((p) => p.params), result: result.trim(), adapterLog };
+    return {
+      legs: this.legs.legsOf(call.tag),
+      inbound,
+      callId,
+      posts,
+      params: posts.map((p) => p.params),
+      result: result.trim(),
+      adapterLog,
+    };
   }
 
   /**
@@ -121,8 +140,12 @@ export class RealSwitch {
       await assertions();
     } catch (err) {
       if (err instanceof Error) {
-        const posts = done.posts.map((p) => `${p.event}:${p.status} ${JSON.stringify(p.params)} → ${p.reply}`).join('\n  ');
-        err.message += `\n--- legs: ${done.legs.describe()}\n--- Zammad got:\n  ${posts}\n--- adapter log:\n${done.adapterLog()}`;
+        const posts = done.posts
+          .map((p) => `${p.event}:${p.status} ${JSON.stringify(p.params)} → ${p.reply}`)
+          .join('\n  ');
+        err.message +=
+          `\n--- legs: ${done.legs.describe()}\n--- Zammad ` +
+          `got:\n  ${posts}\n--- adapter log:\n${done.adapterLog()}`;
       }
       throw err;
     }
@@ -145,6 +168,7 @@ export function unreachable(err: unknown): string {
   const why = err instanceof Error ? err.message : String(err);
   return (
     `FreeSWITCH not reachable: ${why}. The real-switch suite needs one at FS_TEST_ESL=${a.host}:${a.port} ` +
-    `(password FS_TEST_ESL_PASSWORD); start a disposable one with ../shared/freeswitch/start.sh or see the README, "Tests against a real FreeSWITCH"`
+    '(password FS_TEST_ESL_PASSWORD); start a disposable one with ../shared/freeswitch/start.sh or see the ' +
+    'README, "Tests against a real FreeSWITCH"'
   );
 }

@@ -110,7 +110,10 @@ export class Leg {
   }
 
   get hangupCause(): string | undefined {
-    return this.event('CHANNEL_HANGUP_COMPLETE')?.headers['Hangup-Cause'] ?? this.event('CHANNEL_HANGUP')?.headers['Hangup-Cause'];
+    return (
+      this.event('CHANNEL_HANGUP_COMPLETE')?.headers['Hangup-Cause'] ??
+      this.event('CHANNEL_HANGUP')?.headers['Hangup-Cause']
+    );
   }
 
   /** the SIP status the far side answered or ended this leg with (e.g. 486) */
@@ -137,13 +140,16 @@ export class TestCallLegs {
 
   one(role: LegRole): Leg {
     const found = this.byRole(role);
-    if (found.length !== 1) throw new Error(`${this.tag}: expected one ${role} leg, found ${found.length}: ${this.describe()}`);
+    if (found.length !== 1)
+      throw new Error(`${this.tag}: expected one ${role} leg, found ${found.length}: ${this.describe()}`);
     return found[0] as Leg;
   }
 
   /** "role name cause" per leg, for assertion messages */
   describe(): string {
-    return this.legs.map((l) => `${l.role} ${l.channelName} ${l.hangupCause ?? 'up'} [${l.names().join(',')}]`).join(' | ');
+    return this.legs
+      .map((l) => `${l.role} ${l.channelName} ${l.hangupCause ?? 'up'} [${l.names().join(',')}]`)
+      .join(' | ');
   }
 }
 
@@ -187,11 +193,19 @@ export class LegCollector {
         }
       }
     }
-    return new TestCallLegs(tag, [...this.legs.values()].filter((l) => members.has(l.uuid)));
+    return new TestCallLegs(
+      tag,
+      [...this.legs.values()].filter((l) => members.has(l.uuid)),
+    );
   }
 
   /** Resolves with the legs once pred holds; rejects after timeoutMs naming what was seen. */
-  waitFor(tag: string, pred: (legs: TestCallLegs) => boolean, timeoutMs: number, what = 'condition'): Promise<TestCallLegs> {
+  waitFor(
+    tag: string,
+    pred: (legs: TestCallLegs) => boolean,
+    timeoutMs: number,
+    what = 'condition',
+  ): Promise<TestCallLegs> {
     return new Promise<TestCallLegs>((resolve, reject) => {
       const check = () => {
         let legs: TestCallLegs;
@@ -206,7 +220,12 @@ export class LegCollector {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`${tag}: ${what} not seen on the switch within ${timeoutMs} ms; legs: ${this.legsOf(tag).describe() || 'none'}`));
+        reject(
+          new Error(
+            `${tag}: ${what} not seen on the switch within ${timeoutMs} ms; legs: ` +
+              `${this.legsOf(tag).describe() || 'none'}`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);
@@ -219,7 +238,12 @@ export class LegCollector {
 
   /** Every leg of the call has ended (CHANNEL_HANGUP_COMPLETE), and there is at least the caller. */
   allEnded(tag: string, timeoutMs: number): Promise<TestCallLegs> {
-    return this.waitFor(tag, (l) => l.legs.length > 0 && l.legs.every((leg) => leg.ended), timeoutMs, 'the end of every leg');
+    return this.waitFor(
+      tag,
+      (l) => l.legs.length > 0 && l.legs.every((leg) => leg.ended),
+      timeoutMs,
+      'the end of every leg',
+    );
   }
 
   private onEvent(e: FsEvent): void {

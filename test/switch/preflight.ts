@@ -11,7 +11,10 @@ try {
   const status = await esl.api('status');
   await esl.close();
   if (!/is ready/.test(status)) {
-    process.stderr.write(`FreeSWITCH at ${process.env['FS_TEST_ESL'] || '127.0.0.1:8021'} answers but is not ready: ${status.split('\n')[1] ?? status}\n`);
+    process.stderr.write(
+      `FreeSWITCH at ${process.env['FS_TEST_ESL'] || '127.0.0.1:8021'} answers but is not ready: ` +
+        `${status.split('\n')[1] ?? status}\n`,
+    );
     process.exit(1);
   }
 } catch (err) {

@@ -1,4 +1,7 @@
-/** What the real-switch scenario files share: the switch's directory domain, the callers, Zammad's caller id, and small readers of legs and posts. */
+/**
+ * What the real-switch scenario files share: the switch's directory domain, the callers, Zammad's caller id, and small
+ * readers of legs and posts.
+ */
 import type { FinishedCall } from './harness.js';
 import type { Leg } from './legs.js';
 
@@ -17,7 +20,8 @@ export function common(done: FinishedCall, to: string, from = CALLER, direction 
 }
 
 /** The leg's CHANNEL_EXECUTE events of one application. */
-export const executions = (leg: Leg, app: string) => leg.events.filter((e) => e.name === 'CHANNEL_EXECUTE' && e.headers['Application'] === app);
+export const executions = (leg: Leg, app: string) =>
+  leg.events.filter((e) => e.name === 'CHANNEL_EXECUTE' && e.headers['Application'] === app);
 
 /** Event timestamps (µs) → ms between them. */
 export const ms = (fromUs: number, toUs: number): number => Math.round((toUs - fromUs) / 1000);

@@ -26,7 +26,7 @@ test('FreeSWITCH uuids and ids a dialplan sets with origination_uuid are channel
   }
 });
 
-test('what would not be one argument, one command or this channel\'s filter on the wire is not', () => {
+test("what would not be one argument, one command or this channel's filter on the wire is not", () => {
   const bad: [string, string][] = [
     ['', 'empty'],
     ['a b', 'a space ends the argument'],

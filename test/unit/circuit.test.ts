@@ -1,9 +1,24 @@
 /** Whether Zammad is known to be unreachable (src/zammad/circuit.ts): the state machine on its own. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLOSED, noAnswer, OPEN_AFTER_FAILURES, PROBE_MAX_MS, probeDelay, step, verdictCanArrive, type Circuit, type CircuitInput } from '../../src/zammad/circuit.js';
+import {
+  CLOSED,
+  noAnswer,
+  OPEN_AFTER_FAILURES,
+  PROBE_MAX_MS,
+  probeDelay,
+  step,
+  verdictCanArrive,
+  type Circuit,
+  type CircuitInput,
+} from '../../src/zammad/circuit.js';
 
-const fail = (now = 1000, probe = false, reason = 'ECONNREFUSED: connect ECONNREFUSED'): CircuitInput => ({ type: 'failed', reason, probe, now });
+const fail = (now = 1000, probe = false, reason = 'ECONNREFUSED: connect ECONNREFUSED'): CircuitInput => ({
+  type: 'failed',
+  reason,
+  probe,
+  now,
+});
 const ANSWERED: CircuitInput = { type: 'answered' };
 const PROBE: CircuitInput = { type: 'probe' };
 
@@ -23,7 +38,10 @@ function run(c: Circuit, inputs: CircuitInput[]): { states: Circuit[]; changes: 
 test(`opens after ${OPEN_AFTER_FAILURES} failures in a row, not before; an answer between them starts the count again`, () => {
   assert.equal(OPEN_AFTER_FAILURES, 3);
   const two = run(CLOSED, [fail(), fail()]);
-  assert.deepEqual(two.states.map((s) => s.state), ['closed', 'closed']);
+  assert.deepEqual(
+    two.states.map((s) => s.state),
+    ['closed', 'closed'],
+  );
   assert.deepEqual(two.changes, []);
   const interrupted = run(CLOSED, [fail(), fail(), ANSWERED, fail(), fail()]);
   assert.deepEqual(interrupted.changes, [], 'no three failures in a row');
@@ -54,7 +72,11 @@ test("half-open: the probe's failure opens it again, one more probe counted; ano
 
 test('any answer closes it, from open or half-open, with one change', () => {
   const open = run(CLOSED, [fail(), fail(), fail()]).states.at(-1) as Circuit;
-  assert.deepEqual(step(open, ANSWERED), { circuit: CLOSED, change: 'closed' }, 'a request still in flight when it opened');
+  assert.deepEqual(
+    step(open, ANSWERED),
+    { circuit: CLOSED, change: 'closed' },
+    'a request still in flight when it opened',
+  );
   assert.deepEqual(step(step(open, PROBE).circuit, ANSWERED), { circuit: CLOSED, change: 'closed' });
   assert.deepEqual(step(CLOSED, ANSWERED), { circuit: CLOSED }, 'closed stays closed without a change');
 });
@@ -74,8 +96,15 @@ test('probes: RETRY_BASE_MS after it opened, doubling per failed probe, at most 
 
 test('what counts as no answer: no reply, or a proxy standing in for Zammad; anything Zammad says is an answer', () => {
   const reply = (status: number) => ({ kind: 'response' as const, status, body: '{}' });
-  assert.equal(noAnswer({ kind: 'failure', code: 'ECONNREFUSED', error: 'connect ECONNREFUSED', sent: false }), 'ECONNREFUSED: connect ECONNREFUSED');
-  assert.equal(noAnswer({ kind: 'failure', code: 'TIMEOUT', error: 'no answer within 100 ms', sent: true }), 'TIMEOUT: no answer within 100 ms');
+  assert.equal(
+    noAnswer({ kind: 'failure', code: 'ECONNREFUSED', error: 'connect ECONNREFUSED', sent: false }),
+    'ECONNREFUSED: connect ECONNREFUSED',
+  );
+  assert.equal(
+    noAnswer({ kind: 'failure', code: 'TIMEOUT', error: 'no answer within 100 ms', sent: true }),
+    'TIMEOUT: no answer within 100 ms',
+  );
   for (const status of [502, 503, 504]) assert.equal(noAnswer(reply(status)), `Zammad answered ${status}`);
-  for (const status of [200, 401, 422, 408, 429, 500]) assert.equal(noAnswer(reply(status)), undefined, `${status}: Zammad answered`);
+  for (const status of [200, 401, 422, 408, 429, 500])
+    assert.equal(noAnswer(reply(status)), undefined, `${status}: Zammad answered`);
 });

@@ -20,7 +20,12 @@ function collector(): { out: (line: string) => void; lines: string[]; text: () =
   return { out: (line) => void lines.push(line), lines, text: () => lines.join('\n') };
 }
 
-const response = (status: number, body: string, location?: string): HttpOutcome => ({ kind: 'response', status, body, ...(location !== undefined ? { location } : {}) });
+const response = (status: number, body: string, location?: string): HttpOutcome => ({
+  kind: 'response',
+  status,
+  body,
+  ...(location !== undefined ? { location } : {}),
+});
 const failure = (code: string, error: string): HttpOutcome => ({ kind: 'failure', code, error });
 
 // ---------------------------------------------------------------------------------------------
@@ -46,7 +51,7 @@ describe('checkVerdict', () => {
     assert.match(text, /copy the endpoint again/);
   });
 
-  it('401 that is not Zammad\'s: a proxy with a login', () => {
+  it("401 that is not Zammad's: a proxy with a login", () => {
     const v = checkVerdict(response(401, '<html><title>401 Authorization Required</title></html>'));
     assert.equal(v.ok, false);
     assert.match(v.lines.join('\n'), /proxy/);
@@ -81,13 +86,18 @@ describe('checkVerdict', () => {
     const v = checkVerdict(response(302, '', `https://zammad.example/api/v1/cti/${TOKEN}`));
     assert.equal(v.ok, false);
     const text = v.lines.join('\n');
-    assert.match(text, /✗ endpoint reachable: the server redirects \(302 to https:\/\/zammad\.example\/api\/v1\/cti\/\*\*\*\)/);
+    assert.match(
+      text,
+      /✗ endpoint reachable: the server redirects \(302 to https:\/\/zammad\.example\/api\/v1\/cti\/\*\*\*\)/,
+    );
     assert.match(text, /https:\/\//);
     assert.ok(!text.includes(TOKEN));
   });
 
   it('500 HTML page: server fault, not JSON', () => {
-    const v = checkVerdict(response(500, '<!DOCTYPE html>\n<html><title>500: Something went wrong</title><body>…</body></html>'));
+    const v = checkVerdict(
+      response(500, '<!DOCTYPE html>\n<html><title>500: Something went wrong</title><body>…</body></html>'),
+    );
     assert.equal(v.ok, false);
     const text = v.lines.join('\n');
     assert.match(text, /✗ endpoint reachable: the server answered 500 \(an HTML page: "500: Something went wrong"\)/);
@@ -115,7 +125,7 @@ describe('checkVerdict', () => {
     assert.match(v.lines.join('\n'), /✗ endpoint reachable: DNS: .*cannot be resolved.*zammad\.invalid/);
   });
 
-  it('TIMEOUT (and undici\'s connect timeout)', () => {
+  it("TIMEOUT (and undici's connect timeout)", () => {
     for (const code of ['TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']) {
       const v = checkVerdict(failure(code, 'no answer within 10000 ms'));
       assert.equal(v.ok, false);
@@ -135,8 +145,16 @@ describe('checkVerdict', () => {
       assert.match(v.lines.join('\n'), /✗ endpoint reachable: TLS certificate not accepted/, code);
       assert.match(v.lines.join('\n'), /NODE_EXTRA_CA_CERTS/, code);
     }
-    assert.match(checkVerdict(failure('CERT_HAS_EXPIRED', 'certificate has expired')).lines.join('\n'), /expired: renew/);
-    assert.match(checkVerdict(failure('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames")).lines.join('\n'), /not issued for the host name/);
+    assert.match(
+      checkVerdict(failure('CERT_HAS_EXPIRED', 'certificate has expired')).lines.join('\n'),
+      /expired: renew/,
+    );
+    assert.match(
+      checkVerdict(
+        failure('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"),
+      ).lines.join('\n'),
+      /not issued for the host name/,
+    );
   });
 });
 
@@ -233,37 +251,58 @@ describe('runCheck against the Zammad double', () => {
     assert.match(c.text(), /connection refused/);
   });
 
-  it('endpoints per tenant: every endpoint checked and named, one bad token fails the run, no token shown', async () => {
-    const other = new ZammadDouble({ token: 'globex-SECRET-9a8b7c' });
-    await other.start();
-    try {
-      const dir = mkdtempSync(join(tmpdir(), 'cti-check-'));
-      const file = join(dir, 'endpoints.json');
-      writeFileSync(file, JSON.stringify({ endpoints: [{ name: 'acme', url: z.url, domains: ['acme.example.com'] }, { name: 'globex', url: `${other.baseUrl}/api/v1/cti/${WRONG}` }] }));
-      const c = collector();
-      assert.equal(await runCheck({ ZAMMAD_ENDPOINTS_FILE: file }, c.out), 1);
-      const text = c.text();
-      assert.match(text, /✓ configuration valid \(endpoint "acme" \(domains acme\.example\.com\) http:\/\/127\.0\.0\.1:\d+\/api\/v1\/cti\/\*\*\*/);
-      assert.match(text, /endpoint "globex" \(by zammad_endpoint only\)[^\n]*\n(.*\n)*✗ token valid/);
-      assert.equal(text.match(/✓ token valid/g)?.length, 1, 'acme\'s token is fine');
-      assert.match(text, /Result: FAILED$/);
-      for (const secret of [TOKEN, WRONG, 'globex-SECRET-9a8b7c']) assert.ok(!text.includes(secret));
-      writeFileSync(file, '{"endpoints": [{"name": "acme"}]}');
-      const bad = collector();
-      assert.equal(await runCheck({ ZAMMAD_ENDPOINTS_FILE: file }, bad.out), 2);
-      assert.match(bad.text(), /endpoints\[0\] "acme": url: is required/);
-      rmSync(dir, { recursive: true, force: true });
-    } finally {
-      await other.stop();
-    }
-  });
+  it(
+    'endpoints per tenant: every endpoint checked and named, ' + 'one bad token fails the run, no token shown',
+    async () => {
+      const other = new ZammadDouble({ token: 'globex-SECRET-9a8b7c' });
+      await other.start();
+      try {
+        const dir = mkdtempSync(join(tmpdir(), 'cti-check-'));
+        const file = join(dir, 'endpoints.json');
+        writeFileSync(
+          file,
+          JSON.stringify({
+            endpoints: [
+              { name: 'acme', url: z.url, domains: ['acme.example.com'] },
+              { name: 'globex', url: `${other.baseUrl}/api/v1/cti/${WRONG}` },
+            ],
+          }),
+        );
+        const c = collector();
+        assert.equal(await runCheck({ ZAMMAD_ENDPOINTS_FILE: file }, c.out), 1);
+        const text = c.text();
+        assert.match(
+          text,
+          new RegExp(
+            '✓ configuration valid \\(endpoint "acme" \\(domains acme\\.example\\.com\\) ' +
+              'http://127\\.0\\.0\\.1:\\d+/api/v1/cti/\\*\\*\\*',
+          ),
+        );
+        assert.match(text, /endpoint "globex" \(by zammad_endpoint only\)[^\n]*\n(.*\n)*✗ token valid/);
+        assert.equal(text.match(/✓ token valid/g)?.length, 1, "acme's token is fine");
+        assert.match(text, /Result: FAILED$/);
+        for (const secret of [TOKEN, WRONG, 'globex-SECRET-9a8b7c']) assert.ok(!text.includes(secret));
+        writeFileSync(file, '{"endpoints": [{"name": "acme"}]}');
+        const bad = collector();
+        assert.equal(await runCheck({ ZAMMAD_ENDPOINTS_FILE: file }, bad.out), 2);
+        assert.match(bad.text(), /endpoints\[0\] "acme": url: is required/);
+        rmSync(dir, { recursive: true, force: true });
+      } finally {
+        await other.stop();
+      }
+    },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
 
 describe('runSimulate against the Zammad double', () => {
   let z: ZammadDouble;
-  const env = (): NodeJS.ProcessEnv => ({ ZAMMAD_CTI_URL: z.url, DEFAULT_COUNTRY_CODE: '49', EXTENSION_MAX_DIGITS: '6' });
+  const env = (): NodeJS.ProcessEnv => ({
+    ZAMMAD_CTI_URL: z.url,
+    DEFAULT_COUNTRY_CODE: '49',
+    EXTENSION_MAX_DIGITS: '6',
+  });
   before(async () => {
     z = new ZammadDouble({
       token: TOKEN,
@@ -280,13 +319,31 @@ describe('runSimulate against the Zammad double', () => {
   it('answered inbound call: newCall, answer, hangup in order; done, answered by the user', async () => {
     const c = collector();
     const code = await runSimulate(
-      ['--from', '030 55571600', '--to', '+49 171 1234567890', '--user', 'Alice', '--user', 'Bob', '--answered-by', 'Alice', '--answering-number', '2003', '--call-id', 'sim-answered'],
+      [
+        '--from',
+        '030 55571600',
+        '--to',
+        '+49 171 1234567890',
+        '--user',
+        'Alice',
+        '--user',
+        'Bob',
+        '--answered-by',
+        'Alice',
+        '--answering-number',
+        '2003',
+        '--call-id',
+        'sim-answered',
+      ],
       env(),
       c.out,
     );
     assert.equal(code, 0, c.text());
     assert.deepEqual(z.acceptedEvents('sim-answered'), ['newCall', 'answer', 'hangup']);
-    assert.deepEqual(z.posts.map((p) => p.event), ['newCall', 'answer', 'hangup']);
+    assert.deepEqual(
+      z.posts.map((p) => p.event),
+      ['newCall', 'answer', 'hangup'],
+    );
     for (const p of z.posts) {
       assert.equal(p.params['direction'], 'in');
       assert.equal(p.accept, 'application/json');
@@ -321,13 +378,21 @@ describe('runSimulate against the Zammad double', () => {
 
   it('answer without --answered-by: the only --user', async () => {
     const c = collector();
-    assert.equal(await runSimulate(['--user', 'Carol', '--call-id', 'sim-only-user', '--talk-ms', '20'], env(), c.out), 0, c.text());
+    assert.equal(
+      await runSimulate(['--user', 'Carol', '--call-id', 'sim-only-user', '--talk-ms', '20'], env(), c.out),
+      0,
+      c.text(),
+    );
     assert.equal(z.entry('sim-only-user')?.answeredBy, 'Carol');
   });
 
   it('blocked caller: the reject is shown, hangup busy, missed call', async () => {
     const c = collector();
-    const code = await runSimulate(['--from', '+49 30 55571699', '--outcome', 'rejected', '--call-id', 'sim-blocked'], env(), c.out);
+    const code = await runSimulate(
+      ['--from', '+49 30 55571699', '--outcome', 'rejected', '--call-id', 'sim-blocked'],
+      env(),
+      c.out,
+    );
     assert.equal(code, 0, c.text());
     assert.match(c.text(), /action: reject \(reason busy\)/);
     assert.match(c.text(), /"action":"reject"/);
@@ -340,21 +405,36 @@ describe('runSimulate against the Zammad double', () => {
 
   it('blocked caller with outcome answered: follows the reject like the adapter', async () => {
     const c = collector();
-    assert.equal(await runSimulate(['--from', '493055571699', '--call-id', 'sim-blocked-2'], env(), c.out), 0, c.text());
+    assert.equal(
+      await runSimulate(['--from', '493055571699', '--call-id', 'sim-blocked-2'], env(), c.out),
+      0,
+      c.text(),
+    );
     assert.match(c.text(), /action: reject/);
     assert.deepEqual(z.acceptedEvents('sim-blocked-2'), ['newCall', 'hangup']);
   });
 
   it('--outcome rejected for a caller Zammad does not block: exit 1, the call is still closed', async () => {
     const c = collector();
-    assert.equal(await runSimulate(['--from', '493055571600', '--outcome', 'rejected', '--call-id', 'sim-not-blocked'], env(), c.out), 1);
+    assert.equal(
+      await runSimulate(
+        ['--from', '493055571600', '--outcome', 'rejected', '--call-id', 'sim-not-blocked'],
+        env(),
+        c.out,
+      ),
+      1,
+    );
     assert.match(c.text(), /expected Zammad to reject 493055571600/);
     assert.deepEqual(z.acceptedEvents('sim-not-blocked'), ['newCall', 'hangup']);
   });
 
   it('outbound with a route: the dial caller id is shown', async () => {
     const c = collector();
-    const code = await runSimulate(['--direction', 'out', '--from', '2003', '--to', '0171 1234567890', '--user', 'Alice', '--call-id', 'sim-out'], env(), c.out);
+    const code = await runSimulate(
+      ['--direction', 'out', '--from', '2003', '--to', '0171 1234567890', '--user', 'Alice', '--call-id', 'sim-out'],
+      env(),
+      c.out,
+    );
     assert.equal(code, 0, c.text());
     assert.match(c.text(), /action: dial \(caller id 4930777000000\)/);
     assert.match(c.text(), /effective_caller_id_number=4930777000000/);
@@ -378,15 +458,26 @@ describe('runSimulate against the Zammad double', () => {
 
   it('anonymous caller', async () => {
     const c = collector();
-    assert.equal(await runSimulate(['--from', 'anonymous', '--outcome', 'cancel', '--call-id', 'sim-anon'], env(), c.out), 0, c.text());
+    assert.equal(
+      await runSimulate(['--from', 'anonymous', '--outcome', 'cancel', '--call-id', 'sim-anon'], env(), c.out),
+      0,
+      c.text(),
+    );
     assert.equal(z.entry('sim-anon')?.from, 'anonymous');
   });
 
   it('wrong token: exit 1, nothing after newCall, token not printed', async () => {
     const c = collector();
-    const code = await runSimulate(['--call-id', 'sim-wrong'], { ZAMMAD_CTI_URL: `${z.baseUrl}/api/v1/cti/${WRONG}` }, c.out);
+    const code = await runSimulate(
+      ['--call-id', 'sim-wrong'],
+      { ZAMMAD_CTI_URL: `${z.baseUrl}/api/v1/cti/${WRONG}` },
+      c.out,
+    );
     assert.equal(code, 1);
-    assert.deepEqual(z.posts.map((p) => p.event), ['newCall']);
+    assert.deepEqual(
+      z.posts.map((p) => p.event),
+      ['newCall'],
+    );
     assert.equal(z.posts[0]?.status, 401);
     assert.deepEqual(z.log(), []);
     assert.match(c.text(), /wrong token/);
@@ -399,7 +490,10 @@ describe('runSimulate against the Zammad double', () => {
     const c = collector();
     assert.equal(await runSimulate(['--call-id', 'sim-twice'], env(), c.out), 1);
     assert.match(c.text(), /already has a call sim-twice/);
-    assert.deepEqual(z.postsFor('sim-twice').map((p) => p.event), ['newCall', 'answer', 'hangup', 'newCall']);
+    assert.deepEqual(
+      z.postsFor('sim-twice').map((p) => p.event),
+      ['newCall', 'answer', 'hangup', 'newCall'],
+    );
     assert.equal(z.entry('sim-twice')?.hangups, 1);
   });
 
@@ -407,7 +501,10 @@ describe('runSimulate against the Zammad double', () => {
     z.setFault({ kind: 'status', status: 503 }, { events: ['answer'], times: 1 });
     const c = collector();
     assert.equal(await runSimulate(['--call-id', 'sim-answer-fails'], env(), c.out), 1);
-    assert.deepEqual(z.postsFor('sim-answer-fails').map((p) => p.event), ['newCall', 'answer', 'hangup']);
+    assert.deepEqual(
+      z.postsFor('sim-answer-fails').map((p) => p.event),
+      ['newCall', 'answer', 'hangup'],
+    );
     assert.match(c.text(), /answer not accepted/);
   });
 
@@ -447,14 +544,22 @@ describe('the entry (src/cli/index.ts) as a process', () => {
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const entry = fileURLToPath(new URL('../../src/cli/index.ts', import.meta.url));
 
-  function run(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  function run(
+    args: string[],
+    extraEnv: Record<string, string> = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     // No .env of the developer's, nothing of the shell's (../child-env.ts).
     const env = childEnv(extraEnv);
     return new Promise((resolve) => {
-      execFile(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: root, env, timeout: 30_000 }, (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-        resolve({ code, stdout, stderr });
-      });
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', entry, ...args],
+        { cwd: root, env, timeout: 30_000 },
+        (err, stdout, stderr) => {
+          const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+          resolve({ code, stdout, stderr });
+        },
+      );
     });
   }
 

@@ -50,8 +50,18 @@ function xmlFiles(dir: string): string[] {
 // ---- bridge mode (conf/bridge-mode/) ---------------------------------------------------------------
 
 const BRIDGE_DIALPLANS = [
-  { file: 'conf/bridge-mode/dialplan/public/00_zammad_cti.xml', context: 'public', number: '4930555716', fallbackAttempted: 'NO_ANSWER' },
-  { file: 'conf/bridge-mode/dialplan/default/00_zammad_cti.xml', context: 'default', number: '0305557160', fallbackAttempted: 'NO_ANSWER' },
+  {
+    file: 'conf/bridge-mode/dialplan/public/00_zammad_cti.xml',
+    context: 'public',
+    number: '4930555716',
+    fallbackAttempted: 'NO_ANSWER',
+  },
+  {
+    file: 'conf/bridge-mode/dialplan/default/00_zammad_cti.xml',
+    context: 'default',
+    number: '0305557160',
+    fallbackAttempted: 'NO_ANSWER',
+  },
 ] as const;
 
 // ---- dialplan mode: the gate (conf/dialplan/) --------------------------------------------------------
@@ -151,7 +161,11 @@ describe('conf/: every XML file', () => {
   });
 
   it('the bridge-mode snippets install to the same path as the gates (one or the other)', () => {
-    for (const b of BRIDGE_DIALPLANS) assert.ok(GATES.some((g) => g.file === b.file.replace('conf/bridge-mode/', 'conf/')), b.file);
+    for (const b of BRIDGE_DIALPLANS)
+      assert.ok(
+        GATES.some((g) => g.file === b.file.replace('conf/bridge-mode/', 'conf/')),
+        b.file,
+      );
   });
 
   it('the two-adapter gates install to the same path as the gates (one or the other)', () => {
@@ -168,7 +182,10 @@ describe('conf/: every XML file', () => {
         // XML forbids "--" inside a comment; fast-xml-parser's validator lets it through.
         assert.ok(!body!.includes('--'), `"--" inside a comment: ${body!.slice(0, 60)}`);
         // FreeSWITCH's pre-processor acts on these even inside comments.
-        assert.ok(!body!.includes('$${') && !/X-PRE-PROCESS/i.test(body!), `pre-processor syntax inside a comment: ${body!.slice(0, 60)}`);
+        assert.ok(
+          !body!.includes('$${') && !/X-PRE-PROCESS/i.test(body!),
+          `pre-processor syntax inside a comment: ${body!.slice(0, 60)}`,
+        );
       }
     });
   }
@@ -185,20 +202,25 @@ for (const gate of ALL_GATES) {
     const routingFor = (number: string) => hunt(sampleExtensions(gate.routing), { destination_number: number });
     const GATE_APPS = ['set zammad_handled=true', `socket ${SOCKET_DATA}`];
 
-    it(`is exactly the interface: one extension "${GATE_NAME}" continue="true", the guard, the number, set zammad_handled=true, then socket "${SOCKET_DATA}"`, () => {
-      assert.equal(extensions.length, 1, 'the file holds the gate alone; the routing is the shop\'s');
-      assert.deepEqual(own!.attrs, { name: GATE_NAME, continue: 'true' });
-      assert.equal(own!.conditions.length, 2);
-      const [guard, number] = own!.conditions;
-      assert.deepEqual(guard!.attrs, GUARD, 'first condition: ${zammad_handled} ^$');
-      assert.deepEqual(guard!.children, [], 'the guard condition has no actions of its own');
-      assert.deepEqual(number!.attrs, { field: 'destination_number', expression: gate.pattern });
-      assert.deepEqual(brief(allApps(extensions)), GATE_APPS);
-    });
+    it(
+      `is exactly the interface: one extension "${GATE_NAME}" continue="true", the guard, the number, ` +
+        `set zammad_handled=true, then socket "${SOCKET_DATA}"`,
+      () => {
+        assert.equal(extensions.length, 1, "the file holds the gate alone; the routing is the shop's");
+        assert.deepEqual(own!.attrs, { name: GATE_NAME, continue: 'true' });
+        assert.equal(own!.conditions.length, 2);
+        const [guard, number] = own!.conditions;
+        assert.deepEqual(guard!.attrs, GUARD, 'first condition: ${zammad_handled} ^$');
+        assert.deepEqual(guard!.children, [], 'the guard condition has no actions of its own');
+        assert.deepEqual(number!.attrs, { field: 'destination_number', expression: gate.pattern });
+        assert.deepEqual(brief(allApps(extensions)), GATE_APPS);
+      },
+    );
 
     it('test/switch takes this gate by text: the first socket action in the file is the real one', () => {
       const m = /<extension name="zammad_cti" continue="true">[\s\S]*?<\/extension>/.exec(text);
-      assert.ok(m && m[0].includes('zammad_handled'));
+      assert.ok(m, 'the gate extension is in the file');
+      assert.ok(m[0].includes('zammad_handled'));
       assert.equal(/<action application="socket" data="([^"]*)"/.exec(m[0])?.[1], SOCKET_DATA);
     });
 
@@ -209,24 +231,35 @@ for (const gate of ALL_GATES) {
       assert.deepEqual(apps[0], GATE_APPS[0]);
       assert.deepEqual(apps.at(-1), GATE_APPS[1]);
       const optional = apps.slice(1, -1);
-      assert.deepEqual(optional.map((a) => /^set (\w+)=/.exec(a)?.[1]), [...gate.optional]);
+      assert.deepEqual(
+        optional.map((a) => /^set (\w+)=/.exec(a)?.[1]),
+        [...gate.optional],
+      );
       const direction = optional.find((a) => a.startsWith('set zammad_direction='));
-      if (direction) assert.equal(direction, `set zammad_direction=${DEFAULTS.INBOUND_CONTEXTS.includes(gate.context) ? 'in' : 'out'}`);
+      if (direction)
+        assert.equal(
+          direction,
+          `set zammad_direction=${DEFAULTS.INBOUND_CONTEXTS.includes(gate.context) ? 'in' : 'out'}`,
+        );
     });
 
-    it(`a call through it, without zammad_bridge, is in dialplan mode (DEFAULT_BRIDGE default empty), gated, direction ${DEFAULTS.INBOUND_CONTEXTS.includes(gate.context) ? 'in' : 'out'} from context "${gate.context}"`, () => {
-      const headers: Record<string, string> = {
-        'Unique-ID': 'u1',
-        'Caller-Context': gate.context,
-        'Caller-Destination-Number': gate.number,
-        'Caller-Caller-ID-Number': '1000',
-        variable_zammad_handled: 'true',
-      };
-      const facts = callFacts((h) => headers[h], RULES);
-      assert.equal(facts.mode, 'dialplan');
-      assert.equal(facts.gated, true);
-      assert.equal(facts.direction, gate.context === 'public' ? 'in' : 'out');
-    });
+    it(
+      'a call through it, without zammad_bridge, is in dialplan mode (DEFAULT_BRIDGE default empty), gated, ' +
+        `direction ${DEFAULTS.INBOUND_CONTEXTS.includes(gate.context) ? 'in' : 'out'} from context "${gate.context}"`,
+      () => {
+        const headers: Record<string, string> = {
+          'Unique-ID': 'u1',
+          'Caller-Context': gate.context,
+          'Caller-Destination-Number': gate.number,
+          'Caller-Caller-ID-Number': '1000',
+          variable_zammad_handled: 'true',
+        };
+        const facts = callFacts((h) => headers[h], RULES);
+        assert.equal(facts.mode, 'dialplan');
+        assert.equal(facts.gated, true);
+        assert.equal(facts.direction, gate.context === 'public' ? 'in' : 'out');
+      },
+    );
 
     it('(a) first hunt: the gate adds set zammad_handled and socket, continue="true" appends the routing once', () => {
       const apps = brief(hunt(context, { destination_number: gate.number }));
@@ -235,28 +268,43 @@ for (const gate of ALL_GATES) {
       assert.deepEqual(apps, [...brief(before), ...GATE_APPS, ...routing]);
     });
 
-    it('(b) after the hand-back (zammad_handled=true, also a transfer back into this context): the gate adds nothing, the routing runs, no socket', () => {
-      const apps = hunt(context, { destination_number: gate.number, zammad_handled: 'true' });
-      assert.deepEqual(brief(apps), [...brief(before), ...brief(routingFor(gate.number))]);
-      assert.ok(!apps.some((a) => a.extension === GATE_NAME));
-    });
+    it(
+      '(b) after the hand-back (zammad_handled=true, also a transfer back into this context): ' +
+        'the gate adds nothing, the routing runs, no socket',
+      () => {
+        const apps = hunt(context, { destination_number: gate.number, zammad_handled: 'true' });
+        assert.deepEqual(brief(apps), [...brief(before), ...brief(routingFor(gate.number))]);
+        assert.ok(!apps.some((a) => a.extension === GATE_NAME));
+      },
+    );
 
     it(`(c) a number the gate does not match (${gate.other}) routes without socket`, () => {
       const apps = hunt(context, { destination_number: gate.other });
       assert.ok(!apps.some((a) => a.app === 'socket' || a.extension === GATE_NAME));
-      assert.deepEqual(brief(apps), [...brief(hunt(sampleExtensions(gate.before), { destination_number: gate.other })), ...brief(routingFor(gate.other))]);
+      assert.deepEqual(brief(apps), [
+        ...brief(hunt(sampleExtensions(gate.before), { destination_number: gate.other })),
+        ...brief(routingFor(gate.other)),
+      ]);
     });
 
     for (const adapter of ['up', 'down'] as const) {
-      it(`the call runs: adapter ${adapter} → one socket, the routing's actions exactly once${adapter === 'up' ? ' (after the hand-back hunt)' : ' (appended after the failed socket)'}`, () => {
-        const { ran, hunts } = runCall(context, { destination_number: gate.number }, adapter);
-        assert.equal(ran.filter((a) => a.app === 'socket').length, 1);
-        assert.equal(hunts, adapter === 'up' ? 2 : 1);
-        const routing = routingFor(gate.number);
-        const routed = ran.filter((a) => a.extension !== GATE_NAME && routing.some((r) => r.extension === a.extension));
-        assert.deepEqual(brief(routed), brief(routing), 'the routing ran once, in full');
-        assert.ok(ran.findIndex((a) => a.app === 'socket') < ran.findIndex((a) => a.extension === routing[0]!.extension));
-      });
+      it(
+        `the call runs: adapter ${adapter} → one socket, the routing's actions exactly ` +
+          `once${adapter === 'up' ? ' (after the hand-back hunt)' : ' (appended after the failed socket)'}`,
+        () => {
+          const { ran, hunts } = runCall(context, { destination_number: gate.number }, adapter);
+          assert.equal(ran.filter((a) => a.app === 'socket').length, 1);
+          assert.equal(hunts, adapter === 'up' ? 2 : 1);
+          const routing = routingFor(gate.number);
+          const routed = ran.filter(
+            (a) => a.extension !== GATE_NAME && routing.some((r) => r.extension === a.extension),
+          );
+          assert.deepEqual(brief(routed), brief(routing), 'the routing ran once, in full');
+          assert.ok(
+            ran.findIndex((a) => a.app === 'socket') < ran.findIndex((a) => a.extension === routing[0]!.extension),
+          );
+        },
+      );
     }
   });
 }
@@ -285,25 +333,46 @@ for (const plan of BRIDGE_DIALPLANS) {
       assert.equal(main.continues, false);
     });
 
-    it('the guard: the first condition is ${zammad_handled} ^$, and zammad_handled=true is set before the socket', () => {
-      assert.ok(main);
-      assert.deepEqual(main.conditions[0]?.attrs, GUARD);
-      assert.deepEqual(main.conditions[0]?.children, []);
-      assert.ok(before.some((a) => a.app === 'set' && a.data === 'zammad_handled=true'));
-    });
+    it(
+      'the guard: the first condition is ${zammad_handled} ^$, ' + 'and zammad_handled=true is set before the socket',
+      () => {
+        assert.ok(main);
+        assert.deepEqual(main.conditions[0]?.attrs, GUARD);
+        assert.deepEqual(main.conditions[0]?.children, []);
+        assert.ok(before.some((a) => a.app === 'set' && a.data === 'zammad_handled=true'));
+      },
+    );
 
-    it('a call that has been through the socket (zammad_handled=true: a REFER or transfer back into this context) does not reach the socket again', () => {
-      const first = hunt(extensions, { destination_number: plan.number });
-      assert.equal(first.filter((a) => a.app === 'socket').length, 1);
-      const again = hunt(extensions, { destination_number: plan.number, zammad_handled: 'true' });
-      assert.ok(!again.some((a) => a.app === 'socket' || a.app === 'bridge'), JSON.stringify(again));
-    });
+    it(
+      'a call that has been through the socket (zammad_handled=true: a REFER or transfer back into this context) ' +
+        'does not reach the socket again',
+      () => {
+        const first = hunt(extensions, { destination_number: plan.number });
+        assert.equal(first.filter((a) => a.app === 'socket').length, 1);
+        const again = hunt(extensions, { destination_number: plan.number, zammad_handled: 'true' });
+        assert.ok(!again.some((a) => a.app === 'socket' || a.app === 'bridge'), JSON.stringify(again));
+      },
+    );
 
-    it(`sets zammad_direction=${expectedDirection} before the socket (context "${plan.context}", INBOUND_CONTEXTS ${DEFAULTS.INBOUND_CONTEXTS.join(',')})`, () => {
-      const sets = before.filter((a) => a.app === 'set' && a.data.startsWith('zammad_direction='));
-      assert.deepEqual(sets.map((a) => a.data), [`zammad_direction=${expectedDirection}`]);
-      assert.ok(!apps.some((a) => a.app === 'set' && a.data.startsWith('zammad_direction=') && a.data !== `zammad_direction=${expectedDirection}`));
-    });
+    it(
+      `sets zammad_direction=${expectedDirection} before the socket (context "${plan.context}", ` +
+        `INBOUND_CONTEXTS ${DEFAULTS.INBOUND_CONTEXTS.join(',')})`,
+      () => {
+        const sets = before.filter((a) => a.app === 'set' && a.data.startsWith('zammad_direction='));
+        assert.deepEqual(
+          sets.map((a) => a.data),
+          [`zammad_direction=${expectedDirection}`],
+        );
+        assert.ok(
+          !apps.some(
+            (a) =>
+              a.app === 'set' &&
+              a.data.startsWith('zammad_direction=') &&
+              a.data !== `zammad_direction=${expectedDirection}`,
+          ),
+        );
+      },
+    );
 
     it('sets zammad_bridge and hangup_after_bridge before the socket, and empties originate_disposition', () => {
       assert.ok(before.some((a) => a.app === 'set' && /^zammad_bridge=\S+/.test(a.data)));
@@ -323,7 +392,10 @@ for (const plan of BRIDGE_DIALPLANS) {
       assert.ok(socketAt >= 0);
       const fallbackAt = after.findIndex((a) => a.app === 'execute_extension');
       assert.ok(fallbackAt >= 0, 'execute_extension after socket');
-      assert.ok(!after.some((a) => a.app === 'bridge' || a.app === 'transfer'), 'an unguarded bridge after socket would ring the agents a second time');
+      assert.ok(
+        !after.some((a) => a.app === 'bridge' || a.app === 'transfer'),
+        'an unguarded bridge after socket would ring the agents a second time',
+      );
       // Everything of the main extension that comes after the fallback only ends the call.
       assert.ok(after.slice(fallbackAt + 1).every((a) => a.app === 'hangup' || a.app === 'log'));
     });
@@ -346,22 +418,30 @@ for (const plan of BRIDGE_DIALPLANS) {
         ...(originateDisposition === undefined ? {} : { originate_disposition: originateDisposition }),
       });
 
-    it('adapter never reached (nothing bridged, originate_disposition empty): the fallback bridges ${zammad_bridge} once', () => {
-      const run = afterSocket(undefined);
-      assert.deepEqual(
-        run.filter((a) => a.app === 'bridge').map((a) => a.data),
-        ['${zammad_bridge}'],
-      );
-      assert.ok(!run.some((a) => a.app === 'hangup' && run.indexOf(a) < run.findIndex((b) => b.app === 'bridge')));
-      assert.ok(!run.some((a) => a.app === 'socket'));
-    });
+    it(
+      'adapter never reached (nothing bridged, originate_disposition empty): ' +
+        'the fallback bridges ${zammad_bridge} once',
+      () => {
+        const run = afterSocket(undefined);
+        assert.deepEqual(
+          run.filter((a) => a.app === 'bridge').map((a) => a.data),
+          ['${zammad_bridge}'],
+        );
+        assert.ok(!run.some((a) => a.app === 'hangup' && run.indexOf(a) < run.findIndex((b) => b.app === 'bridge')));
+        assert.ok(!run.some((a) => a.app === 'socket'));
+      },
+    );
 
     for (const disposition of ['failure', plan.fallbackAttempted, 'SUCCESS', 'success']) {
-      it(`connection lost after the adapter's bridge (originate_disposition=${disposition}): no second bridge, hang up`, () => {
-        const run = afterSocket(disposition);
-        assert.ok(!run.some((a) => a.app === 'bridge'), JSON.stringify(run));
-        assert.ok(run.some((a) => a.app === 'hangup'));
-      });
+      it(
+        `connection lost after the adapter's bridge (originate_disposition=${disposition}): ` +
+          'no second bridge, hang up',
+        () => {
+          const run = afterSocket(disposition);
+          assert.ok(!run.some((a) => a.app === 'bridge'), JSON.stringify(run));
+          assert.ok(run.some((a) => a.app === 'hangup'));
+        },
+      );
     }
 
     it('a caller who dials the fallback name directly does not reach its bridge', () => {
@@ -379,7 +459,10 @@ for (const gate of GATES) {
     const withoutSocket = (xs: typeof one) => brief(allApps(xs).filter((a) => a.app !== 'socket'));
 
     it('is the one-adapter gate but for the socket line: same extension, conditions and other actions', () => {
-      assert.deepEqual(two.map((x) => x.attrs), one.map((x) => x.attrs));
+      assert.deepEqual(
+        two.map((x) => x.attrs),
+        one.map((x) => x.attrs),
+      );
       const conditions = (xs: typeof one) => xs.map((x) => x.conditions.map((c) => c.attrs));
       assert.deepEqual(conditions(two), conditions(one));
       assert.deepEqual(withoutSocket(two), withoutSocket(one));
@@ -403,7 +486,9 @@ describe('conf/autoload_configs/event_socket.conf.xml', () => {
   const roots = parseXml(path.join(CONF, 'autoload_configs/event_socket.conf.xml'));
   const config = roots[0];
   const params = new Map(
-    (config ? childrenNamed(config, 'settings') : []).flatMap((s) => childrenNamed(s, 'param')).map((p) => [p.attrs.name ?? '', p.attrs.value ?? '']),
+    (config ? childrenNamed(config, 'settings') : [])
+      .flatMap((s) => childrenNamed(s, 'param'))
+      .map((p) => [p.attrs.name ?? '', p.attrs.value ?? '']),
   );
 
   it('is the event_socket.conf configuration', () => {
@@ -500,7 +585,8 @@ describe('Dockerfile', () => {
   it('sets only real config variables (or NODE_ENV) with ENV, in every stage', () => {
     const names = all.filter((i) => i.keyword === 'ENV').flatMap((i) => envNames(i.args));
     assert.ok(names.length > 0);
-    for (const name of names) assert.ok(name === 'NODE_ENV' || CONFIG_NAMES.has(name), `ENV ${name} is not in ConfigSchema`);
+    for (const name of names)
+      assert.ok(name === 'NODE_ENV' || CONFIG_NAMES.has(name), `ENV ${name} is not in ConfigSchema`);
   });
 
   it('keeps the outbox on the declared volume and exposes the ESL and status ports', () => {
@@ -508,17 +594,31 @@ describe('Dockerfile', () => {
     for (const i of final.filter((x) => x.keyword === 'ENV')) {
       for (const m of i.args.matchAll(/([A-Za-z_]\w*)=(\S+)/g)) env.set(m[1]!, m[2]!);
     }
-    const volumes = final.filter((i) => i.keyword === 'VOLUME').map((i) => i.args.replace(/^\[|\]$/g, '').replace(/"/g, '').trim());
+    const volumes = final
+      .filter((i) => i.keyword === 'VOLUME')
+      .map((i) =>
+        i.args
+          .replace(/^\[|\]$/g, '')
+          .replace(/"/g, '')
+          .trim(),
+      );
     const outbox = env.get('OUTBOX_PATH') ?? '';
-    assert.ok(volumes.some((v) => outbox.startsWith(`${v}/`)), `OUTBOX_PATH ${outbox} under ${volumes.join(',')}`);
+    assert.ok(
+      volumes.some((v) => outbox.startsWith(`${v}/`)),
+      `OUTBOX_PATH ${outbox} under ${volumes.join(',')}`,
+    );
     const exposed = final.filter((i) => i.keyword === 'EXPOSE').flatMap((i) => i.args.split(/\s+/));
     assert.ok(exposed.includes(String(DEFAULTS.ESL_PORT)));
     assert.ok(exposed.includes(String(DEFAULTS.STATUS_PORT)));
   });
 
   it('.dockerignore keeps secrets, local state and dependencies out of the build context', () => {
-    const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-    for (const entry of ['node_modules', 'dist', '.env', 'data', '.git', 'test', 'bench']) assert.ok(ignored.includes(entry), entry);
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    for (const entry of ['node_modules', 'dist', '.env', 'data', '.git', 'test', 'bench'])
+      assert.ok(ignored.includes(entry), entry);
   });
 });
 

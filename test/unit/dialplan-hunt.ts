@@ -17,7 +17,12 @@ export interface XmlNode {
   children: XmlNode[];
 }
 
-const parser = new XMLParser({ preserveOrder: true, ignoreAttributes: false, attributeNamePrefix: '', parseAttributeValue: false });
+const parser = new XMLParser({
+  preserveOrder: true,
+  ignoreAttributes: false,
+  attributeNamePrefix: '',
+  parseAttributeValue: false,
+});
 
 function toNodes(raw: unknown): XmlNode[] {
   if (!Array.isArray(raw)) return [];
@@ -51,12 +56,17 @@ export interface Extension {
   conditions: XmlNode[];
 }
 
-const switchTrue = (v: string | undefined) => v !== undefined && /^(true|yes|on|enabled|active|allow|[1-9]\d*)$/i.test(v.trim());
+const switchTrue = (v: string | undefined) =>
+  v !== undefined && /^(true|yes|on|enabled|active|allow|[1-9]\d*)$/i.test(v.trim());
 
 export function extensionsFrom(roots: XmlNode[], where: string): Extension[] {
   assert.equal(roots.length, 1, `${where}: one root element`);
   const root = roots[0]!;
-  assert.equal(root.tag, 'include', `${where}: a conf/dialplan/<context>/*.xml file is included inside <context>, so its root is <include>`);
+  assert.equal(
+    root.tag,
+    'include',
+    `${where}: a conf/dialplan/<context>/*.xml file is included inside <context>, so its root is <include>`,
+  );
   return childrenNamed(root, 'extension').map((x) => ({
     name: x.attrs.name ?? '',
     attrs: x.attrs,
@@ -73,13 +83,19 @@ export function allApps(extensions: Extension[]): App[] {
     x.conditions.flatMap((c) =>
       c.children
         .filter((a) => a.tag === 'action' || a.tag === 'anti-action')
-        .map((a) => ({ app: a.attrs.application ?? '', data: a.attrs.data ?? '', anti: a.tag === 'anti-action', extension: x.name })),
+        .map((a) => ({
+          app: a.attrs.application ?? '',
+          data: a.attrs.data ?? '',
+          anti: a.tag === 'anti-action',
+          extension: x.name,
+        })),
     ),
   );
 }
 
 /** `${name}` from the variables, '' when unset (as FreeSWITCH expands an unset variable). */
-const expand = (text: string, vars: Record<string, string>) => text.replace(/\$\{([\w-]+)\}/g, (_m, name: string) => vars[name] ?? '');
+const expand = (text: string, vars: Record<string, string>) =>
+  text.replace(/\$\{([\w-]+)\}/g, (_m, name: string) => vars[name] ?? '');
 
 /**
  * One extension as mod_dialplan_xml's parse_exten() evaluates it at hunt time, for the plain
@@ -90,7 +106,10 @@ const expand = (text: string, vars: Record<string, string>) => text.replace(/\$\
  * `${…}` is a caller-profile field. `proceed` is parse_exten's return value: the result of the
  * last condition evaluated, or true once anti-actions were added; `matched`: every condition passed.
  */
-export function huntExtension(x: Extension, vars: Record<string, string>): { matched: boolean; proceed: boolean; apps: App[] } {
+export function huntExtension(
+  x: Extension,
+  vars: Record<string, string>,
+): { matched: boolean; proceed: boolean; apps: App[] } {
   const apps: App[] = [];
   let proceed = false;
   let matched = true;
@@ -138,7 +157,11 @@ export const brief = (apps: App[]) => apps.map((a) => `${a.anti ? '!' : ''}${a.a
  * context is hunted again with the channel's variables as they are now (observation 1). A routing
  * `transfer` elsewhere ends the run (it leaves this context). Returns what ran, in order.
  */
-export function runCall(context: Extension[], start: Record<string, string>, adapter: 'up' | 'down'): { ran: App[]; hunts: number } {
+export function runCall(
+  context: Extension[],
+  start: Record<string, string>,
+  adapter: 'up' | 'down',
+): { ran: App[]; hunts: number } {
   const vars = { ...start };
   const ran: App[] = [];
   let apps = hunt(context, vars);

@@ -20,7 +20,13 @@ function markdownUnder(dir: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
-const DOCUMENTS = ['README.md', 'CONTRIBUTING.md', 'bench/README.md', ...markdownUnder('docs'), ...markdownUnder('conf')];
+const DOCUMENTS = [
+  'README.md',
+  'CONTRIBUTING.md',
+  'bench/README.md',
+  ...markdownUnder('docs'),
+  ...markdownUnder('conf'),
+];
 
 /** The text with fenced code blocks and inline code blanked out (links there are examples, not links). */
 function withoutCode(text: string): string[] {
@@ -83,7 +89,8 @@ function linksOf(doc: string): Link[] {
   const links: Link[] = [];
   withoutCode(readFileSync(path.join(ROOT, doc), 'utf8')).forEach((text, i) => {
     // [text](target "title") and ![alt](target)
-    for (const m of text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) links.push({ doc, line: i + 1, target: m[1]! });
+    for (const m of text.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g))
+      links.push({ doc, line: i + 1, target: m[1]! });
     // [label]: target
     const ref = /^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+"[^"]*")?\s*$/.exec(text);
     if (ref) links.push({ doc, line: i + 1, target: ref[1]! });
@@ -104,14 +111,19 @@ function problemOf(link: Link): string | undefined {
   if (!existsSync(file)) return 'no such file';
   if (anchor === undefined || anchor === '') return undefined;
   if (statSync(file).isDirectory() || !file.endsWith('.md')) return undefined; // line anchors of source files etc.
-  return anchorsOf(file).has(anchor) ? undefined : `no heading with the anchor #${anchor} in ${path.relative(ROOT, file)}`;
+  return anchorsOf(file).has(anchor)
+    ? undefined
+    : `no heading with the anchor #${anchor} in ${path.relative(ROOT, file)}`;
 }
 
 test('slug: the anchors GitHub gives headings', () => {
   assert.equal(slug('Checks, in order'), 'checks-in-order');
   assert.equal(slug('Status codes at a glance'), 'status-codes-at-a-glance');
   assert.equal(slug('State per call (Cti::Log)'), 'state-per-call-ctilog');
-  assert.equal(slug('The inbound event socket (`event_socket.conf.xml`)'), 'the-inbound-event-socket-event_socketconfxml');
+  assert.equal(
+    slug('The inbound event socket (`event_socket.conf.xml`)'),
+    'the-inbound-event-socket-event_socketconfxml',
+  );
   assert.equal(slug('Queue, notifications and screen pop'), 'queue-notifications-and-screen-pop');
   assert.equal(slug('Health, metrics and logs — what to watch'), 'health-metrics-and-logs--what-to-watch');
 });

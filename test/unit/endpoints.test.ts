@@ -7,7 +7,8 @@ import { loadConfig, ConfigError } from '../../src/process/config.js';
 
 const TOKEN = 'sEcReT-t0ken';
 const url = (host: string) => `https://${host}/api/v1/cti/${TOKEN}`;
-const parse = (data: unknown, allowHttp = false) => parseEndpoints(JSON.stringify(data), '/etc/cti/endpoints.json', { allowHttp });
+const parse = (data: unknown, allowHttp = false) =>
+  parseEndpoints(JSON.stringify(data), '/etc/cti/endpoints.json', { allowHttp });
 
 function problems(data: unknown, allowHttp = false): string[] {
   try {
@@ -30,11 +31,14 @@ describe('endpoints file', () => {
         { name: 'by-variable-only', url: url('z.example') },
       ],
     });
-    assert.deepEqual(endpoints.map((e) => [e.name, e.domains]), [
-      ['acme', ['acme.example.com']],
-      ['globex', ['globex.example.com', 'globex-2.example.com']],
-      ['by-variable-only', []],
-    ]);
+    assert.deepEqual(
+      endpoints.map((e) => [e.name, e.domains]),
+      [
+        ['acme', ['acme.example.com']],
+        ['globex', ['globex.example.com', 'globex-2.example.com']],
+        ['by-variable-only', []],
+      ],
+    );
   });
 
   test('every bad entry is named by its index and name, with what is wrong', () => {
@@ -49,7 +53,8 @@ describe('endpoints file', () => {
         ],
       }),
       [
-        'endpoints[1] "globex": url: must end in /api/v1/cti/<token> (copy it from Zammad → Admin → Integrations → CTI (generic))',
+        'endpoints[1] "globex": url: must end in /api/v1/cti/<token> (copy it from Zammad → Admin → Integrations ' +
+          '→ CTI (generic))',
         'endpoints[2] "bad name": name: must be 1-63 letters, digits, "_", "." or "-", starting with a letter or digit',
         'endpoints[3] "default": name: "default" is the name of ZAMMAD_CTI_URL\'s endpoint',
         'endpoints[4] "acme2": Unrecognized key: "domain"',
@@ -84,7 +89,10 @@ describe('endpoints file', () => {
     assert.equal(loadConfig({ ZAMMAD_ENDPOINTS_FILE: '/x.json' }).ZAMMAD_CTI_URL, undefined);
     assert.throws(
       () => loadConfig({ LOG_LEVEL: 'loud' }),
-      (err: unknown) => err instanceof ConfigError && err.problems.some((p) => p.startsWith('ZAMMAD_CTI_URL: is required (or ZAMMAD_ENDPOINTS_FILE)')) && err.problems.some((p) => p.startsWith('LOG_LEVEL')),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.problems.some((p) => p.startsWith('ZAMMAD_CTI_URL: is required (or ZAMMAD_ENDPOINTS_FILE)')) &&
+        err.problems.some((p) => p.startsWith('LOG_LEVEL')),
     );
   });
 });
@@ -98,19 +106,39 @@ describe('which Zammad a call goes to', () => {
   const noDefault = routeTable([{ name: 'acme', url: url('a.example'), domains: ['acme.example.com'] }]);
 
   test('zammad_endpoint first, then domain_name, then ZAMMAD_CTI_URL', () => {
-    assert.deepEqual(routeOf(table, { endpoint: 'globex', domain: 'acme.example.com' }), { kind: 'endpoint', name: 'globex', by: 'variable' });
+    assert.deepEqual(routeOf(table, { endpoint: 'globex', domain: 'acme.example.com' }), {
+      kind: 'endpoint',
+      name: 'globex',
+      by: 'variable',
+    });
     assert.deepEqual(routeOf(table, { domain: 'ACME.example.com ' }), { kind: 'endpoint', name: 'acme', by: 'domain' });
-    assert.deepEqual(routeOf(table, { domain: 'initech.example' }), { kind: 'endpoint', name: 'default', by: 'default' });
+    assert.deepEqual(routeOf(table, { domain: 'initech.example' }), {
+      kind: 'endpoint',
+      name: 'default',
+      by: 'default',
+    });
     assert.deepEqual(routeOf(table, {}), { kind: 'endpoint', name: 'default', by: 'default' });
   });
 
-  test('an unknown zammad_endpoint is not reported, not even to ZAMMAD_CTI_URL (another company\'s Zammad)', () => {
-    assert.deepEqual(routeOf(table, { endpoint: 'acmee', domain: 'acme.example.com' }), { kind: 'none', why: 'unknown-endpoint', detail: 'acmee' });
+  test("an unknown zammad_endpoint is not reported, not even to ZAMMAD_CTI_URL (another company's Zammad)", () => {
+    assert.deepEqual(routeOf(table, { endpoint: 'acmee', domain: 'acme.example.com' }), {
+      kind: 'none',
+      why: 'unknown-endpoint',
+      detail: 'acmee',
+    });
   });
 
   test('without ZAMMAD_CTI_URL a call that matches nothing is not reported', () => {
-    assert.deepEqual(routeOf(noDefault, { domain: 'initech.example' }), { kind: 'none', why: 'no-match', detail: 'initech.example' });
+    assert.deepEqual(routeOf(noDefault, { domain: 'initech.example' }), {
+      kind: 'none',
+      why: 'no-match',
+      detail: 'initech.example',
+    });
     assert.deepEqual(routeOf(noDefault, {}), { kind: 'none', why: 'no-match', detail: '' });
-    assert.deepEqual(routeOf(noDefault, { endpoint: '  ' , domain: 'acme.example.com' }), { kind: 'endpoint', name: 'acme', by: 'domain' });
+    assert.deepEqual(routeOf(noDefault, { endpoint: '  ', domain: 'acme.example.com' }), {
+      kind: 'endpoint',
+      name: 'acme',
+      by: 'domain',
+    });
   });
 });

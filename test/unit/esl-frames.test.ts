@@ -7,7 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import { BlockEvent, FrameReader, JsonEvent, jsonStringValue, plainEvent, type EventLike, type HeaderText } from '../../src/switch/esl-frames.js';
+import {
+  BlockEvent,
+  FrameReader,
+  JsonEvent,
+  jsonStringValue,
+  plainEvent,
+  type EventLike,
+  type HeaderText,
+} from '../../src/switch/esl-frames.js';
 import { records } from '../../bench/frames.js';
 import { eslFixture, eslFixtureNames } from '../fixtures/index.js';
 import { encodeEvent, serializeJson, type Header } from '@freeswitch-zammad-cti/sim/esl-wire';
@@ -24,7 +32,9 @@ function modeslMessages(chunks: Buffer[]): { event: ModeslEvent; type: unknown }
   const socket = new EventEmitter();
   const parser = new Parser(socket);
   const out: { event: ModeslEvent; type: unknown }[] = [];
-  parser.on('esl::event', (event: ModeslEvent, headers: Record<string, unknown>) => out.push({ event, type: headers['Content-Type'] }));
+  parser.on('esl::event', (event: ModeslEvent, headers: Record<string, unknown>) =>
+    out.push({ event, type: headers['Content-Type'] }),
+  );
   for (const c of chunks) socket.emit('data', c);
   return out;
 }
@@ -35,7 +45,12 @@ function ours(chunks: Buffer[]): { event: EventLike; type: unknown }[] {
   const out: { event: EventLike; type: unknown }[] = [];
   const onMessage = (headers: HeaderText, body: string | undefined) => {
     const type = headers.get('Content-Type');
-    const event = type === 'text/event-json' ? new JsonEvent(body ?? '') : type === 'text/event-plain' ? plainEvent(body ?? '') : new BlockEvent(headers, body ?? '');
+    const event =
+      type === 'text/event-json'
+        ? new JsonEvent(body ?? '')
+        : type === 'text/event-plain'
+          ? plainEvent(body ?? '')
+          : new BlockEvent(headers, body ?? '');
     out.push({ event, type });
   };
   for (const c of chunks) reader.push(c, onMessage);
@@ -44,7 +59,10 @@ function ours(chunks: Buffer[]): { event: EventLike; type: unknown }[] {
 
 function randomCuts(stream: Buffer, seed: number): Buffer[] {
   let x = seed;
-  const rnd = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rnd = () => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x / 0x7fffffff;
+  };
   const out: Buffer[] = [];
   for (let at = 0; at < stream.length; ) {
     const n = rnd() < 0.3 ? 1 : 1 + Math.floor(rnd() * 700);
@@ -54,20 +72,35 @@ function randomCuts(stream: Buffer, seed: number): Buffer[] {
   return out;
 }
 
-function assertSame(theirs: { event: ModeslEvent; type: unknown }[], mine: { event: EventLike; type: unknown }[], where: string): void {
+function assertSame(
+  theirs: { event: ModeslEvent; type: unknown }[],
+  mine: { event: EventLike; type: unknown }[],
+  where: string,
+): void {
   assert.equal(mine.length, theirs.length, `${where}: number of messages`);
   theirs.forEach((t, i) => {
     const m = mine[i] as { event: EventLike; type: unknown };
     assert.equal(m.type, t.type, `${where} #${i}: Content-Type`);
-    const names = [...t.event.headers.map((h) => h.name).filter((n) => !n.startsWith('Modesl-')), 'Job-UUID', 'No-Such-Header', 'Unique', '_body'];
-    for (const name of names) assert.deepEqual(m.event.getHeader(name), t.event.getHeader(name), `${where} #${i}: ${name}`);
+    const names = [
+      ...t.event.headers.map((h) => h.name).filter((n) => !n.startsWith('Modesl-')),
+      'Job-UUID',
+      'No-Such-Header',
+      'Unique',
+      '_body',
+    ];
+    for (const name of names)
+      assert.deepEqual(m.event.getHeader(name), t.event.getHeader(name), `${where} #${i}: ${name}`);
     assert.equal(m.event.getBody(), t.event.getBody(), `${where} #${i}: body`);
   });
 }
 
 test('every capture reads the same as with modesl, whole and in random small reads', () => {
   for (const file of eslFixtureNames()) {
-    const stream = Buffer.concat(records(eslFixture(`${file}.txt`)).filter((r) => r.dir === 'FS->APP').map((r) => r.data));
+    const stream = Buffer.concat(
+      records(eslFixture(`${file}.txt`))
+        .filter((r) => r.dir === 'FS->APP')
+        .map((r) => r.data),
+    );
     const theirs = modeslMessages([stream]);
     assert.ok(theirs.length > 5, file);
     assertSame(theirs, ours([stream]), file);
@@ -75,30 +108,38 @@ test('every capture reads the same as with modesl, whole and in random small rea
   }
 });
 
-test('JSON events: duplicates, arrays, escapes, non-string values and look-alike values read as JSON.parse reads them', () => {
-  const headers: Header[] = [
-    ['Event-Name', 'CHANNEL_HANGUP_COMPLETE'],
-    ['Unique-ID', 'abc'],
-    ['Hangup-Cause', 'NORMAL_CLEARING'],
-    ['variable_x', 'Hangup-Cause'],
-    ['variable_quote', 'say "hi"\\'],
-    ['variable_DP_MATCH', 'ARRAY::1|:2'],
-    ['variable_empty', ''],
-    ['Hangup-Cause', 'USER_BUSY'],
-  ];
-  const stream = Buffer.from(encodeEvent(headers, 'json', 'the body') + encodeEvent(headers, 'json'));
-  assertSame(modeslMessages([stream]), ours([stream]), 'synthetic');
-  const text = serializeJson(headers);
-  assert.equal(jsonStringValue(text, 'Hangup-Cause'), 'USER_BUSY'); // the last one, as JSON.parse
-  assert.equal(jsonStringValue(text, 'variable_quote'), undefined); // escapes: JSON.parse decides
-  assert.equal(jsonStringValue(text, 'variable_DP_MATCH'), undefined); // an array
-  assert.equal(jsonStringValue(text, 'Nope'), null);
-  assert.equal(jsonStringValue('{ "a": "b" }', 'a'), undefined); // not cJSON's compact form
-});
+test(
+  'JSON events: duplicates, arrays, escapes, ' +
+    'non-string values and look-alike values read as JSON.parse reads them',
+  () => {
+    const headers: Header[] = [
+      ['Event-Name', 'CHANNEL_HANGUP_COMPLETE'],
+      ['Unique-ID', 'abc'],
+      ['Hangup-Cause', 'NORMAL_CLEARING'],
+      ['variable_x', 'Hangup-Cause'],
+      ['variable_quote', 'say "hi"\\'],
+      ['variable_DP_MATCH', 'ARRAY::1|:2'],
+      ['variable_empty', ''],
+      ['Hangup-Cause', 'USER_BUSY'],
+    ];
+    const stream = Buffer.from(encodeEvent(headers, 'json', 'the body') + encodeEvent(headers, 'json'));
+    assertSame(modeslMessages([stream]), ours([stream]), 'synthetic');
+    const text = serializeJson(headers);
+    assert.equal(jsonStringValue(text, 'Hangup-Cause'), 'USER_BUSY'); // the last one, as JSON.parse
+    assert.equal(jsonStringValue(text, 'variable_quote'), undefined); // escapes: JSON.parse decides
+    assert.equal(jsonStringValue(text, 'variable_DP_MATCH'), undefined); // an array
+    assert.equal(jsonStringValue(text, 'Nope'), null);
+    assert.equal(jsonStringValue('{ "a": "b" }', 'a'), undefined); // not cJSON's compact form
+  },
+);
 
-test('header blocks: duplicates, lines without ": ", values with ": " inside, split reads around the blank line', () => {
-  const block = 'Content-Type: command/reply\nReply-Text: +OK: fine\nX-Dup: 1\nX-Bare\nX-Dup: 2\nVal: a%20b\n\n';
-  const stream = Buffer.from(block + 'Content-Type: api/response\nContent-Length: 5\n\nhello');
-  const theirs = modeslMessages([stream]);
-  for (let cut = 1; cut < stream.length; cut++) assertSame(theirs, ours([stream.subarray(0, cut), stream.subarray(cut)]), `cut at ${cut}`);
-});
+test(
+  'header blocks: duplicates, lines without ": ", ' + 'values with ": " inside, split reads around the blank line',
+  () => {
+    const block = 'Content-Type: command/reply\nReply-Text: +OK: fine\nX-Dup: 1\nX-Bare\nX-Dup: 2\nVal: a%20b\n\n';
+    const stream = Buffer.from(`${block}Content-Type: api/response\nContent-Length: 5\n\nhello`);
+    const theirs = modeslMessages([stream]);
+    for (let cut = 1; cut < stream.length; cut++)
+      assertSame(theirs, ours([stream.subarray(0, cut), stream.subarray(cut)]), `cut at ${cut}`);
+  },
+);

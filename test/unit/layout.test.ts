@@ -43,7 +43,8 @@ export function specifiers(text: string): string[] {
 function reaches(file: string, spec: string): string | null {
   if (spec.startsWith('.')) return relative(ROOT, resolve(ROOT, dirname(file), spec)).split(sep)[0] ?? null;
   if (spec === SIM || spec.startsWith(`${SIM}/`)) return 'packages (the sim package)';
-  if (spec.startsWith('/') || spec.startsWith('file:')) return /[/\\](test|bench)[/\\]/.test(spec) ? 'test or bench (absolute path)' : 'an absolute path';
+  if (spec.startsWith('/') || spec.startsWith('file:'))
+    return /[/\\](test|bench)[/\\]/.test(spec) ? 'test or bench (absolute path)' : 'an absolute path';
   return null;
 }
 
@@ -57,7 +58,18 @@ test('the specifier reader finds every kind of import (including one that reache
     "const e = await import('../../test/e.js');",
     'import {\n  f,\n  type G,\n} from "../../bench/f.js";',
   ].join('\n');
-  assert.deepEqual(specifiers(text).sort(), ['../../bench/f.js', '../../test/doubles/x.js', '../../test/e.js', '../sim/c.js', './b.js', './d.js', './side-effect.js'].sort());
+  assert.deepEqual(
+    specifiers(text).sort(),
+    [
+      '../../bench/f.js',
+      '../../test/doubles/x.js',
+      '../../test/e.js',
+      '../sim/c.js',
+      './b.js',
+      './d.js',
+      './side-effect.js',
+    ].sort(),
+  );
   assert.equal(reaches('src/cli/check.ts', '../../test/doubles/switch.js'), 'test');
   assert.equal(reaches('src/cli/check.ts', '../../packages/sim/src/switch.js'), 'packages');
   assert.equal(reaches('src/cli/check.ts', '../sim/switch.js'), 'src');
@@ -114,7 +126,7 @@ test('a clone stands alone: no file names a place outside the repository (test/s
       if (outside.test(line)) bad.push(`${file}:${i + 1}: ${line.trim().slice(0, 100)}`);
     });
   }
-  assert.deepEqual(bad, [], 'cite the repository\'s own files (test/fixtures/esl/, docs/reference/)');
+  assert.deepEqual(bad, [], "cite the repository's own files (test/fixtures/esl/, docs/reference/)");
 });
 
 test('no file in src/ has more than 500 lines (a longer one holds more than one idea: split it along a seam)', () => {

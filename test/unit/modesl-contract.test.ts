@@ -124,7 +124,7 @@ describe(`modesl ${VERSION}: what src/switch/esl.ts relies on`, () => {
       'the call reads its channel data there',
     );
     relied(ready === 0, 'esl::ready is emitted before the subscription is answered', 'the handshake order');
-    (subscribed?.cb as () => void)();
+    (subscribed!.cb as () => void)();
     relied(ready === 1, 'esl::ready is no longer emitted when the subscription callback runs', 'the handshake');
     conn.channelData = null;
     relied(conn.getInfo() === null, 'getInfo() no longer reads Connection#channelData', 'it is dropped once read');
@@ -216,7 +216,7 @@ describe(`modesl ${VERSION}: what src/switch/esl.ts relies on`, () => {
     relied(
       headers['Content-Length'] === 2 && headers['_body'] === 'hi',
       'Parser#_parseXmlBody no longer gives Content-Length as a number and the body as _body',
-      'an XML event reads as modesl\'s Parser would have read it',
+      "an XML event reads as modesl's Parser would have read it",
     );
     const event = new esl.Event(headers);
     relied(

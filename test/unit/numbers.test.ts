@@ -8,9 +8,13 @@ type Row = readonly [input: string, expected: string, why: string];
 
 function table(rows: readonly Row[], rules: NumberRules = DE): void {
   for (const [input, expected, why] of rows) {
-    it(`${JSON.stringify(input.length > 60 ? `${input.slice(0, 60)}…` : input)} -> ${JSON.stringify(expected)} (${why})`, () => {
-      assert.equal(toE164Digits(input, rules), expected);
-    });
+    it(
+      `${JSON.stringify(input.length > 60 ? `${input.slice(0, 60)}…` : input)} -> ` +
+        `${JSON.stringify(expected)} (${why})`,
+      () => {
+        assert.equal(toE164Digits(input, rules), expected);
+      },
+    );
   }
 }
 
@@ -64,7 +68,11 @@ describe('toE164Digits', () => {
       ['0180 5 123456', '491805123456', 'shared-cost 0180'],
       ['030 5557', '49305557', 'very short German number'],
       ['030 55571600 123456', '493055571600123456', 'German number of unusual length (long direct-dial extension)'],
-      ['01013 030 55571600', '49101303055571600', 'carrier-selection prefix kept, national prefix stripped, 49 prepended'],
+      [
+        '01013 030 55571600',
+        '49101303055571600',
+        'carrier-selection prefix kept, national prefix stripped, 49 prepended',
+      ],
       ['0041 44 668 18 00 99', '4144668180099', 'foreign number of unusual length via 00: 00 dropped'],
       ['00999 123456', '999123456', 'unknown calling code via 00: 00 dropped'],
       ['+999 123456', '999123456', 'unknown calling code with +: digits kept'],
@@ -72,7 +80,7 @@ describe('toE164Digits', () => {
       ['4912345', '4912345', 'short 49… form: kept, 49 not prepended twice'],
       ['491711234567890', '491711234567890', '49… form of a long mobile number: kept'],
       ['123456789', '123456789', 'unprefixed, neither reading valid: kept as is'],
-      ['0' + '3'.repeat(18), '49' + '3'.repeat(18), 'too long for libphonenumber: stripped by hand'],
+      [`0${'3'.repeat(18)}`, `49${'3'.repeat(18)}`, 'too long for libphonenumber: stripped by hand'],
     ]);
   });
 
@@ -130,7 +138,7 @@ describe('toE164Digits', () => {
     it('a very long digit string is not a number', () => {
       assert.equal(toE164Digits('9'.repeat(40), DE), '');
       assert.equal(toE164Digits(`+${'4'.repeat(30)}`, DE), '');
-      assert.equal(toE164Digits('0' + '3'.repeat(30), DE), '');
+      assert.equal(toE164Digits(`0${'3'.repeat(30)}`, DE), '');
     });
     it('a huge input does not throw and gives ""', () => {
       assert.equal(toE164Digits('1'.repeat(100_000), DE), '');

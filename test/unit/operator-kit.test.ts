@@ -29,7 +29,8 @@ async function exportedSeries(): Promise<Map<string, Set<string>>> {
   const metrics = new Metrics();
   const series = new Map<string, Set<string>>();
   for (const m of await metrics.registry.getMetricsAsJSON()) {
-    const declared = (metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: readonly string[] }).labelNames ?? [];
+    const declared =
+      (metrics.registry.getSingleMetric(m.name) as unknown as { labelNames?: readonly string[] }).labelNames ?? [];
     // Observed values too: default metrics such as nodejs_version_info label what they set.
     const seen = m.values.flatMap((v) => Object.keys(v.labels ?? {}));
     const labels = new Set([...declared, ...seen, ...TARGET_LABELS]);
@@ -58,7 +59,21 @@ interface Used {
   grouping: string[];
 }
 
-const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan']);
+const PROMQL_WORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 function usedInPromql(expr: string): Used {
   const selectors: Used['selectors'] = [];
@@ -73,20 +88,28 @@ function usedInPromql(expr: string): Used {
     return labels;
   };
   // 1. name{matchers} and bare {matchers}
-  let text = expr.replace(/(?<![\w:$])([a-zA-Z_:][\w:]*)?\s*\{([^{}]*)\}/g, (_, name: string | undefined, body: string) => {
-    const labels = matcherLabels(body);
-    if (name !== undefined && !PROMQL_WORDS.has(name)) selectors.push({ name, labels });
-    else {
-      const named = labels.indexOf('__name__');
-      assert.equal(named, -1, `{__name__=…} is not checked here: use the name in ${expr}`);
-    }
-    return ' ';
-  });
+  let text = expr.replace(
+    /(?<![\w:$])([a-zA-Z_:][\w:]*)?\s*\{([^{}]*)\}/g,
+    (_, name: string | undefined, body: string) => {
+      const labels = matcherLabels(body);
+      if (name !== undefined && !PROMQL_WORDS.has(name)) selectors.push({ name, labels });
+      else {
+        const named = labels.indexOf('__name__');
+        assert.equal(named, -1, `{__name__=…} is not checked here: use the name in ${expr}`);
+      }
+      return ' ';
+    },
+  );
   // 2. range and subquery brackets ([5m], [$__rate_interval], [1h:5m])
   text = text.replace(/\[[^\]]*\]/g, ' ');
   // 3. grouping clauses
   text = text.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g, (_, __, list: string) => {
-    grouping.push(...list.split(',').map((l) => l.trim()).filter((l) => l.length > 0));
+    grouping.push(
+      ...list
+        .split(',')
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0),
+    );
     return ' ';
   });
   // 4. what is left: function names (followed by "("), keywords, numbers, and bare series names
@@ -112,20 +135,25 @@ function problemsOf(where: string, expr: string, series: Map<string, Set<string>
     for (const l of known) union.add(l);
     for (const l of labels) if (!known.has(l)) problems.push(`${where}: ${name} has no label ${l}`);
   }
-  for (const l of used.grouping) if (!union.has(l)) problems.push(`${where}: no series of ${expr} has the label ${l} (grouping)`);
+  for (const l of used.grouping)
+    if (!union.has(l)) problems.push(`${where}: no series of ${expr} has the label ${l} (grouping)`);
   return problems;
 }
 
 describe('the PromQL reader', () => {
   it('finds series, matcher labels and grouping labels, and skips functions, ranges and keywords', () => {
     const used = usedInPromql(
-      'histogram_quantile(0.95, sum by (le, endpoint) (rate(cti_zammad_post_seconds_bucket{event="newCall", endpoint=~"$endpoint"}[$__rate_interval]))) > 1e3 ' +
-        'unless on (instance) max(cti_zammad_config_fault) == 1 and absent(up{job="x"}) or time() - cti_process_start_time_seconds',
+      'histogram_quantile(0.95, sum by (le, endpoint) (rate(cti_zammad_post_seconds_bucket{event="newCall", ' +
+        'endpoint=~"$endpoint"}[$__rate_interval]))) > 1e3 ' +
+        'unless on (instance) max(cti_zammad_config_fault) == 1 and absent(up{job="x"}) or time() ' +
+        '- cti_process_start_time_seconds',
     );
-    assert.deepEqual(
-      used.selectors.map((s) => `${s.name}{${s.labels.join(',')}}`).sort(),
-      ['cti_process_start_time_seconds{}', 'cti_zammad_config_fault{}', 'cti_zammad_post_seconds_bucket{event,endpoint}', 'up{job}'],
-    );
+    assert.deepEqual(used.selectors.map((s) => `${s.name}{${s.labels.join(',')}}`).sort(), [
+      'cti_process_start_time_seconds{}',
+      'cti_zammad_config_fault{}',
+      'cti_zammad_post_seconds_bucket{event,endpoint}',
+      'up{job}',
+    ]);
     assert.deepEqual(used.grouping.sort(), ['endpoint', 'instance', 'le']);
   });
 
@@ -190,14 +218,19 @@ function parseYaml(text: string): Yaml {
     skip();
     const next = lines[i];
     if (next === undefined) return '';
-    if (indentOf(next) > indent || (indentOf(next) === indent && next.trimStart().startsWith('- '))) return node(indentOf(next));
+    if (indentOf(next) > indent || (indentOf(next) === indent && next.trimStart().startsWith('- ')))
+      return node(indentOf(next));
     return '';
   };
   const node = (indent: number): Yaml => {
     skip();
     if (lines[i]?.trimStart().startsWith('- ')) {
       const seq: Yaml[] = [];
-      for (skip(); i < lines.length && indentOf(lines[i]!) === indent && lines[i]!.trimStart().startsWith('- '); skip()) {
+      for (
+        skip();
+        i < lines.length && indentOf(lines[i]!) === indent && lines[i]!.trimStart().startsWith('- ');
+        skip()
+      ) {
         const item = lines[i]!.trimStart().slice(2);
         if (/^[A-Za-z_][\w.-]*:(\s|$)/.test(item)) {
           lines[i] = ' '.repeat(indent + 2) + item;
@@ -230,7 +263,20 @@ function parseYaml(text: string): Yaml {
 describe('the YAML reader', () => {
   it('reads mappings, sequences, quoted scalars and block scalars', () => {
     const doc = parseYaml(
-      ['# c', 'a:', '  - x: 1', '    y: "q {{ $v }}"', '    z: |', '      one', '      two', '  - w', 'b: >-', '  folded', '  text', "c: 'it''s'"].join('\n'),
+      [
+        '# c',
+        'a:',
+        '  - x: 1',
+        '    y: "q {{ $v }}"',
+        '    z: |',
+        '      one',
+        '      two',
+        '  - w',
+        'b: >-',
+        '  folded',
+        '  text',
+        "c: 'it''s'",
+      ].join('\n'),
     );
     assert.deepEqual(doc, { a: [{ x: '1', y: 'q {{ $v }}', z: 'one\ntwo\n' }, 'w'], b: 'folded text', c: "it's" });
     assert.deepEqual(parseYaml('a: []'), { a: [] });
@@ -273,13 +319,26 @@ describe('conf/prometheus/alerts.yml', () => {
       if (r.for !== undefined) assert.match(r.for, /^\d+[smhd]$/, `${r.alert}: for`);
       assert.ok(['critical', 'warning', 'info'].includes(r.labels?.severity ?? ''), `${r.alert}: severity`);
       assert.ok(r.annotations?.summary, `${r.alert}: summary`);
-      for (const key of Object.keys(r)) assert.ok(['alert', 'expr', 'for', 'labels', 'annotations', 'keep_firing_for'].includes(key), `${r.alert}: ${key}`);
+      for (const key of Object.keys(r))
+        assert.ok(
+          ['alert', 'expr', 'for', 'labels', 'annotations', 'keep_firing_for'].includes(key),
+          `${r.alert}: ${key}`,
+        );
     }
   });
 
   it('covers what an operator must hear about', () => {
     const exprs = rules.map((r) => r.expr).join('\n');
-    for (const needed of ['up{job="freeswitch-zammad-cti"}', 'cti_zammad_posts_total', 'cti_zammad_config_fault', 'cti_outbox_events', 'cti_outbox_oldest_seconds', 'reason=~"age|full"', 'cti_calls_unrouted_total', 'cti_esl_rejected_connections_total']) {
+    for (const needed of [
+      'up{job="freeswitch-zammad-cti"}',
+      'cti_zammad_posts_total',
+      'cti_zammad_config_fault',
+      'cti_outbox_events',
+      'cti_outbox_oldest_seconds',
+      'reason=~"age|full"',
+      'cti_calls_unrouted_total',
+      'cti_esl_rejected_connections_total',
+    ]) {
       assert.ok(exprs.includes(needed), needed);
     }
   });
@@ -290,14 +349,20 @@ describe('conf/prometheus/alerts.yml', () => {
     assert.deepEqual(problems, []);
   });
 
-  it('uses the config defaults: READY_MAX_BACKLOG, and warns of old events before OUTBOX_MAX_AGE_HOURS drops them', () => {
-    const backlog = rules.find((r) => r.alert === 'CtiOutboxBacklogAboveReady');
-    assert.match(backlog?.expr ?? '', new RegExp(`>= ${DEFAULTS.READY_MAX_BACKLOG}\\s*$`));
-    const old = rules.find((r) => r.alert === 'CtiOutboxOldEvents');
-    const m = /> (\d+) \* 3600\s*$/.exec(old?.expr ?? '');
-    assert.ok(m, 'CtiOutboxOldEvents: > N * 3600');
-    assert.ok(Number(m[1]) < DEFAULTS.OUTBOX_MAX_AGE_HOURS / 2, `${m[1]} h, well before ${DEFAULTS.OUTBOX_MAX_AGE_HOURS} h`);
-  });
+  it(
+    'uses the config defaults: READY_MAX_BACKLOG, ' + 'and warns of old events before OUTBOX_MAX_AGE_HOURS drops them',
+    () => {
+      const backlog = rules.find((r) => r.alert === 'CtiOutboxBacklogAboveReady');
+      assert.match(backlog?.expr ?? '', new RegExp(`>= ${DEFAULTS.READY_MAX_BACKLOG}\\s*$`));
+      const old = rules.find((r) => r.alert === 'CtiOutboxOldEvents');
+      const m = /> (\d+) \* 3600\s*$/.exec(old?.expr ?? '');
+      assert.ok(m, 'CtiOutboxOldEvents: > N * 3600');
+      assert.ok(
+        Number(m[1]) < DEFAULTS.OUTBOX_MAX_AGE_HOURS / 2,
+        `${m[1]} h, well before ${DEFAULTS.OUTBOX_MAX_AGE_HOURS} h`,
+      );
+    },
+  );
 });
 
 describe('conf/prometheus/alerts.test.yml (promtool test rules)', () => {
@@ -305,16 +370,23 @@ describe('conf/prometheus/alerts.test.yml (promtool test rules)', () => {
     rule_files: string[];
     tests: { input_series: { series: string }[]; alert_rule_test: { alertname: string }[] }[];
   };
-  const alerts = new Set((parseYaml(read('conf/prometheus/alerts.yml')) as unknown as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules.map((r) => r.alert)));
+  const alerts = new Set(
+    (parseYaml(read('conf/prometheus/alerts.yml')) as unknown as { groups: { rules: Rule[] }[] }).groups.flatMap((g) =>
+      g.rules.map((r) => r.alert),
+    ),
+  );
 
   it('tests alerts.yml, with alerts that exist and series the adapter exports', async () => {
     assert.deepEqual(doc.rule_files, ['alerts.yml']);
-    assert.ok(doc.tests.length >= 5 && doc.tests.every((t) => t.input_series.length > 0 && t.alert_rule_test.length > 0));
+    assert.ok(
+      doc.tests.length >= 5 && doc.tests.every((t) => t.input_series.length > 0 && t.alert_rule_test.length > 0),
+    );
     const series = new Map([...(await exportedSeries()), ...SCRAPE_SERIES]);
     const problems: string[] = [];
     for (const t of doc.tests) {
       for (const s of t.input_series) problems.push(...problemsOf('input_series', s.series, series));
-      for (const a of t.alert_rule_test) if (!alerts.has(a.alertname)) problems.push(`no alert ${a.alertname} in alerts.yml`);
+      for (const a of t.alert_rule_test)
+        if (!alerts.has(a.alertname)) problems.push(`no alert ${a.alertname} in alerts.yml`);
     }
     assert.deepEqual(problems, []);
   });
@@ -384,7 +456,18 @@ describe('conf/grafana/dashboard.json', () => {
 
   it('shows calls, Zammad requests and latency, the outbox and the process', () => {
     const exprs = panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? '')).join('\n');
-    for (const needed of ['cti_calls_in_progress', 'cti_calls_total', 'cti_zammad_posts_total', 'cti_zammad_post_seconds_bucket', 'cti_newcall_decision_seconds_bucket', 'cti_outbox_events', 'cti_outbox_oldest_seconds', 'cti_outbox_dropped_total', 'cti_process_resident_memory_bytes', 'cti_process_cpu_user_seconds_total']) {
+    for (const needed of [
+      'cti_calls_in_progress',
+      'cti_calls_total',
+      'cti_zammad_posts_total',
+      'cti_zammad_post_seconds_bucket',
+      'cti_newcall_decision_seconds_bucket',
+      'cti_outbox_events',
+      'cti_outbox_oldest_seconds',
+      'cti_outbox_dropped_total',
+      'cti_process_resident_memory_bytes',
+      'cti_process_cpu_user_seconds_total',
+    ]) {
       assert.ok(exprs.includes(needed), needed);
     }
   });
@@ -394,7 +477,21 @@ describe('conf/grafana/dashboard.json', () => {
 
 /** systemd's time span ("60", "60s", "1min 30s", "500ms") in milliseconds. */
 function timeSpanMs(span: string): number {
-  const units: Record<string, number> = { ms: 1, s: 1000, sec: 1000, second: 1000, seconds: 1000, m: 60_000, min: 60_000, minute: 60_000, minutes: 60_000, h: 3_600_000, hr: 3_600_000, hour: 3_600_000, hours: 3_600_000 };
+  const units: Record<string, number> = {
+    ms: 1,
+    s: 1000,
+    sec: 1000,
+    second: 1000,
+    seconds: 1000,
+    m: 60_000,
+    min: 60_000,
+    minute: 60_000,
+    minutes: 60_000,
+    h: 3_600_000,
+    hr: 3_600_000,
+    hour: 3_600_000,
+    hours: 3_600_000,
+  };
   if (/^\d+$/.test(span.trim())) return Number(span) * 1000;
   let total = 0;
   const rest = span.replace(/(\d+)\s*([a-z]+)/g, (_, n: string, unit: string) => {
@@ -431,12 +528,19 @@ describe('conf/systemd/freeswitch-zammad-cti.service', () => {
     const pkg = JSON.parse(read('package.json')) as { scripts: { start: string } };
     const entry = /^node (\S+)$/.exec(pkg.scripts.start)?.[1];
     assert.ok(entry, pkg.scripts.start);
-    assert.match(one('ExecStart'), new RegExp(`^/usr/bin/node /opt/freeswitch-zammad-cti/${entry.replace(/\./g, '\\.')}$`));
+    assert.match(
+      one('ExecStart'),
+      new RegExp(`^/usr/bin/node /opt/freeswitch-zammad-cti/${entry.replace(/\./g, '\\.')}$`),
+    );
     assert.equal(one('ExecReload'), '/bin/kill -HUP $MAINPID');
     const state = one('StateDirectory');
     const env = new Map((settings.get('Environment') ?? []).map((e) => e.split('=', 2) as [string, string]));
-    assert.ok(env.get('OUTBOX_PATH')?.startsWith(`/var/lib/${state}/`), `OUTBOX_PATH ${env.get('OUTBOX_PATH')} in /var/lib/${state}`);
-    for (const name of env.keys()) assert.ok(CONFIG_NAMES.has(name) || name.startsWith('NODE_'), `Environment=${name}: not a config variable`);
+    assert.ok(
+      env.get('OUTBOX_PATH')?.startsWith(`/var/lib/${state}/`),
+      `OUTBOX_PATH ${env.get('OUTBOX_PATH')} in /var/lib/${state}`,
+    );
+    for (const name of env.keys())
+      assert.ok(CONFIG_NAMES.has(name) || name.startsWith('NODE_'), `Environment=${name}: not a config variable`);
     assert.ok(one('EnvironmentFile').startsWith('/etc/'));
     assert.equal(one('Restart'), 'on-failure');
     // Exit code 2 = a bad configuration (src/main.ts): restarting cannot fix it.

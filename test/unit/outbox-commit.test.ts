@@ -32,7 +32,14 @@ function tempPath(): string {
 }
 
 const OK: HttpOutcome = { kind: 'response', status: 200, body: '{}' };
-const OPTIONS: OutboxOptions = { requestTimeoutMs: 100, retryBaseMs: 4, retryMaxMs: 16, maxAgeMs: 60_000, maxEvents: 10_000, concurrency: 1000 };
+const OPTIONS: OutboxOptions = {
+  requestTimeoutMs: 100,
+  retryBaseMs: 4,
+  retryMaxMs: 16,
+  maxAgeMs: 60_000,
+  maxEvents: 10_000,
+  concurrency: 1000,
+};
 
 interface Line {
   level: string;
@@ -40,8 +47,16 @@ interface Line {
   fields: LogFields;
 }
 function recordingLogger(lines: Line[]): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) => void lines.push({ level, message, fields: fields ?? {} });
-  const log: Logger = { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: () => log, isDebug: () => true };
+  const at = (level: string) => (message: string, fields?: LogFields) =>
+    void lines.push({ level, message, fields: fields ?? {} });
+  const log: Logger = {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    child: () => log,
+    isDebug: () => true,
+  };
   return log;
 }
 
@@ -70,8 +85,18 @@ class Zammad implements Poster {
 
 const base = (callId: string) => ({ callId, direction: 'in' as const, from: '493055571600', to: '4930777000' });
 const newCall = (callId: string): CtiPost => ({ event: 'newCall', ...base(callId), users: ['Alice'] });
-const answer = (callId: string): CtiPost => ({ event: 'answer', ...base(callId), user: 'Alice', answeringNumber: '2000' });
-const answeredHangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'normalClearing', answeringNumber: '2000' });
+const answer = (callId: string): CtiPost => ({
+  event: 'answer',
+  ...base(callId),
+  user: 'Alice',
+  answeringNumber: '2000',
+});
+const answeredHangup = (callId: string): CtiPost => ({
+  event: 'hangup',
+  ...base(callId),
+  cause: 'normalClearing',
+  answeringNumber: '2000',
+});
 const missedHangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'cancel' });
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
@@ -102,7 +127,13 @@ describe('group commit', () => {
     await turn();
     assert.equal(store.commits, before + 2, 'the 40 deletes: one transaction');
     assert.equal(store.count(), 0);
-    assert.deepEqual(store.openCalls().map((c) => c.callId).sort(), [...ids].sort());
+    assert.deepEqual(
+      store
+        .openCalls()
+        .map((c) => c.callId)
+        .sort(),
+      [...ids].sort(),
+    );
     outbox.close();
     store.close();
   });
@@ -112,7 +143,13 @@ describe('group commit', () => {
     const zammad = new Zammad();
     const outbox = new Outbox(store.scoped('default'), zammad, OPTIONS, recordingLogger([]));
     const before = store.commits;
-    await Promise.all(Array.from({ length: 50 }, (_, i) => `w${i}`).flatMap((id) => [outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(answeredHangup(id))]));
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => `w${i}`).flatMap((id) => [
+        outbox.send(newCall(id)),
+        outbox.send(answer(id)),
+        outbox.send(answeredHangup(id)),
+      ]),
+    );
     await turn();
     // 3 events per call, each after the previous one's reply: about 2 commits per stage, for all 50 calls.
     const commits = store.commits - before;
@@ -129,7 +166,9 @@ describe('group commit', () => {
     const reader = new Database(path, { readonly: true });
     const row = reader.prepare<[string], { sent: number }>('SELECT sent FROM outbox WHERE body = ?');
     const open = reader.prepare<[string], { answered: number }>('SELECT answered FROM open_calls WHERE call_id = ?');
-    const hangup = reader.prepare<[string], { id: number }>("SELECT id FROM outbox WHERE call_id = ? AND event = 'hangup'");
+    const hangup = reader.prepare<[string], { id: number }>(
+      "SELECT id FROM outbox WHERE call_id = ? AND event = 'hangup'",
+    );
     const zammad = new Zammad();
     let checked = 0;
     const wrong: string[] = [];
@@ -141,7 +180,8 @@ describe('group commit', () => {
       // The call is in the journal before Zammad hears of it, or already closed by its stored hangup.
       const journal = open.get(callId);
       if (!journal && !hangup.get(callId)) wrong.push(`posted while the journal does not know the call: ${body}`);
-      if (form.get('event') === 'answer' && journal && journal.answered !== 1) wrong.push(`answer posted before the journal has it: ${body}`);
+      if (form.get('event') === 'answer' && journal && journal.answered !== 1)
+        wrong.push(`answer posted before the journal has it: ${body}`);
     };
     let n = 0;
     zammad.answer = () => (n++ % 4 === 0 ? { kind: 'response', status: 503, body: '' } : OK); // some retries too
@@ -151,7 +191,11 @@ describe('group commit', () => {
     for (let t = 0; t < 10; t++) {
       for (let k = 0; k < 5; k++) {
         const id = `t${t}-${k}`;
-        all.push(outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(k % 2 ? answeredHangup(id) : missedHangup(id)));
+        all.push(
+          outbox.send(newCall(id)),
+          outbox.send(answer(id)),
+          outbox.send(k % 2 ? answeredHangup(id) : missedHangup(id)),
+        );
       }
       await turn();
     }
@@ -168,13 +212,15 @@ describe('group commit', () => {
     const path = tempPath();
     const store = new OutboxStore(path);
     const reader = new Database(path, { readonly: true });
-    const sent = reader.prepare<[string], { sent: number }>("SELECT sent FROM outbox WHERE call_id = ? AND event = 'hangup'");
+    const sent = reader.prepare<[string], { sent: number }>(
+      "SELECT sent FROM outbox WHERE call_id = ? AND event = 'hangup'",
+    );
     const stored = reader.prepare<[string], { n: number }>('SELECT count(*) AS n FROM outbox WHERE call_id = ?');
     const zammad = new Zammad();
     const outbox = new Outbox(store.scoped('default'), zammad, OPTIONS, recordingLogger([]));
     await outbox.send(newCall('m'));
     let seen: { before?: number; after?: number; queuedOnDisk?: number } = {};
-    zammad.post = function (body: string, _t: number, onSend?: () => void): Promise<HttpOutcome> {
+    zammad.post = (_body: string, _t: number, onSend?: () => void): Promise<HttpOutcome> => {
       // Something else is queued in this turn when the request connects.
       void outbox.send(newCall('other'));
       seen = { before: sent.get('m')?.sent };
@@ -205,34 +251,53 @@ describe('group commit', () => {
     await outbox.send(newCall('m'));
 
     // The disk refuses the mark: the hangup must not go out, and is tried again (it provably did not leave).
-    admin.exec("CREATE TRIGGER no_mark BEFORE UPDATE OF sent ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error (test)'); END");
+    admin.exec(
+      "CREATE TRIGGER no_mark BEFORE UPDATE OF sent ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error (test)'); END",
+    );
     const hangup = outbox.send(missedHangup('m'));
     await until(() => zammad.posted.length >= 3, 'the hangup tried, aborted, tried again');
     admin.exec('DROP TRIGGER no_mark');
     assert.equal((await hangup).kind, 'delivered', 'sent once the mark could be written');
 
     // The disk refuses inserts: the events leave from memory, not waiting; one error line for the fault.
-    admin.exec("CREATE TRIGGER no_insert BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END");
+    admin.exec(
+      "CREATE TRIGGER no_insert BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
+    );
     const early: Verdict[] = [];
     const ringing = outbox.send(newCall('full'), (v) => early.push(v));
     const other = outbox.send(newCall('full-2'));
-    assert.equal((await ringing).kind, 'delivered', 'the ringing caller gets Zammad\'s verdict, from memory');
+    assert.equal((await ringing).kind, 'delivered', "the ringing caller gets Zammad's verdict, from memory");
     assert.equal((await other).kind, 'delivered');
     assert.deepEqual(early, [], 'no early "no verdict" for a disk fault');
     assert.equal(lines.filter((l) => l.level === 'error').length, 1, lines.map((l) => l.message).join('\n'));
     assert.match(lines.find((l) => l.level === 'error')?.message ?? '', /cannot write the outbox to disk.*from memory/);
-    assert.deepEqual(notOnDisk.sort(), [formBody(newCall('full')), formBody(newCall('full-2'))].sort(), 'only those two left from memory');
+    assert.deepEqual(
+      notOnDisk.sort(),
+      [formBody(newCall('full')), formBody(newCall('full-2'))].sort(),
+      'only those two left from memory',
+    );
 
     admin.exec('DROP TRIGGER no_insert');
     const keep = setInterval(() => {}, 1000); // the retry timer does not hold the process open
     try {
-      await until(() => lines.some((l) => l.message === 'the outbox writes to disk again'), 'the disk takes writes again', 6000);
+      await until(
+        () => lines.some((l) => l.message === 'the outbox writes to disk again'),
+        'the disk takes writes again',
+        6000,
+      );
     } finally {
       clearInterval(keep);
     }
     assert.equal(lines.find((l) => l.message === 'the outbox writes to disk again')?.fields['deliveredFromMemory'], 2);
     assert.equal(store.count(), 0, 'events delivered from memory are never written afterwards');
-    assert.deepEqual(store.openCalls().map((c) => c.callId).sort(), ['full', 'full-2'], 'their journal changes are');
+    assert.deepEqual(
+      store
+        .openCalls()
+        .map((c) => c.callId)
+        .sort(),
+      ['full', 'full-2'],
+      'their journal changes are',
+    );
     outbox.close();
     store.close();
     admin.close();
@@ -249,13 +314,20 @@ describe('group commit', () => {
     const second = new OutboxStore(path);
     const id = second.add('default', { ...base('r9'), event: 'newCall' }, 'b9', 9);
     assert.ok(id > Math.max(...ids), `${id} after ${ids.join(',')}`);
-    assert.deepEqual(second.pending('default').map((e) => e.body), ['b9']);
+    assert.deepEqual(
+      second.pending('default').map((e) => e.body),
+      ['b9'],
+    );
     second.close();
   });
 
   test('SIGKILL: every request that left for Zammad, and every call it opened, is on disk after the kill', async () => {
     const path = tempPath();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'test/unit/outbox-kill-child.ts', path], { cwd: ROOT, env: childEnv(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/unit/outbox-kill-child.ts', path], {
+      cwd: ROOT,
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const posts: string[] = [];
     let buf = '';
     const enough = new Promise<void>((resolve, reject) => {
@@ -277,13 +349,31 @@ describe('group commit', () => {
     await exited;
 
     const db = new Database(path, { readonly: true });
-    const rows = new Set(db.prepare<[], { body: string }>('SELECT body FROM outbox').all().map((r) => r.body));
-    const open = new Set(db.prepare<[], { call_id: string }>('SELECT call_id FROM open_calls').all().map((r) => r.call_id));
-    const hungUp = new Set(db.prepare<[], { call_id: string }>("SELECT call_id FROM outbox WHERE event = 'hangup'").all().map((r) => r.call_id));
+    const rows = new Set(
+      db
+        .prepare<[], { body: string }>('SELECT body FROM outbox')
+        .all()
+        .map((r) => r.body),
+    );
+    const open = new Set(
+      db
+        .prepare<[], { call_id: string }>('SELECT call_id FROM open_calls')
+        .all()
+        .map((r) => r.call_id),
+    );
+    const hungUp = new Set(
+      db
+        .prepare<[], { call_id: string }>("SELECT call_id FROM outbox WHERE event = 'hangup'")
+        .all()
+        .map((r) => r.call_id),
+    );
     db.close();
     const answers = posts.filter((b) => b.startsWith('event=answer'));
     const newCalls = posts.filter((b) => b.startsWith('event=newCall'));
-    assert.ok(answers.length > 100 && newCalls.length > 100, `${answers.length} answers, ${newCalls.length} newCalls posted`);
+    assert.ok(
+      answers.length > 100 && newCalls.length > 100,
+      `${answers.length} answers, ${newCalls.length} newCalls posted`,
+    );
     // Zammad never answered the answers: each must be on disk, to be sent again.
     for (const b of answers) assert.ok(rows.has(b), `posted, unanswered, and lost: ${b}`);
     // Every call Zammad heard of is closed after a restart: open in the journal, or its hangup stored.

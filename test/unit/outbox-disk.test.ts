@@ -14,7 +14,13 @@ import type { CtiPost } from '../../src/call/flow.js';
 import type { Logger, LogFields } from '../../src/process/log.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
 import { Outbox, type OutboxOptions, type Poster } from '../../src/zammad/outbox.js';
-import { OutboxStore, type CommitListener, type EndpointStore, type EventFacts, type StoredEvent } from '../../src/zammad/store.js';
+import {
+  OutboxStore,
+  type CommitListener,
+  type EndpointStore,
+  type EventFacts,
+  type StoredEvent,
+} from '../../src/zammad/store.js';
 import { OutboxOpenError } from '../../src/zammad/store-open.js';
 import { markerPath } from '../../src/zammad/journal-marker.js';
 import { reportUnsaved, UNSAVED_LINE, UnsavedLine } from '../../src/zammad/unsaved.js';
@@ -35,16 +41,36 @@ interface Line {
   fields: LogFields;
 }
 function recordingLogger(lines: Line[]): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) => void lines.push({ level, message, fields: fields ?? {} });
-  const log: Logger = { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: () => log, isDebug: () => true };
+  const at = (level: string) => (message: string, fields?: LogFields) =>
+    void lines.push({ level, message, fields: fields ?? {} });
+  const log: Logger = {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    child: () => log,
+    isDebug: () => true,
+  };
   return log;
 }
 
 const OK: HttpOutcome = { kind: 'response', status: 200, body: '{}' };
-const OPTIONS: OutboxOptions = { requestTimeoutMs: 100, retryBaseMs: 4, retryMaxMs: 16, maxAgeMs: 60_000, maxEvents: 10_000, concurrency: 8 };
+const OPTIONS: OutboxOptions = {
+  requestTimeoutMs: 100,
+  retryBaseMs: 4,
+  retryMaxMs: 16,
+  maxAgeMs: 60_000,
+  maxEvents: 10_000,
+  concurrency: 8,
+};
 const base = (callId: string) => ({ callId, direction: 'in' as const, from: '493055571600', to: '4930777000' });
 const newCall = (callId: string): CtiPost => ({ event: 'newCall', ...base(callId), users: ['Alice'] });
-const answer = (callId: string): CtiPost => ({ event: 'answer', ...base(callId), user: 'Alice', answeringNumber: '2000' });
+const answer = (callId: string): CtiPost => ({
+  event: 'answer',
+  ...base(callId),
+  user: 'Alice',
+  answeringNumber: '2000',
+});
 const missedHangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'cancel' });
 const facts = (callId: string, event: string): EventFacts => ({ ...base(callId), event, answeringNumber: '2000' });
 
@@ -113,8 +139,15 @@ describe('the outbox while the disk fails', () => {
     const outbox = new Outbox(store, zammad, OPTIONS, recordingLogger(lines));
     store.failingNow = true;
     const early: unknown[] = [];
-    const verdicts = await Promise.all([outbox.send(newCall('a'), (v) => early.push(v)), outbox.send(answer('a')), outbox.send(newCall('b'))]);
-    assert.deepEqual(verdicts.map((v) => v.kind), ['delivered', 'delivered', 'delivered']);
+    const verdicts = await Promise.all([
+      outbox.send(newCall('a'), (v) => early.push(v)),
+      outbox.send(answer('a')),
+      outbox.send(newCall('b')),
+    ]);
+    assert.deepEqual(
+      verdicts.map((v) => v.kind),
+      ['delivered', 'delivered', 'delivered'],
+    );
     assert.deepEqual(early, []);
     assert.equal(zammad.bodies.length, 3);
     await turn();
@@ -138,7 +171,10 @@ describe('the outbox while the disk fails', () => {
     await outbox.send(newCall('m'));
     store.refuseMarks = true; // the hangup gets on disk, then the disk fails before its mark
     const hangup = outbox.send(missedHangup('m'));
-    await until(() => lines.some((l) => /waits until the disk takes its "sent" mark/.test(l.message)), 'waits for the disk');
+    await until(
+      () => lines.some((l) => /waits until the disk takes its "sent" mark/.test(l.message)),
+      'waits for the disk',
+    );
     assert.equal(zammad.bodies.length, 1, 'not sent without its mark');
     assert.notEqual(outbox.zammadReachable, false, 'not blamed on Zammad');
     store.refuseMarks = false;
@@ -153,7 +189,9 @@ describe('the store while the disk fails', () => {
     const path = tempPath();
     const store = new OutboxStore(path);
     const admin = new Database(path);
-    admin.exec("CREATE TRIGGER full BEFORE INSERT ON outbox WHEN NEW.call_id = 'big' BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END");
+    admin.exec(
+      "CREATE TRIGGER full BEFORE INSERT ON outbox WHEN NEW.call_id = 'big' BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
+    );
     const delivered = store.add('default', facts('a', 'newCall'), 'event=newCall&callId=a', 1);
     store.add('default', facts('big', 'newCall'), 'event=newCall&callId=big', 2);
     const later = store.add('default', facts('c', 'newCall'), 'event=newCall&callId=c', 3);
@@ -161,15 +199,24 @@ describe('the store while the disk fails', () => {
     store.flush();
     assert.match(store.failure?.message ?? '', /disk is full/);
     assert.equal(store.stored(delivered), true, 'nothing left to store of it');
-    assert.equal(store.stored(later), false, "behind the oldest call that does not fit (oldest first)");
-    const rows = admin.prepare<[], { call_id: string }>('SELECT call_id FROM outbox').all().map((r) => r.call_id);
+    assert.equal(store.stored(later), false, 'behind the oldest call that does not fit (oldest first)');
+    const rows = admin
+      .prepare<[], { call_id: string }>('SELECT call_id FROM outbox')
+      .all()
+      .map((r) => r.call_id);
     assert.deepEqual(rows, [], 'the delivered event is never written');
-    const open = admin.prepare<[], { call_id: string }>('SELECT call_id FROM open_calls').all().map((r) => r.call_id);
-    assert.deepEqual(open, ['a'], "its journal change is: a crash after Zammad took it still closes the call");
+    const open = admin
+      .prepare<[], { call_id: string }>('SELECT call_id FROM open_calls')
+      .all()
+      .map((r) => r.call_id);
+    assert.deepEqual(open, ['a'], 'its journal change is: a crash after Zammad took it still closes the call');
     admin.exec('DROP TRIGGER full');
     store.flush();
     assert.equal(store.failure, undefined);
-    assert.deepEqual(store.pending('default').map((e) => e.callId), ['big', 'c']);
+    assert.deepEqual(
+      store.pending('default').map((e) => e.callId),
+      ['big', 'c'],
+    );
     store.close();
     admin.close();
   });
@@ -181,7 +228,9 @@ describe('the store while the disk fails', () => {
     first.add('default', facts('y', 'newCall'), 'event=newCall&callId=y', 1);
     first.flush();
     const admin = new Database(path);
-    admin.exec("CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END");
+    admin.exec(
+      "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
+    );
     first.add('default', facts('x', 'answer'), 'event=answer&callId=x', 2);
     const hangupY = first.add('default', facts('y', 'hangup'), 'event=hangup&callId=y', 3);
     first.remove(hangupY); // delivered from memory
@@ -190,13 +239,23 @@ describe('the store while the disk fails', () => {
     first.flush();
     assert.equal(existsSync(markerPath(path)), true, 'marked at the first failure');
     const unsaved = first.close();
-    assert.deepEqual(unsaved?.events.map((e) => `${e.callId}:${e.event}`), ['x:answer', 'v:newCall']);
+    assert.deepEqual(
+      unsaved?.events.map((e) => `${e.callId}:${e.event}`),
+      ['x:answer', 'v:newCall'],
+    );
     assert.deepEqual(unsaved?.journalCalls.sort(), ['v', 'w', 'x', 'y']);
     admin.exec('DROP TRIGGER full');
     admin.close();
     const second = new OutboxStore(path);
     const open = second.openCalls();
-    assert.deepEqual(open.map((c) => [c.callId, c.answered, c.trusted]), [['x', true, true], ['w', false, true]], 'x answered, y closed, w opened, v unknown to Zammad');
+    assert.deepEqual(
+      open.map((c) => [c.callId, c.answered, c.trusted]),
+      [
+        ['x', true, true],
+        ['w', false, true],
+      ],
+      'x answered, y closed, w opened, v unknown to Zammad',
+    );
     assert.equal(existsSync(markerPath(path)), false);
     second.close();
   });
@@ -208,7 +267,10 @@ describe('the store while the disk fails', () => {
     first.close();
     writeFileSync(markerPath(path), '');
     const second = new OutboxStore(path);
-    assert.deepEqual(second.openCalls().map((c) => [c.callId, c.trusted]), [['z', false]]);
+    assert.deepEqual(
+      second.openCalls().map((c) => [c.callId, c.trusted]),
+      [['z', false]],
+    );
     second.close();
   });
 });
@@ -218,13 +280,16 @@ describe('opening the outbox', () => {
     const path = tempPath();
     writeFileSync(path, 'not a database '.repeat(100));
     const before = readFileSync(path);
-    assert.throws(() => new OutboxStore(path), (err: unknown) => {
-      assert.ok(err instanceof OutboxOpenError);
-      assert.match(err.message, new RegExp(`OUTBOX_PATH=${path}`));
-      assert.match(err.message, /not a usable SQLite database/);
-      assert.ok(err.message.includes(`mv ${path} ${path}.broken`));
-      return true;
-    });
+    assert.throws(
+      () => new OutboxStore(path),
+      (err: unknown) => {
+        assert.ok(err instanceof OutboxOpenError);
+        assert.match(err.message, new RegExp(`OUTBOX_PATH=${path}`));
+        assert.match(err.message, /not a usable SQLite database/);
+        assert.ok(err.message.includes(`mv ${path} ${path}.broken`));
+        return true;
+      },
+    );
     assert.deepEqual(readFileSync(path), before, 'untouched');
   });
 
@@ -257,10 +322,18 @@ describe('a stop that could not store everything', () => {
       { endpoint: 'default', callId: 'p', event: 'newCall', body: 'event=newCall&callId=p', createdAt: 1 },
       { endpoint: 'acme', callId: 'q', event: 'hangup', body: 'event=hangup&callId=q', createdAt: 2 },
     ];
-    const n = reportUnsaved({ events, journalCalls: ['q'], error: 'database or disk is full' }, path, recordingLogger(lines), new Date('2026-01-02T03:04:05.678Z'));
+    const n = reportUnsaved(
+      { events, journalCalls: ['q'], error: 'database or disk is full' },
+      path,
+      recordingLogger(lines),
+      new Date('2026-01-02T03:04:05.678Z'),
+    );
     assert.equal(n, 2);
     const file = `${path}.unsaved-2026-01-02T03-04-05-678Z.jsonl`;
-    const written = readFileSync(file, 'utf8').trim().split('\n').map((l) => UnsavedLine.parse(JSON.parse(l)));
+    const written = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => UnsavedLine.parse(JSON.parse(l)));
     assert.deepEqual(written, events);
     const named = lines.filter((l) => l.message === UNSAVED_LINE).map((l) => UnsavedLine.parse(l.fields));
     assert.deepEqual(named, events);

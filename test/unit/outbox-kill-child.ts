@@ -14,7 +14,14 @@ import { OutboxStore } from '../../src/zammad/store.js';
 const path = process.argv[2];
 if (!path) throw new Error('usage: outbox-kill-child.ts OUTBOX_PATH');
 
-const quiet: Logger = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {}, child: () => quiet, isDebug: () => false };
+const quiet: Logger = {
+  error: () => {},
+  warn: () => {},
+  info: () => {},
+  debug: () => {},
+  child: () => quiet,
+  isDebug: () => false,
+};
 
 const poster: Poster = {
   post(body: string): Promise<HttpOutcome> {
@@ -26,7 +33,19 @@ const poster: Poster = {
 };
 
 const store = new OutboxStore(path);
-const outbox = new Outbox(store.scoped('default'), poster, { requestTimeoutMs: 60_000, retryBaseMs: 1000, retryMaxMs: 1000, maxAgeMs: 3_600_000, maxEvents: 1_000_000, concurrency: 100_000 }, quiet);
+const outbox = new Outbox(
+  store.scoped('default'),
+  poster,
+  {
+    requestTimeoutMs: 60_000,
+    retryBaseMs: 1000,
+    retryMaxMs: 1000,
+    maxAgeMs: 3_600_000,
+    maxEvents: 1_000_000,
+    concurrency: 100_000,
+  },
+  quiet,
+);
 let n = 0;
 const base = (callId: string) => ({ callId, direction: 'in' as const, from: '493055571600', to: '4930777000' });
 const tick = () => {
@@ -35,7 +54,8 @@ const tick = () => {
     const id = `k${n++}`;
     void outbox.send({ event: 'newCall', ...base(id), users: ['Alice'] });
     void outbox.send({ event: 'answer', ...base(id), user: 'Alice', answeringNumber: '2000' });
-    if (n % 3 === 0) void outbox.send({ event: 'hangup', ...base(id), cause: 'normalClearing', answeringNumber: '2000' });
+    if (n % 3 === 0)
+      void outbox.send({ event: 'hangup', ...base(id), cause: 'normalClearing', answeringNumber: '2000' });
   }
   setImmediate(tick);
 };

@@ -13,7 +13,12 @@ import { OutboxStore } from '../../src/zammad/store.js';
 import type { Verdict } from '../../src/zammad/verdict.js';
 
 const OK: HttpOutcome = { kind: 'response', status: 200, body: '{}' };
-const REFUSED: HttpOutcome = { kind: 'failure', code: 'ECONNREFUSED', error: 'connect ECONNREFUSED 127.0.0.1:9', sent: false };
+const REFUSED: HttpOutcome = {
+  kind: 'failure',
+  code: 'ECONNREFUSED',
+  error: 'connect ECONNREFUSED 127.0.0.1:9',
+  sent: false,
+};
 
 interface Req {
   callId: string;
@@ -68,8 +73,16 @@ interface Line {
 }
 
 function recordingLogger(lines: Line[], base: LogFields = {}): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) => void lines.push({ level, message, fields: { ...base, ...fields } });
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: (f) => recordingLogger(lines, { ...base, ...f }), isDebug: () => true };
+  const at = (level: string) => (message: string, fields?: LogFields) =>
+    void lines.push({ level, message, fields: { ...base, ...fields } });
+  return {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    child: (f) => recordingLogger(lines, { ...base, ...f }),
+    isDebug: () => true,
+  };
 }
 
 async function until(pred: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
@@ -84,20 +97,39 @@ async function until(pred: () => boolean, what: string, timeoutMs = 3000): Promi
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Lanes back off for seconds (RETRY_BASE_MS 5 s): anything that goes sooner was woken. */
-const SLOW_RETRY: OutboxOptions = { requestTimeoutMs: 100, retryBaseMs: 5000, retryMaxMs: 60_000, maxAgeMs: 600_000, maxEvents: 10_000, concurrency: 4 };
+const SLOW_RETRY: OutboxOptions = {
+  requestTimeoutMs: 100,
+  retryBaseMs: 5000,
+  retryMaxMs: 60_000,
+  maxAgeMs: 600_000,
+  maxEvents: 10_000,
+  concurrency: 4,
+};
 
 function rig(options: Partial<OutboxOptions> = {}, store = new OutboxStore(':memory:'), endpoint = 'default') {
   const poster = new FakePoster();
   const lines: Line[] = [];
   const skipped: string[] = [];
-  const outbox = new Outbox(store.scoped(endpoint), poster, { ...SLOW_RETRY, ...options }, recordingLogger(lines), { skipped: (reason) => skipped.push(reason) });
+  const outbox = new Outbox(store.scoped(endpoint), poster, { ...SLOW_RETRY, ...options }, recordingLogger(lines), {
+    skipped: (reason) => skipped.push(reason),
+  });
   return { outbox, poster, lines, skipped, store };
 }
 
 const base = (callId: string) => ({ callId, direction: 'in' as const, from: '493055571600', to: '4930777000' });
 const newCall = (callId: string): CtiPost => ({ event: 'newCall', ...base(callId), users: ['Alice'] });
-const answer = (callId: string): CtiPost => ({ event: 'answer', ...base(callId), user: 'Alice', answeringNumber: '2000' });
-const hangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'normalClearing', answeringNumber: '2000' });
+const answer = (callId: string): CtiPost => ({
+  event: 'answer',
+  ...base(callId),
+  user: 'Alice',
+  answeringNumber: '2000',
+});
+const hangup = (callId: string): CtiPost => ({
+  event: 'hangup',
+  ...base(callId),
+  cause: 'normalClearing',
+  answeringNumber: '2000',
+});
 
 /** A ringing caller as the session is one: `told` is the newCall's verdict or what `early` heard, whichever comes first. */
 function ring(outbox: Outbox, callId: string): { told: Promise<Verdict> } {
@@ -139,9 +171,18 @@ describe('Zammad known unreachable (the circuit open)', () => {
     for (const c of later) assert.equal((await c.told).kind, 'retry');
     assert.ok(performance.now() - started < 200, 'at once');
     assert.equal(skipped.length, 23);
-    assert.ok(poster.requests.length - before <= 1, `at most one probe, not a request per call (${poster.requests.length - before})`);
-    assert.equal(lines.filter((l) => l.level === 'warn' || l.level === 'error').length, unreachableLines(lines).length + lines.filter((l) => /did not take the event/.test(l.message)).length);
-    assert.ok(lines.filter((l) => /did not take the event/.test(l.message)).length <= 3, 'only the calls that failed before it opened');
+    assert.ok(
+      poster.requests.length - before <= 1,
+      `at most one probe, not a request per call (${poster.requests.length - before})`,
+    );
+    assert.equal(
+      lines.filter((l) => l.level === 'warn' || l.level === 'error').length,
+      unreachableLines(lines).length + lines.filter((l) => /did not take the event/.test(l.message)).length,
+    );
+    assert.ok(
+      lines.filter((l) => /did not take the event/.test(l.message)).length <= 3,
+      'only the calls that failed before it opened',
+    );
     assert.equal(unreachableLines(lines).length, 1);
     outbox.close();
   });
@@ -166,7 +207,10 @@ describe('Zammad known unreachable (the circuit open)', () => {
     const probes = poster.requests.slice(opened);
     assert.ok(poster.maxInFlight <= 1, 'one at a time');
     const gaps = probes.slice(1).map((r, i) => r.at - (probes[i] as Req).at);
-    assert.ok(gaps.every((g) => g >= 15), `probes spaced by the backoff (${gaps.map(Math.round).join(', ')} ms)`);
+    assert.ok(
+      gaps.every((g) => g >= 15),
+      `probes spaced by the backoff (${gaps.map(Math.round).join(', ')} ms)`,
+    );
     assert.equal(unreachableLines(lines).length, 1, 'a failed probe logs nothing');
     outbox.close();
   });
@@ -194,7 +238,9 @@ describe('Zammad answers again', () => {
     void outbox.send(newCall('straggler'));
     await until(() => poster.held().length === 1, 'one request on its way');
     const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);
-    const verdicts = ids.map((id) => Promise.all([outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(hangup(id))]));
+    const verdicts = ids.map((id) =>
+      Promise.all([outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(hangup(id))]),
+    );
     await until(() => outbox.unreachable !== undefined, 'open');
     await sleep(20);
     // Each lane now sleeps 2.5–5 s (RETRY_BASE_MS 5 s) or waits for the circuit; the first probe is 2 s away.
@@ -205,10 +251,19 @@ describe('Zammad answers again', () => {
     await Promise.all(verdicts);
     const took = performance.now() - back;
     assert.ok(took < 1000, `drained ${Math.round(took)} ms after Zammad answered, not after the backoff`);
-    for (const id of ids) assert.deepEqual(poster.of(id).filter((e, i, all) => i === all.lastIndexOf(e)), ['newCall', 'answer', 'hangup'], id);
+    for (const id of ids)
+      assert.deepEqual(
+        poster.of(id).filter((e, i, all) => i === all.lastIndexOf(e)),
+        ['newCall', 'answer', 'hangup'],
+        id,
+      );
     for (const id of ids) {
       const events = poster.requests.filter((r) => r.callId === id && r.at >= back).map((r) => r.event);
-      assert.deepEqual(events, events.includes('newCall') ? ['newCall', 'answer', 'hangup'] : ['answer', 'hangup'], `${id} in order`);
+      assert.deepEqual(
+        events,
+        events.includes('newCall') ? ['newCall', 'answer', 'hangup'] : ['answer', 'hangup'],
+        `${id} in order`,
+      );
     }
     assert.ok(poster.maxInFlight <= 4, `never more than the connections (${poster.maxInFlight})`);
     assert.equal(backLines(lines).length, 1);
@@ -241,7 +296,15 @@ describe('Zammad answers again', () => {
     for (const r of poster.held()) r.reply(OK);
     assert.equal((await fresh.told).kind, 'delivered', 'the circuit is closed: the fresh caller got its verdict');
     assert.equal(await outbox.drain(3000), true);
-    for (const id of ids) assert.deepEqual(poster.requests.filter((r) => r.callId === id && r.answered).slice(-2).map((r) => r.event), ['newCall', 'hangup'], id);
+    for (const id of ids)
+      assert.deepEqual(
+        poster.requests
+          .filter((r) => r.callId === id && r.answered)
+          .slice(-2)
+          .map((r) => r.event),
+        ['newCall', 'hangup'],
+        id,
+      );
     assert.equal(backLines(lines).length, 1);
     assert.ok(Number(backLines(lines)[0]?.fields['callsWithoutDecision']) >= 12);
     outbox.close();

@@ -83,8 +83,16 @@ interface Line {
 }
 
 function recordingLogger(lines: Line[], base: LogFields = {}): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) => void lines.push({ level, message, fields: { ...base, ...fields } });
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug'), child: (f) => recordingLogger(lines, { ...base, ...f }), isDebug: () => true };
+  const at = (level: string) => (message: string, fields?: LogFields) =>
+    void lines.push({ level, message, fields: { ...base, ...fields } });
+  return {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    child: (f) => recordingLogger(lines, { ...base, ...f }),
+    isDebug: () => true,
+  };
 }
 
 /** Polls pred; once true, lets pending replies be handled (one macrotask) before the test goes on. */
@@ -107,7 +115,14 @@ async function alive<T>(p: Promise<T>): Promise<T> {
   }
 }
 
-const OPTIONS: OutboxOptions = { requestTimeoutMs: 100, retryBaseMs: 4, retryMaxMs: 16, maxAgeMs: 60_000, maxEvents: 1000, concurrency: 4 };
+const OPTIONS: OutboxOptions = {
+  requestTimeoutMs: 100,
+  retryBaseMs: 4,
+  retryMaxMs: 16,
+  maxAgeMs: 60_000,
+  maxEvents: 1000,
+  concurrency: 4,
+};
 
 interface Rig {
   outbox: Outbox;
@@ -118,23 +133,58 @@ interface Rig {
   clock: { now: number };
 }
 
-function rig(options: Partial<OutboxOptions> = {}, store = new OutboxStore(':memory:'), poster = new FakePoster(), endpoint = 'default'): Rig {
+function rig(
+  options: Partial<OutboxOptions> = {},
+  store = new OutboxStore(':memory:'),
+  poster = new FakePoster(),
+  endpoint = 'default',
+): Rig {
   const lines: Line[] = [];
   const dropped: Record<string, number> = {};
   const clock = { now: 1_000_000 };
-  const hooks: OutboxHooks = { dropped: (reason, n) => void (dropped[reason] = (dropped[reason] ?? 0) + n), held: (n) => void (dropped['held'] = (dropped['held'] ?? 0) + n) };
-  const outbox = new Outbox(store.scoped(endpoint), poster, { ...OPTIONS, ...options }, recordingLogger(lines), hooks, () => clock.now);
+  const hooks: OutboxHooks = {
+    dropped: (reason, n) => void (dropped[reason] = (dropped[reason] ?? 0) + n),
+    held: (n) => void (dropped['held'] = (dropped['held'] ?? 0) + n),
+  };
+  const outbox = new Outbox(
+    store.scoped(endpoint),
+    poster,
+    { ...OPTIONS, ...options },
+    recordingLogger(lines),
+    hooks,
+    () => clock.now,
+  );
   return { outbox, poster, store, lines, dropped, clock };
 }
 
-const base = (callId: string, direction: 'in' | 'out' = 'in') => ({ callId, direction, from: '493055571600', to: '4930777000' });
-const newCall = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({ event: 'newCall', ...base(callId, direction), users: ['Alice'] });
-const answer = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({ event: 'answer', ...base(callId, direction), user: 'Alice', answeringNumber: '2000' });
-const answeredHangup = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({ event: 'hangup', ...base(callId, direction), cause: 'normalClearing', answeringNumber: '2000' });
+const base = (callId: string, direction: 'in' | 'out' = 'in') => ({
+  callId,
+  direction,
+  from: '493055571600',
+  to: '4930777000',
+});
+const newCall = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({
+  event: 'newCall',
+  ...base(callId, direction),
+  users: ['Alice'],
+});
+const answer = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({
+  event: 'answer',
+  ...base(callId, direction),
+  user: 'Alice',
+  answeringNumber: '2000',
+});
+const answeredHangup = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({
+  event: 'hangup',
+  ...base(callId, direction),
+  cause: 'normalClearing',
+  answeringNumber: '2000',
+});
 const missedHangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'cancel' });
 
 /** A whole answered call handed to the outbox at once; resolves with the three verdicts. */
-const wholeCall = (outbox: Outbox, id: string) => Promise.all([outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(answeredHangup(id))]);
+const wholeCall = (outbox: Outbox, id: string) =>
+  Promise.all([outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(answeredHangup(id))]);
 
 // ---------------------------------------------------------------------------------------------
 
@@ -150,7 +200,11 @@ describe('order and independence', () => {
     const verdicts = await Promise.all(['a', 'b', 'c'].map((id) => wholeCall(outbox, id)));
     for (const v of verdicts.flat()) assert.equal(v.kind, 'delivered');
     for (const id of ['a', 'b', 'c']) {
-      assert.deepEqual(poster.of(id), ['newCall', 'newCall', 'newCall', 'answer', 'answer', 'answer', 'hangup', 'hangup', 'hangup'], id);
+      assert.deepEqual(
+        poster.of(id),
+        ['newCall', 'newCall', 'newCall', 'answer', 'answer', 'answer', 'hangup', 'hangup', 'hangup'],
+        id,
+      );
     }
     assert.equal(store.count(), 0);
     assert.equal(outbox.depth, 0);
@@ -165,7 +219,10 @@ describe('order and independence', () => {
     const others = await Promise.all(['x', 'y', 'z'].map((id) => wholeCall(outbox, id)));
     assert.ok(others.flat().every((v) => v.kind === 'delivered'));
     await until(() => poster.of('stuck').length >= 4, 'the stuck call is retried meanwhile');
-    assert.ok(poster.of('stuck').every((e) => e === 'newCall'), 'its answer waits behind its newCall');
+    assert.ok(
+      poster.of('stuck').every((e) => e === 'newCall'),
+      'its answer waits behind its newCall',
+    );
     poster.answer = () => OK;
     assert.equal((await stuck).kind, 'delivered');
     await outbox.drain(2000);
@@ -185,7 +242,10 @@ describe('order and independence', () => {
     assert.deepEqual(poster.of('late'), ['newCall'], 'nothing overtakes the newCall');
     poster.requests[0]?.reply(OK);
     assert.equal((await nc).kind, 'delivered');
-    assert.deepEqual((await rest).map((v) => v.kind), ['delivered', 'delivered']);
+    assert.deepEqual(
+      (await rest).map((v) => v.kind),
+      ['delivered', 'delivered'],
+    );
     assert.deepEqual(poster.of('late'), ['newCall', 'answer', 'hangup']);
     outbox.close();
   });
@@ -212,14 +272,22 @@ describe('what is sent again', () => {
     assert.deepEqual(poster.of('missed'), ['newCall', 'hangup']);
     assert.equal(dropped['unconfirmed'], 1);
     assert.equal(store.count(), 0);
-    assert.ok(lines.some((l) => l.level === 'warn' && /not sent again/.test(l.message) && l.fields['callId'] === 'missed'));
+    assert.ok(
+      lines.some((l) => l.level === 'warn' && /not sent again/.test(l.message) && l.fields['callId'] === 'missed'),
+    );
     outbox.close();
   });
 
   for (const [what, outcome] of [
-    ['a 500 (Zammad failed, perhaps after storing)', status(500, '{"error":"Error ID x: Please contact your administrator."}')],
+    [
+      'a 500 (Zammad failed, perhaps after storing)',
+      status(500, '{"error":"Error ID x: Please contact your administrator."}'),
+    ],
     ['a 504 from a proxy', status(504)],
-    ['a connection reset after the request was written', { kind: 'failure', code: 'ECONNRESET', error: 'read ECONNRESET', sent: true } as HttpOutcome],
+    [
+      'a connection reset after the request was written',
+      { kind: 'failure', code: 'ECONNRESET', error: 'read ECONNRESET', sent: true } as HttpOutcome,
+    ],
   ] as const) {
     test(`the hangup of a missed call is not sent again after ${what}`, async () => {
       const { outbox, poster } = rig();
@@ -260,7 +328,10 @@ describe('what is sent again', () => {
     };
     await Promise.all([
       wholeCall(outbox, 'answered'),
-      Promise.all([outbox.send(newCall('out', 'out')), outbox.send({ event: 'hangup', ...base('out', 'out'), cause: 'noAnswer' })]),
+      Promise.all([
+        outbox.send(newCall('out', 'out')),
+        outbox.send({ event: 'hangup', ...base('out', 'out'), cause: 'noAnswer' }),
+      ]),
       Promise.all([outbox.send(newCall('fwd')), outbox.send({ event: 'hangup', ...base('fwd'), cause: 'forwarded' })]),
     ]);
     assert.deepEqual(poster.of('answered'), ['newCall', 'answer', 'answer', 'hangup', 'hangup']);
@@ -283,9 +354,16 @@ describe('what is sent again', () => {
     const second = rig({}, store);
     assert.equal(second.outbox.restore(), 1);
     await second.outbox.drain(2000);
-    assert.deepEqual(second.poster.requests.map((r) => `${r.callId}:${r.event}`), ['a:answer']);
+    assert.deepEqual(
+      second.poster.requests.map((r) => `${r.callId}:${r.event}`),
+      ['a:answer'],
+    );
     assert.equal(second.dropped['unconfirmed'], 1);
-    assert.ok(second.lines.some((l) => /on its way to Zammad when the adapter stopped/.test(l.message) && l.fields['callId'] === 'm'));
+    assert.ok(
+      second.lines.some(
+        (l) => /on its way to Zammad when the adapter stopped/.test(l.message) && l.fields['callId'] === 'm',
+      ),
+    );
     assert.equal(store.count(), 0);
     second.outbox.close();
   });
@@ -294,14 +372,24 @@ describe('what is sent again', () => {
     const body = (p: Record<string, string>) => new URLSearchParams(p).toString();
     assert.equal(atMostOnce('hangup', body({ direction: 'in', cause: 'cancel' })), true);
     assert.equal(atMostOnce('hangup', body({ direction: 'in', cause: 'noAnswer' })), true);
-    assert.equal(atMostOnce('hangup', body({ direction: 'in', cause: 'normalClearing', answeringNumber: '2000' })), false);
+    assert.equal(
+      atMostOnce('hangup', body({ direction: 'in', cause: 'normalClearing', answeringNumber: '2000' })),
+      false,
+    );
     assert.equal(atMostOnce('hangup', body({ direction: 'in', cause: 'forwarded' })), false);
     assert.equal(atMostOnce('hangup', body({ direction: 'out', cause: 'noAnswer' })), false);
     assert.equal(atMostOnce('answer', body({ direction: 'in' })), false);
     const kind = (o: HttpOutcome, once = false): Verdict['kind'] => verdictOf('hangup', o, { atMostOnce: once }).kind;
-    assert.equal(kind({ kind: 'failure', code: 'X', error: 'unknown whether sent' }, true), 'unconfirmed', 'unknown counts as maybe sent');
+    assert.equal(
+      kind({ kind: 'failure', code: 'X', error: 'unknown whether sent' }, true),
+      'unconfirmed',
+      'unknown counts as maybe sent',
+    );
     assert.equal(kind(TIMEOUT, false), 'retry');
-    assert.equal(kind(status(422, '{"error":"Feature is disabled, please contact your administrator!"}'), true), 'configFault');
+    assert.equal(
+      kind(status(422, '{"error":"Feature is disabled, please contact your administrator!"}'), true),
+      'configFault',
+    );
   });
 });
 
@@ -326,7 +414,12 @@ describe('configuration faults (401, 422 disabled)', () => {
     assert.ok(verdicts.flat().every((v) => v.kind === 'delivered'));
     assert.equal(outbox.configFault, undefined);
     assert.ok(lines.some((l) => l.message === 'Zammad accepts events again'));
-    for (const id of calls) assert.deepEqual(poster.of(id).filter((e, i, a) => a.indexOf(e) === i), ['newCall', 'answer', 'hangup'], id);
+    for (const id of calls)
+      assert.deepEqual(
+        poster.of(id).filter((e, i, a) => a.indexOf(e) === i),
+        ['newCall', 'answer', 'hangup'],
+        id,
+      );
     outbox.close();
   });
 
@@ -365,7 +458,11 @@ describe('configuration faults (401, 422 disabled)', () => {
 
 describe('bounds: age and size, never silent', () => {
   test('events older than the maximum age are dropped, logged and counted; later events of that call too', async () => {
-    const { outbox, poster, store, dropped, clock, lines } = rig({ maxAgeMs: 60_000, retryBaseMs: 1000, retryMaxMs: 1000 });
+    const { outbox, poster, store, dropped, clock, lines } = rig({
+      maxAgeMs: 60_000,
+      retryBaseMs: 1000,
+      retryMaxMs: 1000,
+    });
     poster.answer = () => status(503);
     const nc = outbox.send(newCall('old'));
     const ans = outbox.send(answer('old'));
@@ -380,11 +477,17 @@ describe('bounds: age and size, never silent', () => {
     assert.equal(dropped['age'], 3);
     assert.equal(outbox.depth, 1);
     assert.equal(store.count(), 1);
-    assert.ok(lines.some((l) => l.level === 'error' && /OUTBOX_MAX_AGE_HOURS/.test(l.message) && l.fields['callId'] === 'old'));
+    assert.ok(
+      lines.some((l) => l.level === 'error' && /OUTBOX_MAX_AGE_HOURS/.test(l.message) && l.fields['callId'] === 'old'),
+    );
     // Zammad never got its newCall: its hangup would be refused for ever, so it is dropped at once.
     assert.equal((await outbox.send(answeredHangup('old'))).kind, 'refused');
     assert.equal(dropped['age'], 4);
-    assert.deepEqual(store.openCalls().map((c) => c.callId), ['newer'], 'a restart will not close the dropped calls');
+    assert.deepEqual(
+      store.openCalls().map((c) => c.callId),
+      ['newer'],
+      'a restart will not close the dropped calls',
+    );
     outbox.close();
   });
 
@@ -425,8 +528,18 @@ describe('bounded concurrency', () => {
     for (let i = 0; i < 30; i++) {
       const id = `backlog-${i}`;
       const facts = { callId: id, direction: 'in', from: '1', to: '2' };
-      store.add('default', { ...facts, event: 'newCall' }, `event=newCall&callId=${id}&direction=in&from=1&to=2`, 999_000);
-      store.add('default', { ...facts, event: 'hangup', answeringNumber: '2' }, `event=hangup&callId=${id}&direction=in&from=1&to=2&cause=normalClearing&answeringNumber=2`, 999_000);
+      store.add(
+        'default',
+        { ...facts, event: 'newCall' },
+        `event=newCall&callId=${id}&direction=in&from=1&to=2`,
+        999_000,
+      );
+      store.add(
+        'default',
+        { ...facts, event: 'hangup', answeringNumber: '2' },
+        `event=hangup&callId=${id}&direction=in&from=1&to=2&cause=normalClearing&answeringNumber=2`,
+        999_000,
+      );
     }
     const { outbox, poster } = rig({ concurrency: 4 }, store);
     poster.answer = () => 'hold';
@@ -445,7 +558,10 @@ describe('bounded concurrency', () => {
     poster.held()[0]?.reply(OK);
     await until(() => poster.requests.length === 5, 'a connection is free');
     assert.equal(poster.requests[4]?.callId, 'ring-2');
-    poster.held().find((r) => r.callId === 'ringing')?.reply(OK);
+    poster
+      .held()
+      .find((r) => r.callId === 'ringing')
+      ?.reply(OK);
     assert.equal((await ringing).kind, 'delivered');
     await until(() => poster.requests.length === 6, 'the next one');
     assert.equal(poster.requests[5]?.callId, 'ring-3');
@@ -492,7 +608,17 @@ describe('drain, restore and the call journal', () => {
     // The journal comes from the post's fields; the body is stored as it is and not read again.
     const facts = { callId: 'j', direction: 'in', from: '49301', to: '49302' };
     store.add('default', { ...facts, event: 'newCall', queue: 'sales' }, 'event=newCall&opaque', 5);
-    assert.deepEqual(store.openCalls(), [{ callId: 'j', endpoint: 'default', facts: JSON.stringify({ ...facts, queue: 'sales' }), answered: false, answeringNumber: null, startedAt: 5, trusted: true }]);
+    assert.deepEqual(store.openCalls(), [
+      {
+        callId: 'j',
+        endpoint: 'default',
+        facts: JSON.stringify({ ...facts, queue: 'sales' }),
+        answered: false,
+        answeringNumber: null,
+        startedAt: 5,
+        trusted: true,
+      },
+    ]);
     store.add('default', { ...facts, event: 'answer', answeringNumber: '2002' }, 'event=answer&opaque', 6);
     assert.equal(store.openCalls()[0]?.answered, true);
     assert.equal(store.openCalls()[0]?.answeringNumber, '2002');
@@ -512,7 +638,11 @@ describe('an endpoint gone from the configuration (tenants, SIGHUP)', () => {
     void outbox.send(answer('a'));
     void outbox.send(answeredHangup('a'));
     await new Promise((r) => setTimeout(r, 30));
-    assert.deepEqual(poster.requests.map((r) => `${r.callId}:${r.event}`), ['a:newCall'], 'nothing sent while held');
+    assert.deepEqual(
+      poster.requests.map((r) => `${r.callId}:${r.event}`),
+      ['a:newCall'],
+      'nothing sent while held',
+    );
     assert.equal(told, undefined, 'b arrived while held: its caller is not left waiting by the outbox either');
     assert.equal(dropped['held'], 3);
     assert.equal(lines.filter((l) => l.message.startsWith('event kept, not sent')).length, 2, 'one line per call');
@@ -585,9 +715,24 @@ describe('an endpoint gone from the configuration (tenants, SIGHUP)', () => {
     assert.equal(acme2.outbox.restore(), 1);
     assert.equal(globex2.outbox.restore(), 2);
     await until(() => acme2.poster.requests.length === 1 && globex2.poster.requests.length === 2, 'delivered');
-    assert.deepEqual(acme2.poster.requests.map((r) => r.callId), ['a1']);
-    assert.deepEqual(globex2.poster.requests.map((r) => `${r.callId}:${r.event}`), ['g1:newCall', 'g1:answer']);
-    assert.deepEqual(store.openCalls().map((c) => [c.callId, c.endpoint]).sort(), [['a1', 'acme'], ['g1', 'globex']]);
+    assert.deepEqual(
+      acme2.poster.requests.map((r) => r.callId),
+      ['a1'],
+    );
+    assert.deepEqual(
+      globex2.poster.requests.map((r) => `${r.callId}:${r.event}`),
+      ['g1:newCall', 'g1:answer'],
+    );
+    assert.deepEqual(
+      store
+        .openCalls()
+        .map((c) => [c.callId, c.endpoint])
+        .sort(),
+      [
+        ['a1', 'acme'],
+        ['g1', 'globex'],
+      ],
+    );
     acme2.outbox.close();
     globex2.outbox.close();
   });

@@ -12,7 +12,7 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
   const args = arg.split(' ').filter((a) => a !== '');
   switch (name) {
     case 'uptime':
-      return { text: sw.uptimeSeconds() + '\n' };
+      return { text: `${sw.uptimeSeconds()}\n` };
     case 'hostname':
       return { text: sw.hostname };
     case 'version':
@@ -20,10 +20,14 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
     case 'status':
       return {
         text:
-          'UP 0 years, 0 days, 0 hours, 0 minutes, ' + sw.uptimeSeconds() + ' seconds, 0 milliseconds, 0 microseconds\n' +
+          'UP 0 years, 0 days, 0 hours, 0 minutes, ' +
+          sw.uptimeSeconds() +
+          ' seconds, 0 milliseconds, 0 microseconds\n' +
           'FreeSWITCH (Version 1.10.12-release  64bit) is ready\n' +
-          sw.channels.size + ' session(s) since startup\n' +
-          sw.channels.size + ' session(s) - peak 1, last 5min 1 \n' +
+          sw.channels.size +
+          ' session(s) since startup\n' +
+          sw.channels.size +
+          ' session(s) - peak 1, last 5min 1 \n' +
           '0 session(s) per Sec out of max 30, peak 1, last 5min 1 \n' +
           '1000 session(s) max\nmin idle cpu 0.00/99.00\nCurrent Stack Size/Max 240K/8192K\n',
       };
@@ -39,7 +43,7 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
     }
     case 'user_exists': {
       // user_exists id <user> <domain>
-      const who = (args[1] ?? '') + '@' + (args[2] ?? '');
+      const who = `${args[1] ?? ''}@${args[2] ?? ''}`;
       return { text: who in (script.directory ?? {}) ? 'true' : 'false' };
     }
     case 'uuid_exists':
@@ -55,9 +59,10 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
     }
     case 'uuid_transfer': {
       // uuid_transfer <uuid> [-bleg|-both] <dest> [<dialplan>] [<context>]  [MC transfer_function]
-      if (args.length < 2 || args.length > 5) return { text: '-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n' };
+      if (args.length < 2 || args.length > 5)
+        return { text: '-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n' };
       const ch = findChannel(sw, args[0]);
-      if (!ch || !ch.up) return { text: '-ERR No such channel!\n' };
+      if (!ch?.up) return { text: '-ERR No such channel!\n' };
       const rest = (args[1] ?? '').startsWith('-') ? args.slice(2) : args.slice(1);
       const dest = rest[0] ?? '';
       const context = rest[2];
@@ -71,18 +76,18 @@ export function apiCommand(sw: FakeSwitch, script: CallScript, cmdline: string):
     }
     case 'uuid_kill': {
       const ch = findChannel(sw, args[0]);
-      if (!ch || !ch.up) return { text: '-ERR No such channel!\n' };
+      if (!ch?.up) return { text: '-ERR No such channel!\n' };
       const cause = normalizeCause(args[1] ?? 'NORMAL_CLEARING');
       return { text: '+OK\n', after: () => ch.externalHangup(cause) };
     }
     default:
-      return { text: '-ERR ' + name + ' Command not found!\n' };
+      return { text: `-ERR ${name} Command not found!\n` };
   }
 }
 
 /** A directory user's variable: a string entry is its effective_caller_id_name. */
 export function directoryVar(script: CallScript, who: string, name: string): string | undefined {
-  const e = (script.directory ?? {})[who];
+  const e = script.directory?.[who];
   if (e === undefined) return undefined;
   if (typeof e === 'string') return name.toLowerCase() === 'effective_caller_id_name' ? e : undefined;
   return e[name];

@@ -77,9 +77,14 @@ export type TargetBehaviour =
    * eavesdroppedBy: a supervisor listens in; nothing of it reaches the caller's socket [T transfers obs. 7].
    */
   | {
-    kind: 'answer'; ringMs?: number; talkMs?: number; referTo?: string; referAfterMs?: number;
-    attXfer?: AttXfer; eavesdroppedBy?: PhoneAct;
-  }
+      kind: 'answer';
+      ringMs?: number;
+      talkMs?: number;
+      referTo?: string;
+      referAfterMs?: number;
+      attXfer?: AttXfer;
+      eavesdroppedBy?: PhoneAct;
+    }
   /** 486 / USER_BUSY after ringMs (default 0: no ringing). */
   | { kind: 'busy'; ringMs?: number }
   /**

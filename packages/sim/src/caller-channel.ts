@@ -60,7 +60,11 @@ export abstract class CallerChannel extends RoutingChannel {
         const cc = (getHeader(c, 'call-command') ?? '').toLowerCase();
         const app = (getHeader(c, 'execute-app-name') ?? '').toLowerCase();
         if (cc === 'hangup') this.hangup(normalizeCause(getHeader(c, 'hangup-cause')), 'internal');
-        else if (cc === 'execute' && INSTANT_APPS.has(app) && !['answer', 'pre_answer', 'ring_ready', 'hangup', 'respond', 'redirect', 'deflect'].includes(app)) {
+        else if (
+          cc === 'execute' &&
+          INSTANT_APPS.has(app) &&
+          !['answer', 'pre_answer', 'ring_ready', 'hangup', 'respond', 'redirect', 'deflect'].includes(app)
+        ) {
           await this.execute(c);
         } else keep.push(c);
       }
@@ -132,7 +136,12 @@ export abstract class CallerChannel extends RoutingChannel {
       this.parked = false;
       this.fire('CHANNEL_UNPARK');
       this.fire('CHANNEL_EXECUTE_COMPLETE', {
-        post: [['Application', 'socket'], ['Application-Data', SOCKET_APP_DATA], ['Application-Response', '_none_'], ['Application-UUID', randomUUID()]],
+        post: [
+          ['Application', 'socket'],
+          ['Application-Data', SOCKET_APP_DATA],
+          ['Application-Response', '_none_'],
+          ['Application-UUID', randomUUID()],
+        ],
         application: 'socket',
       });
     }
@@ -156,7 +165,13 @@ export abstract class CallerChannel extends RoutingChannel {
     const appName = getHeader(c, 'execute-app-name') ?? '';
     let arg = getHeader(c, 'execute-app-arg');
     const ct = getHeader(c, 'content-type');
-    if ((arg === undefined || arg === '') && ct !== undefined && ct.toLowerCase() === 'text/plain' && c.body !== undefined) arg = c.body;
+    if (
+      (arg === undefined || arg === '') &&
+      ct !== undefined &&
+      ct.toLowerCase() === 'text/plain' &&
+      c.body !== undefined
+    )
+      arg = c.body;
     const loopsH = getHeader(c, 'loops');
     const loops = loopsH !== undefined ? parseInt(loopsH, 10) || 1 : 1;
     await this.executeApp(appName.toLowerCase(), arg ?? '', getHeader(c, 'event-uuid'), loops);
@@ -183,7 +198,7 @@ export abstract class CallerChannel extends RoutingChannel {
       // an application without SAF_SUPPORT_NOMEDIA pre-answers a channel without media first
       // (switch_core_session_exec; the queue's CHANNEL_PROGRESS_MEDIA in handback-queue-callcenter.txt)
       if (MEDIA_APPS.has(app)) this.preAnswer();
-      this.appsRun.push(data === '' ? app : app + ' ' + data);
+      this.appsRun.push(data === '' ? app : `${app} ${data}`);
       this.setVar('current_loop', String(i));
       this.setVar('total_loops', String(loops));
       this.setVar('current_application', app);
@@ -191,7 +206,13 @@ export abstract class CallerChannel extends RoutingChannel {
       this.lastApp = app;
       this.lastArg = data;
       // a dialplan action without data has no Application-Data [T routing: answer, hangup]
-      const appHeaders: Header[] = arg === undefined ? [['Application', app]] : [['Application', app], ['Application-Data', data]];
+      const appHeaders: Header[] =
+        arg === undefined
+          ? [['Application', app]]
+          : [
+              ['Application', app],
+              ['Application-Data', data],
+            ];
       this.fire('CHANNEL_EXECUTE', { post: [...appHeaders, ['Application-UUID', appUuid]], application: app });
       await this.runApp(app, data);
       this.fire('CHANNEL_EXECUTE_COMPLETE', {
@@ -245,7 +266,16 @@ export abstract class CallerChannel extends RoutingChannel {
       case 'respond': {
         const code = parseInt(data, 10);
         if (code >= 300) {
-          const cause = code === 486 ? 'USER_BUSY' : code === 404 ? 'UNALLOCATED_NUMBER' : code === 603 ? 'CALL_REJECTED' : code === 480 ? 'NO_USER_RESPONSE' : 'NORMAL_TEMPORARY_FAILURE';
+          const cause =
+            code === 486
+              ? 'USER_BUSY'
+              : code === 404
+                ? 'UNALLOCATED_NUMBER'
+                : code === 603
+                  ? 'CALL_REJECTED'
+                  : code === 480
+                    ? 'NO_USER_RESPONSE'
+                    : 'NORMAL_TEMPORARY_FAILURE';
           this.hangup(cause, 'internal');
         } else if (code === 180) this.markRingReady();
         return;
@@ -280,7 +310,12 @@ export abstract class CallerChannel extends RoutingChannel {
   /** The caller (or something outside the session: uuid_kill, the far end) hangs the channel up. */
   externalHangup(cause?: string): void {
     if (!this.up) return;
-    const c = cause !== undefined ? normalizeCause(cause) : this.answerState === 'answered' ? 'NORMAL_CLEARING' : 'ORIGINATOR_CANCEL';
+    const c =
+      cause !== undefined
+        ? normalizeCause(cause)
+        : this.answerState === 'answered'
+          ? 'NORMAL_CLEARING'
+          : 'ORIGINATOR_CANCEL';
     if (this.isSip) {
       if (this.answerState === 'answered') this.setVar('sip_hangup_disposition', 'recv_bye');
       else {
@@ -299,7 +334,8 @@ export abstract class CallerChannel extends RoutingChannel {
   /** switch_channel_perform_hangup(): CHANNEL_HANGUP now; the rest of the end-of-call events follow when the session is idle. */
   hangup(cause: string, origin: 'internal' | 'external'): void {
     if (!this.up) return;
-    const pos: LingerNoticeAt = this.script.lingerNoticeAt ?? (origin === 'external' ? 'after-hangup' : 'after-hangup-complete');
+    const pos: LingerNoticeAt =
+      this.script.lingerNoticeAt ?? (origin === 'external' ? 'after-hangup' : 'after-hangup-complete');
     this.up = false;
     this.hangupCause = cause;
     this.answerState = 'hangup';
@@ -323,7 +359,12 @@ export abstract class CallerChannel extends RoutingChannel {
     if (this.parked) {
       this.fire('CHANNEL_UNPARK');
       this.fire('CHANNEL_EXECUTE_COMPLETE', {
-        post: [['Application', 'socket'], ['Application-Data', SOCKET_APP_DATA], ['Application-Response', '_none_'], ['Application-UUID', randomUUID()]],
+        post: [
+          ['Application', 'socket'],
+          ['Application-Data', SOCKET_APP_DATA],
+          ['Application-Response', '_none_'],
+          ['Application-UUID', randomUUID()],
+        ],
         application: 'socket',
       });
     }
@@ -333,7 +374,10 @@ export abstract class CallerChannel extends RoutingChannel {
   protected finalStates(): void {
     const cause = this.hangupCause ?? 'NORMAL_CLEARING';
     if (this.isSip && !this.vars.has('sip_hangup_disposition')) {
-      this.setVar('sip_hangup_disposition', this.answerState === 'hangup' && this.profile.answered > 0 ? 'send_bye' : 'send_refuse');
+      this.setVar(
+        'sip_hangup_disposition',
+        this.answerState === 'hangup' && this.profile.answered > 0 ? 'send_bye' : 'send_refuse',
+      );
     }
     this.stateName = 'CS_HANGUP';
     this.fire('CHANNEL_STATE', { withVars: false });
@@ -376,19 +420,30 @@ export abstract class CallerChannel extends RoutingChannel {
     if (prog) set('progress_stamp', fmtStamp(prog / 1000));
     if (pm) set('progress_media_stamp', fmtStamp(pm / 1000));
     set('end_stamp', fmtStamp(end / 1000));
-    set('start_epoch', sec(start)); set('start_uepoch', start);
-    set('profile_start_epoch', sec(start)); set('profile_start_uepoch', start);
-    set('answer_epoch', sec(ans)); set('answer_uepoch', ans);
-    set('bridge_epoch', sec(br)); set('bridge_uepoch', br);
-    set('last_hold_epoch', 0); set('last_hold_uepoch', 0);
-    set('hold_accum_seconds', 0); set('hold_accum_usec', 0); set('hold_accum_ms', 0);
-    set('resurrect_epoch', 0); set('resurrect_uepoch', 0);
-    set('progress_epoch', sec(prog)); set('progress_uepoch', prog);
-    set('progress_media_epoch', sec(pm)); set('progress_media_uepoch', pm);
-    set('end_epoch', sec(end)); set('end_uepoch', end);
+    set('start_epoch', sec(start));
+    set('start_uepoch', start);
+    set('profile_start_epoch', sec(start));
+    set('profile_start_uepoch', start);
+    set('answer_epoch', sec(ans));
+    set('answer_uepoch', ans);
+    set('bridge_epoch', sec(br));
+    set('bridge_uepoch', br);
+    set('last_hold_epoch', 0);
+    set('last_hold_uepoch', 0);
+    set('hold_accum_seconds', 0);
+    set('hold_accum_usec', 0);
+    set('hold_accum_ms', 0);
+    set('resurrect_epoch', 0);
+    set('resurrect_uepoch', 0);
+    set('progress_epoch', sec(prog));
+    set('progress_uepoch', prog);
+    set('progress_media_epoch', sec(pm));
+    set('progress_media_uepoch', pm);
+    set('end_epoch', sec(end));
+    set('end_uepoch', end);
     set('last_app', this.lastApp);
     set('last_arg', this.lastArg);
-    set('caller_id', '"' + p.callerIdName + '" <' + p.callerIdNumber + '>');
+    set('caller_id', `"${p.callerIdName}" <${p.callerIdNumber}>`);
     const dsec = (a: number): number => (a ? sec(end) - sec(a) : 0);
     const fromStart = (a: number, f: (x: number) => number): number => (a ? f(a) - f(start) : 0);
     set('duration', sec(end) - sec(start));
@@ -415,16 +470,35 @@ export abstract class CallerChannel extends RoutingChannel {
     if (sip) {
       if (disp !== undefined) set('sip_hangup_disposition', disp);
       for (const [k, v] of [
-        ['rtp_audio_in_raw_bytes', '0'], ['rtp_audio_in_media_bytes', '0'], ['rtp_audio_in_packet_count', '0'],
-        ['rtp_audio_in_media_packet_count', '0'], ['rtp_audio_in_skip_packet_count', '0'], ['rtp_audio_in_jitter_packet_count', '0'],
-        ['rtp_audio_in_dtmf_packet_count', '0'], ['rtp_audio_in_cng_packet_count', '0'], ['rtp_audio_in_flush_packet_count', '0'],
-        ['rtp_audio_in_largest_jb_size', '0'], ['rtp_audio_in_jitter_min_variance', '0.00'], ['rtp_audio_in_jitter_max_variance', '0.00'],
-        ['rtp_audio_in_jitter_loss_rate', '0.00'], ['rtp_audio_in_jitter_burst_rate', '0.00'], ['rtp_audio_in_mean_interval', '0.00'],
-        ['rtp_audio_in_flaw_total', '0'], ['rtp_audio_in_quality_percentage', '100.00'], ['rtp_audio_in_mos', '4.50'],
-        ['rtp_audio_out_raw_bytes', '0'], ['rtp_audio_out_media_bytes', '0'], ['rtp_audio_out_packet_count', '0'],
-        ['rtp_audio_out_media_packet_count', '0'], ['rtp_audio_out_skip_packet_count', '0'], ['rtp_audio_out_dtmf_packet_count', '0'],
-        ['rtp_audio_out_cng_packet_count', '0'], ['rtp_audio_rtcp_packet_count', '0'], ['rtp_audio_rtcp_octet_count', '0'],
-      ] as const) set(k, v);
+        ['rtp_audio_in_raw_bytes', '0'],
+        ['rtp_audio_in_media_bytes', '0'],
+        ['rtp_audio_in_packet_count', '0'],
+        ['rtp_audio_in_media_packet_count', '0'],
+        ['rtp_audio_in_skip_packet_count', '0'],
+        ['rtp_audio_in_jitter_packet_count', '0'],
+        ['rtp_audio_in_dtmf_packet_count', '0'],
+        ['rtp_audio_in_cng_packet_count', '0'],
+        ['rtp_audio_in_flush_packet_count', '0'],
+        ['rtp_audio_in_largest_jb_size', '0'],
+        ['rtp_audio_in_jitter_min_variance', '0.00'],
+        ['rtp_audio_in_jitter_max_variance', '0.00'],
+        ['rtp_audio_in_jitter_loss_rate', '0.00'],
+        ['rtp_audio_in_jitter_burst_rate', '0.00'],
+        ['rtp_audio_in_mean_interval', '0.00'],
+        ['rtp_audio_in_flaw_total', '0'],
+        ['rtp_audio_in_quality_percentage', '100.00'],
+        ['rtp_audio_in_mos', '4.50'],
+        ['rtp_audio_out_raw_bytes', '0'],
+        ['rtp_audio_out_media_bytes', '0'],
+        ['rtp_audio_out_packet_count', '0'],
+        ['rtp_audio_out_media_packet_count', '0'],
+        ['rtp_audio_out_skip_packet_count', '0'],
+        ['rtp_audio_out_dtmf_packet_count', '0'],
+        ['rtp_audio_out_cng_packet_count', '0'],
+        ['rtp_audio_rtcp_packet_count', '0'],
+        ['rtp_audio_rtcp_octet_count', '0'],
+      ] as const)
+        set(k, v);
     } else {
       set('is_loopback', 1);
     }
@@ -452,7 +526,12 @@ export abstract class CallerChannel extends RoutingChannel {
     if (this.parked) {
       this.fire('CHANNEL_UNPARK');
       this.fire('CHANNEL_EXECUTE_COMPLETE', {
-        post: [['Application', 'socket'], ['Application-Data', SOCKET_APP_DATA], ['Application-Response', '_none_'], ['Application-UUID', randomUUID()]],
+        post: [
+          ['Application', 'socket'],
+          ['Application-Data', SOCKET_APP_DATA],
+          ['Application-Response', '_none_'],
+          ['Application-UUID', randomUUID()],
+        ],
         application: 'socket',
       });
       this.parked = false;

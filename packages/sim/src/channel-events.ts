@@ -84,7 +84,7 @@ export abstract class ChannelEvents {
     const dest = this.spec.destination;
     const context = this.spec.context ?? 'public';
     const created = nowMicros();
-    this.channelName = this.isSip ? 'sofia/lo-in/' + num + '@127.0.0.1' : 'loopback/' + dest + '-b';
+    this.channelName = this.isSip ? `sofia/lo-in/${num}@127.0.0.1` : `loopback/${dest}-b`;
     this.profile = {
       direction: 'inbound',
       logicalDirection: 'inbound',
@@ -132,60 +132,118 @@ export abstract class ChannelEvents {
     const sid = String(this.sw.nextSessionId());
     const v: Array<[string, string]> = [];
     if (this.isSip) {
-      const callId = randomUUID().slice(0, 8) + '-632d-1240-20a4-a29a517ad9dc';
+      const callId = `${randomUUID().slice(0, 8)}-632d-1240-20a4-a29a517ad9dc`;
       const fromTag = randToken(13, this.rnd);
-      const branch = 'z9hG4bK' + randToken(13, this.rnd);
+      const branch = `z9hG4bK${randToken(13, this.rnd)}`;
       const hide = this.spec.hideNumber === true;
       v.push(
-        ['direction', 'inbound'], ['uuid', this.uuid], ['session_id', sid],
-        ['sip_from_user', num], ['sip_from_uri', num + '@127.0.0.1'], ['sip_from_host', '127.0.0.1'],
-        ['video_media_flow', 'disabled'], ['text_media_flow', 'disabled'], ['channel_name', this.channelName],
-        ['sip_call_id', callId], ['sip_local_network_addr', '127.0.0.1'], ['sip_network_ip', '127.0.0.1'],
-        ['sip_network_port', '5091'], ['sip_invite_stamp', String(created)], ['sip_received_ip', '127.0.0.1'],
-        ['sip_received_port', '5091'], ['sip_via_protocol', 'udp'], ['sip_from_user_stripped', num],
-        ['sip_from_tag', fromTag], ['sofia_profile_name', 'lo-in'], ['sofia_profile_url', 'sip:mod_sofia@127.0.0.1:5090'],
+        ['direction', 'inbound'],
+        ['uuid', this.uuid],
+        ['session_id', sid],
+        ['sip_from_user', num],
+        ['sip_from_uri', `${num}@127.0.0.1`],
+        ['sip_from_host', '127.0.0.1'],
+        ['video_media_flow', 'disabled'],
+        ['text_media_flow', 'disabled'],
+        ['channel_name', this.channelName],
+        ['sip_call_id', callId],
+        ['sip_local_network_addr', '127.0.0.1'],
+        ['sip_network_ip', '127.0.0.1'],
+        ['sip_network_port', '5091'],
+        ['sip_invite_stamp', String(created)],
+        ['sip_received_ip', '127.0.0.1'],
+        ['sip_received_port', '5091'],
+        ['sip_via_protocol', 'udp'],
+        ['sip_from_user_stripped', num],
+        ['sip_from_tag', fromTag],
+        ['sofia_profile_name', 'lo-in'],
+        ['sofia_profile_url', 'sip:mod_sofia@127.0.0.1:5090'],
         ['recovery_profile_name', 'lo-in'],
       );
       if (hide) {
         // Privacy: id + P-Asserted-Identity: the real number still arrives [F]
-        v.push(['sip_P-Asserted-Identity', '"' + name + '" <sip:' + num + '@127.0.0.1>'], ['sip_Privacy', 'id'], ['sip_cid_type', 'pid']);
+        v.push(
+          ['sip_P-Asserted-Identity', `"${name}" <sip:${num}@127.0.0.1>`],
+          ['sip_Privacy', 'id'],
+          ['sip_cid_type', 'pid'],
+        );
       } else {
         v.push(
-          ['sip_Remote-Party-ID', '"' + name + '" <sip:' + num + '@127.0.0.1>;party=calling;screen=yes;privacy=off'],
+          ['sip_Remote-Party-ID', `"${name}" <sip:${num}@127.0.0.1>;party=calling;screen=yes;privacy=off`],
           ['sip_cid_type', 'rpid'],
         );
       }
       v.push(
-        ['sip_full_via', 'SIP/2.0/UDP 127.0.0.1:5091;rport=5091;branch=' + branch],
+        ['sip_full_via', `SIP/2.0/UDP 127.0.0.1:5091;rport=5091;branch=${branch}`],
         ['sip_from_display', name],
-        ['sip_full_from', '"' + name + '" <sip:' + num + '@127.0.0.1>;tag=' + fromTag],
-        ['sip_full_to', '<sip:' + dest + '@127.0.0.1:5090>'],
+        ['sip_full_from', `"${name}" <sip:${num}@127.0.0.1>;tag=${fromTag}`],
+        ['sip_full_to', `<sip:${dest}@127.0.0.1:5090>`],
         ['sip_allow', 'INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REGISTER, REFER, NOTIFY'],
-        ['sip_req_user', dest], ['sip_req_port', '5090'], ['sip_req_uri', dest + '@127.0.0.1:5090'], ['sip_req_host', '127.0.0.1'],
-        ['sip_to_user', dest], ['sip_to_port', '5090'], ['sip_to_uri', dest + '@127.0.0.1:5090'], ['sip_to_host', '127.0.0.1'],
-        ['sip_contact_user', 'mod_sofia'], ['sip_contact_port', '5091'], ['sip_contact_uri', 'mod_sofia@127.0.0.1:5091'],
-        ['sip_contact_host', '127.0.0.1'], ['sip_user_agent', 'FreeSWITCH-mod_sofia/1.10.12-release~64bit'],
-        ['sip_via_host', '127.0.0.1'], ['sip_via_port', '5091'], ['sip_via_rport', '5091'], ['max_forwards', '70'],
-        ['switch_r_sdp', 'v=0\r\no=FreeSWITCH 1795565024 1795565025 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16738 RTP/AVP 0 8 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n'],
+        ['sip_req_user', dest],
+        ['sip_req_port', '5090'],
+        ['sip_req_uri', `${dest}@127.0.0.1:5090`],
+        ['sip_req_host', '127.0.0.1'],
+        ['sip_to_user', dest],
+        ['sip_to_port', '5090'],
+        ['sip_to_uri', `${dest}@127.0.0.1:5090`],
+        ['sip_to_host', '127.0.0.1'],
+        ['sip_contact_user', 'mod_sofia'],
+        ['sip_contact_port', '5091'],
+        ['sip_contact_uri', 'mod_sofia@127.0.0.1:5091'],
+        ['sip_contact_host', '127.0.0.1'],
+        ['sip_user_agent', 'FreeSWITCH-mod_sofia/1.10.12-release~64bit'],
+        ['sip_via_host', '127.0.0.1'],
+        ['sip_via_port', '5091'],
+        ['sip_via_rport', '5091'],
+        ['max_forwards', '70'],
+        [
+          'switch_r_sdp',
+          'v=0\r\no=FreeSWITCH 1795565024 1795565025 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16738 RTP/AVP 0 8 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n',
+        ],
         ['ep_codec_string', 'CORE_PCM_MODULE.PCMU@8000h@20i@64000b,CORE_PCM_MODULE.PCMA@8000h@20i@64000b'],
-        ['rtp_use_codec_string', 'PCMU,PCMA'], ['remote_video_media_flow', 'inactive'], ['remote_text_media_flow', 'inactive'],
-        ['remote_audio_media_flow', 'sendrecv'], ['audio_media_flow', 'sendrecv'], ['remote_media_ip', '127.0.0.1'],
-        ['remote_media_port', '16738'], ['rtp_audio_recv_pt', '0'], ['rtp_use_codec_name', 'PCMU'], ['rtp_use_codec_rate', '8000'],
-        ['rtp_use_codec_ptime', '20'], ['rtp_use_codec_channels', '1'], ['rtp_last_audio_codec_string', 'PCMU@8000h@20i@1c'],
-        ['read_codec', 'PCMU'], ['original_read_codec', 'PCMU'], ['read_rate', '8000'], ['original_read_rate', '8000'],
-        ['write_codec', 'PCMU'], ['write_rate', '8000'], ['dtmf_type', 'rfc2833'], ['endpoint_disposition', 'RECEIVED'],
+        ['rtp_use_codec_string', 'PCMU,PCMA'],
+        ['remote_video_media_flow', 'inactive'],
+        ['remote_text_media_flow', 'inactive'],
+        ['remote_audio_media_flow', 'sendrecv'],
+        ['audio_media_flow', 'sendrecv'],
+        ['remote_media_ip', '127.0.0.1'],
+        ['remote_media_port', '16738'],
+        ['rtp_audio_recv_pt', '0'],
+        ['rtp_use_codec_name', 'PCMU'],
+        ['rtp_use_codec_rate', '8000'],
+        ['rtp_use_codec_ptime', '20'],
+        ['rtp_use_codec_channels', '1'],
+        ['rtp_last_audio_codec_string', 'PCMU@8000h@20i@1c'],
+        ['read_codec', 'PCMU'],
+        ['original_read_codec', 'PCMU'],
+        ['read_rate', '8000'],
+        ['original_read_rate', '8000'],
+        ['write_codec', 'PCMU'],
+        ['write_rate', '8000'],
+        ['dtmf_type', 'rfc2833'],
+        ['endpoint_disposition', 'RECEIVED'],
       );
     } else {
       const orig = randomUUID();
       v.push(
-        ['direction', 'inbound'], ['uuid', this.uuid], ['session_id', sid], ['channel_name', this.channelName],
-        ['read_codec', 'L16'], ['read_rate', '8000'], ['write_codec', 'L16'], ['write_rate', '8000'],
-        ['origination_uuid', orig], ['origination_caller_id_number', num], ['origination_caller_id_name', name],
-        ['other_loopback_leg_uuid', orig], ['loopback_leg', 'B'],
+        ['direction', 'inbound'],
+        ['uuid', this.uuid],
+        ['session_id', sid],
+        ['channel_name', this.channelName],
+        ['read_codec', 'L16'],
+        ['read_rate', '8000'],
+        ['write_codec', 'L16'],
+        ['write_rate', '8000'],
+        ['origination_uuid', orig],
+        ['origination_caller_id_number', num],
+        ['origination_caller_id_name', name],
+        ['other_loopback_leg_uuid', orig],
+        ['loopback_leg', 'B'],
       );
     }
-    v.push(['DP_MATCH', 'ARRAY::' + dest + '|:' + dest], ['call_uuid', this.uuid], ['loopback_no_pre_answer', 'true']);
-    if (this.spec.transferSource !== undefined) v.push(['transfer_source', this.spec.transferSource], ['transfer_history', this.spec.transferSource]);
+    v.push(['DP_MATCH', `ARRAY::${dest}|:${dest}`], ['call_uuid', this.uuid], ['loopback_no_pre_answer', 'true']);
+    if (this.spec.transferSource !== undefined)
+      v.push(['transfer_source', this.spec.transferSource], ['transfer_history', this.spec.transferSource]);
     const extra = this.spec.variables ?? {};
     const inTemplate = new Set(v.map(([k]) => k));
     for (let i = 0; i < v.length; i++) {
@@ -194,7 +252,11 @@ export abstract class ChannelEvents {
       if (x !== undefined) v[i] = [e[0], x];
     }
     for (const [k, x] of Object.entries(extra)) if (!inTemplate.has(k)) v.push([k, x]);
-    v.push(['current_application_data', SOCKET_APP_DATA], ['current_application', 'socket'], ['socket_host', '127.0.0.1']);
+    v.push(
+      ['current_application_data', SOCKET_APP_DATA],
+      ['current_application', 'socket'],
+      ['socket_host', '127.0.0.1'],
+    );
     for (const [k, x] of v) this.vars.set(k, x);
   }
 
@@ -215,7 +277,7 @@ export abstract class ChannelEvents {
     } else {
       const items = cur.startsWith('ARRAY::') ? cur.slice(7).split('|:') : [cur];
       items.push(value);
-      this.vars.set(name, 'ARRAY::' + items.join('|:'));
+      this.vars.set(name, `ARRAY::${items.join('|:')}`);
     }
     this.varLines.delete(name);
     this.varsBlock = null;
@@ -234,7 +296,7 @@ export abstract class ChannelEvents {
       const list: Header[] = [];
       let plain = '';
       for (const [k, v] of this.vars) {
-        const n = 'variable_' + k;
+        const n = `variable_${k}`;
         list.push([n, v]);
         let line = this.varLines.get(k);
         if (line === undefined) {
@@ -281,11 +343,23 @@ export abstract class ChannelEvents {
     ];
     if (this.hangupCause !== null) h.push(['Hangup-Cause', this.hangupCause]);
     if (this.isSip) {
-      h.push(['Channel-Read-Codec-Name', 'PCMU'], ['Channel-Read-Codec-Rate', '8000'], ['Channel-Read-Codec-Bit-Rate', '64000'],
-        ['Channel-Write-Codec-Name', 'PCMU'], ['Channel-Write-Codec-Rate', '8000'], ['Channel-Write-Codec-Bit-Rate', '64000']);
+      h.push(
+        ['Channel-Read-Codec-Name', 'PCMU'],
+        ['Channel-Read-Codec-Rate', '8000'],
+        ['Channel-Read-Codec-Bit-Rate', '64000'],
+        ['Channel-Write-Codec-Name', 'PCMU'],
+        ['Channel-Write-Codec-Rate', '8000'],
+        ['Channel-Write-Codec-Bit-Rate', '64000'],
+      );
     } else {
-      h.push(['Channel-Read-Codec-Name', 'L16'], ['Channel-Read-Codec-Rate', '8000'], ['Channel-Read-Codec-Bit-Rate', '128000'],
-        ['Channel-Write-Codec-Name', 'L16'], ['Channel-Write-Codec-Rate', '8000'], ['Channel-Write-Codec-Bit-Rate', '128000']);
+      h.push(
+        ['Channel-Read-Codec-Name', 'L16'],
+        ['Channel-Read-Codec-Rate', '8000'],
+        ['Channel-Read-Codec-Bit-Rate', '128000'],
+        ['Channel-Write-Codec-Name', 'L16'],
+        ['Channel-Write-Codec-Rate', '8000'],
+        ['Channel-Write-Codec-Bit-Rate', '128000'],
+      );
     }
     return block(h);
   }
@@ -306,23 +380,30 @@ export abstract class ChannelEvents {
 
   // ----- event firing ---------------------------------------------------------
 
-  protected fire(name: string, opts: { pre?: Header[]; post?: Header[]; withVars?: boolean; application?: string } = {}): void {
+  protected fire(
+    name: string,
+    opts: { pre?: Header[]; post?: Header[]; withVars?: boolean; application?: string } = {},
+  ): void {
     const blocks: Block[] = [this.sw.topBlock(name, CALLING[name])];
     if (opts.pre) blocks.push(block(opts.pre));
     blocks.push(this.stateBlock(), this.getProfileBlock(), this.getOtherBlock());
     if (opts.withVars !== false) blocks.push(this.getVarsBlock());
     if (opts.post) blocks.push(block(opts.post));
-    const hc = name === 'CHANNEL_HANGUP' || name === 'CHANNEL_HANGUP_COMPLETE' ? this.hangupCause ?? undefined : undefined;
+    const hc =
+      name === 'CHANNEL_HANGUP' || name === 'CHANNEL_HANGUP_COMPLETE' ? (this.hangupCause ?? undefined) : undefined;
     this.sw.fire(new BlocksEvent(name, this.uuid, blocks, undefined, opts.application, hc));
   }
 
   // ----- timers -----------------------------------------------------------------
 
   protected after(ms: number, fn: () => void): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, Math.max(0, ms));
+    const t = setTimeout(
+      () => {
+        this.timers.delete(t);
+        fn();
+      },
+      Math.max(0, ms),
+    );
     // once the socket is gone nobody waits for this channel any more: don't keep the process alive for it
     // (a call the dialplan routes goes on, and tests wait for its end)
     if (!this.controlled && !this.handedBack) t.unref();
@@ -347,7 +428,6 @@ export abstract class ChannelEvents {
     return new Promise((r) => this.downWaiters.push(r));
   }
 
-
   protected markRingReady(): void {
     if (this.ringReady || this.answerState === 'answered') return;
     this.ringReady = true;
@@ -368,10 +448,16 @@ export abstract class ChannelEvents {
   }
 
   protected setSipAnswerVars(): void {
-    this.setVar('switch_m_sdp', 'v=0\r\no=FreeSWITCH 1795564794 1795564795 IN IP4 192.0.2.2\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16968 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n');
+    this.setVar(
+      'switch_m_sdp',
+      'v=0\r\no=FreeSWITCH 1795564794 1795564795 IN IP4 192.0.2.2\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16968 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n',
+    );
     this.setVar('video_media_flow', 'inactive');
     this.setVar('text_media_flow', 'inactive');
-    this.setVar('rtp_local_sdp_str', 'v=0\r\no=FreeSWITCH 1795565188 1795565189 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16574 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\na=sendrecv\r\n');
+    this.setVar(
+      'rtp_local_sdp_str',
+      'v=0\r\no=FreeSWITCH 1795565188 1795565189 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16574 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\na=sendrecv\r\n',
+    );
     this.setVar('local_media_ip', '127.0.0.1');
     this.setVar('local_media_port', '16574');
     this.setVar('advertised_media_ip', '127.0.0.1');

@@ -1,5 +1,5 @@
 /** What a connection writes, optionally cut into pieces (whole, split, byte-wise at random) to test the reader. */
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import type { Chunking } from './call-script.js';
 import { prng } from './util.js';
 

@@ -41,7 +41,10 @@ function calls(): DemoCall[] {
   const routing: Pick<CallScript, 'dialplan' | 'queues' | 'directory'> = {
     dialplan: {
       public: {
-        '0301234568': [{ app: 'set', data: 'hangup_after_bridge=true' }, { app: 'callcenter', data: 'support@pbx.demo' }],
+        '0301234568': [
+          { app: 'set', data: 'hangup_after_bridge=true' },
+          { app: 'callcenter', data: 'support@pbx.demo' },
+        ],
         '0301234569': [
           { app: 'set', data: 'continue_on_fail=true' },
           { app: 'bridge', data: '{originate_timeout=1}user/1000@pbx.demo' },
@@ -58,7 +61,13 @@ function calls(): DemoCall[] {
     {
       title: 'inbound, group ring, Bob answers',
       script: {
-        channel: { uuid: uuid(), callerNumber: '+49 30 5557 1600', callerName: 'Customer', ...inbound, variables: { zammad_bridge: 'user/1000@pbx.demo,user/1001@pbx.demo', domain_name: 'pbx.demo' } },
+        channel: {
+          uuid: uuid(),
+          callerNumber: '+49 30 5557 1600',
+          callerName: 'Customer',
+          ...inbound,
+          variables: { zammad_bridge: 'user/1000@pbx.demo,user/1001@pbx.demo', domain_name: 'pbx.demo' },
+        },
         directory: { '1000@pbx.demo': 'Alice Example', '1001@pbx.demo': 'Bob Example' },
         targets: { '1000': { kind: 'ring' }, '1001': { kind: 'answer', ringMs: 300, talkMs: 400 } },
       },
@@ -66,21 +75,37 @@ function calls(): DemoCall[] {
     {
       title: 'inbound, agent busy',
       script: {
-        channel: { uuid: uuid(), callerNumber: '0221 555 0100', ...inbound, variables: { zammad_bridge: 'user/1000@pbx.demo', domain_name: 'pbx.demo' } },
+        channel: {
+          uuid: uuid(),
+          callerNumber: '0221 555 0100',
+          ...inbound,
+          variables: { zammad_bridge: 'user/1000@pbx.demo', domain_name: 'pbx.demo' },
+        },
         directory: { '1000@pbx.demo': 'Alice Example' },
         targets: { '1000': { kind: 'busy', ringMs: 200 } },
       },
     },
     {
-      title: 'inbound from a number on Zammad\'s block list: rejected',
+      title: "inbound from a number on Zammad's block list: rejected",
       script: {
-        channel: { uuid: uuid(), callerNumber: '040 666 0000', ...inbound, variables: { zammad_bridge: 'user/1000@pbx.demo', zammad_users: 'Alice Example' } },
+        channel: {
+          uuid: uuid(),
+          callerNumber: '040 666 0000',
+          ...inbound,
+          variables: { zammad_bridge: 'user/1000@pbx.demo', zammad_users: 'Alice Example' },
+        },
       },
     },
     {
       title: 'inbound, caller hangs up while it rings',
       script: {
-        channel: { uuid: uuid(), callerNumber: 'anonymous', ...inbound, hideNumber: true, variables: { zammad_bridge: 'user/1001@pbx.demo', zammad_users: 'Bob Example' } },
+        channel: {
+          uuid: uuid(),
+          callerNumber: 'anonymous',
+          ...inbound,
+          hideNumber: true,
+          variables: { zammad_bridge: 'user/1001@pbx.demo', zammad_users: 'Bob Example' },
+        },
         targets: { '1001': { kind: 'ring' } },
         callerCancelAfterMs: 500,
       },
@@ -88,7 +113,13 @@ function calls(): DemoCall[] {
     {
       title: 'inbound through the gate (dialplan mode): the queue plays music, Bob takes the call',
       script: {
-        channel: { uuid: uuid(), callerNumber: '0711 555 0123', ...inbound, destination: '0301234568', variables: { zammad_handled: 'true', zammad_queue: 'support', domain_name: 'pbx.demo' } },
+        channel: {
+          uuid: uuid(),
+          callerNumber: '0711 555 0123',
+          ...inbound,
+          destination: '0301234568',
+          variables: { zammad_handled: 'true', zammad_queue: 'support', domain_name: 'pbx.demo' },
+        },
         ...routing,
         targets: { '1001': { kind: 'answer', ringMs: 300, talkMs: 400 } },
       },
@@ -96,7 +127,13 @@ function calls(): DemoCall[] {
     {
       title: 'inbound through the gate (dialplan mode): nobody answers, the dialplan sends the caller to voicemail',
       script: {
-        channel: { uuid: uuid(), callerNumber: '089 555 0199', ...inbound, destination: '0301234569', variables: { zammad_handled: 'true', domain_name: 'pbx.demo' } },
+        channel: {
+          uuid: uuid(),
+          callerNumber: '089 555 0199',
+          ...inbound,
+          destination: '0301234569',
+          variables: { zammad_handled: 'true', domain_name: 'pbx.demo' },
+        },
         ...routing,
         targets: { '1000': { kind: 'ring' } },
       },
@@ -104,7 +141,15 @@ function calls(): DemoCall[] {
     {
       title: 'outbound, Zammad sets the caller id',
       script: {
-        channel: { uuid: uuid(), callerNumber: '1000', callerName: 'Alice Example', destination: '0171 2345678', context: 'default', sip: true, variables: { zammad_bridge: 'sofia/gateway/carrier/01712345678' } },
+        channel: {
+          uuid: uuid(),
+          callerNumber: '1000',
+          callerName: 'Alice Example',
+          destination: '0171 2345678',
+          context: 'default',
+          sip: true,
+          variables: { zammad_bridge: 'sofia/gateway/carrier/01712345678' },
+        },
         targets: { '01712345678': { kind: 'answer', ringMs: 300, talkMs: 300 } },
       },
     },
@@ -125,7 +170,11 @@ function table(entries: CtiLogEntry[]): string[] {
   ]);
   const head = ['dir', 'from', 'to', 'user(s)', 'queue', 'state', 'cause', 'answered by', 'result'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
 }
 
@@ -145,7 +194,9 @@ export async function runDemo(out: (line: string) => void, options: DemoOptions 
     OUTBOX_PATH: join(dir, 'outbox.sqlite'),
     LOG_LEVEL: 'info',
   });
-  const log: Logger = options.verbose ? createLogger({ level: 'info', format: 'pretty', secrets: [token] }) : silentLogger;
+  const log: Logger = options.verbose
+    ? createLogger({ level: 'info', format: 'pretty', secrets: [token] })
+    : silentLogger;
   let app: App | undefined;
   const stop = async () => {
     await app?.shutdown(1000);
@@ -154,7 +205,9 @@ export async function runDemo(out: (line: string) => void, options: DemoOptions 
   };
   try {
     app = await startApp(config, log, configuredEndpoints(config));
-    out(`adapter listening for FreeSWITCH on 127.0.0.1:${app.eslPort}, status on http://127.0.0.1:${app.statusPort}/metrics`);
+    out(
+      `adapter listening for FreeSWITCH on 127.0.0.1:${app.eslPort}, status on http://127.0.0.1:${app.statusPort}/metrics`,
+    );
     out(`Zammad double on ${zammad.baseUrl} (block list: 49406660000; outbound 49171* → caller id 4930777000000)`);
     out('');
     const fakeSwitch = new FakeSwitch({ hostname: 'demo' });

@@ -1,5 +1,7 @@
-/** Bridge dial strings as switch_ivr_originate parses them: {globals}[leg vars]a,b|c — groups, legs, the number each leg dials. */
-
+/**
+ * Bridge dial strings as switch_ivr_originate parses them: {globals}[leg vars]a,b|c — groups, legs, the number each leg
+ * dials.
+ */
 
 export interface DialLeg {
   /** The leg dial string without [..] vars. */

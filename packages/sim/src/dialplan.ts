@@ -14,8 +14,19 @@ import { isTrue } from './util.js';
 
 /** Applications without SAF_SUPPORT_NOMEDIA: switch_core_session_exec() pre-answers the channel before them. */
 export const MEDIA_APPS = new Set([
-  'playback', 'endless_playback', 'loop_playback', 'gentones', 'say', 'speak', 'phrase', 'read',
-  'play_and_get_digits', 'record', 'voicemail', 'callcenter', 'ivr',
+  'playback',
+  'endless_playback',
+  'loop_playback',
+  'gentones',
+  'say',
+  'speak',
+  'phrase',
+  'read',
+  'play_and_get_digits',
+  'record',
+  'voicemail',
+  'callcenter',
+  'ivr',
 ]);
 
 /** @internal */
@@ -37,10 +48,18 @@ export abstract class RoutingChannel extends OriginatingChannel {
    * transfer_source/transfer_history, the state goes to CS_ROUTING. The dialplan routes it once the
    * running application (if any) has returned.
    */
-  protected applyTransfer(dest: string, context: string | undefined, how: 'bl_xfer' | 'uuid_br' = 'bl_xfer', peer = ''): void {
+  protected applyTransfer(
+    dest: string,
+    context: string | undefined,
+    how: 'bl_xfer' | 'uuid_br' = 'bl_xfer',
+    peer = '',
+  ): void {
     const ctx = context === undefined || context === '' ? this.profile.context : context;
     const epoch = Math.floor(Date.now() / 1000);
-    const src = how === 'bl_xfer' ? `${epoch}:${randomUUID()}:bl_xfer:${dest}/${ctx}/XML` : `${epoch}:${randomUUID()}:uuid_br:${peer}`;
+    const src =
+      how === 'bl_xfer'
+        ? `${epoch}:${randomUUID()}:bl_xfer:${dest}/${ctx}/XML`
+        : `${epoch}:${randomUUID()}:uuid_br:${peer}`;
     this.setVar('transfer_source', src);
     this.pushVar('transfer_history', src);
     if (how === 'uuid_br') return;
@@ -67,7 +86,7 @@ export abstract class RoutingChannel extends OriginatingChannel {
   /** The far end's REFER (blind transfer by the agent's phone) or `uuid_transfer` moves the caller channel. */
   transferFromOutside(dest: string, context: string | undefined, kind: 'refer' | 'uuid'): void {
     if (!this.up) return;
-    if (kind === 'refer') this.setVar('sip_refer_to', '<sip:' + dest + '@127.0.0.1:5090>');
+    if (kind === 'refer') this.setVar('sip_refer_to', `<sip:${dest}@127.0.0.1:5090>`);
     this.applyTransfer(dest, context);
     this.wakeTransferWaiters();
     // nothing running (parked and idle): the socket application returns right away
@@ -114,7 +133,10 @@ export abstract class RoutingChannel extends OriginatingChannel {
 
   // ----- routing applications ------------------------------------------------------
 
-  /** voicemail <profile> <domain> <mailbox>: the caller leaves a message (a moment), then the app returns [T routing obs. 6]. */
+  /**
+   * voicemail <profile> <domain> <mailbox>: the caller leaves a message (a moment), then the app returns [T routing
+   * obs. 6].
+   */
   protected async voicemail(data: string): Promise<void> {
     const w = data.split(' ');
     this.setVar('voicemail_account', w[2] ?? '');
@@ -139,11 +161,16 @@ export abstract class RoutingChannel extends OriginatingChannel {
     await this.interruptible(this.scaled(q.musicMs ?? 200));
     while (this.up && !this.route) {
       const legs: BLeg[] = [];
-      const group = { legs: q.agents.map((a) => ({ dial: 'user/' + a, vars: {} })) };
+      const group = { legs: q.agents.map((a) => ({ dial: `user/${a}`, vars: {} })) };
       const r = await this.ringGroup(group, {}, this.scaled(this.script.originateTimeoutMs ?? 1000), legs, false);
       if (r.kind === 'answered') {
         const w = r.winner;
-        Object.assign(w.vars, { cc_queue: queue, cc_agent: w.key + '@' + (w.vars.dialed_domain ?? ''), cc_side: 'agent', cc_member_session_uuid: this.uuid });
+        Object.assign(w.vars, {
+          cc_queue: queue,
+          cc_agent: `${w.key}@${w.vars.dialed_domain ?? ''}`,
+          cc_side: 'agent',
+          cc_member_session_uuid: this.uuid,
+        });
         this.pendingAgent = { winner: w, legs, queue };
         // the caller is uuid_bridge'd: transfer_source names the agent leg, the agent is the originatee already
         this.applyTransfer('', undefined, 'uuid_br', w.uuid);
@@ -165,9 +192,12 @@ export abstract class RoutingChannel extends OriginatingChannel {
     this.setState('CS_HIBERNATE', 8);
     this.setState('CS_RESET', 9);
     this.setState('CS_SOFT_EXECUTE', 3);
-    const hdr: Header[] = [['Application', 'uuid_bridge'], ['Application-Data', a.winner.uuid]];
+    const hdr: Header[] = [
+      ['Application', 'uuid_bridge'],
+      ['Application-Data', a.winner.uuid],
+    ];
     this.fire('CHANNEL_EXECUTE', { post: [...hdr, ['Application-UUID', randomUUID()]], application: 'uuid_bridge' });
-    this.appsRun.push('uuid_bridge ' + a.winner.uuid);
+    this.appsRun.push(`uuid_bridge ${a.winner.uuid}`);
     const end = await this.bridged(a.winner, a.legs, {
       uuidBridge: true,
       beforeUnbridge: () => this.setVar('cc_agent', a.winner.vars.cc_agent ?? ''),

@@ -60,7 +60,7 @@ export function fsUrlEncode(value: string): string {
       if (HEX_UPPER_CODES.has(bytes[i + 1] as number) && HEX_UPPER_CODES.has(bytes[i + 2] as number)) ok = true;
     }
     if (!ok && (b < 0x20 || b > 0x7e || URL_UNSAFE.has(b))) {
-      out += '%' + HEX[(b >> 4) & 0x0f] + HEX[b & 0x0f];
+      out += `%${HEX[(b >> 4) & 0x0f]}${HEX[b & 0x0f]}`;
     } else {
       out += String.fromCharCode(b);
     }
@@ -114,7 +114,7 @@ function parseHex2(a: number, b: number): number | null {
 /** "Name: value\n" with the value URL-encoded, empty value -> "_undef_" (switch_event_serialize). */
 export function plainHeaderLine(name: string, value: string): string {
   const enc = fsUrlEncode(value);
-  return name + ': ' + (enc === '' ? '_undef_' : enc) + '\n';
+  return `${name}: ${enc === '' ? '_undef_' : enc}\n`;
 }
 
 /** Serialise an event as text/event-plain body: header lines, then "\n" or "Content-Length: n\n\n<body>". */
@@ -127,7 +127,7 @@ export function serializePlain(headers: readonly Header[], body?: string): strin
 /** The end of a plain-serialised event. */
 export function plainTail(body?: string): string {
   if (body !== undefined && body.length > 0) {
-    return 'Content-Length: ' + Buffer.byteLength(body, 'utf8') + '\n\n' + body;
+    return `Content-Length: ${Buffer.byteLength(body, 'utf8')}\n\n${body}`;
   }
   return '\n';
 }
@@ -141,31 +141,41 @@ export function plainTail(body?: string): string {
 export function jsonMember(name: string, value: string): string {
   if (value.startsWith('ARRAY::')) {
     const parts = value.slice(7).split('|:');
-    return JSON.stringify(name) + ':' + JSON.stringify(parts);
+    return `${JSON.stringify(name)}:${JSON.stringify(parts)}`;
   }
-  return JSON.stringify(name) + ':' + JSON.stringify(value);
+  return `${JSON.stringify(name)}:${JSON.stringify(value)}`;
 }
 
 export function serializeJson(headers: readonly Header[], body?: string): string {
   const members: string[] = [];
   for (const [n, v] of headers) members.push(jsonMember(n, v));
-  if (body !== undefined) members.push(JSON.stringify('_body') + ':' + JSON.stringify(body));
-  return '{' + members.join(',') + '}';
+  if (body !== undefined) members.push(`${JSON.stringify('_body')}:${JSON.stringify(body)}`);
+  return `{${members.join(',')}}`;
 }
 
 function xmlEscape(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&apos;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&apos;');
 }
 
 /** Approximation of switch_event_xmlize()+switch_xml_toxml() (not covered by any transcript). */
 export function serializeXml(headers: readonly Header[], body?: string): string {
   let s = '<event>\n  <headers>\n';
-  for (const [n, v] of headers) s += '    <' + n + '>' + xmlEscape(fsUrlEncode(v)) + '</' + n + '>\n';
+  for (const [n, v] of headers) s += `    <${n}>${xmlEscape(fsUrlEncode(v))}</${n}>\n`;
   s += '  </headers>\n';
   if (body !== undefined && body.length > 0) {
-    s += '  <Content-Length>' + Buffer.byteLength(body, 'utf8') + '</Content-Length>\n  <body>' + xmlEscape(body) + '</body>\n';
+    s +=
+      '  <Content-Length>' +
+      Buffer.byteLength(body, 'utf8') +
+      '</Content-Length>\n  <body>' +
+      xmlEscape(body) +
+      '</body>\n';
   }
-  return s + '</event>';
+  return `${s}</event>`;
 }
 
 export type EventFormat = 'plain' | 'json' | 'xml';
@@ -175,12 +185,24 @@ export type EventFormat = 'plain' | 'json' | 'xml';
  *   "Content-Length: N\nContent-Type: text/event-<fmt>\n\n" + N bytes   (Content-Length FIRST).
  */
 export function eventFrame(serialized: string, format: EventFormat): string {
-  return 'Content-Length: ' + Buffer.byteLength(serialized, 'utf8') + '\nContent-Type: text/event-' + format + '\n\n' + serialized;
+  return (
+    'Content-Length: ' +
+    Buffer.byteLength(serialized, 'utf8') +
+    '\nContent-Type: text/event-' +
+    format +
+    '\n\n' +
+    serialized
+  );
 }
 
 /** Convenience: encode an event from an ordered header list into a complete frame. */
 export function encodeEvent(headers: readonly Header[], format: EventFormat = 'plain', body?: string): string {
-  const ser = format === 'plain' ? serializePlain(headers, body) : format === 'json' ? serializeJson(headers, body) : serializeXml(headers, body);
+  const ser =
+    format === 'plain'
+      ? serializePlain(headers, body)
+      : format === 'json'
+        ? serializeJson(headers, body)
+        : serializeXml(headers, body);
   return eventFrame(ser, format);
 }
 
@@ -190,18 +212,18 @@ export function encodeEvent(headers: readonly Header[], format: EventFormat = 'p
 
 /** "Content-Type: command/reply\nReply-Text: <text>\n\n" (not URL-encoded). */
 export function commandReply(text: string): string {
-  return 'Content-Type: command/reply\nReply-Text: ' + text + '\n\n';
+  return `Content-Type: command/reply\nReply-Text: ${text}\n\n`;
 }
 
 /** bgapi reply: reply string "~Reply-Text: +OK Job-UUID: %s\nJob-UUID: %s\n\n" (mod_event_socket.c). */
 export function bgapiReply(jobUuid: string): string {
-  return 'Content-Type: command/reply\nReply-Text: +OK Job-UUID: ' + jobUuid + '\nJob-UUID: ' + jobUuid + '\n\n';
+  return `Content-Type: command/reply\nReply-Text: +OK Job-UUID: ${jobUuid}\nJob-UUID: ${jobUuid}\n\n`;
 }
 
 /** "Content-Type: api/response\nContent-Length: N\n\n<body>"; an empty body becomes "-ERR no reply\n" (api_exec). */
 export function apiResponse(body: string): string {
   const b = body.length === 0 ? '-ERR no reply\n' : body;
-  return 'Content-Type: api/response\nContent-Length: ' + Buffer.byteLength(b, 'utf8') + '\n\n' + b;
+  return `Content-Type: api/response\nContent-Length: ${Buffer.byteLength(b, 'utf8')}\n\n${b}`;
 }
 
 /** The 67-byte body of the disconnect notice sent by listener_run() on exit. */
@@ -212,18 +234,27 @@ export function disconnectNotice(sessionUuid: string | null, message: string = G
   const len = Buffer.byteLength(message, 'utf8');
   if (sessionUuid) {
     return (
-      'Content-Type: text/disconnect-notice\nControlled-Session-UUID: ' + sessionUuid +
-      '\nContent-Disposition: disconnect\nContent-Length: ' + len + '\n\n' + message
+      'Content-Type: text/disconnect-notice\nControlled-Session-UUID: ' +
+      sessionUuid +
+      '\nContent-Disposition: disconnect\nContent-Length: ' +
+      len +
+      '\n\n' +
+      message
     );
   }
-  return 'Content-Type: text/disconnect-notice\nContent-Length: ' + len + '\n\n' + message;
+  return `Content-Type: text/disconnect-notice\nContent-Length: ${len}\n\n${message}`;
 }
 
 /** The linger notice (read_packet(), LFLAG_LINGER): Channel-Name is NOT URL-encoded; Linger-Time -1 = forever. */
 export function lingerNotice(sessionUuid: string, channelName: string, lingerTime: number): string {
   return (
-    'Content-Type: text/disconnect-notice\nControlled-Session-UUID: ' + sessionUuid +
-    '\nContent-Disposition: linger\nChannel-Name: ' + channelName + '\nLinger-Time: ' + lingerTime + '\nContent-Length: 0\n\n'
+    'Content-Type: text/disconnect-notice\nControlled-Session-UUID: ' +
+    sessionUuid +
+    '\nContent-Disposition: linger\nChannel-Name: ' +
+    channelName +
+    '\nLinger-Time: ' +
+    lingerTime +
+    '\nContent-Length: 0\n\n'
   );
 }
 
@@ -358,13 +389,13 @@ export class CommandParser {
 
 /** Build a command packet the way an app would send it (used by tests and the benchmark). */
 export function encodeCommand(line: string, headers: readonly Header[] = [], body?: string): string {
-  let s = line + '\n';
-  for (const [k, v] of headers) s += k + ': ' + v + '\n';
+  let s = `${line}\n`;
+  for (const [k, v] of headers) s += `${k}: ${v}\n`;
   if (body !== undefined) {
-    s += 'Content-Length: ' + Buffer.byteLength(body, 'utf8') + '\n\n' + body;
+    s += `Content-Length: ${Buffer.byteLength(body, 'utf8')}\n\n${body}`;
     return s;
   }
-  return s + '\n';
+  return `${s}\n`;
 }
 
 // ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ export interface Profile {
 export function profileHeaders(prefix: string, p: Profile): Header[] {
   const h: Header[] = [];
   const add = (n: string, v: string): void => {
-    h.push([prefix + '-' + n, v]);
+    h.push([`${prefix}-${n}`, v]);
   };
   add('Direction', p.direction);
   add('Logical-Direction', p.logicalDirection);

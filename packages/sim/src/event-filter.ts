@@ -20,7 +20,9 @@ export function passesFilters(filters: readonly EventFilter[], get: (header: str
       compare = compare.slice(1);
     }
     if (send && positive) continue;
-    const hit = raw.startsWith('/') ? new RegExp(compare.replace(/^\/|\/$/g, '')).test(value) : value.toLowerCase() === compare.toLowerCase();
+    const hit = raw.startsWith('/')
+      ? new RegExp(compare.replace(/^\/|\/$/g, '')).test(value)
+      : value.toLowerCase() === compare.toLowerCase();
     if (hit) {
       if (positive) send = true;
       else return false;

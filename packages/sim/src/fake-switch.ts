@@ -54,7 +54,10 @@ export class FakeSwitch {
     const sec = Math.floor(now / 1000);
     if (sec !== this.dateSec) {
       this.dateSec = sec;
-      this.dateBlock = block([['Event-Date-Local', fmtStamp(now)], ['Event-Date-GMT', new Date(now).toUTCString()]]);
+      this.dateBlock = block([
+        ['Event-Date-Local', fmtStamp(now)],
+        ['Event-Date-GMT', new Date(now).toUTCString()],
+      ]);
     }
     const c = calling ?? ['switch_event.c', 'switch_event_fire_detailed', '0'];
     const tail: Header[] = [

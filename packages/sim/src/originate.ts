@@ -94,7 +94,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
     const parts = dial.split('/');
     const tech = (parts[0] ?? '').toLowerCase();
     const key = targetKey(dial);
-    const endpoint: LegEndpoint = tech === 'loopback' ? 'loopback' : tech === 'user' ? 'user' : tech === 'error' ? 'error' : 'sofia';
+    const endpoint: LegEndpoint =
+      tech === 'loopback' ? 'loopback' : tech === 'user' ? 'user' : tech === 'error' ? 'error' : 'sofia';
     let behaviour = this.behaviourFor(dial, key);
     if (endpoint === 'error') behaviour = { kind: 'fail', cause: normalizeCause(parts[1] ?? 'NORMAL_CLEARING') };
     let channelName: string;
@@ -102,13 +103,13 @@ export abstract class OriginatingChannel extends ChannelEvents {
     let calleeIdName: string;
     let calleeIdNumber: string;
     if (endpoint === 'loopback') {
-      channelName = 'loopback/' + key + '-a';
+      channelName = `loopback/${key}-a`;
       context = parts[2] ?? 'default';
       calleeIdName = 'Outbound Call';
       calleeIdNumber = context;
     } else if (endpoint === 'user') {
       const domain = (parts[1] ?? '').split('@')[1] ?? 'default';
-      channelName = 'sofia/internal/' + key + '@' + domain;
+      channelName = `sofia/internal/${key}@${domain}`;
       context = 'default';
       calleeIdName = key;
       calleeIdNumber = key;
@@ -119,7 +120,9 @@ export abstract class OriginatingChannel extends ChannelEvents {
       calleeIdNumber = key;
     }
     // a leg that fails before any channel exists (error/, user/ not registered) leaves no originated_legs entry
-    const localFail = behaviour.kind === 'fail' && !(behaviour.ringMs && behaviour.ringMs > 0) &&
+    const localFail =
+      behaviour.kind === 'fail' &&
+      !(behaviour.ringMs && behaviour.ringMs > 0) &&
       (endpoint === 'error' || behaviour.cause === 'USER_NOT_REGISTERED' || behaviour.cause === 'SUBSCRIBER_ABSENT');
     const vars: Record<string, string> = { ...globals, ...leg.vars };
     if (endpoint === 'user') {
@@ -127,19 +130,34 @@ export abstract class OriginatingChannel extends ChannelEvents {
       const domain = (parts[1] ?? '').split('@')[1] ?? '';
       vars.dialed_user = key;
       vars.dialed_domain = domain;
-      const name = directoryVar(this.script, key + '@' + domain, 'effective_caller_id_name');
+      const name = directoryVar(this.script, `${key}@${domain}`, 'effective_caller_id_name');
       if (name !== undefined) vars.effective_caller_id_name = name;
     }
     return {
-      uuid: randomUUID(), dial, key, endpoint, behaviour, vars, channelName, context,
-      calleeIdName, calleeIdNumber, hasChannel: !localFail, created: nowMicros(), answeredAt: 0, progressAt: 0,
-      state: 'setup', cause: null,
+      uuid: randomUUID(),
+      dial,
+      key,
+      endpoint,
+      behaviour,
+      vars,
+      channelName,
+      context,
+      calleeIdName,
+      calleeIdNumber,
+      hasChannel: !localFail,
+      created: nowMicros(),
+      answeredAt: 0,
+      progressAt: 0,
+      state: 'setup',
+      cause: null,
     };
   }
 
   protected legProfile(b: BLeg): Profile {
-    const cidName = b.vars.origination_caller_id_name ?? this.vars.get('effective_caller_id_name') ?? this.profile.callerIdName;
-    const cidNum = b.vars.origination_caller_id_number ?? this.vars.get('effective_caller_id_number') ?? this.profile.callerIdNumber;
+    const cidName =
+      b.vars.origination_caller_id_name ?? this.vars.get('effective_caller_id_name') ?? this.profile.callerIdName;
+    const cidNum =
+      b.vars.origination_caller_id_number ?? this.vars.get('effective_caller_id_number') ?? this.profile.callerIdNumber;
     const sofia = b.endpoint !== 'loopback';
     const p: Profile = {
       direction: 'outbound',
@@ -171,7 +189,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
     if (this.profile.rdnis !== undefined) p.rdnis = this.profile.rdnis;
     if (sofia) {
       if (this.profile.username !== undefined) p.username = this.profile.username;
-      p.networkAddr = b.endpoint === 'user' ? '192.0.2.50' : (b.dial.split('@')[1] ?? '127.0.0.1').split(':')[0] as string;
+      p.networkAddr =
+        b.endpoint === 'user' ? '192.0.2.50' : ((b.dial.split('@')[1] ?? '127.0.0.1').split(':')[0] as string);
     }
     return p;
   }
@@ -191,7 +210,7 @@ export abstract class OriginatingChannel extends ChannelEvents {
       this.setVar('sip_hangup_phrase', sip[1]);
     }
     this.setVar('last_bridge_hangup_cause', cause);
-    if (sofia && sip && cause !== 'LOSE_RACE') this.setVar('last_bridge_proto_specific_hangup_cause', 'sip:' + sip[0]);
+    if (sofia && sip && cause !== 'LOSE_RACE') this.setVar('last_bridge_proto_specific_hangup_cause', `sip:${sip[0]}`);
   }
 
   protected passCalleeId(b: BLeg): void {
@@ -201,7 +220,13 @@ export abstract class OriginatingChannel extends ChannelEvents {
   }
 
   /** onCaller false: legs a queue originates on its own (no dialed_user/originated_legs/ringing on the caller). */
-  protected ringGroup(group: DialGroup, globals: Record<string, string>, timeoutMs: number, allLegs: BLeg[], onCaller = true): Promise<GroupResult> {
+  protected ringGroup(
+    group: DialGroup,
+    globals: Record<string, string>,
+    timeoutMs: number,
+    allLegs: BLeg[],
+    onCaller = true,
+  ): Promise<GroupResult> {
     return new Promise<GroupResult>((resolve) => {
       const legs = group.legs.map((l) => this.makeLeg(l, globals));
       const timers: NodeJS.Timeout[] = [];
@@ -224,7 +249,7 @@ export abstract class OriginatingChannel extends ChannelEvents {
         }
         if (b.hasChannel) {
           this.setVar('originate_signal_bond', b.uuid);
-          this.pushVar('originated_legs', b.uuid + ';Outbound Call;' + b.calleeIdNumber);
+          this.pushVar('originated_legs', `${b.uuid};Outbound Call;${b.calleeIdNumber}`);
         }
       }
       const setup = this.scaled(20);
@@ -250,32 +275,40 @@ export abstract class OriginatingChannel extends ChannelEvents {
         if (beh.kind === 'ring' || ringMs > 0) timers.push(this.after(setup, () => ring(b)));
         const by = beh.kind === 'ring' ? beh.pickedUpBy : undefined;
         if (by !== undefined) {
-          timers.push(this.after(setup + this.scaled(by.afterMs ?? 1000), () => {
-            if (!settled && b.state === 'ringing') finish({ kind: 'picked', leg: b, by });
-          }));
+          timers.push(
+            this.after(setup + this.scaled(by.afterMs ?? 1000), () => {
+              if (!settled && b.state === 'ringing') finish({ kind: 'picked', leg: b, by });
+            }),
+          );
         }
         if (beh.kind === 'answer') {
-          timers.push(this.after(setup + ringMs, () => {
-            if (settled || b.state === 'down') return;
-            b.state = 'answered';
-            b.answeredAt = nowMicros();
-            finish({ kind: 'answered', winner: b });
-          }));
+          timers.push(
+            this.after(setup + ringMs, () => {
+              if (settled || b.state === 'down') return;
+              b.state = 'answered';
+              b.answeredAt = nowMicros();
+              finish({ kind: 'answered', winner: b });
+            }),
+          );
         } else if (beh.kind === 'busy' || beh.kind === 'fail') {
           const cause = beh.kind === 'busy' ? 'USER_BUSY' : normalizeCause(beh.cause);
-          timers.push(this.after(b.hasChannel ? setup + ringMs : 0, () => {
-            if (settled) return;
-            this.legEnded(b, cause);
-            allDone();
-          }));
+          timers.push(
+            this.after(b.hasChannel ? setup + ringMs : 0, () => {
+              if (settled) return;
+              this.legEnded(b, cause);
+              allDone();
+            }),
+          );
         }
         const lt = b.vars.leg_timeout;
         if (lt !== undefined && parseInt(lt, 10) > 0) {
-          timers.push(this.after(this.scaled(parseInt(lt, 10) * 1000), () => {
-            if (settled || b.state === 'down' || b.state === 'answered') return;
-            this.legEnded(b, 'NO_ANSWER');
-            allDone();
-          }));
+          timers.push(
+            this.after(this.scaled(parseInt(lt, 10) * 1000), () => {
+              if (settled || b.state === 'down' || b.state === 'answered') return;
+              this.legEnded(b, 'NO_ANSWER');
+              allDone();
+            }),
+          );
         }
       }
       timers.push(this.after(timeoutMs, () => finish({ kind: 'timeout' })));
@@ -293,8 +326,15 @@ export abstract class OriginatingChannel extends ChannelEvents {
     this.setVar('current_application', 'bridge');
     this.setVar('originate_disposition', 'failure');
     this.setVar('DIALSTATUS', 'INVALIDARGS');
-    const toVar = globals.originate_timeout ?? globals.call_timeout ?? this.vars.get('originate_timeout') ?? this.vars.get('call_timeout');
-    const timeoutMs = toVar !== undefined && parseInt(toVar, 10) > 0 ? this.scaled(parseInt(toVar, 10) * 1000) : this.scaled(this.script.originateTimeoutMs ?? 1000);
+    const toVar =
+      globals.originate_timeout ??
+      globals.call_timeout ??
+      this.vars.get('originate_timeout') ??
+      this.vars.get('call_timeout');
+    const timeoutMs =
+      toVar !== undefined && parseInt(toVar, 10) > 0
+        ? this.scaled(parseInt(toVar, 10) * 1000)
+        : this.scaled(this.script.originateTimeoutMs ?? 1000);
     const continueOnTimeout = isTrue(globals.continue_on_timeout ?? this.vars.get('continue_on_timeout'));
 
     let cancelTimer: NodeJS.Timeout | null = null;
@@ -330,11 +370,12 @@ export abstract class OriginatingChannel extends ChannelEvents {
       return;
     }
     if (this.route) result = { kind: 'cancel' };
-    const cause = result.kind === 'failed' ? result.cause : result.kind === 'timeout' ? 'NO_ANSWER' : 'ORIGINATOR_CANCEL';
+    const cause =
+      result.kind === 'failed' ? result.cause : result.kind === 'timeout' ? 'NO_ANSWER' : 'ORIGINATOR_CANCEL';
     for (const b of allLegs) if (b.state !== 'down') this.legEnded(b, cause);
     this.setVar('originate_disposition', cause);
     this.setVar('DIALSTATUS', dialStatus(cause));
-    for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b.cause ?? cause));
+    for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', `${b.uuid};${b.cause ?? cause}`);
     this.setVar('originate_failed_cause', cause);
     if (this.route) return; // transferred while ringing: the dialplan routes the caller anew
     // mod_dptools: hang the caller up with the far end's cause unless continue_on_fail [T busy, busy-continue-on-fail]
@@ -346,7 +387,10 @@ export abstract class OriginatingChannel extends ChannelEvents {
     if (v === undefined) return false;
     if (isTrue(v)) return true;
     const code = String(CAUSE_CODES[cause] ?? -1);
-    return v.split(',').map((x) => x.trim().toUpperCase()).some((x) => x === cause || x === code);
+    return v
+      .split(',')
+      .map((x) => x.trim().toUpperCase())
+      .some((x) => x === cause || x === code);
   }
 
   protected async bridged(winner: BLeg, allLegs: BLeg[], opts: BridgedOpts = {}): Promise<BridgeEnd> {
@@ -360,7 +404,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
       this.setVar('endpoint_disposition', 'ANSWER');
       this.setVar('originate_disposition', 'SUCCESS');
       this.setVar('DIALSTATUS', 'SUCCESS');
-      for (const b of allLegs) if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b === winner ? 'NONE' : b.cause ?? 'NONE'));
+      for (const b of allLegs)
+        if (b.hasChannel) this.pushVar('originate_causes', `${b.uuid};${b === winner ? 'NONE' : (b.cause ?? 'NONE')}`);
       this.setVar('signal_bond', winner.uuid);
       this.setVar('originate_signal_bond', null);
     }
@@ -371,7 +416,10 @@ export abstract class OriginatingChannel extends ChannelEvents {
     this.profile.bridged = this.bridgedAt;
     this.touchProfile();
     this.callState = 'ACTIVE';
-    const bridgeIds: Header[] = [['Bridge-A-Unique-ID', this.uuid], ['Bridge-B-Unique-ID', winner.uuid]];
+    const bridgeIds: Header[] = [
+      ['Bridge-A-Unique-ID', this.uuid],
+      ['Bridge-B-Unique-ID', winner.uuid],
+    ];
     this.fire('CHANNEL_BRIDGE', { pre: bridgeIds });
     this.setVar('last_bridge_to', winner.uuid);
     this.setVar('bridge_channel', winner.channelName);
@@ -384,8 +432,11 @@ export abstract class OriginatingChannel extends ChannelEvents {
       // answered-normal-sip.txt, only from CHANNEL_UNBRIDGE on in callerid-sip / ring-then-answer-sip (used here).
       if (!this.vars.has('sip_to_tag')) this.setVar('sip_to_tag', randToken(13, this.rnd));
       this.setVar('sip_cseq', String(100000000 + Math.floor(this.rnd() * 99999999)));
-      this.setVar('sip_full_via', 'SIP/2.0/UDP 127.0.0.1:5091;rport=5091;branch=z9hG4bK' + randToken(13, this.rnd));
-      this.setVar('sip_full_to', '<sip:' + this.profile.destinationNumber + '@127.0.0.1:5090>;tag=' + (this.vars.get('sip_to_tag') ?? ''));
+      this.setVar('sip_full_via', `SIP/2.0/UDP 127.0.0.1:5091;rport=5091;branch=z9hG4bK${randToken(13, this.rnd)}`);
+      this.setVar(
+        'sip_full_to',
+        `<sip:${this.profile.destinationNumber}@127.0.0.1:5090>;tag=${this.vars.get('sip_to_tag') ?? ''}`,
+      );
     }
 
     // wait for one side to hang up, or for a transfer of the caller (the far end's REFER, uuid_transfer)
@@ -398,11 +449,13 @@ export abstract class OriginatingChannel extends ChannelEvents {
     const end = await new Promise<BridgeEnd>((resolve) => {
       if (talk !== null) calleeTimer = this.after(talk, () => resolve('callee'));
       if (refer !== null) {
-        const ms = beh.kind === 'answer' ? beh.referAfterMs ?? 0 : 0;
+        const ms = beh.kind === 'answer' ? (beh.referAfterMs ?? 0) : 0;
         referTimer = this.after(this.scaled(ms), () => this.transferFromOutside(refer, undefined, 'refer'));
       }
       if (this.script.callerHangupAfterAnswerMs !== undefined) {
-        callerTimer = this.after(this.scaled(this.script.callerHangupAfterAnswerMs), () => this.externalHangup('NORMAL_CLEARING'));
+        callerTimer = this.after(this.scaled(this.script.callerHangupAfterAnswerMs), () =>
+          this.externalHangup('NORMAL_CLEARING'),
+        );
       }
       void this.whenDown().then(() => resolve('caller'));
       void this.whenTransferred().then(() => resolve('transfer'));

@@ -3,9 +3,25 @@
  * answers them, sends the events it subscribed to, linger and disconnect notices. The caller
  * channel (caller-channel.ts) runs the sendmsg's; api-commands.ts answers `api`/`bgapi`.
  */
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { CommandParser, GOODBYE, apiResponse, bgapiReply, commandReply, connectReply, disconnectNotice, eventFrame, getHeader, lingerNotice, serializeJson, serializeXml, type EventFormat, type Header, type ParsedCommand } from './esl-wire.js';
+import {
+  CommandParser,
+  GOODBYE,
+  apiResponse,
+  bgapiReply,
+  commandReply,
+  connectReply,
+  disconnectNotice,
+  eventFrame,
+  getHeader,
+  lingerNotice,
+  serializeJson,
+  serializeXml,
+  type EventFormat,
+  type Header,
+  type ParsedCommand,
+} from './esl-wire.js';
 import { apiCommand } from './api-commands.js';
 import { passesFilters } from './event-filter.js';
 import type { CallScript, ReceivedCommand, SentFrame, SwitchCall } from './call-script.js';
@@ -117,7 +133,7 @@ export class Listener {
   private sendReply(text: string): void {
     if (!this.canWrite()) return;
     this.out.write(commandReply(text));
-    this.record({ kind: 'reply', label: 'reply:' + text, replyText: text });
+    this.record({ kind: 'reply', label: `reply:${text}`, replyText: text });
   }
 
   private canWrite(): boolean {
@@ -265,7 +281,7 @@ export class Listener {
     }
     if (lc.startsWith('getvar')) {
       const sp = line.indexOf(' ');
-      reply = sp < 0 ? '' : this.channel.getVar(line.slice(sp + 1)) ?? '';
+      reply = sp < 0 ? '' : (this.channel.getVar(line.slice(sp + 1)) ?? '');
       return done();
     }
     if (lc.startsWith('myevents')) {
@@ -283,7 +299,8 @@ export class Listener {
     }
     if (lc.startsWith('divert_events')) {
       const v = line.slice(13).trim();
-      reply = v === '' ? '-ERR missing value.' : v.toLowerCase() === 'on' ? '+OK events diverted' : '+OK events not diverted';
+      reply =
+        v === '' ? '-ERR missing value.' : v.toLowerCase() === 'on' ? '+OK events diverted' : '+OK events not diverted';
       return done();
     }
     if (lc.startsWith('sendmsg')) {
@@ -300,14 +317,14 @@ export class Listener {
           reply = '+OK';
           after = () => other.queuePrivate(cmd);
         } else {
-          reply = '-ERR invalid session id [' + uuid + ']';
+          reply = `-ERR invalid session id [${uuid}]`;
         }
       }
       return done();
     }
     // LFLAG_FULL is set ("async full"): everything below is allowed
     if (lc.startsWith('sendevent')) {
-      reply = '+OK ' + randomUUID();
+      reply = `+OK ${randomUUID()}`;
       return done();
     }
     if (lc.startsWith('api ')) {
@@ -315,7 +332,11 @@ export class Listener {
       const body = this.api(apiCmd);
       if (!suppressReply && this.canWrite()) {
         this.out.write(apiResponse(body.text));
-        this.record({ kind: 'api-response', label: 'api-response', replyText: body.text.length === 0 ? '-ERR no reply\n' : body.text });
+        this.record({
+          kind: 'api-response',
+          label: 'api-response',
+          replyText: body.text.length === 0 ? '-ERR no reply\n' : body.text,
+        });
         if (this.connected) this.countReply(false);
       }
       if (body.after) setImmediate(body.after);
@@ -326,32 +347,52 @@ export class Listener {
       const jobUuid = getHeader(cmd, 'job-uuid') ?? randomUUID();
       if (!suppressReply && this.canWrite()) {
         this.out.write(bgapiReply(jobUuid));
-        this.record({ kind: 'reply', label: 'reply:+OK Job-UUID: ' + jobUuid, replyText: '+OK Job-UUID: ' + jobUuid });
+        this.record({ kind: 'reply', label: `reply:+OK Job-UUID: ${jobUuid}`, replyText: `+OK Job-UUID: ${jobUuid}` });
         if (this.connected) this.countReply(false);
       }
       setImmediate(() => {
         const r = this.api(apiCmd);
         if (r.after) r.after();
         const sp = apiCmd.indexOf(' ');
-        const hdrs: Header[] = [['Job-UUID', jobUuid], ['Job-Command', sp < 0 ? apiCmd : apiCmd.slice(0, sp)]];
+        const hdrs: Header[] = [
+          ['Job-UUID', jobUuid],
+          ['Job-Command', sp < 0 ? apiCmd : apiCmd.slice(0, sp)],
+        ];
         if (sp >= 0) hdrs.push(['Job-Command-Arg', apiCmd.slice(sp + 1)]);
         const top = this.sw.topBlock('BACKGROUND_JOB', CALLING.BACKGROUND_JOB);
-        this.sw.fire(new BlocksEvent('BACKGROUND_JOB', null, [top, block(hdrs)], r.text.length === 0 ? 'Command returned no output!' : r.text));
+        this.sw.fire(
+          new BlocksEvent(
+            'BACKGROUND_JOB',
+            null,
+            [top, block(hdrs)],
+            r.text.length === 0 ? 'Command returned no output!' : r.text,
+          ),
+        );
       });
       return;
     }
     if (lc.startsWith('log')) {
       const lvl = line.slice(3).trim();
-      const levels: Record<string, number> = { console: 0, alert: 1, crit: 2, err: 3, error: 3, warning: 4, notice: 5, info: 6, debug: 7 };
+      const levels: Record<string, number> = {
+        console: 0,
+        alert: 1,
+        crit: 2,
+        err: 3,
+        error: 3,
+        warning: 4,
+        notice: 5,
+        info: 6,
+        debug: 7,
+      };
       const n = lvl === '' ? 7 : /^\d+$/.test(lvl) ? parseInt(lvl, 10) : levels[lvl.toLowerCase()];
-      reply = n === undefined ? '-ERR invalid log level' : '+OK log level ' + lvl + ' [' + n + ']';
+      reply = n === undefined ? '-ERR invalid log level' : `+OK log level ${lvl} [${n}]`;
       return done();
     }
     if (lc.startsWith('linger')) {
       const arg = line.slice(6);
       if (arg.startsWith(' ') && arg.length > 1) {
         this.lingerTime = parseInt(arg.slice(1), 10) || 0;
-        reply = '+OK will linger ' + this.lingerTime + ' seconds';
+        reply = `+OK will linger ${this.lingerTime} seconds`;
       } else {
         this.lingerTime = -1;
         reply = '+OK will linger';
@@ -398,7 +439,10 @@ export class Listener {
 
   /** "event [plain|json|xml] NAME ..." – additive, CUSTOM subclasses after CUSTOM. */
   private eventCommand(rest: string): string {
-    const words = rest.trim().split(' ').filter((w) => w !== '');
+    const words = rest
+      .trim()
+      .split(' ')
+      .filter((w) => w !== '');
     let keys = 0;
     let custom = false;
     words.forEach((w, i) => {
@@ -420,11 +464,14 @@ export class Listener {
     });
     if (keys === 0) return '-ERR no keywords supplied';
     this.eventsOn = true;
-    return '+OK event listener enabled ' + this.format;
+    return `+OK event listener enabled ${this.format}`;
   }
 
   private nixeventCommand(rest: string): string {
-    const words = rest.trim().split(' ').filter((w) => w !== '');
+    const words = rest
+      .trim()
+      .split(' ')
+      .filter((w) => w !== '');
     let keys = 0;
     let custom = false;
     for (const w of words) {
@@ -459,7 +506,7 @@ export class Listener {
       const v = parts.slice(2).join(' ');
       if (h.toLowerCase() === 'all') this.filters = [];
       else this.filters = this.filters.filter(([fh, fv]) => !(fh === h && (v === '' || fv === v)));
-      return '+OK filter deleted. [' + h + '][' + (v === '' ? '(null)' : v) + ']';
+      return `+OK filter deleted. [${h}][${v === '' ? '(null)' : v}]`;
     }
     let h = first;
     let rest2 = parts.slice(1);
@@ -470,7 +517,7 @@ export class Listener {
     if (h === '' || rest2.length === 0) return '-ERR invalid syntax';
     const v = rest2.join(' ');
     this.filters.push([h, v]);
-    return '+OK filter added. [' + h + ']=[' + v + ']';
+    return `+OK filter added. [${h}]=[${v}]`;
   }
 
   // ----- api (api-commands.ts) -----------------------------------------------

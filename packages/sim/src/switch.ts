@@ -46,8 +46,18 @@
 //   util.ts                  timestamps, tokens, the seeded PRNG, switch_true()
 //   esl-wire.ts              the wire framing (shared with the Zammad side's tests and the bench)
 export type {
-  ChannelSpec, TargetBehaviour, PhoneAct, AttXfer, DialplanApp, QueueSpec, Chunking, LingerNoticeAt, CallScript,
-  ReceivedCommand, SentFrame, SwitchCall,
+  ChannelSpec,
+  TargetBehaviour,
+  PhoneAct,
+  AttXfer,
+  DialplanApp,
+  QueueSpec,
+  Chunking,
+  LingerNoticeAt,
+  CallScript,
+  ReceivedCommand,
+  SentFrame,
+  SwitchCall,
 } from './call-script.js';
 export type { FiredEvent } from './event-blocks.js';
 export { FakeSwitch, defaultSwitch, placeCall } from './fake-switch.js';

@@ -1,14 +1,26 @@
-/** Small helpers of the switch simulator: timestamps as FreeSWITCH writes them, tokens, a seeded PRNG, switch_true(). */
-
+/**
+ * Small helpers of the switch simulator: timestamps as FreeSWITCH writes them, tokens, a seeded PRNG, switch_true().
+ */
 
 export function pad2(n: number): string {
-  return n < 10 ? '0' + n : String(n);
+  return n < 10 ? `0${n}` : String(n);
 }
 /** "2026-11-25 04:38:51" (the capture host ran on UTC; we always use UTC). */
 export function fmtStamp(ms: number): string {
   const d = new Date(ms);
-  return d.getUTCFullYear() + '-' + pad2(d.getUTCMonth() + 1) + '-' + pad2(d.getUTCDate()) + ' ' +
-    pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds());
+  return (
+    d.getUTCFullYear() +
+    '-' +
+    pad2(d.getUTCMonth() + 1) +
+    '-' +
+    pad2(d.getUTCDate()) +
+    ' ' +
+    pad2(d.getUTCHours()) +
+    ':' +
+    pad2(d.getUTCMinutes()) +
+    ':' +
+    pad2(d.getUTCSeconds())
+  );
 }
 export function nowMicros(): number {
   return Math.round((performance.timeOrigin + performance.now()) * 1000);
@@ -33,5 +45,13 @@ export function prng(seed: number): () => number {
 export function isTrue(v: string | undefined): boolean {
   if (v === undefined) return false;
   const t = v.trim().toLowerCase();
-  return t === 'true' || t === 'yes' || t === 'on' || t === 'enabled' || t === 'active' || t === 'allow' || (/^\d+$/.test(t) && parseInt(t, 10) > 0);
+  return (
+    t === 'true' ||
+    t === 'yes' ||
+    t === 'on' ||
+    t === 'enabled' ||
+    t === 'active' ||
+    t === 'allow' ||
+    (/^\d+$/.test(t) && parseInt(t, 10) > 0)
+  );
 }

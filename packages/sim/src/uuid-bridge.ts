@@ -51,7 +51,7 @@ export class UuidBridgeChannel extends CallerChannel {
     this.setVar('original_caller_id_name', leg.key);
     this.setVar('original_caller_id_number', leg.key);
     for (const b of allLegs) {
-      if (b.hasChannel) this.pushVar('originate_causes', b.uuid + ';' + (b.cause ?? 'PICKED_OFF'));
+      if (b.hasChannel) this.pushVar('originate_causes', `${b.uuid};${b.cause ?? 'PICKED_OFF'}`);
     }
     this.setVar('originate_disposition', 'PICKED_OFF');
     this.setVar('DIALSTATUS', 'PICKED_OFF');
@@ -91,19 +91,21 @@ export class UuidBridgeChannel extends CallerChannel {
     target.answeredAt = nowMicros();
     this.sw.legs.set(target.uuid, target);
     this.phoneActs.push(`att_xfer ${agent.key} ${x.to}`);
-    timers.push(this.after(this.scaled(x.completeAfterMs ?? 1500), () => {
-      const end = this.endBridge;
-      if (end === null) return;
-      this.redirected = true;
-      if (x.complete === 'bleg-killed') {
-        // the caller's bridge returns first, its dialplan ends: the caller is hung up before the uuid_bridge
-        this.sw.legs.delete(target.uuid);
-        end('callee');
-        return;
-      }
-      this.takeOver(this.legParty(target, x.talkMs), false);
-      end('takeover');
-    }));
+    timers.push(
+      this.after(this.scaled(x.completeAfterMs ?? 1500), () => {
+        const end = this.endBridge;
+        if (end === null) return;
+        this.redirected = true;
+        if (x.complete === 'bleg-killed') {
+          // the caller's bridge returns first, its dialplan ends: the caller is hung up before the uuid_bridge
+          this.sw.legs.delete(target.uuid);
+          end('callee');
+          return;
+        }
+        this.takeOver(this.legParty(target, x.talkMs), false);
+        end('takeover');
+      }),
+    );
   }
 
   /** eavesdrop <the caller> on a supervisor's phone: its own channel only; nothing on the caller's [T obs. 7]. */
@@ -152,10 +154,13 @@ export class UuidBridgeChannel extends CallerChannel {
   private async parkUntilRetrieved(): Promise<void> {
     this.fire('CHANNEL_PARK');
     const r = this.script.retrieve;
-    const timer = r === undefined ? null : this.after(this.scaled(r.afterMs ?? 1000), () => {
-      this.phoneActs.push(`retrieve ${r.phone}`);
-      this.connectParty(this.phoneParty(r, '*99'));
-    });
+    const timer =
+      r === undefined
+        ? null
+        : this.after(this.scaled(r.afterMs ?? 1000), () => {
+            this.phoneActs.push(`retrieve ${r.phone}`);
+            this.connectParty(this.phoneParty(r, '*99'));
+          });
     const retrieved = new Promise<void>((res) => (this.parkWaiter = res));
     await Promise.race([retrieved, this.whenDown(), this.whenTransferred()]);
     this.parkWaiter = null;
@@ -166,7 +171,10 @@ export class UuidBridgeChannel extends CallerChannel {
   // ----- the uuid_bridge -------------------------------------------------------------------
 
   protected override async executeApp(
-    app: string, arg: string | undefined, eventUuid?: string, loops = 1,
+    app: string,
+    arg: string | undefined,
+    eventUuid?: string,
+    loops = 1,
   ): Promise<void> {
     await super.executeApp(app, arg, eventUuid, loops);
     if (this.takeover !== null) await this.uuidBridged();
@@ -212,8 +220,11 @@ export class UuidBridgeChannel extends CallerChannel {
     if (t.hibernate) this.setState('CS_HIBERNATE', 8);
     this.setState('CS_RESET', 9);
     this.setState('CS_SOFT_EXECUTE', 3);
-    this.appsRun.push('uuid_bridge ' + p.uuid);
-    const post: Header[] = [['Application', 'uuid_bridge'], ['Application-Data', p.uuid]];
+    this.appsRun.push(`uuid_bridge ${p.uuid}`);
+    const post: Header[] = [
+      ['Application', 'uuid_bridge'],
+      ['Application-Data', p.uuid],
+    ];
     this.fire('CHANNEL_EXECUTE', { post, application: 'uuid_bridge' });
     this.callUuid = p.uuid;
     this.setVar('call_uuid', p.uuid);
@@ -246,7 +257,7 @@ export class UuidBridgeChannel extends CallerChannel {
 
   /** The directory domain of an extension ('2003' -> 'test.local'), else the call's domain. */
   private domainOf(ext: string): string {
-    const id = Object.keys(this.script.directory ?? {}).find((k) => k.startsWith(ext + '@'));
+    const id = Object.keys(this.script.directory ?? {}).find((k) => k.startsWith(`${ext}@`));
     return id?.split('@')[1] ?? this.vars.get('domain_name') ?? this.vars.get('dialed_domain') ?? 'default';
   }
 
@@ -260,13 +271,30 @@ export class UuidBridgeChannel extends CallerChannel {
     const code = act.code ?? defaultCode;
     const uuid = randomUUID();
     const profile: Profile = {
-      ...zeroTimes(), direction: 'inbound', logicalDirection: 'inbound', username: act.phone, dialplan: 'XML',
-      callerIdName: name, callerIdNumber: act.phone, origCallerIdName: name, origCallerIdNumber: act.phone,
-      networkAddr: '192.0.2.50', ani: act.phone, destinationNumber: code, uniqueId: uuid, source: 'mod_sofia',
-      context: 'default', rdnis: code, channelName: `sofia/internal/${act.phone}@${domain}`, withProfileIndex: false,
+      ...zeroTimes(),
+      direction: 'inbound',
+      logicalDirection: 'inbound',
+      username: act.phone,
+      dialplan: 'XML',
+      callerIdName: name,
+      callerIdNumber: act.phone,
+      origCallerIdName: name,
+      origCallerIdNumber: act.phone,
+      networkAddr: '192.0.2.50',
+      ani: act.phone,
+      destinationNumber: code,
+      uniqueId: uuid,
+      source: 'mod_sofia',
+      context: 'default',
+      rdnis: code,
+      channelName: `sofia/internal/${act.phone}@${domain}`,
+      withProfileIndex: false,
     };
     const vars = {
-      user_name: act.phone, domain_name: domain, effective_caller_id_name: name, caller_id_number: act.phone,
+      user_name: act.phone,
+      domain_name: domain,
+      effective_caller_id_name: name,
+      caller_id_number: act.phone,
     };
     return { uuid, profile, vars, talkMs: act.talkMs === undefined ? null : this.scaled(act.talkMs) };
   }
@@ -279,21 +307,38 @@ export class UuidBridgeChannel extends CallerChannel {
   private legParty(b: BLeg, talkMs: number | undefined, from: 'att_xfer' | 'esl' = 'att_xfer'): Party {
     const c = this.profile;
     const common = {
-      ...zeroTimes(), direction: 'outbound', logicalDirection: 'inbound', callerIdName: b.key, callerIdNumber: b.key,
-      networkAddr: '192.0.2.50', destinationNumber: b.key, uniqueId: b.uuid, channelName: b.channelName,
+      ...zeroTimes(),
+      direction: 'outbound',
+      logicalDirection: 'inbound',
+      callerIdName: b.key,
+      callerIdNumber: b.key,
+      networkAddr: '192.0.2.50',
+      destinationNumber: b.key,
+      uniqueId: b.uuid,
+      channelName: b.channelName,
       withProfileIndex: false,
     };
     const none = '0000000000';
-    const profile: Profile = from === 'esl'
-      ? {
-        ...common, origCallerIdNumber: none, calleeIdNumber: none, ani: none, source: 'src/switch_ivr_originate.c',
-        context: 'default',
-      }
-      : {
-        ...common, dialplan: 'XML', origCallerIdName: c.origCallerIdName ?? c.callerIdName,
-        origCallerIdNumber: c.origCallerIdNumber, ani: c.ani, source: 'mod_sofia', context: c.context,
-        rdnis: c.destinationNumber,
-      };
+    const profile: Profile =
+      from === 'esl'
+        ? {
+            ...common,
+            origCallerIdNumber: none,
+            calleeIdNumber: none,
+            ani: none,
+            source: 'src/switch_ivr_originate.c',
+            context: 'default',
+          }
+        : {
+            ...common,
+            dialplan: 'XML',
+            origCallerIdName: c.origCallerIdName ?? c.callerIdName,
+            origCallerIdNumber: c.origCallerIdNumber,
+            ani: c.ani,
+            source: 'mod_sofia',
+            context: c.context,
+            rdnis: c.destinationNumber,
+          };
     if (from === 'att_xfer' && c.username !== undefined) profile.username = c.username;
     return { uuid: b.uuid, profile, vars: b.vars, talkMs: talkMs === undefined ? null : this.scaled(talkMs) };
   }
@@ -303,6 +348,13 @@ export class UuidBridgeChannel extends CallerChannel {
 type Zeroed = 'created' | 'answered' | 'progress' | 'progressMedia' | 'hangup' | 'bridged' | 'hideName' | 'hideNumber';
 function zeroTimes(): Pick<Profile, Zeroed> {
   return {
-    created: 0, answered: 0, progress: 0, progressMedia: 0, hangup: 0, bridged: 0, hideName: false, hideNumber: false,
+    created: 0,
+    answered: 0,
+    progress: 0,
+    progressMedia: 0,
+    hangup: 0,
+    bridged: 0,
+    hideName: false,
+    hideNumber: false,
   };
 }

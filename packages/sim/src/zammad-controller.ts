@@ -12,7 +12,11 @@ import type { Params, ZammadSettings } from './zammad-types.js';
 /** The whole Rails request: routing, controller filters, driver, model. */
 export function handleRequest(parsed: ParsedRequest, s: ZammadSettings, log: CtiLog): Reply {
   if (!parsed.routed || parsed.method !== 'POST') {
-    return renderException(parsed, new RailsError(404, `No route matches [${parsed.method}] ${parsed.pathname}`), s.acceptNegotiation);
+    return renderException(
+      parsed,
+      new RailsError(404, `No route matches [${parsed.method}] ${parsed.pathname}`),
+      s.acceptNegotiation,
+    );
   }
   // before_action :check_configured
   if (!s.enabled) return json(422, { error: 'Feature is disabled, please contact your administrator!' });
@@ -20,7 +24,9 @@ export function handleRequest(parsed: ParsedRequest, s: ZammadSettings, log: Cti
   // params are parsed when first read (check_token): a broken JSON body fails here
   if (parsed.parseError) {
     const error = 'Error occurred while parsing request parameters';
-    return wantsJson(parsed, s.acceptNegotiation) ? json(400, { error }) : { status: 400, contentType: HTML_TYPE, body: errorPage(400, error) };
+    return wantsJson(parsed, s.acceptNegotiation)
+      ? json(400, { error })
+      : { status: 400, contentType: HTML_TYPE, body: errorPage(400, error) };
   }
   // before_action :check_token
   if (parsed.token !== s.token) return json(401, { error: 'Invalid token, please contact your admin!' });
@@ -29,7 +35,11 @@ export function handleRequest(parsed: ParsedRequest, s: ZammadSettings, log: Cti
   } catch (err) {
     if (err instanceof RailsError) return renderException(parsed, err, s.acceptNegotiation);
     // anything else (e.g. a routing_table dest that is no valid regexp) → StandardError → 500
-    return renderException(parsed, new RailsError(500, err instanceof Error ? err.message : String(err)), s.acceptNegotiation);
+    return renderException(
+      parsed,
+      new RailsError(500, err instanceof Error ? err.message : String(err)),
+      s.acceptNegotiation,
+    );
   }
 }
 

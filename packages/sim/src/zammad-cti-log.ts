@@ -43,7 +43,12 @@ export class CtiLog {
   }
 
   /** Cti::Log.process */
-  process(params: Params, direction: 'in' | 'out', event: string | undefined, fromOverride: string | undefined): 'applied' | 'ignored' {
+  process(
+    params: Params,
+    direction: 'in' | 'out',
+    event: string | undefined,
+    fromOverride: string | undefined,
+  ): 'applied' | 'ignored' {
     const cause = scalar(params, 'cause');
     const rawUser = params['user'];
     const user = Array.isArray(rawUser) ? rawUser.join(', ') : rawUser;
@@ -72,11 +77,18 @@ export class CtiLog {
       case 'newCall': {
         if (log) throw new RailsError(500, `call_id ${callId ?? ''} already exists!`);
         if (callId === undefined) {
-          throw new RailsError(422, 'PG::NotNullViolation: ERROR:  null value in column "call_id" violates not-null constraint');
+          throw new RailsError(
+            422,
+            'PG::NotNullViolation: ERROR:  null value in column "call_id" violates not-null constraint',
+          );
         }
         const stored = cut(callId, CALL_ID_LIMIT);
         // unique index on call_id: a long id cut to an existing one
-        if (this.byCallId.has(stored)) throw new RailsError(500, `PG::UniqueViolation: ERROR:  duplicate key value violates unique constraint "index_cti_logs_on_call_id"`);
+        if (this.byCallId.has(stored))
+          throw new RailsError(
+            500,
+            `PG::UniqueViolation: ERROR:  duplicate key value violates unique constraint "index_cti_logs_on_call_id"`,
+          );
         const entry: MutableEntry = {
           id: this.entries.length + 1,
           callId: stored,
@@ -122,7 +134,10 @@ export class CtiLog {
       case 'hangup': {
         if (!log) throw new RailsError(500, `No such call_id ${callId ?? ''}`);
         log.done = true;
-        if (direction === 'in' && ((log.state === 'newCall' && cause !== 'forwarded') || log.toComment === 'voicemail')) {
+        if (
+          direction === 'in' &&
+          ((log.state === 'newCall' && cause !== 'forwarded') || log.toComment === 'voicemail')
+        ) {
           log.done = false;
         }
         log.state = 'hangup';

@@ -27,7 +27,8 @@ export class FaultSlot {
       return;
     }
     const remaining = opts.times ?? Infinity;
-    this.active = remaining > 0 ? { fault: f, remaining, events: opts.events ? [...opts.events] : undefined } : undefined;
+    this.active =
+      remaining > 0 ? { fault: f, remaining, events: opts.events ? [...opts.events] : undefined } : undefined;
   }
 
   clear(): void {
@@ -63,12 +64,22 @@ export interface FaultContext {
 }
 
 /** Answer a request the way `fault` says. */
-export function respondWithFault(ctx: FaultContext, parsed: ParsedRequest, post: ReceivedPost, res: ServerResponse, fault: ActiveFaultKind): void {
+export function respondWithFault(
+  ctx: FaultContext,
+  parsed: ParsedRequest,
+  post: ReceivedPost,
+  res: ServerResponse,
+  fault: ActiveFaultKind,
+): void {
   switch (fault.kind) {
     case 'status': {
       if (fault.process) ctx.handle(parsed);
       const reason = STATUS_CODES[fault.status] ?? 'Error';
-      const body = fault.body ?? `<html>\r\n<head><title>${fault.status} ${reason}</title></head>\r\n<body>\r\n<center><h1>${fault.status} ${reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
+      const body =
+        fault.body ??
+        `<html>\r\n<head><title>${fault.status} ` +
+          `${reason}</title></head>\r\n<body>\r\n<center><h1>${fault.status} ` +
+          `${reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
       const reply: Reply = { status: fault.status, contentType: fault.contentType ?? 'text/html', body };
       if (fault.headers) reply.headers = fault.headers;
       ctx.send(res, post, reply);

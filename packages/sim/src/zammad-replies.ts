@@ -49,8 +49,18 @@ export function errorPage(status: number, message: string | undefined): string {
       '</html>',
     ].join('\n');
   }
-  const title = status === 422 ? '422: Unprocessable Entity' : status === 404 ? '404: Requested resource was not found' : `${status}: ${STATUS_CODES[status] ?? 'Error'}`;
-  const h1 = status === 422 ? '422: The change you wanted was rejected.' : status === 404 ? '404: Requested resource was not found.' : title;
+  const title =
+    status === 422
+      ? '422: Unprocessable Entity'
+      : status === 404
+        ? '404: Requested resource was not found'
+        : `${status}: ${STATUS_CODES[status] ?? 'Error'}`;
+  const h1 =
+    status === 422
+      ? '422: The change you wanted was rejected.'
+      : status === 404
+        ? '404: Requested resource was not found.'
+        : title;
   return [
     '<!DOCTYPE html>',
     '<html class="dark">',
@@ -94,7 +104,11 @@ export function wantsJson(parsed: ParsedRequest, acceptNegotiation: ZammadSettin
 }
 
 /** respond_to_exception of handles_errors.rb */
-export function renderException(parsed: ParsedRequest, err: RailsError, acceptNegotiation: ZammadSettings['acceptNegotiation']): Reply {
+export function renderException(
+  parsed: ParsedRequest,
+  err: RailsError,
+  acceptNegotiation: ZammadSettings['acceptNegotiation'],
+): Reply {
   const data = humanize(err.message);
   if (wantsJson(parsed, acceptNegotiation)) return json(err.status, data);
   return { status: err.status, contentType: HTML_TYPE, body: errorPage(err.status, data.error_human ?? data.error) };

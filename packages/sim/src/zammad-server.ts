@@ -11,7 +11,14 @@ import { CtiLog } from './zammad-cti-log.js';
 import { FaultSlot, respondWithFault, type FaultContext } from './zammad-faults.js';
 import { errorPage, HTML_TYPE, type Reply } from './zammad-replies.js';
 import { MAX_BODY, parseRequest, ROUTE_PREFIX, scalar, type ParsedRequest } from './zammad-request.js';
-import type { CtiLogEntry, Fault, FaultOptions, ReceivedPost, ZammadDoubleOptions, ZammadSettings } from './zammad-types.js';
+import type {
+  CtiLogEntry,
+  Fault,
+  FaultOptions,
+  ReceivedPost,
+  ZammadDoubleOptions,
+  ZammadSettings,
+} from './zammad-types.js';
 export class ZammadDouble {
   /** every request received, in arrival order (also the rejected ones) */
   readonly posts: ReceivedPost[] = [];
@@ -173,7 +180,9 @@ export class ZammadDouble {
           .slice(-10)
           .map((p) => `#${p.seq} ${p.event ?? '?'} ${p.callId ?? '?'} → ${p.status}`)
           .join('; ');
-        throw new Error(`ZammadDouble.waitFor: condition not met within ${timeoutMs} ms (last requests: ${last || 'none'})`);
+        throw new Error(
+          `ZammadDouble.waitFor: condition not met within ${timeoutMs} ms (last requests: ${last || 'none'})`,
+        );
       }
       await new Promise((r) => setTimeout(r, 10));
     }

@@ -114,7 +114,14 @@ export interface CtiLogEntry {
 export type Fault =
   | { kind: 'none' }
   /** reply with this status (e.g. 503 from a proxy, an HTML 500 page); process=true: Zammad stored the event first */
-  | { kind: 'status'; status: number; body?: string; contentType?: string; headers?: Record<string, string>; process?: boolean }
+  | {
+      kind: 'status';
+      status: number;
+      body?: string;
+      contentType?: string;
+      headers?: Record<string, string>;
+      process?: boolean;
+    }
   /** slow Zammad: the event is processed (stored) at once unless process='last', the reply is sent after ms */
   | { kind: 'delay'; ms: number; process?: 'first' | 'last' }
   /** read the request, never answer (until stop / refuseConnections); process=true: stored anyway */

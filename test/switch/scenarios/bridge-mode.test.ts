@@ -14,7 +14,7 @@ import { RealSwitch, type FinishedCall } from '../harness.js';
 import { bridgeModeExtension } from '../dialplan.js';
 import { Leg } from '../legs.js';
 import type { Line } from '../adapter.js';
-import { BLOCKED, CALLER, DOMAIN, ZAMMAD_CALLER_ID, common, executions, ms, user } from '../scenario-kit.js';
+import { BLOCKED, CALLER, ZAMMAD_CALLER_ID, common, executions, ms, user } from '../scenario-kit.js';
 
 const FALLBACK = 'cti_test_fallback_in';
 const WITHHELD = '493055571601';
@@ -37,7 +37,6 @@ const N = {
   slow: '493099970112',
 } as const;
 
-
 let sw: RealSwitch;
 let main: Line;
 let refusing: Line;
@@ -48,13 +47,30 @@ before(async () => {
   sw = await RealSwitch.open();
   const retry = { RETRY_BASE_MS: '100', RETRY_MAX_MS: '500' };
   [main, refusing, failing, slow] = await Promise.all([
-    sw.line({ name: 'main', zammad: { blockedNumbers: [BLOCKED], outboundRoutes: [{ dest: '49171*', callerId: ZAMMAD_CALLER_ID }] } }),
+    sw.line({
+      name: 'main',
+      zammad: { blockedNumbers: [BLOCKED], outboundRoutes: [{ dest: '49171*', callerId: ZAMMAD_CALLER_ID }] },
+    }),
     sw.line({ name: 'refusing', wrongToken: true, env: retry }),
     sw.line({ name: 'failing', env: retry }),
     sw.line({ name: 'slow', env: { ...retry, ZAMMAD_NEWCALL_TIMEOUT_MS: String(SLOW_BOUND_MS) } }),
   ]);
-  const ext = (name: string, number: string, line: Line, bridge: string, more: Partial<Parameters<typeof bridgeModeExtension>[0]> = {}) =>
-    bridgeModeExtension({ name: `cti_test_${name}`, number, eslPort: line.eslPort, bridge, fallback: FALLBACK, direction: 'in', ...more });
+  const ext = (
+    name: string,
+    number: string,
+    line: Line,
+    bridge: string,
+    more: Partial<Parameters<typeof bridgeModeExtension>[0]> = {},
+  ) =>
+    bridgeModeExtension({
+      name: `cti_test_${name}`,
+      number,
+      eslPort: line.eslPort,
+      bridge,
+      fallback: FALLBACK,
+      direction: 'in',
+      ...more,
+    });
   await sw.dialplan(
     `00_cti_test_${process.pid}`,
     [
@@ -81,12 +97,15 @@ after(async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-
 /** the inbound channel executed `socket`, then `bridge` with exactly this dial string */
 function assertBridged(done: FinishedCall, dial: string): void {
   assert.ok(done.inbound.executed('socket'), `socket ran: ${done.legs.describe()}`);
   const bridges = executions(done.inbound, 'bridge');
-  assert.deepEqual(bridges.map((e) => e.headers['Application-Data']), [dial], 'exactly one bridge, to the dial string of zammad_bridge');
+  assert.deepEqual(
+    bridges.map((e) => e.headers['Application-Data']),
+    [dial],
+    'exactly one bridge, to the dial string of zammad_bridge',
+  );
 }
 
 /** the adapter never answers the caller itself: the inbound channel answers only after the leg that picked up */
@@ -94,7 +113,10 @@ function assertAnsweredAfter(inbound: Leg, winner: Leg): void {
   const a = inbound.event('CHANNEL_ANSWER');
   const w = winner.event('CHANNEL_ANSWER');
   assert.ok(a && w, 'both answered');
-  assert.ok(Number(a.headers['Event-Sequence']) > Number(w.headers['Event-Sequence']), 'the caller is answered only by the bridge');
+  assert.ok(
+    Number(a.headers['Event-Sequence']) > Number(w.headers['Event-Sequence']),
+    'the caller is answered only by the bridge',
+  );
 }
 
 /** what Zammad must hold for an inbound call answered by phone 2000 (Alice Agent) */
@@ -108,51 +130,63 @@ function answeredBy2000(done: FinishedCall, to: string, from = CALLER) {
 }
 
 /** the params of the requests Zammad accepted (status 200), in arrival order */
-const accepted = (line: Line, callId: string) => line.zammad.postsFor(callId).filter((p) => p.status === 200).map((p) => p.params);
+const accepted = (line: Line, callId: string) =>
+  line.zammad
+    .postsFor(callId)
+    .filter((p) => p.status === 200)
+    .map((p) => p.params);
 
 describe('bridge mode on a real FreeSWITCH', { concurrency: true }, () => {
-  test('answered: 2000 picks up, talks 3 s, hangs up → newCall, answer (Alice Agent, 2000), hangup normalClearing', async () => {
-    const call = sw.call('answered', { to: N.answered, from: CALLER });
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      assert.deepEqual(done.params, answeredBy2000(done, N.answered));
-      assertBridged(done, user('2000'));
-      const b = done.legs.one('bleg');
-      assert.equal(b.first('Caller-Destination-Number'), '2000');
-      assertAnsweredAfter(done.inbound, b);
-      assert.equal(done.inbound.event('CHANNEL_BRIDGE')?.headers['Other-Leg-Unique-ID'], b.uuid);
-      assert.equal(done.inbound.hangupCause, 'NORMAL_CLEARING');
-      assert.equal(done.legs.one('phone').first('Caller-Destination-Number'), '2000');
-      assert.match(done.result, /^\+OK/);
-    });
-  });
+  test(
+    'answered: 2000 picks up, talks 3 s, hangs up → newCall, ' + 'answer (Alice Agent, 2000), hangup normalClearing',
+    async () => {
+      const call = sw.call('answered', { to: N.answered, from: CALLER });
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        assert.deepEqual(done.params, answeredBy2000(done, N.answered));
+        assertBridged(done, user('2000'));
+        const b = done.legs.one('bleg');
+        assert.equal(b.first('Caller-Destination-Number'), '2000');
+        assertAnsweredAfter(done.inbound, b);
+        assert.equal(done.inbound.event('CHANNEL_BRIDGE')?.headers['Other-Leg-Unique-ID'], b.uuid);
+        assert.equal(done.inbound.hangupCause, 'NORMAL_CLEARING');
+        assert.equal(done.legs.one('phone').first('Caller-Destination-Number'), '2000');
+        assert.match(done.result, /^\+OK/);
+      });
+    },
+  );
 
   for (const [label, number, dial] of [
     ['winner listed last', N.groupWinnerLast, `${user('2002')},${user('2003')}`],
     ['winner listed first', N.groupWinnerFirst, `${user('2003')},${user('2002')}`],
   ] as const) {
-    test(`group ring (${label}): 2003 answers after 3 s → answer names Bob Agent / 2003 from the caller's CHANNEL_BRIDGE, 2002 loses the race`, async () => {
-      const call = sw.call('group', { to: number, from: CALLER });
-      const done = await sw.finished(main, call);
-      await sw.judge(done, () => {
-        const c = common(done, number);
-        const names = dial === `${user('2002')},${user('2003')}` ? ['Carol Agent', 'Bob Agent'] : ['Bob Agent', 'Carol Agent'];
-        assert.deepEqual(done.params, [
-          { event: 'newCall', ...c, user: names },
-          { event: 'answer', ...c, user: 'Bob Agent', answeringNumber: '2003' },
-          { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2003' },
-        ]);
-        assertBridged(done, dial);
-        const blegs = done.legs.byRole('bleg');
-        assert.deepEqual(blegs.map((l) => l.first('Caller-Destination-Number')).sort(), ['2002', '2003']);
-        const winner = blegs.find((l) => l.first('Caller-Destination-Number') === '2003') as Leg;
-        const loser = blegs.find((l) => l.first('Caller-Destination-Number') === '2002') as Leg;
-        assert.equal(done.inbound.event('CHANNEL_BRIDGE')?.headers['Other-Leg-Destination-Number'], '2003');
-        assert.equal(loser.hangupCause, 'LOSE_RACE');
-        assert.equal(loser.has('CHANNEL_ANSWER'), false);
-        assertAnsweredAfter(done.inbound, winner);
-      });
-    });
+    test(
+      `group ring (${label}): 2003 answers after 3 s → answer names Bob Agent / 2003 from the caller's ` +
+        'CHANNEL_BRIDGE, 2002 loses the race',
+      async () => {
+        const call = sw.call('group', { to: number, from: CALLER });
+        const done = await sw.finished(main, call);
+        await sw.judge(done, () => {
+          const c = common(done, number);
+          const names =
+            dial === `${user('2002')},${user('2003')}` ? ['Carol Agent', 'Bob Agent'] : ['Bob Agent', 'Carol Agent'];
+          assert.deepEqual(done.params, [
+            { event: 'newCall', ...c, user: names },
+            { event: 'answer', ...c, user: 'Bob Agent', answeringNumber: '2003' },
+            { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2003' },
+          ]);
+          assertBridged(done, dial);
+          const blegs = done.legs.byRole('bleg');
+          assert.deepEqual(blegs.map((l) => l.first('Caller-Destination-Number')).sort(), ['2002', '2003']);
+          const winner = blegs.find((l) => l.first('Caller-Destination-Number') === '2003') as Leg;
+          const loser = blegs.find((l) => l.first('Caller-Destination-Number') === '2002') as Leg;
+          assert.equal(done.inbound.event('CHANNEL_BRIDGE')?.headers['Other-Leg-Destination-Number'], '2003');
+          assert.equal(loser.hangupCause, 'LOSE_RACE');
+          assert.equal(loser.has('CHANNEL_ANSWER'), false);
+          assertAnsweredAfter(done.inbound, winner);
+        });
+      },
+    );
   }
 
   test('busy: 2001 answers 486 → FreeSWITCH hangs the caller up USER_BUSY; newCall, hangup busy', async () => {
@@ -173,48 +207,59 @@ describe('bridge mode on a real FreeSWITCH', { concurrency: true }, () => {
     });
   });
 
-  test('no answer: {originate_timeout=3} runs out on 2002 → the adapter hangs up NO_ANSWER; hangup noAnswer', async () => {
-    const call = sw.call('noanswer', { to: N.noAnswer, from: CALLER });
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      const c = common(done, N.noAnswer);
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c, user: ['Carol Agent'] },
-        { event: 'hangup', ...c, cause: 'noAnswer' },
-      ]);
-      assertBridged(done, `{originate_timeout=3}${user('2002')}`);
-      assert.equal(done.inbound.hangupCause, 'NO_ANSWER');
-      assert.equal(done.inbound.has('CHANNEL_ANSWER'), false);
-      assert.equal(done.legs.one('bleg').hangupCause, 'NO_ANSWER');
-      // FreeSWITCH leaves the caller up after NO_ANSWER; the adapter's hangup gives the SIP caller 480
-      assert.equal(done.legs.one('caller').sipTermStatus, '480');
-      assert.equal(done.result, '-ERR NO_ANSWER');
-      // switch_ivr_originate.c counts whole seconds (`elapsed >= timelimit_sec` on
-      // switch_epoch_time_now()), so a 3 s originate_timeout ends after 2 to 3 s
-      const rang = ms(Leg.at(done.inbound.executed('bridge')), Leg.at(done.inbound.event('CHANNEL_HANGUP')));
-      assert.ok(rang >= 1900 && rang < 4500, `rang ${rang} ms for a 3 s originate_timeout`);
-    });
-  });
+  test(
+    'no answer: {originate_timeout=3} runs out on 2002 ' + '→ the adapter hangs up NO_ANSWER; hangup noAnswer',
+    async () => {
+      const call = sw.call('noanswer', { to: N.noAnswer, from: CALLER });
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        const c = common(done, N.noAnswer);
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c, user: ['Carol Agent'] },
+          { event: 'hangup', ...c, cause: 'noAnswer' },
+        ]);
+        assertBridged(done, `{originate_timeout=3}${user('2002')}`);
+        assert.equal(done.inbound.hangupCause, 'NO_ANSWER');
+        assert.equal(done.inbound.has('CHANNEL_ANSWER'), false);
+        assert.equal(done.legs.one('bleg').hangupCause, 'NO_ANSWER');
+        // FreeSWITCH leaves the caller up after NO_ANSWER; the adapter's hangup gives the SIP caller 480
+        assert.equal(done.legs.one('caller').sipTermStatus, '480');
+        assert.equal(done.result, '-ERR NO_ANSWER');
+        // switch_ivr_originate.c counts whole seconds (`elapsed >= timelimit_sec` on
+        // switch_epoch_time_now()), so a 3 s originate_timeout ends after 2 to 3 s
+        const rang = ms(Leg.at(done.inbound.executed('bridge')), Leg.at(done.inbound.event('CHANNEL_HANGUP')));
+        assert.ok(rang >= 1900 && rang < 4500, `rang ${rang} ms for a 3 s originate_timeout`);
+      });
+    },
+  );
 
-  test('caller cancel: the caller hangs up (ORIGINATOR_CANCEL) while 2002 rings → hangup cancel, a missed call', async () => {
-    const call = sw.call('cancel', { to: N.ringing, from: CALLER });
-    await sw.legs.waitFor(call.tag, (l) => l.byRole('bleg').some((b) => b.has('CHANNEL_PROGRESS') || b.has('CHANNEL_PROGRESS_MEDIA')), 15_000, '2002 ringing');
-    await sw.esl.api(`uuid_kill ${call.callerUuid} ORIGINATOR_CANCEL`);
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      const c = common(done, N.ringing);
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c, user: ['Carol Agent'] },
-        { event: 'hangup', ...c, cause: 'cancel' },
-      ]);
-      assert.equal(done.inbound.hangupCause, 'ORIGINATOR_CANCEL');
-      assert.equal(done.inbound.sipTermStatus, '487');
-      assert.equal(done.legs.one('bleg').hangupCause, 'ORIGINATOR_CANCEL');
-      assert.equal(done.inbound.has('CHANNEL_ANSWER'), false);
-      assert.equal(done.result, '-ERR ORIGINATOR_CANCEL');
-      assert.equal(main.zammad.entry(done.callId)?.done, false, 'Zammad keeps it as missed');
-    });
-  });
+  test(
+    'caller cancel: the caller hangs up (ORIGINATOR_CANCEL) ' + 'while 2002 rings → hangup cancel, a missed call',
+    async () => {
+      const call = sw.call('cancel', { to: N.ringing, from: CALLER });
+      await sw.legs.waitFor(
+        call.tag,
+        (l) => l.byRole('bleg').some((b) => b.has('CHANNEL_PROGRESS') || b.has('CHANNEL_PROGRESS_MEDIA')),
+        15_000,
+        '2002 ringing',
+      );
+      await sw.esl.api(`uuid_kill ${call.callerUuid} ORIGINATOR_CANCEL`);
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        const c = common(done, N.ringing);
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c, user: ['Carol Agent'] },
+          { event: 'hangup', ...c, cause: 'cancel' },
+        ]);
+        assert.equal(done.inbound.hangupCause, 'ORIGINATOR_CANCEL');
+        assert.equal(done.inbound.sipTermStatus, '487');
+        assert.equal(done.legs.one('bleg').hangupCause, 'ORIGINATOR_CANCEL');
+        assert.equal(done.inbound.has('CHANNEL_ANSWER'), false);
+        assert.equal(done.result, '-ERR ORIGINATOR_CANCEL');
+        assert.equal(main.zammad.entry(done.callId)?.done, false, 'Zammad keeps it as missed');
+      });
+    },
+  );
 
   test('not found: the far side answers 404 → hangup notFound', async () => {
     const call = sw.call('notfound', { to: N.notFound, from: CALLER });
@@ -235,40 +280,51 @@ describe('bridge mode on a real FreeSWITCH', { concurrency: true }, () => {
     });
   });
 
-  test('blocked caller: Zammad answers reject → the caller gets 486 (USER_BUSY), no B-leg was ever created; hangup busy', async () => {
-    const call = sw.call('blocked', { to: N.answered, from: BLOCKED });
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      const c = common(done, N.answered, BLOCKED);
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c, user: ['Alice Agent'] },
-        { event: 'hangup', ...c, cause: 'busy' },
-      ]);
-      assert.equal(done.posts[0]?.reply, JSON.stringify({ action: 'reject', reason: 'busy' }));
-      assert.deepEqual(done.legs.legs.map((l) => l.role).sort(), ['caller', 'inbound'], `nothing rang: ${done.legs.describe()}`);
-      assert.equal(done.inbound.executed('bridge'), undefined);
-      assert.equal(done.inbound.hangupCause, 'USER_BUSY');
-      assert.equal(done.legs.one('caller').sipTermStatus, '486');
-      assert.equal(done.result, '-ERR USER_BUSY');
-    });
-  });
+  test(
+    'blocked caller: Zammad answers reject → the caller gets 486 (USER_BUSY), ' +
+      'no B-leg was ever created; hangup busy',
+    async () => {
+      const call = sw.call('blocked', { to: N.answered, from: BLOCKED });
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        const c = common(done, N.answered, BLOCKED);
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c, user: ['Alice Agent'] },
+          { event: 'hangup', ...c, cause: 'busy' },
+        ]);
+        assert.equal(done.posts[0]?.reply, JSON.stringify({ action: 'reject', reason: 'busy' }));
+        assert.deepEqual(
+          done.legs.legs.map((l) => l.role).sort(),
+          ['caller', 'inbound'],
+          `nothing rang: ${done.legs.describe()}`,
+        );
+        assert.equal(done.inbound.executed('bridge'), undefined);
+        assert.equal(done.inbound.hangupCause, 'USER_BUSY');
+        assert.equal(done.legs.one('caller').sipTermStatus, '486');
+        assert.equal(done.result, '-ERR USER_BUSY');
+      });
+    },
+  );
 
-  test('withheld number: a caller with CLIR (origination_privacy=hide_number, Privacy: id) is reported as anonymous', async () => {
-    const call = sw.call('withheld', { to: N.answered, from: WITHHELD, hideNumber: true });
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      // what the switch delivers: the real number with the privacy flag (freeswitch-facts.md)
-      assert.equal(done.inbound.first('Caller-Privacy-Hide-Number'), 'true');
-      assert.equal(done.inbound.first('Caller-Caller-ID-Number'), WITHHELD);
-      const c = common(done, N.answered, 'anonymous');
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c, user: ['Alice Agent'] },
-        { event: 'answer', ...c, user: 'Alice Agent', answeringNumber: '2000' },
-        { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2000' },
-      ]);
-      assert.ok(!done.posts.some((p) => p.raw.includes('55571601')), 'the withheld number never reaches Zammad');
-    });
-  });
+  test(
+    'withheld number: a caller with CLIR (origination_privacy=hide_number, ' + 'Privacy: id) is reported as anonymous',
+    async () => {
+      const call = sw.call('withheld', { to: N.answered, from: WITHHELD, hideNumber: true });
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        // what the switch delivers: the real number with the privacy flag (freeswitch-facts.md)
+        assert.equal(done.inbound.first('Caller-Privacy-Hide-Number'), 'true');
+        assert.equal(done.inbound.first('Caller-Caller-ID-Number'), WITHHELD);
+        const c = common(done, N.answered, 'anonymous');
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c, user: ['Alice Agent'] },
+          { event: 'answer', ...c, user: 'Alice Agent', answeringNumber: '2000' },
+          { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2000' },
+        ]);
+        assert.ok(!done.posts.some((p) => p.raw.includes('55571601')), 'the withheld number never reaches Zammad');
+      });
+    },
+  );
 
   test("outbound: Zammad answers dial with caller_id → the far end's channel shows that caller id number", async () => {
     const call = sw.call('outbound', { to: N.outbound, from: '2004', fromName: 'Dan Agent' });
@@ -283,59 +339,77 @@ describe('bridge mode on a real FreeSWITCH', { concurrency: true }, () => {
       assert.equal(JSON.parse(done.posts[0]?.reply ?? '{}').caller_id, ZAMMAD_CALLER_ID);
       assertBridged(done, 'sofia/lo-in/2000@127.0.0.1:5091');
       assert.equal(done.legs.one('bleg').first('Caller-Caller-ID-Number'), ZAMMAD_CALLER_ID);
-      assert.equal(done.legs.one('phone').first('Caller-Caller-ID-Number'), ZAMMAD_CALLER_ID, 'the far end sees the caller id Zammad chose');
-    });
-  });
-
-  test('Zammad refusing (401, wrong token): the call is bridged within the newCall bound; every event is delivered once the token is right', async () => {
-    const call = sw.call('refusing', { to: N.refusing, from: CALLER });
-    const done = await sw.finished(refusing, call, { zammadHangup: false });
-    await sw.judge(done, async () => {
-      assertBridged(done, user('2000'));
-      // Seen: the adapter parks a newCall answered 401 (config fault) without settling the
-      // decision, so the caller waits the whole ZAMMAD_NEWCALL_TIMEOUT_MS (default 2000) although
-      // Zammad answered at once. Bounded, so within what the README promises.
-      const waited = ms(Leg.at(done.inbound.executed('socket')), Leg.at(done.inbound.executed('bridge')));
-      assert.ok(waited < 2000 + 700, `bridged ${waited} ms after socket (bound 2000 ms)`);
-      assert.ok(done.posts.length > 0 && done.posts.every((p) => p.status === 401), 'Zammad refused everything');
-      assert.equal(done.posts[0]?.event, 'newCall');
-      // fix the token in Zammad: the adapter's probe goes through, then the whole call, once
-      refusing.zammad.update({ token: refusing.adapterToken });
-      await refusing.zammad.waitFor((z) => z.entry(done.callId)?.state === 'hangup', 15_000);
-      await new Promise((r) => setTimeout(r, 300));
-      assert.deepEqual(accepted(refusing, done.callId), answeredBy2000(done, N.refusing));
-    });
-  });
-
-  test('Zammad failing (500 on newCall): bridged within the newCall bound; newCall retried, then answer and hangup, each once', async () => {
-    failing.zammad.setFault({ kind: 'status', status: 500 }, { times: 1, events: ['newCall'] });
-    const call = sw.call('failing', { to: N.failing, from: CALLER });
-    const done = await sw.finished(failing, call);
-    await sw.judge(done, () => {
-      assertBridged(done, user('2000'));
-      const waited = ms(Leg.at(done.inbound.executed('socket')), Leg.at(done.inbound.executed('bridge')));
-      assert.ok(waited < 2000 + 700, `bridged ${waited} ms after socket (bound 2000 ms)`);
-      assert.deepEqual(
-        done.posts.map((p) => `${p.event}:${p.status}`),
-        ['newCall:500', 'newCall:200', 'answer:200', 'hangup:200'],
+      assert.equal(
+        done.legs.one('phone').first('Caller-Caller-ID-Number'),
+        ZAMMAD_CALLER_ID,
+        'the far end sees the caller id Zammad chose',
       );
-      assert.deepEqual(accepted(failing, done.callId), answeredBy2000(done, N.failing));
     });
   });
 
-  test(`Zammad slow (newCall answered after ${SLOW_MS} ms, bound ${SLOW_BOUND_MS} ms): the switch bridges within the bound`, async () => {
-    slow.zammad.setFault({ kind: 'delay', ms: SLOW_MS }, { events: ['newCall'] });
-    const call = sw.call('slow', { to: N.slow, from: CALLER });
-    const done = await sw.finished(slow, call);
-    await sw.judge(done, () => {
-      assertBridged(done, user('2000'));
-      const waited = ms(Leg.at(done.inbound.executed('socket')), Leg.at(done.inbound.executed('bridge')));
-      assert.ok(waited >= SLOW_BOUND_MS - 40 && waited < SLOW_BOUND_MS + 700, `bridged ${waited} ms after socket (bound ${SLOW_BOUND_MS} ms)`);
-      assert.deepEqual(done.params, answeredBy2000(done, N.slow), 'each event once, complete');
-      assert.ok(done.posts.every((p) => p.status === 200));
-    });
-  });
+  test(
+    'Zammad refusing (401, wrong token): the call is bridged within the newCall bound; ' +
+      'every event is delivered once the token is right',
+    async () => {
+      const call = sw.call('refusing', { to: N.refusing, from: CALLER });
+      const done = await sw.finished(refusing, call, { zammadHangup: false });
+      await sw.judge(done, async () => {
+        assertBridged(done, user('2000'));
+        // Seen: the adapter parks a newCall answered 401 (config fault) without settling the
+        // decision, so the caller waits the whole ZAMMAD_NEWCALL_TIMEOUT_MS (default 2000) although
+        // Zammad answered at once. Bounded, so within what the README promises.
+        const waited = ms(Leg.at(done.inbound.executed('socket')), Leg.at(done.inbound.executed('bridge')));
+        assert.ok(waited < 2000 + 700, `bridged ${waited} ms after socket (bound 2000 ms)`);
+        assert.ok(done.posts.length > 0 && done.posts.every((p) => p.status === 401), 'Zammad refused everything');
+        assert.equal(done.posts[0]?.event, 'newCall');
+        // fix the token in Zammad: the adapter's probe goes through, then the whole call, once
+        refusing.zammad.update({ token: refusing.adapterToken });
+        await refusing.zammad.waitFor((z) => z.entry(done.callId)?.state === 'hangup', 15_000);
+        await new Promise((r) => setTimeout(r, 300));
+        assert.deepEqual(accepted(refusing, done.callId), answeredBy2000(done, N.refusing));
+      });
+    },
+  );
 
+  test(
+    'Zammad failing (500 on newCall): bridged within the newCall bound; newCall retried, ' +
+      'then answer and hangup, each once',
+    async () => {
+      failing.zammad.setFault({ kind: 'status', status: 500 }, { times: 1, events: ['newCall'] });
+      const call = sw.call('failing', { to: N.failing, from: CALLER });
+      const done = await sw.finished(failing, call);
+      await sw.judge(done, () => {
+        assertBridged(done, user('2000'));
+        const waited = ms(Leg.at(done.inbound.executed('socket')), Leg.at(done.inbound.executed('bridge')));
+        assert.ok(waited < 2000 + 700, `bridged ${waited} ms after socket (bound 2000 ms)`);
+        assert.deepEqual(
+          done.posts.map((p) => `${p.event}:${p.status}`),
+          ['newCall:500', 'newCall:200', 'answer:200', 'hangup:200'],
+        );
+        assert.deepEqual(accepted(failing, done.callId), answeredBy2000(done, N.failing));
+      });
+    },
+  );
+
+  test(
+    `Zammad slow (newCall answered after ${SLOW_MS} ms, bound ${SLOW_BOUND_MS} ms): ` +
+      'the switch bridges within the bound',
+    async () => {
+      slow.zammad.setFault({ kind: 'delay', ms: SLOW_MS }, { events: ['newCall'] });
+      const call = sw.call('slow', { to: N.slow, from: CALLER });
+      const done = await sw.finished(slow, call);
+      await sw.judge(done, () => {
+        assertBridged(done, user('2000'));
+        const waited = ms(Leg.at(done.inbound.executed('socket')), Leg.at(done.inbound.executed('bridge')));
+        assert.ok(
+          waited >= SLOW_BOUND_MS - 40 && waited < SLOW_BOUND_MS + 700,
+          `bridged ${waited} ms after socket (bound ${SLOW_BOUND_MS} ms)`,
+        );
+        assert.deepEqual(done.params, answeredBy2000(done, N.slow), 'each event once, complete');
+        assert.ok(done.posts.every((p) => p.status === 200));
+      });
+    },
+  );
 });
 
 // After the scenarios above, not beside them: a burst of 20 beside the rest would put ~35 calls
@@ -357,13 +431,26 @@ describe('bridge mode on a real FreeSWITCH, under load', () => {
           c.busy ? ['newCall:200', 'hangup:200'] : ['newCall:200', 'answer:200', 'hangup:200'],
           `call ${i}`,
         );
-        assert.ok(d.params.every((p) => p['from'] === c.from && p['callId'] === d.callId), `call ${i}: its own caller and call id`);
-        assert.deepEqual(d.params, c.busy ? [
-          { event: 'newCall', ...common(d, N.busy, c.from), user: ['Dave Agent'] },
-          { event: 'hangup', ...common(d, N.busy, c.from), cause: 'busy' },
-        ] : answeredBy2000(d, N.answered, c.from), `call ${i}`);
+        assert.ok(
+          d.params.every((p) => p['from'] === c.from && p['callId'] === d.callId),
+          `call ${i}: its own caller and call id`,
+        );
+        assert.deepEqual(
+          d.params,
+          c.busy
+            ? [
+                { event: 'newCall', ...common(d, N.busy, c.from), user: ['Dave Agent'] },
+                { event: 'hangup', ...common(d, N.busy, c.from), cause: 'busy' },
+              ]
+            : answeredBy2000(d, N.answered, c.from),
+          `call ${i}`,
+        );
         assert.equal(d.inbound.hangupCause, c.busy ? 'USER_BUSY' : 'NORMAL_CLEARING', `call ${i}`);
-        assert.deepEqual(d.legs.legs.map((l) => l.role).sort(), ['bleg', 'caller', 'inbound', 'phone'], `call ${i}: its four legs`);
+        assert.deepEqual(
+          d.legs.legs.map((l) => l.role).sort(),
+          ['bleg', 'caller', 'inbound', 'phone'],
+          `call ${i}: its four legs`,
+        );
       });
     }
     assert.equal(new Set(done.map((d) => d.callId)).size, 20);

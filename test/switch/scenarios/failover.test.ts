@@ -98,7 +98,10 @@ before(async () => {
   const toContext = (name: string, expression: string, context: string): Extension => ({
     name,
     expression,
-    actions: [['set', 'zammad_direction=in'], ['transfer', `$1 XML ${context}`]],
+    actions: [
+      ['set', 'zammad_direction=in'],
+      ['transfer', `$1 XML ${context}`],
+    ],
   });
   await sw.dialplan(`00_cti_test_ha_${process.pid}`, [
     toContext('cti_test_ha_to_up', '^(4930999870\\d\\d)$', CTX.up),
@@ -120,7 +123,10 @@ function reportedOnce(done: FinishedCall, to: string, who: Agent, other: Line): 
     { event: 'answer', ...c, ...who },
     { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: who.answeringNumber },
   ]);
-  assert.deepEqual(done.posts.map((p) => p.status), [200, 200, 200]);
+  assert.deepEqual(
+    done.posts.map((p) => p.status),
+    [200, 200, 200],
+  );
   assert.deepEqual(other.zammad.postsFor(done.callId), [], `nothing of the call reached ${other.name}'s Zammad`);
 }
 
@@ -181,7 +187,10 @@ describe('two adapters behind one gate (socket A|B) on a real FreeSWITCH', () =>
       const cut = 'the call was not cut: it lasted until the agent hung up';
       assert.ok((agentHangup?.receivedAt ?? 0) >= hungUpAt, cut);
     });
-    const atB = [[short!, N.short, ALICE, '2000'], [ring!, N.ring, BOB, '2003']] as const;
+    const atB = [
+      [short!, N.short, ALICE, '2000'],
+      [ring!, N.ring, BOB, '2003'],
+    ] as const;
     for (const [d, to, who, ext] of atB) {
       await sw.judge(d, () => {
         reportedOnce(d, to, who, a);

@@ -35,18 +35,30 @@ after(async () => {
 });
 
 describe('the harness on a real FreeSWITCH', () => {
-  test('a queue call: the agent legs mod_callcenter originates (no tag of ours) are found by cc_member_session_uuid', async () => {
-    const call = sw.call('queue', { to: QUEUE_NUMBER, from: '493055571600' });
-    const ringing = await sw.legs.waitFor(call.tag, (l) => l.byRole('bleg').length >= 2, 15_000, 'both agents rung by the queue');
-    const inbound = ringing.one('inbound');
-    await sw.esl.api(`uuid_kill ${call.callerUuid} ORIGINATOR_CANCEL`);
-    const done = await sw.legs.allEnded(call.tag, 20_000);
-    const agentLegs = done.byRole('bleg');
-    assert.deepEqual(agentLegs.map((l) => l.first('Caller-Destination-Number')).sort(), ['2002', '2003'], done.describe());
-    for (const leg of agentLegs) {
-      assert.equal(leg.first('variable_sip_h_X-Cti-Test'), undefined, 'an agent leg carries no tag of ours');
-      assert.equal(leg.get('variable_cc_member_session_uuid'), inbound.uuid);
-      assert.equal(leg.parent, inbound.uuid);
-    }
-  });
+  test(
+    'a queue call: the agent legs mod_callcenter originates (no tag of ours) ' + 'are found by cc_member_session_uuid',
+    async () => {
+      const call = sw.call('queue', { to: QUEUE_NUMBER, from: '493055571600' });
+      const ringing = await sw.legs.waitFor(
+        call.tag,
+        (l) => l.byRole('bleg').length >= 2,
+        15_000,
+        'both agents rung by the queue',
+      );
+      const inbound = ringing.one('inbound');
+      await sw.esl.api(`uuid_kill ${call.callerUuid} ORIGINATOR_CANCEL`);
+      const done = await sw.legs.allEnded(call.tag, 20_000);
+      const agentLegs = done.byRole('bleg');
+      assert.deepEqual(
+        agentLegs.map((l) => l.first('Caller-Destination-Number')).sort(),
+        ['2002', '2003'],
+        done.describe(),
+      );
+      for (const leg of agentLegs) {
+        assert.equal(leg.first('variable_sip_h_X-Cti-Test'), undefined, 'an agent leg carries no tag of ours');
+        assert.equal(leg.get('variable_cc_member_session_uuid'), inbound.uuid);
+        assert.equal(leg.parent, inbound.uuid);
+      }
+    },
+  );
 });

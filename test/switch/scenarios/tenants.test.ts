@@ -21,7 +21,12 @@ import { ZammadDouble } from '@freeswitch-zammad-cti/sim/zammad';
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const CONF_GATE = join(ROOT, 'conf', 'dialplan', 'public', '00_zammad_cti.xml');
 const CTX = 'cti_test_tn';
-const N = { globex: '493099984001', other: '493099984002', byVariable: '493099984003', globexBridge: '493099984004' } as const;
+const N = {
+  globex: '493099984001',
+  other: '493099984002',
+  byVariable: '493099984003',
+  globexBridge: '493099984004',
+} as const;
 
 let sw: RealSwitch;
 let main: Line;
@@ -36,7 +41,12 @@ before(async () => {
   writeFileSync(file, JSON.stringify({ endpoints: [{ name: 'globex', url: globex.url, domains: ['globex.test'] }] }));
   main = await sw.line({ name: 'tenants', env: { DEFAULT_BRIDGE: '', ZAMMAD_ENDPOINTS_FILE: file } });
   const hab: Extension['actions'][number] = ['set', 'hangup_after_bridge=true'];
-  const before = (name: string, number: string, actions: Extension['actions']): Extension => ({ name: `cti_test_tn_${name}_vars`, number, continue: true, actions });
+  const before = (name: string, number: string, actions: Extension['actions']): Extension => ({
+    name: `cti_test_tn_${name}_vars`,
+    number,
+    continue: true,
+    actions,
+  });
   await sw.contexts(`00_cti_test_tn_${process.pid}`, [
     {
       name: CTX,
@@ -44,13 +54,25 @@ before(async () => {
         before('globex', N.globex, [['set', 'domain_name=globex.test']]),
         before('other', N.other, [['set', 'domain_name=initech.test']]),
         before('by_variable', N.byVariable, [['set', 'zammad_endpoint=globex']]),
-        before('globex_bridge', N.globexBridge, [['set', 'domain_name=GLOBEX.test'], ['set', `zammad_bridge=${user('2003')}`]]),
+        before('globex_bridge', N.globexBridge, [
+          ['set', 'domain_name=GLOBEX.test'],
+          ['set', `zammad_bridge=${user('2003')}`],
+        ]),
         zammadGate(main.eslPort, CONF_GATE).xml,
         { name: 'cti_test_tn_route', expression: '^(4930999840\\d\\d)$', actions: [hab, ['bridge', user('2003')]] },
       ],
     },
   ]);
-  await sw.dialplan(`00_cti_test_tn_${process.pid}`, [{ name: 'cti_test_tn_to_ctx', expression: '^(4930999840\\d\\d)$', actions: [['set', 'zammad_direction=in'], ['transfer', `$1 XML ${CTX}`]] }]);
+  await sw.dialplan(`00_cti_test_tn_${process.pid}`, [
+    {
+      name: 'cti_test_tn_to_ctx',
+      expression: '^(4930999840\\d\\d)$',
+      actions: [
+        ['set', 'zammad_direction=in'],
+        ['transfer', `$1 XML ${CTX}`],
+      ],
+    },
+  ]);
 });
 
 after(async () => {

@@ -45,7 +45,11 @@ let main: Line;
 let tap: EslTap;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const route = (name: string, number: string, actions: Extension['actions']): Extension => ({ name: `cti_test_xf_${name}`, number, actions });
+const route = (name: string, number: string, actions: Extension['actions']): Extension => ({
+  name: `cti_test_xf_${name}`,
+  number,
+  actions,
+});
 
 before(async () => {
   sw = await RealSwitch.open();
@@ -69,13 +73,29 @@ before(async () => {
         // the retriever and the supervisor carry domain_name, as a FusionPBX domain context sets it
         route('pickup_bleg', N.pickupBleg, [['intercept', '-bleg ${sip_h_X-Target}']]),
         route('pickup', N.pickup, [['intercept', '${sip_h_X-Target}']]),
-        route('retrieve', N.retrieve, [['set', `domain_name=${DOMAIN}`], ['answer'], ['set', 'res=${uuid_bridge(${uuid} ${sip_h_X-Target})}'], ['park']]),
-        route('eavesdrop', N.eavesdrop, [['set', `domain_name=${DOMAIN}`], ['answer'], ['eavesdrop', '${sip_h_X-Target}']]),
+        route('retrieve', N.retrieve, [
+          ['set', `domain_name=${DOMAIN}`],
+          ['answer'],
+          ['set', 'res=${uuid_bridge(${uuid} ${sip_h_X-Target})}'],
+          ['park'],
+        ]),
+        route('eavesdrop', N.eavesdrop, [
+          ['set', `domain_name=${DOMAIN}`],
+          ['answer'],
+          ['eavesdrop', '${sip_h_X-Target}'],
+        ]),
       ],
     },
   ]);
   await sw.dialplan(`00_cti_test_xf_${process.pid}`, [
-    { name: 'cti_test_xf_in', expression: '^(4930999870\\d\\d)$', actions: [['set', 'zammad_direction=in'], ['transfer', `$1 XML ${CTX.main}`]] },
+    {
+      name: 'cti_test_xf_in',
+      expression: '^(4930999870\\d\\d)$',
+      actions: [
+        ['set', 'zammad_direction=in'],
+        ['transfer', `$1 XML ${CTX.main}`],
+      ],
+    },
     { name: 'cti_test_xf_phones', expression: '^(4930999879\\d\\d)$', actions: [['transfer', `$1 XML ${CTX.phones}`]] },
   ]);
 });
@@ -92,7 +112,11 @@ function assertOnlyLookedUp(callId: string): void {
   const i = cmds.indexOf(HANDBACK);
   assert.ok(i >= 0 && cmds.lastIndexOf(HANDBACK) === i, `handed back once: ${cmds.join(' | ')}`);
   const afterIt = cmds.slice(i + 1);
-  assert.deepEqual(afterIt.filter((x, j) => !(READ_ONLY_API.test(x) || (x === 'exit' && j === afterIt.length - 1))), [], `only look-ups after the hand-back: ${afterIt.join(' | ')}`);
+  assert.deepEqual(
+    afterIt.filter((x, j) => !(READ_ONLY_API.test(x) || (x === 'exit' && j === afterIt.length - 1))),
+    [],
+    `only look-ups after the hand-back: ${afterIt.join(' | ')}`,
+  );
 }
 
 /** A phone (caller id 2003, Bob Agent) dialling a feature code that acts on `target`. */
@@ -101,48 +125,81 @@ function phone(label: string, code: string, target: string): PlacedCall {
 }
 
 const ringing = (call: PlacedCall) =>
-  sw.legs.waitFor(call.tag, (l) => l.byRole('bleg').some((b) => b.has('CHANNEL_PROGRESS') || b.has('CHANNEL_PROGRESS_MEDIA')), 15_000, '2002 ringing');
-const talking = (call: PlacedCall) => sw.legs.waitFor(call.tag, (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_BRIDGE')), 15_000, 'the caller talking to Dan');
+  sw.legs.waitFor(
+    call.tag,
+    (l) => l.byRole('bleg').some((b) => b.has('CHANNEL_PROGRESS') || b.has('CHANNEL_PROGRESS_MEDIA')),
+    15_000,
+    '2002 ringing',
+  );
+const talking = (call: PlacedCall) =>
+  sw.legs.waitFor(
+    call.tag,
+    (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_BRIDGE')),
+    15_000,
+    'the caller talking to Dan',
+  );
 
 /** The caller was connected to the phone's channel for `ms` at least before the call ended. */
 function assertTalkedTo(done: FinishedCall, other: string, ms: number): void {
-  const bridged = done.inbound.event('CHANNEL_EXECUTE', (e) => e.headers['Application'] === 'uuid_bridge' && e.headers['Application-Data'] === other);
+  const bridged = done.inbound.event(
+    'CHANNEL_EXECUTE',
+    (e) => e.headers['Application'] === 'uuid_bridge' && e.headers['Application-Data'] === other,
+  );
   assert.ok(bridged, `the caller was uuid_bridged to ${other}: ${done.legs.describe()}`);
   const hangup = done.inbound.event('CHANNEL_HANGUP');
-  const talked = (Number(hangup?.headers['Event-Date-Timestamp']) - Number(bridged.headers['Event-Date-Timestamp'])) / 1000;
+  const talked =
+    (Number(hangup?.headers['Event-Date-Timestamp']) - Number(bridged.headers['Event-Date-Timestamp'])) / 1000;
   assert.ok(talked >= ms, `connected ${Math.round(talked)} ms before the call ended (not cut)`);
 }
 
 describe('pickup, attended transfer, park on a real FreeSWITCH (dialplan mode)', () => {
-  test('pickup with intercept -bleg of the ringing leg (*8): answer Bob Agent/2003 (the picker), hangup normalClearing, not forwarded', async () => {
-    const call = sw.call('xf-pickup-bleg', { to: N.ringCarol, from: CALLER });
-    const carol = (await ringing(call)).one('bleg');
-    await sleep(500);
-    const bob = phone('xf-picker-bleg', N.pickupBleg, carol.uuid);
-    const bobIn = (await sw.legs.waitFor(bob.tag, (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_BRIDGE')), 10_000, 'Bob bridged')).one('inbound');
-    await sleep(2000);
-    await sw.esl.api(`uuid_kill ${bob.callerUuid} NORMAL_CLEARING`);
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      const c = common(done, N.ringCarol);
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c },
-        { event: 'answer', ...c, user: 'Bob Agent', answeringNumber: '2003' },
-        { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2003' },
-      ]);
-      assert.equal(done.legs.one('bleg').hangupCause, 'PICKED_OFF', 'Carol\'s leg was picked off');
-      assertTalkedTo(done, bobIn.uuid, 1500);
-      assert.equal(done.inbound.hangupCause, 'NORMAL_CLEARING');
-      assertOnlyLookedUp(done.callId);
-    });
-  });
+  test(
+    'pickup with intercept -bleg of the ringing leg (*8): answer Bob Agent/2003 (the picker), ' +
+      'hangup normalClearing, not forwarded',
+    async () => {
+      const call = sw.call('xf-pickup-bleg', { to: N.ringCarol, from: CALLER });
+      const carol = (await ringing(call)).one('bleg');
+      await sleep(500);
+      const bob = phone('xf-picker-bleg', N.pickupBleg, carol.uuid);
+      const bobIn = (
+        await sw.legs.waitFor(
+          bob.tag,
+          (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_BRIDGE')),
+          10_000,
+          'Bob bridged',
+        )
+      ).one('inbound');
+      await sleep(2000);
+      await sw.esl.api(`uuid_kill ${bob.callerUuid} NORMAL_CLEARING`);
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        const c = common(done, N.ringCarol);
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c },
+          { event: 'answer', ...c, user: 'Bob Agent', answeringNumber: '2003' },
+          { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2003' },
+        ]);
+        assert.equal(done.legs.one('bleg').hangupCause, 'PICKED_OFF', "Carol's leg was picked off");
+        assertTalkedTo(done, bobIn.uuid, 1500);
+        assert.equal(done.inbound.hangupCause, 'NORMAL_CLEARING');
+        assertOnlyLookedUp(done.callId);
+      });
+    },
+  );
 
   test('pickup with plain intercept of the caller channel: answer Bob Agent/2003, hangup normalClearing', async () => {
     const call = sw.call('xf-pickup', { to: N.ringCarol, from: CALLER });
     const inbound = (await ringing(call)).one('inbound');
     await sleep(500);
     const bob = phone('xf-picker', N.pickup, inbound.uuid);
-    const bobIn = (await sw.legs.waitFor(bob.tag, (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_BRIDGE')), 10_000, 'Bob bridged')).one('inbound');
+    const bobIn = (
+      await sw.legs.waitFor(
+        bob.tag,
+        (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_BRIDGE')),
+        10_000,
+        'Bob bridged',
+      )
+    ).one('inbound');
     await sleep(2000);
     await sw.esl.api(`uuid_kill ${bob.callerUuid} NORMAL_CLEARING`);
     const done = await sw.finished(main, call);
@@ -159,81 +216,124 @@ describe('pickup, attended transfer, park on a real FreeSWITCH (dialplan mode)',
     });
   });
 
-  test('attended transfer: att_xfer on Dan\'s leg (*4) to 2000, Dan\'s phone hangs up: answers Dan then Alice, hangup normalClearing', async () => {
-    const call = sw.call('xf-attxfer', { to: N.talkDan, from: CALLER });
-    const legs = await talking(call);
-    await main.zammad.waitFor((z) => z.postsFor(legs.one('inbound').uuid).some((p) => p.event === 'answer'), 5000);
-    await sw.esl.api(`uuid_broadcast ${legs.one('bleg').uuid} att_xfer::${user('2000')}`);
-    // 2000 answers at once and plays 3 s; Dan hangs up during the consultation
-    await sleep(1500);
-    await sw.esl.api(`uuid_kill ${legs.one('phone').uuid} NORMAL_CLEARING`);
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      const c = common(done, N.talkDan);
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c },
-        { event: 'answer', ...c, user: 'Dan Agent', answeringNumber: '2004' },
-        { event: 'answer', ...c, user: 'Alice Agent', answeringNumber: '2000' },
-        { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2000' },
-      ]);
-      const zoe = done.legs.legs.find((l) => l.role === 'bleg' && l.first('Caller-Destination-Number') === '2000');
-      assert.ok(zoe, `2000 was called: ${done.legs.describe()}`);
-      assertTalkedTo(done, zoe.uuid, 1000);
-      assertOnlyLookedUp(done.callId);
-    });
-  });
+  test(
+    "attended transfer: att_xfer on Dan's leg (*4) to 2000, Dan's phone hangs up: answers Dan then Alice, " +
+      'hangup normalClearing',
+    async () => {
+      const call = sw.call('xf-attxfer', { to: N.talkDan, from: CALLER });
+      const legs = await talking(call);
+      await main.zammad.waitFor((z) => z.postsFor(legs.one('inbound').uuid).some((p) => p.event === 'answer'), 5000);
+      await sw.esl.api(`uuid_broadcast ${legs.one('bleg').uuid} att_xfer::${user('2000')}`);
+      // 2000 answers at once and plays 3 s; Dan hangs up during the consultation
+      await sleep(1500);
+      await sw.esl.api(`uuid_kill ${legs.one('phone').uuid} NORMAL_CLEARING`);
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        const c = common(done, N.talkDan);
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c },
+          { event: 'answer', ...c, user: 'Dan Agent', answeringNumber: '2004' },
+          { event: 'answer', ...c, user: 'Alice Agent', answeringNumber: '2000' },
+          { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2000' },
+        ]);
+        const zoe = done.legs.legs.find((l) => l.role === 'bleg' && l.first('Caller-Destination-Number') === '2000');
+        assert.ok(zoe, `2000 was called: ${done.legs.describe()}`);
+        assertTalkedTo(done, zoe.uuid, 1000);
+        assertOnlyLookedUp(done.callId);
+      });
+    },
+  );
 
-  test('park and retrieve: the switch answering the parked caller is no person; the retriever (Bob) is: one answer, hangup normalClearing', async () => {
-    const call = sw.call('xf-park', { to: N.park, from: CALLER });
-    const inbound = (await sw.legs.waitFor(call.tag, (l) => l.byRole('inbound').some((i) => executions(i, 'park').length > 0), 15_000, 'parked')).one('inbound');
-    await sleep(1000);
-    assert.deepEqual(main.zammad.postsFor(inbound.uuid).map((p) => p.event), ['newCall'], 'parked: no answer yet');
-    const bob = phone('xf-retriever', N.retrieve, inbound.uuid);
-    const bobIn = (await sw.legs.waitFor(bob.tag, (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_ANSWER')), 10_000, 'Bob answered')).one('inbound');
-    await sleep(2500);
-    await sw.esl.api(`uuid_kill ${bob.callerUuid} NORMAL_CLEARING`);
-    await sleep(500);
-    await sw.esl.api(`uuid_kill ${call.callerUuid} NORMAL_CLEARING`).catch(() => undefined);
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      const c = common(done, N.park);
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c },
-        { event: 'answer', ...c, user: 'Bob Agent', answeringNumber: '2003' },
-        { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2003' },
-      ]);
-      assertTalkedTo(done, bobIn.uuid, 1500);
-      assertOnlyLookedUp(done.callId);
-    });
-  });
+  test(
+    'park and retrieve: the switch answering the parked caller is no person; the retriever (Bob) is: one answer, ' +
+      'hangup normalClearing',
+    async () => {
+      const call = sw.call('xf-park', { to: N.park, from: CALLER });
+      const inbound = (
+        await sw.legs.waitFor(
+          call.tag,
+          (l) => l.byRole('inbound').some((i) => executions(i, 'park').length > 0),
+          15_000,
+          'parked',
+        )
+      ).one('inbound');
+      await sleep(1000);
+      assert.deepEqual(
+        main.zammad.postsFor(inbound.uuid).map((p) => p.event),
+        ['newCall'],
+        'parked: no answer yet',
+      );
+      const bob = phone('xf-retriever', N.retrieve, inbound.uuid);
+      const bobIn = (
+        await sw.legs.waitFor(
+          bob.tag,
+          (l) => l.byRole('inbound').some((i) => i.has('CHANNEL_ANSWER')),
+          10_000,
+          'Bob answered',
+        )
+      ).one('inbound');
+      await sleep(2500);
+      await sw.esl.api(`uuid_kill ${bob.callerUuid} NORMAL_CLEARING`);
+      await sleep(500);
+      await sw.esl.api(`uuid_kill ${call.callerUuid} NORMAL_CLEARING`).catch(() => undefined);
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        const c = common(done, N.park);
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c },
+          { event: 'answer', ...c, user: 'Bob Agent', answeringNumber: '2003' },
+          { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2003' },
+        ]);
+        assertTalkedTo(done, bobIn.uuid, 1500);
+        assertOnlyLookedUp(done.callId);
+      });
+    },
+  );
 
-  test('an eavesdropping supervisor is no person: Dan\'s answer only, hangup normalClearing; the call was not cut', async () => {
-    const call = sw.call('xf-eavesdrop', { to: N.talkDan, from: CALLER });
-    const inbound = (await talking(call)).one('inbound');
-    const sup = phone('xf-supervisor', N.eavesdrop, inbound.uuid);
-    const supIn = (await sw.legs.waitFor(sup.tag, (l) => l.byRole('inbound').some((i) => executions(i, 'eavesdrop').length > 0), 10_000, 'eavesdropping')).one('inbound');
-    await sleep(2000);
-    assert.equal(supIn.ended, false, 'the supervisor still listens');
-    await sw.esl.api(`uuid_kill ${sup.callerUuid} NORMAL_CLEARING`);
-    const done = await sw.finished(main, call);
-    await sw.judge(done, () => {
-      const c = common(done, N.talkDan);
-      assert.deepEqual(done.params, [
-        { event: 'newCall', ...c },
-        { event: 'answer', ...c, user: 'Dan Agent', answeringNumber: '2004' },
-        { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2004' },
-      ]);
-      // Dan talks 20 s and hangs up: the caller was not hung up when the supervisor left
-      const bridge = done.inbound.event('CHANNEL_BRIDGE');
-      const hangup = done.inbound.event('CHANNEL_HANGUP');
-      assert.ok(Number(hangup?.headers['Event-Date-Timestamp']) - Number(bridge?.headers['Event-Date-Timestamp']) >= 15_000_000, 'the call went on to Dan\'s own hangup');
-      assertOnlyLookedUp(done.callId);
-    });
-  });
+  test(
+    "an eavesdropping supervisor is no person: Dan's answer only, " + 'hangup normalClearing; the call was not cut',
+    async () => {
+      const call = sw.call('xf-eavesdrop', { to: N.talkDan, from: CALLER });
+      const inbound = (await talking(call)).one('inbound');
+      const sup = phone('xf-supervisor', N.eavesdrop, inbound.uuid);
+      const supIn = (
+        await sw.legs.waitFor(
+          sup.tag,
+          (l) => l.byRole('inbound').some((i) => executions(i, 'eavesdrop').length > 0),
+          10_000,
+          'eavesdropping',
+        )
+      ).one('inbound');
+      await sleep(2000);
+      assert.equal(supIn.ended, false, 'the supervisor still listens');
+      await sw.esl.api(`uuid_kill ${sup.callerUuid} NORMAL_CLEARING`);
+      const done = await sw.finished(main, call);
+      await sw.judge(done, () => {
+        const c = common(done, N.talkDan);
+        assert.deepEqual(done.params, [
+          { event: 'newCall', ...c },
+          { event: 'answer', ...c, user: 'Dan Agent', answeringNumber: '2004' },
+          { event: 'hangup', ...c, cause: 'normalClearing', answeringNumber: '2004' },
+        ]);
+        // Dan talks 20 s and hangs up: the caller was not hung up when the supervisor left
+        const bridge = done.inbound.event('CHANNEL_BRIDGE');
+        const hangup = done.inbound.event('CHANNEL_HANGUP');
+        assert.ok(
+          Number(hangup?.headers['Event-Date-Timestamp']) - Number(bridge?.headers['Event-Date-Timestamp']) >=
+            15_000_000,
+          "the call went on to Dan's own hangup",
+        );
+        assertOnlyLookedUp(done.callId);
+      });
+    },
+  );
 });
 
 describe('the transfers adapter process', () => {
   test('no error log lines', () => {
-    assert.deepEqual(main.adapter.lines.filter((l) => l.level === 'error'), []);
+    assert.deepEqual(
+      main.adapter.lines.filter((l) => l.level === 'error'),
+      [],
+    );
   });
 });
