@@ -1,6 +1,6 @@
 /** Entry point: environment → config → logger → app; SIGTERM/SIGINT drain, a second signal exits at once. */
 import 'dotenv/config';
-import { ConfigError, loadConfig, retiredVariables } from './process/config.js';
+import { ConfigError, loadConfig, retiredVariables, type Config } from './process/config.js';
 import { configuredEndpoints } from './process/endpoints.js';
 import { EndpointsFileError, type Endpoint } from './zammad/endpoints-file.js';
 import { tokenOf } from './zammad/endpoint-url.js';
@@ -9,7 +9,7 @@ import { startApp, type App } from './process/app.js';
 import { OutboxOpenError } from './zammad/store-open.js';
 
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   let endpoints: Endpoint[];
   try {
     config = loadConfig(process.env);

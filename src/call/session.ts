@@ -283,7 +283,8 @@ export class CallSession {
     const seconds = (performance.now() - started) / 1000;
     if (verdict === null) {
       this.log.warn(
-        `no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision (newCall stays in the outbox)`,
+        `no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision ` +
+          '(newCall stays in the outbox)',
       );
       this.deps.metrics?.decided?.('timeout', seconds, endpoint);
       return { kind: 'continue', why: 'timeout' };

@@ -51,7 +51,8 @@ async function main(argv: string[]): Promise<number> {
     case 'start': {
       if (rest.length > 0 && (rest[0] === '--help' || rest[0] === '-h')) {
         print(
-          'Usage: freeswitch-zammad-cti [start]\n\nRuns the adapter; every setting is an environment variable (see .env.example).',
+          'Usage: freeswitch-zammad-cti [start]\n\n' +
+            'Runs the adapter; every setting is an environment variable (see .env.example).',
         );
         return 0;
       }

@@ -20,13 +20,19 @@ export interface App {
   readiness(): Readiness;
   /** SIGHUP: reads ZAMMAD_ENDPOINTS_FILE again; a bad file keeps the endpoints in use (and says why). */
   reload(): boolean;
-  /** Graceful stop: no new calls, follow the current ones up to drainMs, flush the outbox. `unsaved`: events neither delivered nor stored. */
+  /**
+   * Graceful stop: no new calls, follow the current ones up to drainMs, flush the outbox. `unsaved`: events neither
+   * delivered nor stored.
+   */
   shutdown(drainMs: number): Promise<{ callsLeft: number; eventsLeft: number; unsaved: number }>;
   /** Immediate stop: whatever is not delivered stays on disk. */
   abort(): void;
 }
 
-/** ZAMMAD_CTI_URL's endpoint when it is the only one: logs and /readyz then name no endpoint (one Zammad needs no name). */
+/**
+ * ZAMMAD_CTI_URL's endpoint when it is the only one: logs and /readyz then name no endpoint (one Zammad needs no
+ * name).
+ */
 function soleDefault(configured: readonly EndpointStatus[]): EndpointStatus | undefined {
   return configured.length === 1 && configured[0]?.name === DEFAULT_ENDPOINT ? configured[0] : undefined;
 }
@@ -111,7 +117,9 @@ export async function startApp(
       outbox: store.failure
         ? {
             ok: false,
-            detail: `cannot write ${config.OUTBOX_PATH} (${store.failure.message}): events are delivered from memory, a crash would lose them`,
+            detail:
+              `cannot write ${config.OUTBOX_PATH} (${store.failure.message}): ` +
+              'events are delivered from memory, a crash would lose them',
           }
         : { ok: true, detail: `writes to ${config.OUTBOX_PATH}` },
       // Shown, never failing: new calls are taken and reported whatever the switch's inbound socket does.
@@ -148,7 +156,7 @@ export async function startApp(
         log.info('SIGHUP: no ZAMMAD_ENDPOINTS_FILE to read again; nothing changed');
         return true;
       }
-      let next;
+      let next: Endpoint[];
       try {
         next = configuredEndpoints(config);
       } catch (err) {

@@ -36,7 +36,9 @@ export class Metrics {
   });
   readonly verdictSkipped = new client.Counter({
     name: 'cti_newcall_verdict_skipped_total',
-    help: "Calls that went on at once without waiting for Zammad's decision, by reason: unreachable (Zammad known down)",
+    help:
+      "Calls that went on at once without waiting for Zammad's decision, by reason: " +
+      'unreachable (Zammad known down)',
     labelNames: ['endpoint', 'reason'],
     registers: [this.registry],
   });
@@ -54,7 +56,10 @@ export class Metrics {
   });
   readonly dropped = new client.Counter({
     name: 'cti_outbox_dropped_total',
-    help: "Events dropped from the outbox, by reason: age (too old), full (OUTBOX_MAX_EVENTS), refused (Zammad will never take it), unconfirmed (a missed call's hangup that may have reached Zammad: never sent twice)",
+    help:
+      'Events dropped from the outbox, by reason: age (too old), full (OUTBOX_MAX_EVENTS), ' +
+      'refused (Zammad will never take it), ' +
+      "unconfirmed (a missed call's hangup that may have reached Zammad: never sent twice)",
     labelNames: ['endpoint', 'reason'],
     registers: [this.registry],
   });
@@ -66,7 +71,9 @@ export class Metrics {
   });
   readonly writeFailures = new client.Counter({
     name: 'cti_outbox_write_failures_total',
-    help: 'Commits of the outbox that the disk refused (disk full, read-only, I/O error); what they held waits in memory and is retried',
+    help:
+      'Commits of the outbox that the disk refused (disk full, read-only, I/O error); ' +
+      'what they held waits in memory and is retried',
     registers: [this.registry],
   });
   readonly outboxUnstored = new client.Gauge({
@@ -77,13 +84,17 @@ export class Metrics {
   });
   readonly held = new client.Counter({
     name: 'cti_outbox_held_total',
-    help: 'Events kept for an endpoint that is not configured (gone from ZAMMAD_ENDPOINTS_FILE): not sent until it is again',
+    help:
+      'Events kept for an endpoint that is not configured (gone from ZAMMAD_ENDPOINTS_FILE): ' +
+      'not sent until it is again',
     labelNames: ['endpoint'],
     registers: [this.registry],
   });
   readonly callsUnrouted = new client.Counter({
     name: 'cti_calls_unrouted_total',
-    help: 'Calls not reported to any Zammad: no-match (no endpoint for the domain, no ZAMMAD_CTI_URL) or unknown-endpoint (zammad_endpoint names none)',
+    help:
+      'Calls not reported to any Zammad: no-match (no endpoint for the domain, no ZAMMAD_CTI_URL) ' +
+      'or unknown-endpoint (zammad_endpoint names none)',
     labelNames: ['reason'],
     registers: [this.registry],
   });

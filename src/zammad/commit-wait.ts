@@ -32,7 +32,10 @@ export class CommitWait<L extends Waiting> {
     private readonly schedule: (lane: L) => void,
   ) {}
 
-  /** Whether the lane's next event may leave: it is on disk, or the disk fails. If not, the lane waits for the commit. */
+  /**
+   * Whether the lane's next event may leave: it is on disk, or the disk fails. If not, the lane waits for the
+   * commit.
+   */
   mayLeave(lane: L): boolean {
     const head = lane.items[0];
     if (!head || this.store.stored(head.id) || this.store.failing()) return true;
@@ -55,8 +58,10 @@ export class CommitWait<L extends Waiting> {
     if (error) {
       if (this.fault === undefined) {
         this.log.error(
-          'cannot write the outbox to disk: events are delivered from memory while Zammad answers, so for them the promise drops ' +
-            'from "survives a crash" to "delivered while the process lives"; a crash loses those not yet delivered, a stop names them. Retrying the disk',
+          'cannot write the outbox to disk: events are delivered from memory while Zammad answers, ' +
+            'so for them the promise drops ' +
+            'from "survives a crash" to "delivered while the process lives"; ' +
+            'a crash loses those not yet delivered, a stop names them. Retrying the disk',
           { eventsInMemory: unstored, pending: this.pending(), error: error.message },
         );
       }

@@ -91,12 +91,18 @@ export class EndpointSet {
     return restored;
   }
 
-  /** A new configuration (SIGHUP): new endpoints start, changed URLs apply to the next request, removed ones hold their events. */
+  /**
+   * A new configuration (SIGHUP): new endpoints start, changed URLs apply to the next request, removed ones hold
+   * their events.
+   */
   reload(endpoints: readonly Endpoint[]): { added: string[]; changed: string[]; removed: string[] } {
     return this.apply(endpoints);
   }
 
-  /** Where a call's events go; decided once per call. A call that has nowhere to go is logged (throttled) and counted. */
+  /**
+   * Where a call's events go; decided once per call. A call that has nowhere to go is logged (throttled) and
+   * counted.
+   */
   route(hints: RouteHints): Route {
     const route = routeOf(this.table, hints);
     if (route.kind === 'none') this.noteUnrouted(route);
@@ -238,12 +244,15 @@ export class EndpointSet {
     this.unroutedLogged.set(key, now);
     if (route.why === 'unknown-endpoint') {
       this.log.error(
-        `zammad_endpoint "${detail}" names no endpoint of ZAMMAD_ENDPOINTS_FILE: calls with it are not reported to Zammad (logged once an hour)`,
+        `zammad_endpoint "${detail}" names no endpoint of ZAMMAD_ENDPOINTS_FILE: ` +
+          'calls with it are not reported to Zammad (logged once an hour)',
         { endpoint: detail },
       );
     } else {
       this.log.warn(
-        `no Zammad endpoint for ${detail ? `domain "${detail}"` : 'calls without domain_name'}: not reported to Zammad (add the domain to an endpoint in ZAMMAD_ENDPOINTS_FILE or set ZAMMAD_CTI_URL; logged once an hour)`,
+        `no Zammad endpoint for ${detail ? `domain "${detail}"` : 'calls without domain_name'}: ` +
+          'not reported to Zammad (add the domain to an endpoint in ZAMMAD_ENDPOINTS_FILE or set ZAMMAD_CTI_URL; ' +
+          'logged once an hour)',
         { domain: detail },
       );
     }

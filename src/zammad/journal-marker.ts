@@ -3,7 +3,8 @@
  * may miss changes the disk did not take: an answer, a hangup, a newCall. It is made at the first
  * failed commit that leaves a journal change off the disk (an empty file needs no room on most
  * disks), filled with the lost changes at a stop that could not store them, and removed once the
- * journal is whole again. The next start reads it: each listed change is applied to the journal; a file without its closing line (a crash during the fault) puts every call of the
+ * journal is whole again. The next start reads it: each listed change is applied to the journal; a
+ * file without its closing line (a crash during the fault) puts every call of the
  * journal in doubt, and those are closed with a cause that is not wrong whether or not they were
  * answered.
  */

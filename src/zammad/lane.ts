@@ -3,6 +3,7 @@
  * (outbox.ts) moves them; these are its records.
  */
 import type { Verdict } from './verdict.js';
+import type { StoredEvent } from './store.js';
 
 /** Told that no decision will come now; returns false when nobody waited for it any more. */
 export type Early = (v: Verdict) => unknown;
@@ -55,4 +56,10 @@ export function goOn(lane: Lane, reason: string): boolean {
   delete head.early;
   head.late = true;
   return waited !== false;
+}
+
+/** An event an earlier run left on disk, as its lane holds it: not yet tried in this run. */
+export function restoredItem(row: StoredEvent, once: boolean): Item {
+  const { id, callId, event, body, createdAt } = row;
+  return { id, callId, event, body, createdAt, attempts: 0, once, sent: false };
 }

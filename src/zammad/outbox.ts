@@ -26,7 +26,8 @@ import { noAnswer } from './circuit.js';
 import type { HttpOutcome } from './client.js';
 import { CommitWait } from './commit-wait.js';
 import { formBody } from './form.js';
-import { goOn, urgent, type Early, type Item, type Lane } from './lane.js';
+import { Forgotten } from './forgotten.js';
+import { goOn, restoredItem, urgent, type Early, type Item, type Lane } from './lane.js';
 import type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 import { Parking } from './parking.js';
 import { Slots } from './slots.js';
@@ -35,14 +36,11 @@ import { atMostOnce, verdictOf, type Verdict } from './verdict.js';
 
 export type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 
-/** Calls whose newCall was dropped: their later events would only earn a 500 for ever. */
-const FORGET_LIMIT = 10_000;
-
 export class Outbox {
   private readonly lanes = new Map<string, Lane>();
   private readonly slots: Slots<Lane>;
   private readonly parking: Parking<Lane>;
-  private readonly forgotten = new Map<string, string>();
+  private readonly forgotten = new Forgotten();
   private size = 0;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
@@ -88,23 +86,15 @@ export class Outbox {
       if (once && row.sent) {
         // The earlier run stopped while this hangup was on its way: Zammad may have it.
         this.log.warn(
-          'not sending again a hangup that was on its way to Zammad when the adapter stopped: a second one would mark a missed call done',
+          'not sending again a hangup that was on its way to Zammad when the adapter stopped: ' +
+            'a second one would mark a missed call done',
           { callId: row.callId, event: row.event },
         );
         this.hooks.dropped?.('unconfirmed', 1);
         this.store.remove(row.id);
         continue;
       }
-      this.lane(row.callId).items.push({
-        id: row.id,
-        callId: row.callId,
-        event: row.event,
-        body: row.body,
-        createdAt: row.createdAt,
-        attempts: 0,
-        once,
-        sent: false,
-      });
+      this.lane(row.callId).items.push(restoredItem(row, once));
       restored++;
     }
     this.size += restored;
@@ -132,7 +122,7 @@ export class Outbox {
       this.log.error('event after the outbox was closed: not stored', { callId: post.callId, event: post.event });
       return Promise.resolve({ kind: 'retry', reason: 'outbox closed' });
     }
-    const forgotten = this.forgotten.get(post.callId);
+    const forgotten = this.forgotten.reason(post.callId);
     if (forgotten !== undefined && post.event !== 'newCall') {
       this.log.error('dropping an event of a call whose newCall was dropped: Zammad would refuse it', {
         callId: post.callId,
@@ -264,7 +254,10 @@ export class Outbox {
     for (const lane of this.lanes.values()) clearTimeout(lane.timer);
   }
 
-  /** Drops calls whose events waited longer than OUTBOX_MAX_AGE_HOURS: logged and counted, never silent. Runs on a timer. */
+  /**
+   * Drops calls whose events waited longer than OUTBOX_MAX_AGE_HOURS: logged and counted, never
+   * silent. Runs on a timer.
+   */
   sweep(): void {
     const limit = this.now() - this.options.maxAgeMs;
     for (const lane of [...this.lanes.values()]) {
@@ -330,7 +323,8 @@ export class Outbox {
           try {
             this.store.markSent(item.id, true);
           } catch (err) {
-            throw (diskRefused = err);
+            diskRefused = err;
+            throw err;
           }
           item.sent = true;
         }
@@ -393,7 +387,9 @@ export class Outbox {
       case 'unconfirmed':
         this.reachable = false;
         log.warn(
-          'no confirmation from Zammad for the hangup of a missed call; it is not sent again, because a second hangup would mark the call done. Zammad shows it missed, or ringing if the hangup was lost; either way not done',
+          'no confirmation from Zammad for the hangup of a missed call; it is not sent again, because a ' +
+            'second hangup would mark the call done. Zammad shows it missed, or ringing if the hangup was ' +
+            'lost; either way not done',
           { reason: verdict.reason },
         );
         this.hooks.dropped?.('unconfirmed', 1);
@@ -435,7 +431,8 @@ export class Outbox {
     this.parking.lost(lane);
     if (!lane.warned)
       this.log.warn(
-        'the hangup of a missed call waits until the disk takes its "sent" mark (sent without it, a restart could send it twice)',
+        'the hangup of a missed call waits until the disk takes its "sent" mark ' +
+          '(sent without it, a restart could send it twice)',
         fields,
       );
     lane.warned = true;
@@ -519,8 +516,7 @@ export class Outbox {
 
   /** Zammad will never have this call: later events of it are dropped at once, and a restart does not close it. */
   private forget(callId: string, reason: string): void {
-    this.forgotten.set(callId, reason);
-    if (this.forgotten.size > FORGET_LIMIT) this.forgotten.delete(this.forgotten.keys().next().value ?? '');
+    this.forgotten.add(callId, reason);
     this.store.callEnded(callId);
   }
 

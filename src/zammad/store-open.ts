@@ -30,11 +30,15 @@ export function openErrorMessage(path: string, err: unknown): string {
       `${where} is not a usable SQLite database (${why}); it is left untouched.`,
       `To start with a new outbox, move it aside and start again: mv ${path} ${path}.broken`,
       `(and ${path}-wal and ${path}-shm, if there). What it still held is not delivered then: its events`,
-      'and its journal of calls in progress (those calls are not closed in Zammad); keep the moved file to look into it.',
+      'and its journal of calls in progress (those calls are not closed in Zammad); ' +
+        'keep the moved file to look into it.',
     ].join(' ');
   }
   if (c === 'SQLITE_FULL' || c === 'ENOSPC') {
-    return `cannot write ${where} (${why}): the disk is full. Free space there, or set OUTBOX_PATH to a disk with room.`;
+    return [
+      `cannot write ${where} (${why}): the disk is full.`,
+      'Free space there, or set OUTBOX_PATH to a disk with room.',
+    ].join(' ');
   }
   return [
     `cannot write ${where} (${why}). The adapter writes every event there before it sends it, and does not start`,

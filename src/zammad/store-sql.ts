@@ -31,7 +31,8 @@ export const SQL = {
   addJournalTrusted: 'ALTER TABLE open_calls ADD COLUMN trusted INTEGER NOT NULL DEFAULT 1',
   distrustAll: 'UPDATE open_calls SET trusted = 0',
   lastId:
-    "SELECT max(coalesce((SELECT max(id) FROM outbox), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
+    'SELECT max(coalesce((SELECT max(id) FROM outbox), 0), ' +
+    "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0)) AS n",
   // Ids come from this process (see add()), so they are known before the insert.
   insert: 'INSERT INTO outbox (id, endpoint, call_id, event, body, created_at, sent) VALUES (?, ?, ?, ?, ?, ?, ?)',
   remove: 'DELETE FROM outbox WHERE id = ?',
@@ -43,7 +44,8 @@ export const SQL = {
   answerCall: 'UPDATE open_calls SET answered = 1, answering_number = ? WHERE call_id = ?',
   closeCall: 'DELETE FROM open_calls WHERE call_id = ?',
   openCalls:
-    'SELECT call_id, endpoint, facts, answered, answering_number, started_at, trusted FROM open_calls ORDER BY started_at',
+    'SELECT call_id, endpoint, facts, answered, answering_number, started_at, trusted ' +
+    'FROM open_calls ORDER BY started_at',
 } as const;
 
 /** A queued write. Plain records in one array: the order is the order of the calls. */

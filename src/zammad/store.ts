@@ -82,7 +82,10 @@ export interface EventFacts {
   answeringNumber?: string;
 }
 
-/** Told after each commit that made events stored (error undefined), or of a failed commit and how many events it left off the disk. */
+/**
+ * Told after each commit that made events stored (error undefined), or of a failed commit and how
+ * many events it left off the disk.
+ */
 export type CommitListener = (error: Error | undefined, unstored: number) => void;
 
 /** After a failed commit: first retry after 50 ms, doubling up to 5 s. */
@@ -334,17 +337,15 @@ export class OutboxStore {
 
   pending(endpoint: string): StoredEvent[] {
     this.flush();
-    return this.stmt.all
-      .all(endpoint)
-      .map((r) => ({
-        id: r.id,
-        endpoint: r.endpoint,
-        callId: r.call_id,
-        event: r.event,
-        body: r.body,
-        createdAt: r.created_at,
-        sent: r.sent === 1,
-      }));
+    return this.stmt.all.all(endpoint).map((r) => ({
+      id: r.id,
+      endpoint: r.endpoint,
+      callId: r.call_id,
+      event: r.event,
+      body: r.body,
+      createdAt: r.created_at,
+      sent: r.sent === 1,
+    }));
   }
 
   count(): number {

@@ -45,7 +45,8 @@ export function reportUnsaved(unsaved: Unsaved | undefined, outboxPath: string, 
     }
     const replay = `replay them once Zammad answers: freeswitch-zammad-cti replay ${written ?? '<this log as a file>'}`;
     log.error(
-      `stopping with events neither delivered nor stored (the outbox cannot write to disk: ${error}): each is named below; ${replay}`,
+      `stopping with events neither delivered nor stored (the outbox cannot write to disk: ${error}): ` +
+        `each is named below; ${replay}`,
       {
         events: events.length,
         calls: new Set(events.map((e) => e.callId)).size,
@@ -63,7 +64,8 @@ export function reportUnsaved(unsaved: Unsaved | undefined, outboxPath: string, 
   }
   for (const callId of journalCalls) {
     log.warn(
-      'the journal could not record the last change of this call: if it is still open at the next start, it is closed with a cause that is right whether or not it was answered',
+      'the journal could not record the last change of this call: if it is still open at the next start, ' +
+        'it is closed with a cause that is right whether or not it was answered',
       { callId },
     );
   }

@@ -144,159 +144,170 @@ describe('the outbox disk fills up while calls flow', { skip: ROOT_ONLY }, () =>
     disk?.close();
   });
 
-  test('calls go on from memory without waiting, /readyz and the metrics name the disk, nothing lost or twice once space is freed', async () => {
-    const adapter = await startAdapter({
-      ZAMMAD_CTI_URL: zammad.url,
-      OUTBOX_PATH: disk.outbox,
-      ZAMMAD_NEWCALL_TIMEOUT_MS: String(NEWCALL_TIMEOUT_MS),
-      ...FAST,
-    });
-    const to = { host: '127.0.0.1', port: adapter.eslPort };
-    try {
-      const before = await Promise.all([1, 2].map(() => placeCall(to, inbound(ANSWERED))));
-      await zammad.waitFor((z) => before.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);
+  test(
+    'calls go on from memory without waiting, /readyz and the ' +
+      'metrics name the disk, nothing lost or twice once space is freed',
+    async () => {
+      const adapter = await startAdapter({
+        ZAMMAD_CTI_URL: zammad.url,
+        OUTBOX_PATH: disk.outbox,
+        ZAMMAD_NEWCALL_TIMEOUT_MS: String(NEWCALL_TIMEOUT_MS),
+        ...FAST,
+      });
+      const to = { host: '127.0.0.1', port: adapter.eslPort };
+      try {
+        const before = await Promise.all([1, 2].map(() => placeCall(to, inbound(ANSWERED))));
+        await zammad.waitFor((z) => before.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);
 
-      await disk.fill();
-      const during: SwitchCall[] = [];
-      // The first commits after the fill fail; keep calls coming until the adapter says so.
-      while (!adapter.lines.some((l) => /cannot write the outbox to disk/.test(l.message))) {
-        during.push(await placeCall(to, inbound(during.length % 2 ? BUSY : ANSWERED)));
-        await new Promise((r) => setTimeout(r, 50));
-        if (during.length > 40) throw new Error(`the disk never refused a commit:\n${adapter.output().slice(-3000)}`);
-      }
-      const more = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => placeCall(to, inbound(i % 2 ? BUSY : ANSWERED))),
-      );
-      const blocked = await placeCall(to, inbound(ANSWERED, {}, '+49 30 999999999'));
-      during.push(...more);
-      await Promise.all([...more, blocked].map((c) => c.closed));
-      for (const c of more)
+        await disk.fill();
+        const during: SwitchCall[] = [];
+        // The first commits after the fill fail; keep calls coming until the adapter says so.
+        while (!adapter.lines.some((l) => /cannot write the outbox to disk/.test(l.message))) {
+          during.push(await placeCall(to, inbound(during.length % 2 ? BUSY : ANSWERED)));
+          await new Promise((r) => setTimeout(r, 50));
+          if (during.length > 40) throw new Error(`the disk never refused a commit:\n${adapter.output().slice(-3000)}`);
+        }
+        const more = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => placeCall(to, inbound(i % 2 ? BUSY : ANSWERED))),
+        );
+        const blocked = await placeCall(to, inbound(ANSWERED, {}, '+49 30 999999999'));
+        during.push(...more);
+        await Promise.all([...more, blocked].map((c) => c.closed));
+        for (const c of more)
+          assert.ok(
+            decidedWithinMs(c) < NEWCALL_TIMEOUT_MS / 2,
+            `decided after ${decidedWithinMs(c)} ms: a caller waited for the disk`,
+          );
         assert.ok(
-          decidedWithinMs(c) < NEWCALL_TIMEOUT_MS / 2,
-          `decided after ${decidedWithinMs(c)} ms: a caller waited for the disk`,
+          blocked.commands.some((c) => c.headers['hangup-cause'] === 'USER_BUSY'),
+          "Zammad's verdict (reject) is honoured",
         );
-      assert.ok(
-        blocked.commands.some((c) => c.headers['hangup-cause'] === 'USER_BUSY'),
-        "Zammad's verdict (reject) is honoured",
-      );
 
-      const ready = await get(adapter, '/readyz');
-      assert.equal(ready.code, 503);
-      const checks = (JSON.parse(ready.text) as { checks: Record<string, { ok: boolean; detail?: string }> }).checks;
-      assert.equal(checks['outbox']?.ok, false);
-      assert.ok(checks['outbox']?.detail?.includes(disk.outbox), checks['outbox']?.detail);
-      assert.equal(checks['zammad']?.ok, true, 'the disk is not blamed on Zammad');
-      assert.ok((await metric(adapter, /^cti_outbox_write_failures_total (\d+)$/m)) >= 1);
-      assert.equal(
-        adapter.lines.filter((l) => /cannot write the outbox to disk/.test(l.message)).length,
-        1,
-        'one line per fault',
-      );
-
-      const all = [...before, ...during, blocked];
-      await zammad.waitFor((z) => all.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);
-
-      disk.free();
-      await adapter.waitForLog((l) => l.message === 'the outbox writes to disk again', 15_000);
-      await waitUntil(async () => (await get(adapter, '/readyz')).code === 200, 'ready again');
-      await waitUntil(
-        async () => (await metric(adapter, /^cti_outbox_events\{endpoint="default"\} (\d+)$/m)) === 0,
-        'the outbox is empty',
-      );
-      await new Promise((r) => setTimeout(r, 300)); // a stray repeat would show up here
-      for (const c of all) {
-        const accepted = zammad.acceptedEvents(c.uuid);
-        assert.equal(accepted.filter((e) => e === 'newCall').length, 1, c.uuid);
-        assert.equal(zammad.entry(c.uuid)?.hangups, 1, `${c.uuid}: one hangup`);
-        assert.ok(
-          zammad.postsFor(c.uuid).every((p) => p.status !== 500),
-          `${c.uuid}: nothing out of order`,
+        const ready = await get(adapter, '/readyz');
+        assert.equal(ready.code, 503);
+        const checks = (JSON.parse(ready.text) as { checks: Record<string, { ok: boolean; detail?: string }> }).checks;
+        assert.equal(checks['outbox']?.ok, false);
+        assert.ok(checks['outbox']?.detail?.includes(disk.outbox), checks['outbox']?.detail);
+        assert.equal(checks['zammad']?.ok, true, 'the disk is not blamed on Zammad');
+        assert.ok((await metric(adapter, /^cti_outbox_write_failures_total (\d+)$/m)) >= 1);
+        assert.equal(
+          adapter.lines.filter((l) => /cannot write the outbox to disk/.test(l.message)).length,
+          1,
+          'one line per fault',
         );
-      }
-      const db = new Database(disk.outbox, { readonly: true });
-      assert.equal(
-        db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox').get()?.n,
-        0,
-        'nothing delivered is written afterwards',
-      );
-      db.close();
-    } finally {
-      disk.free();
-      await adapter.stop();
-    }
-  });
 
-  test('SIGTERM while full and Zammad down: every unsaved event named, exit code 1, replay delivers them; the restart gives no wrong cause', async () => {
-    const outbox = disk.outbox;
-    const env = {
-      ZAMMAD_CTI_URL: zammad.url,
-      OUTBOX_PATH: outbox,
-      ZAMMAD_NEWCALL_TIMEOUT_MS: '300',
-      SHUTDOWN_DRAIN_MS: '800',
-      ...FAST,
-    };
-    const first = await startAdapter(env);
-    const to = { host: '127.0.0.1', port: first.eslPort };
-    let second: AdapterProcess | undefined;
-    const talking: SwitchCall[] = [];
-    let logDir: string | undefined;
-    try {
-      await disk.fill();
-      // Answered while Zammad answers: newCall and answer reach it from memory; the journal's answer does not reach the disk.
-      while (!first.lines.some((l) => /cannot write the outbox to disk/.test(l.message))) {
-        talking.push(await placeCall(to, inbound(TALKING)));
-        await zammad.waitFor((z) => z.entry(talking.at(-1)?.uuid ?? '')?.state === 'answer', 5000);
-        if (talking.length > 20) throw new Error(`the disk never refused a commit:\n${first.output().slice(-3000)}`);
-      }
-      await zammad.waitFor((z) => talking.every((c) => z.entry(c.uuid)?.state === 'answer'), 10_000);
-      await zammad.refuseConnections();
-      const lost = await Promise.all([1, 2, 3].map(() => placeCall(to, inbound(BUSY))));
-      await Promise.all(lost.map((c) => c.closed));
+        const all = [...before, ...during, blocked];
+        await zammad.waitFor((z) => all.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);
 
-      const code = await first.stop('SIGTERM');
-      assert.equal(code, 1, 'a stop that lost events is not a clean stop');
-      const named = first.lines.filter((l) => l.message === 'event neither delivered nor stored');
-      for (const c of lost) {
-        assert.deepEqual(
-          named.filter((l) => l['callId'] === c.uuid).map((l) => l['event']),
-          ['newCall', 'hangup'],
-          c.uuid,
+        disk.free();
+        await adapter.waitForLog((l) => l.message === 'the outbox writes to disk again', 15_000);
+        await waitUntil(async () => (await get(adapter, '/readyz')).code === 200, 'ready again');
+        await waitUntil(
+          async () => (await metric(adapter, /^cti_outbox_events\{endpoint="default"\} (\d+)$/m)) === 0,
+          'the outbox is empty',
         );
-        for (const l of named.filter((n) => n['callId'] === c.uuid)) assert.equal(l['endpoint'], 'default');
+        await new Promise((r) => setTimeout(r, 300)); // a stray repeat would show up here
+        for (const c of all) {
+          const accepted = zammad.acceptedEvents(c.uuid);
+          assert.equal(accepted.filter((e) => e === 'newCall').length, 1, c.uuid);
+          assert.equal(zammad.entry(c.uuid)?.hangups, 1, `${c.uuid}: one hangup`);
+          assert.ok(
+            zammad.postsFor(c.uuid).every((p) => p.status !== 500),
+            `${c.uuid}: nothing out of order`,
+          );
+        }
+        const db = new Database(disk.outbox, { readonly: true });
+        assert.equal(
+          db.prepare<[], { n: number }>('SELECT count(*) AS n FROM outbox').get()?.n,
+          0,
+          'nothing delivered is written afterwards',
+        );
+        db.close();
+      } finally {
+        disk.free();
+        await adapter.stop();
       }
-      const file = readdirSync(disk.dir).find((f) => f.startsWith('outbox.sqlite.unsaved-'));
-      // The file is written when the disk lets it; the log always names every event.
-      logDir = mkdtempSync(join(tmpdir(), 'cti-disk-log-'));
-      const logFile = join(logDir, 'adapter.log');
-      writeFileSync(logFile, first.output());
-      if (file) assert.equal(readFileSync(join(disk.dir, file), 'utf8').trim().split('\n').length, named.length);
+    },
+  );
 
-      disk.free();
-      await zammad.acceptConnections();
-      const replayed = await runCli(['replay', file ? join(disk.dir, file) : logFile], { ZAMMAD_CTI_URL: zammad.url });
-      assert.equal(replayed.code, 0, replayed.stdout);
-      for (const c of lost) {
-        assert.deepEqual(zammad.acceptedEvents(c.uuid), ['newCall', 'hangup'], c.uuid);
-        assert.equal(zammad.entry(c.uuid)?.cause, 'busy');
-      }
+  test(
+    'SIGTERM while full and Zammad down: every unsaved event named, exit ' +
+      'code 1, replay delivers them; the restart gives no wrong cause',
+    async () => {
+      const outbox = disk.outbox;
+      const env = {
+        ZAMMAD_CTI_URL: zammad.url,
+        OUTBOX_PATH: outbox,
+        ZAMMAD_NEWCALL_TIMEOUT_MS: '300',
+        SHUTDOWN_DRAIN_MS: '800',
+        ...FAST,
+      };
+      const first = await startAdapter(env);
+      const to = { host: '127.0.0.1', port: first.eslPort };
+      let second: AdapterProcess | undefined;
+      const talking: SwitchCall[] = [];
+      let logDir: string | undefined;
+      try {
+        await disk.fill();
+        // Answered while Zammad answers: newCall and answer reach it from memory; the journal's answer does not
+        // reach the disk.
+        while (!first.lines.some((l) => /cannot write the outbox to disk/.test(l.message))) {
+          talking.push(await placeCall(to, inbound(TALKING)));
+          await zammad.waitFor((z) => z.entry(talking.at(-1)?.uuid ?? '')?.state === 'answer', 5000);
+          if (talking.length > 20) throw new Error(`the disk never refused a commit:\n${first.output().slice(-3000)}`);
+        }
+        await zammad.waitFor((z) => talking.every((c) => z.entry(c.uuid)?.state === 'answer'), 10_000);
+        await zammad.refuseConnections();
+        const lost = await Promise.all([1, 2, 3].map(() => placeCall(to, inbound(BUSY))));
+        await Promise.all(lost.map((c) => c.closed));
 
-      // The restart closes the calls still talking (no inbound socket): answered, so normalClearing, not noAnswer.
-      second = await startAdapter(env);
-      await zammad.waitFor((z) => talking.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);
-      for (const c of talking) {
-        assert.equal(zammad.entry(c.uuid)?.cause, 'normalClearing', `${c.uuid}: answered before the stop`);
-        assert.equal(zammad.entry(c.uuid)?.hangups, 1);
+        const code = await first.stop('SIGTERM');
+        assert.equal(code, 1, 'a stop that lost events is not a clean stop');
+        const named = first.lines.filter((l) => l.message === 'event neither delivered nor stored');
+        for (const c of lost) {
+          assert.deepEqual(
+            named.filter((l) => l['callId'] === c.uuid).map((l) => l['event']),
+            ['newCall', 'hangup'],
+            c.uuid,
+          );
+          for (const l of named.filter((n) => n['callId'] === c.uuid)) assert.equal(l['endpoint'], 'default');
+        }
+        const file = readdirSync(disk.dir).find((f) => f.startsWith('outbox.sqlite.unsaved-'));
+        // The file is written when the disk lets it; the log always names every event.
+        logDir = mkdtempSync(join(tmpdir(), 'cti-disk-log-'));
+        const logFile = join(logDir, 'adapter.log');
+        writeFileSync(logFile, first.output());
+        if (file) assert.equal(readFileSync(join(disk.dir, file), 'utf8').trim().split('\n').length, named.length);
+
+        disk.free();
+        await zammad.acceptConnections();
+        const replayed = await runCli(['replay', file ? join(disk.dir, file) : logFile], {
+          ZAMMAD_CTI_URL: zammad.url,
+        });
+        assert.equal(replayed.code, 0, replayed.stdout);
+        for (const c of lost) {
+          assert.deepEqual(zammad.acceptedEvents(c.uuid), ['newCall', 'hangup'], c.uuid);
+          assert.equal(zammad.entry(c.uuid)?.cause, 'busy');
+        }
+
+        // The restart closes the calls still talking (no inbound socket): answered, so normalClearing, not noAnswer.
+        second = await startAdapter(env);
+        await zammad.waitFor((z) => talking.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);
+        for (const c of talking) {
+          assert.equal(zammad.entry(c.uuid)?.cause, 'normalClearing', `${c.uuid}: answered before the stop`);
+          assert.equal(zammad.entry(c.uuid)?.hangups, 1);
+        }
+        assert.equal(existsSync(`${outbox}.journal-incomplete`), false, 'the marker is taken');
+      } finally {
+        for (const c of talking) c.hangup();
+        disk.free();
+        await zammad.acceptConnections();
+        first.proc.kill('SIGKILL');
+        await second?.stop();
+        if (logDir) rmSync(logDir, { recursive: true, force: true });
       }
-      assert.equal(existsSync(`${outbox}.journal-incomplete`), false, 'the marker is taken');
-    } finally {
-      for (const c of talking) c.hangup();
-      disk.free();
-      await zammad.acceptConnections();
-      first.proc.kill('SIGKILL');
-      await second?.stop();
-      if (logDir) rmSync(logDir, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
 
 describe('an outbox the adapter cannot use at start', () => {

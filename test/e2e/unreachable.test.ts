@@ -92,96 +92,103 @@ async function readyChecks(a: AdapterProcess): Promise<Record<string, { ok: bool
 }
 
 describe('Zammad refusing connections', () => {
-  test('once it is known down, calls are handed back at once, one log line, counted; back, every event arrives once, in order, at once', async () => {
-    const zammad = await double();
-    await zammad.refuseConnections();
-    const a = await adapter({ ZAMMAD_CTI_URL: zammad.url });
+  test(
+    'once it is known down, calls are handed back at once, one log ' +
+      'line, counted; back, every event arrives once, in order, at once',
+    async () => {
+      const zammad = await double();
+      await zammad.refuseConnections();
+      const a = await adapter({ ZAMMAD_CTI_URL: zammad.url });
 
-    const first = await place(a, 4, 0);
-    await a.waitForLog((l) => l.message.startsWith('Zammad is unreachable'), 5000);
-    const later = await place(a, 12, 100);
-    await Promise.all([...first, ...later].map((c) => c.closed));
-    for (const call of later) {
-      const ms = routedAfterMs(call);
-      assert.ok(
-        ms < AT_ONCE_MS,
-        `handed back ${ms} ms after the channel data (ZAMMAD_NEWCALL_TIMEOUT_MS ${NEWCALL_TIMEOUT_MS})`,
+      const first = await place(a, 4, 0);
+      await a.waitForLog((l) => l.message.startsWith('Zammad is unreachable'), 5000);
+      const later = await place(a, 12, 100);
+      await Promise.all([...first, ...later].map((c) => c.closed));
+      for (const call of later) {
+        const ms = routedAfterMs(call);
+        assert.ok(
+          ms < AT_ONCE_MS,
+          `handed back ${ms} ms after the channel data (ZAMMAD_NEWCALL_TIMEOUT_MS ${NEWCALL_TIMEOUT_MS})`,
+        );
+      }
+      assert.equal(unreachableLines(a).length, 1, 'one line for the state change, not one per call');
+      assert.match(unreachableLines(a)[0]?.message ?? '', /ECONNREFUSED.*calls go on at once without its decision/);
+      const laterIds = new Set(later.map((c) => c.uuid));
+      assert.deepEqual(
+        timeoutLines(a).filter((l) => laterIds.has(String(l['callId']))),
+        [],
+        'no caller waited for a decision that could not come',
       );
-    }
-    assert.equal(unreachableLines(a).length, 1, 'one line for the state change, not one per call');
-    assert.match(unreachableLines(a)[0]?.message ?? '', /ECONNREFUSED.*calls go on at once without its decision/);
-    const laterIds = new Set(later.map((c) => c.uuid));
-    assert.deepEqual(
-      timeoutLines(a).filter((l) => laterIds.has(String(l['callId']))),
-      [],
-      'no caller waited for a decision that could not come',
-    );
-    const m = await metrics(a.statusPort);
-    assert.ok(
-      (m.get('cti_newcall_verdict_skipped_total{endpoint="default",reason="unreachable"}') ?? 0) >= later.length,
-      'counted',
-    );
-    assert.match((await readyChecks(a))['zammad']?.detail ?? '', /unreachable/);
-    const all = [...first, ...later];
-    await waitUntil(
-      async () =>
-        (await metrics(a.statusPort)).get('cti_outbox_events{endpoint="default"}') === all.length * EVENTS.length,
-      'every event waits',
-    );
+      const m = await metrics(a.statusPort);
+      assert.ok(
+        (m.get('cti_newcall_verdict_skipped_total{endpoint="default",reason="unreachable"}') ?? 0) >= later.length,
+        'counted',
+      );
+      assert.match((await readyChecks(a))['zammad']?.detail ?? '', /unreachable/);
+      const all = [...first, ...later];
+      await waitUntil(
+        async () =>
+          (await metrics(a.statusPort)).get('cti_outbox_events{endpoint="default"}') === all.length * EVENTS.length,
+        'every event waits',
+      );
 
-    await zammad.acceptConnections();
-    const back = Date.now();
-    await zammad.waitFor((z) => all.every((c) => z.entry(c.uuid)?.state === 'hangup'), 15_000);
-    const drained = Date.now() - back;
-    assert.ok(
-      drained < 8000,
-      `the backlog reached Zammad ${drained} ms after it was back (RETRY_MAX_MS ${RETRY_MAX_MS})`,
-    );
-    await new Promise((r) => setTimeout(r, 300)); // a stray repeat would show up now
-    for (const call of all) {
-      assert.deepEqual(zammad.acceptedEvents(call.uuid), EVENTS, `${call.uuid}: every event once, in order`);
-      assert.equal(zammad.postsFor(call.uuid).length, EVENTS.length, 'nothing reached Zammad twice');
-    }
-    await a.waitForLog((l) => l.message.startsWith('Zammad answers again'));
-    assert.equal(a.lines.filter((l) => l.message.startsWith('Zammad answers again')).length, 1);
-    assert.equal(unreachableLines(a).length, 1);
-    assert.equal((await readyChecks(a))['zammad']?.ok, true);
-  });
+      await zammad.acceptConnections();
+      const back = Date.now();
+      await zammad.waitFor((z) => all.every((c) => z.entry(c.uuid)?.state === 'hangup'), 15_000);
+      const drained = Date.now() - back;
+      assert.ok(
+        drained < 8000,
+        `the backlog reached Zammad ${drained} ms after it was back (RETRY_MAX_MS ${RETRY_MAX_MS})`,
+      );
+      await new Promise((r) => setTimeout(r, 300)); // a stray repeat would show up now
+      for (const call of all) {
+        assert.deepEqual(zammad.acceptedEvents(call.uuid), EVENTS, `${call.uuid}: every event once, in order`);
+        assert.equal(zammad.postsFor(call.uuid).length, EVENTS.length, 'nothing reached Zammad twice');
+      }
+      await a.waitForLog((l) => l.message.startsWith('Zammad answers again'));
+      assert.equal(a.lines.filter((l) => l.message.startsWith('Zammad answers again')).length, 1);
+      assert.equal(unreachableLines(a).length, 1);
+      assert.equal((await readyChecks(a))['zammad']?.ok, true);
+    },
+  );
 });
 
 describe('per endpoint', () => {
-  test("one tenant's Zammad down: its calls go at once, the other tenant's callers still get Zammad's decision", async () => {
-    const down = await double();
-    const up = await double({ blockedNumbers: ['4930999999999'] });
-    const file = join(dir, `endpoints-${randomUUID()}.json`);
-    const endpoints = [
-      { name: 'down', url: down.url, domains: ['down.example'] },
-      { name: 'up', url: up.url, domains: ['up.example'] },
-    ];
-    writeFileSync(file, JSON.stringify({ endpoints }));
-    await down.refuseConnections();
-    const a = await adapter({ ZAMMAD_ENDPOINTS_FILE: file });
+  test(
+    "one tenant's Zammad down: its calls go at once, the " + "other tenant's callers still get Zammad's decision",
+    async () => {
+      const down = await double();
+      const up = await double({ blockedNumbers: ['4930999999999'] });
+      const file = join(dir, `endpoints-${randomUUID()}.json`);
+      const endpoints = [
+        { name: 'down', url: down.url, domains: ['down.example'] },
+        { name: 'up', url: up.url, domains: ['up.example'] },
+      ];
+      writeFileSync(file, JSON.stringify({ endpoints }));
+      await down.refuseConnections();
+      const a = await adapter({ ZAMMAD_ENDPOINTS_FILE: file });
 
-    await place(a, 4, 0, 'down.example');
-    await a.waitForLog((l) => l.message.startsWith('Zammad is unreachable') && l['endpoint'] === 'down', 5000);
-    const downCalls = await place(a, 6, 10, 'down.example');
-    const upCalls = await place(a, 3, 20, 'up.example');
-    const blocked = await placeCall({ host: '127.0.0.1', port: a.eslPort }, callOf(30, 'up.example', BLOCKED));
-    await Promise.all([...downCalls, ...upCalls, blocked].map((c) => c.closed));
-    for (const call of downCalls)
-      assert.ok(routedAfterMs(call) < AT_ONCE_MS, `down: handed back after ${routedAfterMs(call)} ms`);
-    assert.equal(blocked.hangupCause, 'USER_BUSY', "up's verdict (reject) still arrives and is acted on");
-    await up.waitFor((z) => upCalls.every((c) => z.entry(c.uuid)?.state === 'hangup'), 5000);
-    for (const call of upCalls) assert.deepEqual(up.acceptedEvents(call.uuid), EVENTS);
-    assert.equal(unreachableLines(a, 'up').length, 0);
-    const m = await metrics(a.statusPort);
-    assert.ok(
-      (m.get('cti_newcall_verdict_skipped_total{endpoint="down",reason="unreachable"}') ?? 0) >= downCalls.length,
-    );
-    assert.equal(m.get('cti_newcall_verdict_skipped_total{endpoint="up",reason="unreachable"}'), undefined);
-    const checks = await readyChecks(a);
-    assert.equal(checks['zammad:up']?.ok, true);
-    assert.equal(checks['zammad:down']?.ok, false);
-    assert.match(checks['zammad:down']?.detail ?? '', /unreachable/);
-  });
+      await place(a, 4, 0, 'down.example');
+      await a.waitForLog((l) => l.message.startsWith('Zammad is unreachable') && l['endpoint'] === 'down', 5000);
+      const downCalls = await place(a, 6, 10, 'down.example');
+      const upCalls = await place(a, 3, 20, 'up.example');
+      const blocked = await placeCall({ host: '127.0.0.1', port: a.eslPort }, callOf(30, 'up.example', BLOCKED));
+      await Promise.all([...downCalls, ...upCalls, blocked].map((c) => c.closed));
+      for (const call of downCalls)
+        assert.ok(routedAfterMs(call) < AT_ONCE_MS, `down: handed back after ${routedAfterMs(call)} ms`);
+      assert.equal(blocked.hangupCause, 'USER_BUSY', "up's verdict (reject) still arrives and is acted on");
+      await up.waitFor((z) => upCalls.every((c) => z.entry(c.uuid)?.state === 'hangup'), 5000);
+      for (const call of upCalls) assert.deepEqual(up.acceptedEvents(call.uuid), EVENTS);
+      assert.equal(unreachableLines(a, 'up').length, 0);
+      const m = await metrics(a.statusPort);
+      assert.ok(
+        (m.get('cti_newcall_verdict_skipped_total{endpoint="down",reason="unreachable"}') ?? 0) >= downCalls.length,
+      );
+      assert.equal(m.get('cti_newcall_verdict_skipped_total{endpoint="up",reason="unreachable"}'), undefined);
+      const checks = await readyChecks(a);
+      assert.equal(checks['zammad:up']?.ok, true);
+      assert.equal(checks['zammad:down']?.ok, false);
+      assert.match(checks['zammad:down']?.detail ?? '', /unreachable/);
+    },
+  );
 });

@@ -35,20 +35,24 @@ function run(c: Circuit, inputs: CircuitInput[]): { states: Circuit[]; changes: 
   return { states, changes };
 }
 
-test(`opens after ${OPEN_AFTER_FAILURES} failures in a row, not before; an answer between them starts the count again`, () => {
-  assert.equal(OPEN_AFTER_FAILURES, 3);
-  const two = run(CLOSED, [fail(), fail()]);
-  assert.deepEqual(
-    two.states.map((s) => s.state),
-    ['closed', 'closed'],
-  );
-  assert.deepEqual(two.changes, []);
-  const interrupted = run(CLOSED, [fail(), fail(), ANSWERED, fail(), fail()]);
-  assert.deepEqual(interrupted.changes, [], 'no three failures in a row');
-  const three = run(CLOSED, [fail(1), fail(2), fail(3, false, '503')]);
-  assert.deepEqual(three.changes, ['opened']);
-  assert.deepEqual(three.states.at(-1), { state: 'open', since: 3, probes: 0, reason: '503' });
-});
+test(
+  `opens after ${OPEN_AFTER_FAILURES} failures in a row, ` +
+    'not before; an answer between them starts the count again',
+  () => {
+    assert.equal(OPEN_AFTER_FAILURES, 3);
+    const two = run(CLOSED, [fail(), fail()]);
+    assert.deepEqual(
+      two.states.map((s) => s.state),
+      ['closed', 'closed'],
+    );
+    assert.deepEqual(two.changes, []);
+    const interrupted = run(CLOSED, [fail(), fail(), ANSWERED, fail(), fail()]);
+    assert.deepEqual(interrupted.changes, [], 'no three failures in a row');
+    const three = run(CLOSED, [fail(1), fail(2), fail(3, false, '503')]);
+    assert.deepEqual(three.changes, ['opened']);
+    assert.deepEqual(three.states.at(-1), { state: 'open', since: 3, probes: 0, reason: '503' });
+  },
+);
 
 test('open: no decision can come; more failures change nothing; a probe half-opens it', () => {
   const open = run(CLOSED, [fail(), fail(), fail()]).states.at(-1) as Circuit;
@@ -62,13 +66,16 @@ test('open: no decision can come; more failures change nothing; a probe half-ope
   assert.deepEqual(step(CLOSED, PROBE).circuit, CLOSED, 'nothing to probe when closed');
 });
 
-test("half-open: the probe's failure opens it again, one more probe counted; another request's failure does not", () => {
-  const half = run(CLOSED, [fail(), fail(), fail(), PROBE]).states.at(-1) as Circuit;
-  assert.deepEqual(step(half, fail(9, false)).circuit, half, 'a straggler from before');
-  const reopened = step(half, fail(9, true, 'TIMEOUT'));
-  assert.equal(reopened.change, undefined, 'still down: no new line in the log');
-  assert.deepEqual(reopened.circuit, { state: 'open', since: 1000, probes: 1, reason: 'TIMEOUT' });
-});
+test(
+  "half-open: the probe's failure opens it again, one " + "more probe counted; another request's failure does not",
+  () => {
+    const half = run(CLOSED, [fail(), fail(), fail(), PROBE]).states.at(-1) as Circuit;
+    assert.deepEqual(step(half, fail(9, false)).circuit, half, 'a straggler from before');
+    const reopened = step(half, fail(9, true, 'TIMEOUT'));
+    assert.equal(reopened.change, undefined, 'still down: no new line in the log');
+    assert.deepEqual(reopened.circuit, { state: 'open', since: 1000, probes: 1, reason: 'TIMEOUT' });
+  },
+);
 
 test('any answer closes it, from open or half-open, with one change', () => {
   const open = run(CLOSED, [fail(), fail(), fail()]).states.at(-1) as Circuit;
@@ -81,18 +88,22 @@ test('any answer closes it, from open or half-open, with one change', () => {
   assert.deepEqual(step(CLOSED, ANSWERED), { circuit: CLOSED }, 'closed stays closed without a change');
 });
 
-test('probes: RETRY_BASE_MS after it opened, doubling per failed probe, at most PROBE_MAX_MS (or RETRY_MAX_MS, if lower)', () => {
-  const retry = { baseMs: 500, maxMs: 60_000 };
-  let c = run(CLOSED, [fail(), fail(), fail()]).states.at(-1) as Circuit;
-  const delays: number[] = [];
-  for (let i = 0; i < 6; i++) {
-    delays.push(probeDelay(c, retry));
-    c = run(c, [PROBE, fail(0, true)]).states.at(-1) as Circuit;
-  }
-  assert.equal(PROBE_MAX_MS, 2000);
-  assert.deepEqual(delays, [500, 1000, 2000, 2000, 2000, 2000]);
-  assert.equal(probeDelay(c, { baseMs: 40, maxMs: 200 }), 200);
-});
+test(
+  'probes: RETRY_BASE_MS after it opened, doubling per failed ' +
+    'probe, at most PROBE_MAX_MS (or RETRY_MAX_MS, if lower)',
+  () => {
+    const retry = { baseMs: 500, maxMs: 60_000 };
+    let c = run(CLOSED, [fail(), fail(), fail()]).states.at(-1) as Circuit;
+    const delays: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      delays.push(probeDelay(c, retry));
+      c = run(c, [PROBE, fail(0, true)]).states.at(-1) as Circuit;
+    }
+    assert.equal(PROBE_MAX_MS, 2000);
+    assert.deepEqual(delays, [500, 1000, 2000, 2000, 2000, 2000]);
+    assert.equal(probeDelay(c, { baseMs: 40, maxMs: 200 }), 200);
+  },
+);
 
 test('what counts as no answer: no reply, or a proxy standing in for Zammad; anything Zammad says is an answer', () => {
   const reply = (status: number) => ({ kind: 'response' as const, status, body: '{}' });

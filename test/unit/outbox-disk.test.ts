@@ -132,133 +132,149 @@ class Zammad implements Poster {
 }
 
 describe('the outbox while the disk fails', () => {
-  test('events leave from memory without waiting, the verdict arrives as usual, one log line per fault with counts, Zammad not blamed', async () => {
-    const store = new FailingStore();
-    const zammad = new Zammad();
-    const lines: Line[] = [];
-    const outbox = new Outbox(store, zammad, OPTIONS, recordingLogger(lines));
-    store.failingNow = true;
-    const early: unknown[] = [];
-    const verdicts = await Promise.all([
-      outbox.send(newCall('a'), (v) => early.push(v)),
-      outbox.send(answer('a')),
-      outbox.send(newCall('b')),
-    ]);
-    assert.deepEqual(
-      verdicts.map((v) => v.kind),
-      ['delivered', 'delivered', 'delivered'],
-    );
-    assert.deepEqual(early, []);
-    assert.equal(zammad.bodies.length, 3);
-    await turn();
-    const errors = lines.filter((l) => l.level === 'error');
-    assert.equal(errors.length, 1, 'once per fault');
-    assert.match(errors[0]?.message ?? '', /from memory.*"delivered while the process lives"/);
-    assert.equal(typeof errors[0]?.fields['eventsInMemory'], 'number');
-    assert.notEqual(outbox.zammadReachable, false);
-    store.failingNow = false;
-    await outbox.send(newCall('c'));
-    const back = lines.find((l) => l.message === 'the outbox writes to disk again');
-    assert.equal(back?.fields['deliveredFromMemory'], 3);
-    outbox.close();
-  });
+  test(
+    'events leave from memory without waiting, the verdict arrives ' +
+      'as usual, one log line per fault with counts, Zammad not blamed',
+    async () => {
+      const store = new FailingStore();
+      const zammad = new Zammad();
+      const lines: Line[] = [];
+      const outbox = new Outbox(store, zammad, OPTIONS, recordingLogger(lines));
+      store.failingNow = true;
+      const early: unknown[] = [];
+      const verdicts = await Promise.all([
+        outbox.send(newCall('a'), (v) => early.push(v)),
+        outbox.send(answer('a')),
+        outbox.send(newCall('b')),
+      ]);
+      assert.deepEqual(
+        verdicts.map((v) => v.kind),
+        ['delivered', 'delivered', 'delivered'],
+      );
+      assert.deepEqual(early, []);
+      assert.equal(zammad.bodies.length, 3);
+      await turn();
+      const errors = lines.filter((l) => l.level === 'error');
+      assert.equal(errors.length, 1, 'once per fault');
+      assert.match(errors[0]?.message ?? '', /from memory.*"delivered while the process lives"/);
+      assert.equal(typeof errors[0]?.fields['eventsInMemory'], 'number');
+      assert.notEqual(outbox.zammadReachable, false);
+      store.failingNow = false;
+      await outbox.send(newCall('c'));
+      const back = lines.find((l) => l.message === 'the outbox writes to disk again');
+      assert.equal(back?.fields['deliveredFromMemory'], 3);
+      outbox.close();
+    },
+  );
 
-  test("a missed call's hangup on disk whose mark the disk refuses waits for the disk, and Zammad is not blamed", async () => {
-    const store = new FailingStore();
-    const zammad = new Zammad();
-    const lines: Line[] = [];
-    const outbox = new Outbox(store, zammad, OPTIONS, recordingLogger(lines));
-    await outbox.send(newCall('m'));
-    store.refuseMarks = true; // the hangup gets on disk, then the disk fails before its mark
-    const hangup = outbox.send(missedHangup('m'));
-    await until(
-      () => lines.some((l) => /waits until the disk takes its "sent" mark/.test(l.message)),
-      'waits for the disk',
-    );
-    assert.equal(zammad.bodies.length, 1, 'not sent without its mark');
-    assert.notEqual(outbox.zammadReachable, false, 'not blamed on Zammad');
-    store.refuseMarks = false;
-    store.failingNow = false;
-    assert.equal((await hangup).kind, 'delivered');
-    outbox.close();
-  });
+  test(
+    "a missed call's hangup on disk whose mark the disk " + 'refuses waits for the disk, and Zammad is not blamed',
+    async () => {
+      const store = new FailingStore();
+      const zammad = new Zammad();
+      const lines: Line[] = [];
+      const outbox = new Outbox(store, zammad, OPTIONS, recordingLogger(lines));
+      await outbox.send(newCall('m'));
+      store.refuseMarks = true; // the hangup gets on disk, then the disk fails before its mark
+      const hangup = outbox.send(missedHangup('m'));
+      await until(
+        () => lines.some((l) => /waits until the disk takes its "sent" mark/.test(l.message)),
+        'waits for the disk',
+      );
+      assert.equal(zammad.bodies.length, 1, 'not sent without its mark');
+      assert.notEqual(outbox.zammadReachable, false, 'not blamed on Zammad');
+      store.refuseMarks = false;
+      store.failingNow = false;
+      assert.equal((await hangup).kind, 'delivered');
+      outbox.close();
+    },
+  );
 });
 
 describe('the store while the disk fails', () => {
-  test('a delivered event is not written afterwards, its journal change is; removes go first; each call on its own, oldest first', () => {
-    const path = tempPath();
-    const store = new OutboxStore(path);
-    const admin = new Database(path);
-    admin.exec(
-      "CREATE TRIGGER full BEFORE INSERT ON outbox WHEN NEW.call_id = 'big' BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
-    );
-    const delivered = store.add('default', facts('a', 'newCall'), 'event=newCall&callId=a', 1);
-    store.add('default', facts('big', 'newCall'), 'event=newCall&callId=big', 2);
-    const later = store.add('default', facts('c', 'newCall'), 'event=newCall&callId=c', 3);
-    store.remove(delivered); // delivered from memory before its write
-    store.flush();
-    assert.match(store.failure?.message ?? '', /disk is full/);
-    assert.equal(store.stored(delivered), true, 'nothing left to store of it');
-    assert.equal(store.stored(later), false, 'behind the oldest call that does not fit (oldest first)');
-    const rows = admin
-      .prepare<[], { call_id: string }>('SELECT call_id FROM outbox')
-      .all()
-      .map((r) => r.call_id);
-    assert.deepEqual(rows, [], 'the delivered event is never written');
-    const open = admin
-      .prepare<[], { call_id: string }>('SELECT call_id FROM open_calls')
-      .all()
-      .map((r) => r.call_id);
-    assert.deepEqual(open, ['a'], 'its journal change is: a crash after Zammad took it still closes the call');
-    admin.exec('DROP TRIGGER full');
-    store.flush();
-    assert.equal(store.failure, undefined);
-    assert.deepEqual(
-      store.pending('default').map((e) => e.callId),
-      ['big', 'c'],
-    );
-    store.close();
-    admin.close();
-  });
+  test(
+    'a delivered event is not written afterwards, its journal change ' +
+      'is; removes go first; each call on its own, oldest first',
+    () => {
+      const path = tempPath();
+      const store = new OutboxStore(path);
+      const admin = new Database(path);
+      admin.exec(
+        "CREATE TRIGGER full BEFORE INSERT ON outbox WHEN NEW.call_id = 'big' " +
+          "BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
+      );
+      const delivered = store.add('default', facts('a', 'newCall'), 'event=newCall&callId=a', 1);
+      store.add('default', facts('big', 'newCall'), 'event=newCall&callId=big', 2);
+      const later = store.add('default', facts('c', 'newCall'), 'event=newCall&callId=c', 3);
+      store.remove(delivered); // delivered from memory before its write
+      store.flush();
+      assert.match(store.failure?.message ?? '', /disk is full/);
+      assert.equal(store.stored(delivered), true, 'nothing left to store of it');
+      assert.equal(store.stored(later), false, 'behind the oldest call that does not fit (oldest first)');
+      const rows = admin
+        .prepare<[], { call_id: string }>('SELECT call_id FROM outbox')
+        .all()
+        .map((r) => r.call_id);
+      assert.deepEqual(rows, [], 'the delivered event is never written');
+      const open = admin
+        .prepare<[], { call_id: string }>('SELECT call_id FROM open_calls')
+        .all()
+        .map((r) => r.call_id);
+      assert.deepEqual(open, ['a'], 'its journal change is: a crash after Zammad took it still closes the call');
+      admin.exec('DROP TRIGGER full');
+      store.flush();
+      assert.equal(store.failure, undefined);
+      assert.deepEqual(
+        store.pending('default').map((e) => e.callId),
+        ['big', 'c'],
+      );
+      store.close();
+      admin.close();
+    },
+  );
 
-  test('close() returns what it could not write; the next start applies the lost journal changes (an open only if Zammad has the newCall)', () => {
-    const path = tempPath();
-    const first = new OutboxStore(path);
-    first.add('default', facts('x', 'newCall'), 'event=newCall&callId=x', 1);
-    first.add('default', facts('y', 'newCall'), 'event=newCall&callId=y', 1);
-    first.flush();
-    const admin = new Database(path);
-    admin.exec(
-      "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
-    );
-    first.add('default', facts('x', 'answer'), 'event=answer&callId=x', 2);
-    const hangupY = first.add('default', facts('y', 'hangup'), 'event=hangup&callId=y', 3);
-    first.remove(hangupY); // delivered from memory
-    first.remove(first.add('default', facts('w', 'newCall'), 'event=newCall&callId=w', 4)); // delivered from memory
-    first.add('default', facts('v', 'newCall'), 'event=newCall&callId=v', 5); // not delivered: Zammad does not know v
-    first.flush();
-    assert.equal(existsSync(markerPath(path)), true, 'marked at the first failure');
-    const unsaved = first.close();
-    assert.deepEqual(
-      unsaved?.events.map((e) => `${e.callId}:${e.event}`),
-      ['x:answer', 'v:newCall'],
-    );
-    assert.deepEqual(unsaved?.journalCalls.sort(), ['v', 'w', 'x', 'y']);
-    admin.exec('DROP TRIGGER full');
-    admin.close();
-    const second = new OutboxStore(path);
-    const open = second.openCalls();
-    assert.deepEqual(
-      open.map((c) => [c.callId, c.answered, c.trusted]),
-      [
-        ['x', true, true],
-        ['w', false, true],
-      ],
-      'x answered, y closed, w opened, v unknown to Zammad',
-    );
-    assert.equal(existsSync(markerPath(path)), false);
-    second.close();
-  });
+  test(
+    'close() returns what it could not write; the next start applies ' +
+      'the lost journal changes (an open only if Zammad has the newCall)',
+    () => {
+      const path = tempPath();
+      const first = new OutboxStore(path);
+      first.add('default', facts('x', 'newCall'), 'event=newCall&callId=x', 1);
+      first.add('default', facts('y', 'newCall'), 'event=newCall&callId=y', 1);
+      first.flush();
+      const admin = new Database(path);
+      admin.exec(
+        "CREATE TRIGGER full BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END",
+      );
+      first.add('default', facts('x', 'answer'), 'event=answer&callId=x', 2);
+      const hangupY = first.add('default', facts('y', 'hangup'), 'event=hangup&callId=y', 3);
+      first.remove(hangupY); // delivered from memory
+      first.remove(first.add('default', facts('w', 'newCall'), 'event=newCall&callId=w', 4)); // delivered from memory
+      first.add('default', facts('v', 'newCall'), 'event=newCall&callId=v', 5); // not delivered: Zammad does not know v
+      first.flush();
+      assert.equal(existsSync(markerPath(path)), true, 'marked at the first failure');
+      const unsaved = first.close();
+      assert.deepEqual(
+        unsaved?.events.map((e) => `${e.callId}:${e.event}`),
+        ['x:answer', 'v:newCall'],
+      );
+      assert.deepEqual(unsaved?.journalCalls.sort(), ['v', 'w', 'x', 'y']);
+      admin.exec('DROP TRIGGER full');
+      admin.close();
+      const second = new OutboxStore(path);
+      const open = second.openCalls();
+      assert.deepEqual(
+        open.map((c) => [c.callId, c.answered, c.trusted]),
+        [
+          ['x', true, true],
+          ['w', false, true],
+        ],
+        'x answered, y closed, w opened, v unknown to Zammad',
+      );
+      assert.equal(existsSync(markerPath(path)), false);
+      second.close();
+    },
+  );
 
   test('a marker without its closing line (a crash during the fault) puts every open call in doubt', () => {
     const path = tempPath();
@@ -276,22 +292,26 @@ describe('the store while the disk fails', () => {
 });
 
 describe('opening the outbox', () => {
-  test('a file that is not a database: refused, left untouched, the message names the path, OUTBOX_PATH and how to move it aside', () => {
-    const path = tempPath();
-    writeFileSync(path, 'not a database '.repeat(100));
-    const before = readFileSync(path);
-    assert.throws(
-      () => new OutboxStore(path),
-      (err: unknown) => {
-        assert.ok(err instanceof OutboxOpenError);
-        assert.match(err.message, new RegExp(`OUTBOX_PATH=${path}`));
-        assert.match(err.message, /not a usable SQLite database/);
-        assert.ok(err.message.includes(`mv ${path} ${path}.broken`));
-        return true;
-      },
-    );
-    assert.deepEqual(readFileSync(path), before, 'untouched');
-  });
+  test(
+    'a file that is not a database: refused, left untouched, the ' +
+      'message names the path, OUTBOX_PATH and how to move it aside',
+    () => {
+      const path = tempPath();
+      writeFileSync(path, 'not a database '.repeat(100));
+      const before = readFileSync(path);
+      assert.throws(
+        () => new OutboxStore(path),
+        (err: unknown) => {
+          assert.ok(err instanceof OutboxOpenError);
+          assert.match(err.message, new RegExp(`OUTBOX_PATH=${path}`));
+          assert.match(err.message, /not a usable SQLite database/);
+          assert.ok(err.message.includes(`mv ${path} ${path}.broken`));
+          return true;
+        },
+      );
+      assert.deepEqual(readFileSync(path), before, 'untouched');
+    },
+  );
 
   test('a file it may not write: refused at open, with the fix', () => {
     const path = tempPath();

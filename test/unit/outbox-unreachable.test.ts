@@ -131,7 +131,10 @@ const hangup = (callId: string): CtiPost => ({
   answeringNumber: '2000',
 });
 
-/** A ringing caller as the session is one: `told` is the newCall's verdict or what `early` heard, whichever comes first. */
+/**
+ * A ringing caller as the session is one: `told` is the newCall's verdict or what `early` heard, whichever comes
+ * first.
+ */
 function ring(outbox: Outbox, callId: string): { told: Promise<Verdict> } {
   let tell!: (v: Verdict) => void;
   const early = new Promise<Verdict>((r) => (tell = r));
@@ -161,31 +164,34 @@ describe('Zammad known unreachable (the circuit open)', () => {
     outbox.close();
   });
 
-  test('a caller ringing while it is open is told before any request, and its newCall waits; no line per call', async () => {
-    const { outbox, poster, lines, skipped } = rig();
-    poster.answer = () => REFUSED;
-    await Promise.all(['a', 'b', 'c'].map((id) => ring(outbox, id).told));
-    const before = poster.requests.length;
-    const started = performance.now();
-    const later = Array.from({ length: 20 }, (_, i) => ring(outbox, `late-${i}`));
-    for (const c of later) assert.equal((await c.told).kind, 'retry');
-    assert.ok(performance.now() - started < 200, 'at once');
-    assert.equal(skipped.length, 23);
-    assert.ok(
-      poster.requests.length - before <= 1,
-      `at most one probe, not a request per call (${poster.requests.length - before})`,
-    );
-    assert.equal(
-      lines.filter((l) => l.level === 'warn' || l.level === 'error').length,
-      unreachableLines(lines).length + lines.filter((l) => /did not take the event/.test(l.message)).length,
-    );
-    assert.ok(
-      lines.filter((l) => /did not take the event/.test(l.message)).length <= 3,
-      'only the calls that failed before it opened',
-    );
-    assert.equal(unreachableLines(lines).length, 1);
-    outbox.close();
-  });
+  test(
+    'a caller ringing while it is open is told before ' + 'any request, and its newCall waits; no line per call',
+    async () => {
+      const { outbox, poster, lines, skipped } = rig();
+      poster.answer = () => REFUSED;
+      await Promise.all(['a', 'b', 'c'].map((id) => ring(outbox, id).told));
+      const before = poster.requests.length;
+      const started = performance.now();
+      const later = Array.from({ length: 20 }, (_, i) => ring(outbox, `late-${i}`));
+      for (const c of later) assert.equal((await c.told).kind, 'retry');
+      assert.ok(performance.now() - started < 200, 'at once');
+      assert.equal(skipped.length, 23);
+      assert.ok(
+        poster.requests.length - before <= 1,
+        `at most one probe, not a request per call (${poster.requests.length - before})`,
+      );
+      assert.equal(
+        lines.filter((l) => l.level === 'warn' || l.level === 'error').length,
+        unreachableLines(lines).length + lines.filter((l) => /did not take the event/.test(l.message)).length,
+      );
+      assert.ok(
+        lines.filter((l) => /did not take the event/.test(l.message)).length <= 3,
+        'only the calls that failed before it opened',
+      );
+      assert.equal(unreachableLines(lines).length, 1);
+      outbox.close();
+    },
+  );
 
   test('a caller who went on already (the bounded wait is over) is not counted', async () => {
     const { outbox, poster, skipped } = rig();
@@ -217,18 +223,22 @@ describe('Zammad known unreachable (the circuit open)', () => {
 });
 
 describe('what is not an outage', () => {
-  test('500s for one event (Zammad answered): retried on their own, the circuit stays closed, other callers wait for verdicts', async () => {
-    const { outbox, poster, skipped } = rig({ retryBaseMs: 4, retryMaxMs: 16 });
-    const NO_SUCH_CALL: HttpOutcome = { kind: 'response', status: 500, body: '{"error":"No such call_id"}' };
-    poster.answer = (r) => (r.callId.startsWith('poison') ? NO_SUCH_CALL : OK);
-    for (let i = 0; i < 5; i++) void outbox.send(answer(`poison-${i}`));
-    await until(() => poster.requests.length >= 30, 'the poison events retried a few times');
-    assert.equal(outbox.unreachable, undefined);
-    const verdict = await outbox.send(newCall('fine'), () => true);
-    assert.equal(verdict.kind, 'delivered');
-    assert.deepEqual(skipped, []);
-    outbox.close();
-  });
+  test(
+    '500s for one event (Zammad answered): retried on their own, ' +
+      'the circuit stays closed, other callers wait for verdicts',
+    async () => {
+      const { outbox, poster, skipped } = rig({ retryBaseMs: 4, retryMaxMs: 16 });
+      const NO_SUCH_CALL: HttpOutcome = { kind: 'response', status: 500, body: '{"error":"No such call_id"}' };
+      poster.answer = (r) => (r.callId.startsWith('poison') ? NO_SUCH_CALL : OK);
+      for (let i = 0; i < 5; i++) void outbox.send(answer(`poison-${i}`));
+      await until(() => poster.requests.length >= 30, 'the poison events retried a few times');
+      assert.equal(outbox.unreachable, undefined);
+      const verdict = await outbox.send(newCall('fine'), () => true);
+      assert.equal(verdict.kind, 'delivered');
+      assert.deepEqual(skipped, []);
+      outbox.close();
+    },
+  );
 });
 
 describe('Zammad answers again', () => {
@@ -273,42 +283,46 @@ describe('Zammad answers again', () => {
     outbox.close();
   });
 
-  test('the probe finds it back: everything drains; newCalls whose callers went on do not take the reserve, a fresh one goes first', async () => {
-    const { outbox, poster, lines } = rig({ retryBaseMs: 20 });
-    poster.answer = () => REFUSED;
-    const ids = Array.from({ length: 12 }, (_, i) => `c${i}`);
-    for (const id of ids) {
-      void ring(outbox, id);
-      void outbox.send(hangup(id));
-    }
-    await until(() => outbox.unreachable !== undefined, 'open');
-    // Back, but slow: every request is held, so what is in flight can be counted.
-    poster.answer = () => 'hold';
-    await until(() => poster.held().length === 1, 'the probe');
-    poster.held()[0]?.reply(OK);
-    await until(() => poster.held().length === 3, 'the backlog in flight');
-    await sleep(10);
-    assert.equal(poster.held().length, 3, 'old newCalls are backlog: they leave the last connection free');
-    const fresh = ring(outbox, 'fresh');
-    await until(() => poster.requests.some((r) => r.callId === 'fresh'), 'the fresh newCall goes at once');
-    assert.equal(poster.held().length, 4);
-    poster.answer = () => OK;
-    for (const r of poster.held()) r.reply(OK);
-    assert.equal((await fresh.told).kind, 'delivered', 'the circuit is closed: the fresh caller got its verdict');
-    assert.equal(await outbox.drain(3000), true);
-    for (const id of ids)
-      assert.deepEqual(
-        poster.requests
-          .filter((r) => r.callId === id && r.answered)
-          .slice(-2)
-          .map((r) => r.event),
-        ['newCall', 'hangup'],
-        id,
-      );
-    assert.equal(backLines(lines).length, 1);
-    assert.ok(Number(backLines(lines)[0]?.fields['callsWithoutDecision']) >= 12);
-    outbox.close();
-  });
+  test(
+    'the probe finds it back: everything drains; newCalls whose ' +
+      'callers went on do not take the reserve, a fresh one goes first',
+    async () => {
+      const { outbox, poster, lines } = rig({ retryBaseMs: 20 });
+      poster.answer = () => REFUSED;
+      const ids = Array.from({ length: 12 }, (_, i) => `c${i}`);
+      for (const id of ids) {
+        void ring(outbox, id);
+        void outbox.send(hangup(id));
+      }
+      await until(() => outbox.unreachable !== undefined, 'open');
+      // Back, but slow: every request is held, so what is in flight can be counted.
+      poster.answer = () => 'hold';
+      await until(() => poster.held().length === 1, 'the probe');
+      poster.held()[0]?.reply(OK);
+      await until(() => poster.held().length === 3, 'the backlog in flight');
+      await sleep(10);
+      assert.equal(poster.held().length, 3, 'old newCalls are backlog: they leave the last connection free');
+      const fresh = ring(outbox, 'fresh');
+      await until(() => poster.requests.some((r) => r.callId === 'fresh'), 'the fresh newCall goes at once');
+      assert.equal(poster.held().length, 4);
+      poster.answer = () => OK;
+      for (const r of poster.held()) r.reply(OK);
+      assert.equal((await fresh.told).kind, 'delivered', 'the circuit is closed: the fresh caller got its verdict');
+      assert.equal(await outbox.drain(3000), true);
+      for (const id of ids)
+        assert.deepEqual(
+          poster.requests
+            .filter((r) => r.callId === id && r.answered)
+            .slice(-2)
+            .map((r) => r.event),
+          ['newCall', 'hangup'],
+          id,
+        );
+      assert.equal(backLines(lines).length, 1);
+      assert.ok(Number(backLines(lines)[0]?.fields['callsWithoutDecision']) >= 12);
+      outbox.close();
+    },
+  );
 });
 
 describe('per endpoint', () => {

@@ -143,8 +143,12 @@ function rig(
   const dropped: Record<string, number> = {};
   const clock = { now: 1_000_000 };
   const hooks: OutboxHooks = {
-    dropped: (reason, n) => void (dropped[reason] = (dropped[reason] ?? 0) + n),
-    held: (n) => void (dropped['held'] = (dropped['held'] ?? 0) + n),
+    dropped: (reason, n) => {
+      dropped[reason] = (dropped[reason] ?? 0) + n;
+    },
+    held: (n) => {
+      dropped['held'] = (dropped['held'] ?? 0) + n;
+    },
   };
   const outbox = new Outbox(
     store.scoped(endpoint),
@@ -230,25 +234,28 @@ describe('order and independence', () => {
     outbox.close();
   });
 
-  test('a newCall that missed the bounded wait is still delivered, late, before the answer and hangup of its call', async () => {
-    const { outbox, poster } = rig();
-    poster.answer = (r) => (r.event === 'newCall' ? 'hold' : OK);
-    const nc = outbox.send(newCall('late'));
-    // The session gives up waiting (ZAMMAD_NEWCALL_TIMEOUT_MS), bridges, and the call goes on.
-    const bounded = await Promise.race([nc, new Promise<'timeout'>((r) => setTimeout(r, 20, 'timeout'))]);
-    assert.equal(bounded, 'timeout');
-    const rest = Promise.all([outbox.send(answer('late')), outbox.send(answeredHangup('late'))]);
-    await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual(poster.of('late'), ['newCall'], 'nothing overtakes the newCall');
-    poster.requests[0]?.reply(OK);
-    assert.equal((await nc).kind, 'delivered');
-    assert.deepEqual(
-      (await rest).map((v) => v.kind),
-      ['delivered', 'delivered'],
-    );
-    assert.deepEqual(poster.of('late'), ['newCall', 'answer', 'hangup']);
-    outbox.close();
-  });
+  test(
+    'a newCall that missed the bounded wait is still ' + 'delivered, late, before the answer and hangup of its call',
+    async () => {
+      const { outbox, poster } = rig();
+      poster.answer = (r) => (r.event === 'newCall' ? 'hold' : OK);
+      const nc = outbox.send(newCall('late'));
+      // The session gives up waiting (ZAMMAD_NEWCALL_TIMEOUT_MS), bridges, and the call goes on.
+      const bounded = await Promise.race([nc, new Promise<'timeout'>((r) => setTimeout(r, 20, 'timeout'))]);
+      assert.equal(bounded, 'timeout');
+      const rest = Promise.all([outbox.send(answer('late')), outbox.send(answeredHangup('late'))]);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(poster.of('late'), ['newCall'], 'nothing overtakes the newCall');
+      poster.requests[0]?.reply(OK);
+      assert.equal((await nc).kind, 'delivered');
+      assert.deepEqual(
+        (await rest).map((v) => v.kind),
+        ['delivered', 'delivered'],
+      );
+      assert.deepEqual(poster.of('late'), ['newCall', 'answer', 'hangup']);
+      outbox.close();
+    },
+  );
 });
 
 describe('what is sent again', () => {
@@ -263,20 +270,23 @@ describe('what is sent again', () => {
     outbox.close();
   });
 
-  test('the hangup of a missed call is never sent twice: no answer after it was sent → not sent again, counted', async () => {
-    const { outbox, poster, store, dropped, lines } = rig();
-    poster.answer = (r) => (r.event === 'hangup' ? TIMEOUT : OK);
-    await outbox.send(newCall('missed'));
-    const v = await outbox.send(missedHangup('missed'));
-    assert.equal(v.kind, 'unconfirmed');
-    assert.deepEqual(poster.of('missed'), ['newCall', 'hangup']);
-    assert.equal(dropped['unconfirmed'], 1);
-    assert.equal(store.count(), 0);
-    assert.ok(
-      lines.some((l) => l.level === 'warn' && /not sent again/.test(l.message) && l.fields['callId'] === 'missed'),
-    );
-    outbox.close();
-  });
+  test(
+    'the hangup of a missed call is never sent twice: no ' + 'answer after it was sent → not sent again, counted',
+    async () => {
+      const { outbox, poster, store, dropped, lines } = rig();
+      poster.answer = (r) => (r.event === 'hangup' ? TIMEOUT : OK);
+      await outbox.send(newCall('missed'));
+      const v = await outbox.send(missedHangup('missed'));
+      assert.equal(v.kind, 'unconfirmed');
+      assert.deepEqual(poster.of('missed'), ['newCall', 'hangup']);
+      assert.equal(dropped['unconfirmed'], 1);
+      assert.equal(store.count(), 0);
+      assert.ok(
+        lines.some((l) => l.level === 'warn' && /not sent again/.test(l.message) && l.fields['callId'] === 'missed'),
+      );
+      outbox.close();
+    },
+  );
 
   for (const [what, outcome] of [
     [
@@ -317,56 +327,66 @@ describe('what is sent again', () => {
     });
   }
 
-  test('answers and the hangups of answered, outbound and forwarded calls are sent again after a timeout (a repeat only moves a time)', async () => {
-    const { outbox, poster } = rig();
-    const seen = new Set<string>();
-    poster.answer = (r) => {
-      const key = `${r.callId}:${r.event}`;
-      if (r.event === 'newCall' || seen.has(key)) return OK;
-      seen.add(key);
-      return TIMEOUT;
-    };
-    await Promise.all([
-      wholeCall(outbox, 'answered'),
-      Promise.all([
-        outbox.send(newCall('out', 'out')),
-        outbox.send({ event: 'hangup', ...base('out', 'out'), cause: 'noAnswer' }),
-      ]),
-      Promise.all([outbox.send(newCall('fwd')), outbox.send({ event: 'hangup', ...base('fwd'), cause: 'forwarded' })]),
-    ]);
-    assert.deepEqual(poster.of('answered'), ['newCall', 'answer', 'answer', 'hangup', 'hangup']);
-    assert.deepEqual(poster.of('out'), ['newCall', 'hangup', 'hangup']);
-    assert.deepEqual(poster.of('fwd'), ['newCall', 'hangup', 'hangup']);
-    outbox.close();
-  });
+  test(
+    'answers and the hangups of answered, outbound and forwarded ' +
+      'calls are sent again after a timeout (a repeat only moves a time)',
+    async () => {
+      const { outbox, poster } = rig();
+      const seen = new Set<string>();
+      poster.answer = (r) => {
+        const key = `${r.callId}:${r.event}`;
+        if (r.event === 'newCall' || seen.has(key)) return OK;
+        seen.add(key);
+        return TIMEOUT;
+      };
+      await Promise.all([
+        wholeCall(outbox, 'answered'),
+        Promise.all([
+          outbox.send(newCall('out', 'out')),
+          outbox.send({ event: 'hangup', ...base('out', 'out'), cause: 'noAnswer' }),
+        ]),
+        Promise.all([
+          outbox.send(newCall('fwd')),
+          outbox.send({ event: 'hangup', ...base('fwd'), cause: 'forwarded' }),
+        ]),
+      ]);
+      assert.deepEqual(poster.of('answered'), ['newCall', 'answer', 'answer', 'hangup', 'hangup']);
+      assert.deepEqual(poster.of('out'), ['newCall', 'hangup', 'hangup']);
+      assert.deepEqual(poster.of('fwd'), ['newCall', 'hangup', 'hangup']);
+      outbox.close();
+    },
+  );
 
-  test('a missed-call hangup in flight when the adapter died is not sent again after the restart; other events are', async () => {
-    const store = new OutboxStore(':memory:');
-    const first = rig({}, store);
-    first.poster.answer = (r) => (r.event === 'newCall' ? OK : 'hold');
-    await first.outbox.send(newCall('m'));
-    await first.outbox.send(newCall('a'));
-    void first.outbox.send(missedHangup('m'));
-    void first.outbox.send(answer('a'));
-    await until(() => first.poster.held().length === 2, 'both requests on their way');
-    first.outbox.close(); // SIGKILL: nothing more happens in this process
+  test(
+    'a missed-call hangup in flight when the adapter died ' + 'is not sent again after the restart; other events are',
+    async () => {
+      const store = new OutboxStore(':memory:');
+      const first = rig({}, store);
+      first.poster.answer = (r) => (r.event === 'newCall' ? OK : 'hold');
+      await first.outbox.send(newCall('m'));
+      await first.outbox.send(newCall('a'));
+      void first.outbox.send(missedHangup('m'));
+      void first.outbox.send(answer('a'));
+      await until(() => first.poster.held().length === 2, 'both requests on their way');
+      first.outbox.close(); // SIGKILL: nothing more happens in this process
 
-    const second = rig({}, store);
-    assert.equal(second.outbox.restore(), 1);
-    await second.outbox.drain(2000);
-    assert.deepEqual(
-      second.poster.requests.map((r) => `${r.callId}:${r.event}`),
-      ['a:answer'],
-    );
-    assert.equal(second.dropped['unconfirmed'], 1);
-    assert.ok(
-      second.lines.some(
-        (l) => /on its way to Zammad when the adapter stopped/.test(l.message) && l.fields['callId'] === 'm',
-      ),
-    );
-    assert.equal(store.count(), 0);
-    second.outbox.close();
-  });
+      const second = rig({}, store);
+      assert.equal(second.outbox.restore(), 1);
+      await second.outbox.drain(2000);
+      assert.deepEqual(
+        second.poster.requests.map((r) => `${r.callId}:${r.event}`),
+        ['a:answer'],
+      );
+      assert.equal(second.dropped['unconfirmed'], 1);
+      assert.ok(
+        second.lines.some(
+          (l) => /on its way to Zammad when the adapter stopped/.test(l.message) && l.fields['callId'] === 'm',
+        ),
+      );
+      assert.equal(store.count(), 0);
+      second.outbox.close();
+    },
+  );
 
   test('verdict rules: which events are at-most-once', () => {
     const body = (p: Record<string, string>) => new URLSearchParams(p).toString();
@@ -423,23 +443,27 @@ describe('configuration faults (401, 422 disabled)', () => {
     outbox.close();
   });
 
-  test('a ringing caller hears of the fault at once (early), while the newCall itself stays parked and is delivered once mended', async () => {
-    const { outbox, poster } = rig({ retryBaseMs: 10, retryMaxMs: 40 });
-    let fixed = false;
-    poster.answer = () => (fixed ? OK : BAD_TOKEN);
-    const heard: Verdict[] = [];
-    const settled: { final?: Verdict } = {};
-    void alive(outbox.send(newCall('e'), (v) => heard.push(v))).then((v) => (settled.final = v));
-    await until(() => heard.length > 0, 'early verdict');
-    assert.equal(heard[0]?.kind, 'configFault');
-    const final = () => settled.final;
-    assert.equal(final(), undefined, 'the event is not settled: it waits for the fix');
-    fixed = true;
-    await until(() => final() !== undefined, 'delivered after the fix');
-    assert.equal(final()?.kind, 'delivered');
-    assert.equal(heard.length, 1, 'told once');
-    outbox.close();
-  });
+  test(
+    'a ringing caller hears of the fault at once (early), while ' +
+      'the newCall itself stays parked and is delivered once mended',
+    async () => {
+      const { outbox, poster } = rig({ retryBaseMs: 10, retryMaxMs: 40 });
+      let fixed = false;
+      poster.answer = () => (fixed ? OK : BAD_TOKEN);
+      const heard: Verdict[] = [];
+      const settled: { final?: Verdict } = {};
+      void alive(outbox.send(newCall('e'), (v) => heard.push(v))).then((v) => (settled.final = v));
+      await until(() => heard.length > 0, 'early verdict');
+      assert.equal(heard[0]?.kind, 'configFault');
+      const final = () => settled.final;
+      assert.equal(final(), undefined, 'the event is not settled: it waits for the fix');
+      fixed = true;
+      await until(() => final() !== undefined, 'delivered after the fix');
+      assert.equal(final()?.kind, 'delivered');
+      assert.equal(heard.length, 1, 'told once');
+      outbox.close();
+    },
+  );
 
   test('a second kind of fault (integration switched off) is named once too', async () => {
     const { outbox, poster, lines } = rig({ retryBaseMs: 10, retryMaxMs: 40 });
@@ -523,55 +547,59 @@ describe('bounds: age and size, never silent', () => {
 });
 
 describe('bounded concurrency', () => {
-  test('lanes recovering at once never starve a fresh newCall: the backlog leaves a connection free, and a fresh newCall goes first', async () => {
-    const store = new OutboxStore(':memory:');
-    for (let i = 0; i < 30; i++) {
-      const id = `backlog-${i}`;
-      const facts = { callId: id, direction: 'in', from: '1', to: '2' };
-      store.add(
-        'default',
-        { ...facts, event: 'newCall' },
-        `event=newCall&callId=${id}&direction=in&from=1&to=2`,
-        999_000,
-      );
-      store.add(
-        'default',
-        { ...facts, event: 'hangup', answeringNumber: '2' },
-        `event=hangup&callId=${id}&direction=in&from=1&to=2&cause=normalClearing&answeringNumber=2`,
-        999_000,
-      );
-    }
-    const { outbox, poster } = rig({ concurrency: 4 }, store);
-    poster.answer = () => 'hold';
-    assert.equal(outbox.restore(), 60);
-    await until(() => poster.held().length === 3, 'the backlog in flight');
-    await new Promise((r) => setTimeout(r, 10));
-    assert.equal(poster.held().length, 3, 'the backlog takes 3 of 4 connections');
+  test(
+    'lanes recovering at once never starve a fresh newCall: the ' +
+      'backlog leaves a connection free, and a fresh newCall goes first',
+    async () => {
+      const store = new OutboxStore(':memory:');
+      for (let i = 0; i < 30; i++) {
+        const id = `backlog-${i}`;
+        const facts = { callId: id, direction: 'in', from: '1', to: '2' };
+        store.add(
+          'default',
+          { ...facts, event: 'newCall' },
+          `event=newCall&callId=${id}&direction=in&from=1&to=2`,
+          999_000,
+        );
+        store.add(
+          'default',
+          { ...facts, event: 'hangup', answeringNumber: '2' },
+          `event=hangup&callId=${id}&direction=in&from=1&to=2&cause=normalClearing&answeringNumber=2`,
+          999_000,
+        );
+      }
+      const { outbox, poster } = rig({ concurrency: 4 }, store);
+      poster.answer = () => 'hold';
+      assert.equal(outbox.restore(), 60);
+      await until(() => poster.held().length === 3, 'the backlog in flight');
+      await new Promise((r) => setTimeout(r, 10));
+      assert.equal(poster.held().length, 3, 'the backlog takes 3 of 4 connections');
 
-    const ringing = outbox.send(newCall('ringing'));
-    await until(() => poster.requests.some((r) => r.callId === 'ringing'), 'the fresh newCall goes out at once');
-    assert.equal(poster.held().length, 4);
+      const ringing = outbox.send(newCall('ringing'));
+      await until(() => poster.requests.some((r) => r.callId === 'ringing'), 'the fresh newCall goes out at once');
+      assert.equal(poster.held().length, 4);
 
-    // All connections busy: two more callers ring. They wait ahead of the 28 calls in the backlog.
-    void outbox.send(newCall('ring-2'));
-    void outbox.send(newCall('ring-3'));
-    poster.held()[0]?.reply(OK);
-    await until(() => poster.requests.length === 5, 'a connection is free');
-    assert.equal(poster.requests[4]?.callId, 'ring-2');
-    poster
-      .held()
-      .find((r) => r.callId === 'ringing')
-      ?.reply(OK);
-    assert.equal((await ringing).kind, 'delivered');
-    await until(() => poster.requests.length === 6, 'the next one');
-    assert.equal(poster.requests[5]?.callId, 'ring-3');
+      // All connections busy: two more callers ring. They wait ahead of the 28 calls in the backlog.
+      void outbox.send(newCall('ring-2'));
+      void outbox.send(newCall('ring-3'));
+      poster.held()[0]?.reply(OK);
+      await until(() => poster.requests.length === 5, 'a connection is free');
+      assert.equal(poster.requests[4]?.callId, 'ring-2');
+      poster
+        .held()
+        .find((r) => r.callId === 'ringing')
+        ?.reply(OK);
+      assert.equal((await ringing).kind, 'delivered');
+      await until(() => poster.requests.length === 6, 'the next one');
+      assert.equal(poster.requests[5]?.callId, 'ring-3');
 
-    poster.answer = () => OK;
-    for (const r of poster.held()) r.reply(OK);
-    assert.equal(await outbox.drain(5000), true);
-    assert.ok(poster.maxInFlight <= 4, `never more than 4 requests in flight (${poster.maxInFlight})`);
-    outbox.close();
-  });
+      poster.answer = () => OK;
+      for (const r of poster.held()) r.reply(OK);
+      assert.equal(await outbox.drain(5000), true);
+      assert.ok(poster.maxInFlight <= 4, `never more than 4 requests in flight (${poster.maxInFlight})`);
+      outbox.close();
+    },
+  );
 });
 
 describe('drain, restore and the call journal', () => {
@@ -603,59 +631,66 @@ describe('drain, restore and the call journal', () => {
     second.outbox.close();
   });
 
-  test('the store journals a call with its events, in one transaction: newCall opens, answer marks, hangup closes', () => {
-    const store = new OutboxStore(':memory:');
-    // The journal comes from the post's fields; the body is stored as it is and not read again.
-    const facts = { callId: 'j', direction: 'in', from: '49301', to: '49302' };
-    store.add('default', { ...facts, event: 'newCall', queue: 'sales' }, 'event=newCall&opaque', 5);
-    assert.deepEqual(store.openCalls(), [
-      {
-        callId: 'j',
-        endpoint: 'default',
-        facts: JSON.stringify({ ...facts, queue: 'sales' }),
-        answered: false,
-        answeringNumber: null,
-        startedAt: 5,
-        trusted: true,
-      },
-    ]);
-    store.add('default', { ...facts, event: 'answer', answeringNumber: '2002' }, 'event=answer&opaque', 6);
-    assert.equal(store.openCalls()[0]?.answered, true);
-    assert.equal(store.openCalls()[0]?.answeringNumber, '2002');
-    store.add('default', { ...facts, event: 'hangup' }, 'event=hangup&opaque', 7);
-    assert.deepEqual(store.openCalls(), []);
-    assert.equal(store.count(), 3, 'the events stay until delivered');
-  });
+  test(
+    'the store journals a call with its events, in one ' + 'transaction: newCall opens, answer marks, hangup closes',
+    () => {
+      const store = new OutboxStore(':memory:');
+      // The journal comes from the post's fields; the body is stored as it is and not read again.
+      const facts = { callId: 'j', direction: 'in', from: '49301', to: '49302' };
+      store.add('default', { ...facts, event: 'newCall', queue: 'sales' }, 'event=newCall&opaque', 5);
+      assert.deepEqual(store.openCalls(), [
+        {
+          callId: 'j',
+          endpoint: 'default',
+          facts: JSON.stringify({ ...facts, queue: 'sales' }),
+          answered: false,
+          answeringNumber: null,
+          startedAt: 5,
+          trusted: true,
+        },
+      ]);
+      store.add('default', { ...facts, event: 'answer', answeringNumber: '2002' }, 'event=answer&opaque', 6);
+      assert.equal(store.openCalls()[0]?.answered, true);
+      assert.equal(store.openCalls()[0]?.answeringNumber, '2002');
+      store.add('default', { ...facts, event: 'hangup' }, 'event=hangup&opaque', 7);
+      assert.deepEqual(store.openCalls(), []);
+      assert.equal(store.count(), 3, 'the events stay until delivered');
+    },
+  );
 });
 
 describe('an endpoint gone from the configuration (tenants, SIGHUP)', () => {
-  test('held: events are stored, counted and logged once per call, nothing is sent; a ringing caller is told at once; resume sends them in order to the new poster', async () => {
-    const { outbox, poster, store, lines, dropped } = rig();
-    await outbox.send(newCall('a'));
-    outbox.suspend('endpoint "acme" is not in the configuration');
-    let told: Verdict | undefined;
-    const decision = outbox.send(newCall('b'), (v) => (told = v));
-    void outbox.send(answer('a'));
-    void outbox.send(answeredHangup('a'));
-    await new Promise((r) => setTimeout(r, 30));
-    assert.deepEqual(
-      poster.requests.map((r) => `${r.callId}:${r.event}`),
-      ['a:newCall'],
-      'nothing sent while held',
-    );
-    assert.equal(told, undefined, 'b arrived while held: its caller is not left waiting by the outbox either');
-    assert.equal(dropped['held'], 3);
-    assert.equal(lines.filter((l) => l.message.startsWith('event kept, not sent')).length, 2, 'one line per call');
-    assert.equal(store.pending('default').length, 3);
-    const next = new FakePoster();
-    outbox.resume(next);
-    await until(() => next.requests.length === 3, 'the kept events sent');
-    assert.deepEqual(next.of('a'), ['answer', 'hangup']);
-    assert.deepEqual(next.of('b'), ['newCall']);
-    assert.equal((await decision).kind, 'delivered');
-    assert.equal(poster.requests.length, 1, 'the old poster got nothing after the suspension');
-    outbox.close();
-  });
+  test(
+    'held: events are stored, counted and logged once per call, nothing is sent; a ' +
+      'ringing caller is told at once; resume sends them in order to the new poster',
+    async () => {
+      const { outbox, poster, store, lines, dropped } = rig();
+      await outbox.send(newCall('a'));
+      outbox.suspend('endpoint "acme" is not in the configuration');
+      let told: Verdict | undefined;
+      const decision = outbox.send(newCall('b'), (v) => (told = v));
+      void outbox.send(answer('a'));
+      void outbox.send(answeredHangup('a'));
+      await new Promise((r) => setTimeout(r, 30));
+      assert.deepEqual(
+        poster.requests.map((r) => `${r.callId}:${r.event}`),
+        ['a:newCall'],
+        'nothing sent while held',
+      );
+      assert.equal(told, undefined, 'b arrived while held: its caller is not left waiting by the outbox either');
+      assert.equal(dropped['held'], 3);
+      assert.equal(lines.filter((l) => l.message.startsWith('event kept, not sent')).length, 2, 'one line per call');
+      assert.equal(store.pending('default').length, 3);
+      const next = new FakePoster();
+      outbox.resume(next);
+      await until(() => next.requests.length === 3, 'the kept events sent');
+      assert.deepEqual(next.of('a'), ['answer', 'hangup']);
+      assert.deepEqual(next.of('b'), ['newCall']);
+      assert.equal((await decision).kind, 'delivered');
+      assert.equal(poster.requests.length, 1, 'the old poster got nothing after the suspension');
+      outbox.close();
+    },
+  );
 
   test('a ringing caller whose newCall waits when the endpoint goes: told at once, the newCall kept', async () => {
     const { outbox, poster } = rig();

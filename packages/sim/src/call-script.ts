@@ -215,7 +215,10 @@ export interface SwitchCall {
   uuid: string;
   /** Every command the adapter sent, in order. */
   commands: ReceivedCommand[];
-  /** Names of the frames sent, in order: 'connect-reply', 'reply:+OK', 'CHANNEL_PARK', 'disconnect-notice:linger', ... */
+  /**
+   * Names of the frames sent, in order: 'connect-reply', 'reply:+OK', 'CHANNEL_PARK',
+   * 'disconnect-notice:linger', ...
+   */
   eventsSent: string[];
   /** Same with details. */
   framesSent: SentFrame[];

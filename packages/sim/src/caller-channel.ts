@@ -331,7 +331,10 @@ export abstract class CallerChannel extends RoutingChannel {
     this.hangup(c, 'external');
   }
 
-  /** switch_channel_perform_hangup(): CHANNEL_HANGUP now; the rest of the end-of-call events follow when the session is idle. */
+  /**
+   * switch_channel_perform_hangup(): CHANNEL_HANGUP now; the rest of the end-of-call events follow when the
+   * session is idle.
+   */
   hangup(cause: string, origin: 'internal' | 'external'): void {
     if (!this.up) return;
     const pos: LingerNoticeAt =

@@ -198,7 +198,9 @@ export abstract class ChannelEvents {
         ['max_forwards', '70'],
         [
           'switch_r_sdp',
-          'v=0\r\no=FreeSWITCH 1795565024 1795565025 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16738 RTP/AVP 0 8 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n',
+          'v=0\r\no=FreeSWITCH 1795565024 1795565025 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\n' +
+            't=0 0\r\nm=audio 16738 RTP/AVP 0 8 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n' +
+            'a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n',
         ],
         ['ep_codec_string', 'CORE_PCM_MODULE.PCMU@8000h@20i@64000b,CORE_PCM_MODULE.PCMA@8000h@20i@64000b'],
         ['rtp_use_codec_string', 'PCMU,PCMA'],
@@ -450,13 +452,17 @@ export abstract class ChannelEvents {
   protected setSipAnswerVars(): void {
     this.setVar(
       'switch_m_sdp',
-      'v=0\r\no=FreeSWITCH 1795564794 1795564795 IN IP4 192.0.2.2\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16968 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n',
+      'v=0\r\no=FreeSWITCH 1795564794 1795564795 IN IP4 192.0.2.2\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\n' +
+        't=0 0\r\nm=audio 16968 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\n' +
+        'a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\n',
     );
     this.setVar('video_media_flow', 'inactive');
     this.setVar('text_media_flow', 'inactive');
     this.setVar(
       'rtp_local_sdp_str',
-      'v=0\r\no=FreeSWITCH 1795565188 1795565189 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16574 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\na=sendrecv\r\n',
+      'v=0\r\no=FreeSWITCH 1795565188 1795565189 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\nc=IN IP4 127.0.0.1\r\n' +
+        't=0 0\r\nm=audio 16574 RTP/AVP 0 101 13\r\na=rtpmap:0 PCMU/8000\r\n' +
+        'a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtpmap:13 CN/8000\r\na=ptime:20\r\na=sendrecv\r\n',
     );
     this.setVar('local_media_ip', '127.0.0.1');
     this.setVar('local_media_port', '16574');

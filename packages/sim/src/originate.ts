@@ -126,7 +126,8 @@ export abstract class OriginatingChannel extends ChannelEvents {
       (endpoint === 'error' || behaviour.cause === 'USER_NOT_REGISTERED' || behaviour.cause === 'SUBSCRIBER_ABSENT');
     const vars: Record<string, string> = { ...globals, ...leg.vars };
     if (endpoint === 'user') {
-      // the user/ endpoint writes dialed_user/dialed_domain on the B-leg; its caller id name comes from the directory [T routing obs. 9]
+      // the user/ endpoint writes dialed_user/dialed_domain on the B-leg; its caller id name comes from the
+      // directory [T routing obs. 9]
       const domain = (parts[1] ?? '').split('@')[1] ?? '';
       vars.dialed_user = key;
       vars.dialed_domain = domain;

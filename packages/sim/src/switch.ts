@@ -37,7 +37,8 @@
 //   api-commands.ts          `api`/`bgapi` commands
 //   channel-events.ts        the caller channel's variables, profile blocks and events
 //   originate.ts             bridge/originate: B-legs, ring groups, failover, causes
-//   dialplan.ts              routing by a scripted dialplan: transfer/hand-back, REFER, uuid_transfer, voicemail, callcenter
+//   dialplan.ts              routing by a scripted dialplan: transfer/hand-back, REFER, uuid_transfer, voicemail,
+//                            callcenter
 //   caller-channel.ts        the caller channel's application queue, park, hangup, CDR variables
 //   uuid-bridge.ts           someone else uuid_bridges the caller: pickup, att_xfer, retrieve from park; eavesdrop
 //   dial-string.ts           dial-string parsing
