@@ -52,7 +52,7 @@ export interface CallFacts {
    * caller from `public` into another context.
    */
   readonly handBackSafe: boolean;
-  /** `zammad_endpoint`: the name of the Zammad this call goes to (zammad/routing.ts). */
+  /** `zammad_endpoint`: the name of the Zammad this call goes to (zammad/endpoint-choice.ts). */
   readonly zammadEndpoint?: string;
   /** `domain_name` (FusionPBX sets it per tenant): picks the tenant's Zammad. */
   readonly domain?: string;

@@ -7,7 +7,7 @@
  *
  * Both routing modes run through here and differ in one step, what follows Zammad's decision:
  * `bridge` (the adapter bridges the dial string) or `handBack` (the dialplan routes). After that
- * the call is observed the same way: a person answering is the caller channel's CHANNEL_BRIDGE, or
+ * the call is followed the same way: a person answering is the caller channel's CHANNEL_BRIDGE, or
  * its CHANNEL_EXECUTE `uuid_bridge` when someone else bridged the caller (pickup, attended
  * transfer, retrieve from park) — again for each new person —, voicemail is an answer by
  * `voicemail`, and the end is one hangup.
@@ -52,7 +52,7 @@ export function initialState(facts: CallFacts, reportable: boolean): CallState {
     phase: 'new',
     commanding: true,
     bridgeSent: false,
-    observing: false,
+    reattached: false,
     answered: false,
     pendingAnswers: [],
     rejected: false,
@@ -64,13 +64,13 @@ export function initialState(facts: CallFacts, reportable: boolean): CallState {
 }
 
 /** A call an earlier run was following, picked up again through the inbound socket: newCall went out long ago. */
-export function observedState(facts: CallFacts, answered: boolean, answeringNumber: string | undefined): CallState {
+export function reattachedState(facts: CallFacts, answered: boolean, answeringNumber: string | undefined): CallState {
   return {
     ...initialState(facts, true),
     phase: 'routing',
     commanding: false,
     bridgeSent: true,
-    observing: true,
+    reattached: true,
     answered,
     ...(answeringNumber ? { answeringNumber } : {}),
   };
@@ -129,7 +129,7 @@ function newCall(s: CallState, names: (string | undefined)[] | null): Step {
 }
 
 /** After the decision: the adapter bridges (bridge mode) or the dialplan routes (dialplan mode). */
-function route(s: CallState, extra: Effect[] = []): Step {
+function proceed(s: CallState, extra: Effect[] = []): Step {
   const routing: CallState = { ...s, phase: 'routing' };
   if (s.channelDown || !s.commanding) return { state: routing, effects: extra };
   if (s.facts.mode === 'dialplan')
@@ -182,7 +182,7 @@ function decide(s: CallState, d: Decision): Step {
   const f = s.facts;
   if (d.kind === 'reject') {
     if (f.direction !== 'in') {
-      return route(s, [
+      return proceed(s, [
         {
           type: 'log',
           level: 'warn',
@@ -203,13 +203,13 @@ function decide(s: CallState, d: Decision): Step {
   }
   if (d.kind === 'dial') {
     if (f.direction !== 'out') {
-      return route(s, [
+      return proceed(s, [
         { type: 'log', level: 'warn', message: 'Zammad sent a caller id for an inbound call; ignored' },
       ]);
     }
     const callerId = safeCallerId(d.callerId);
     if (callerId === null) {
-      return route(s, [
+      return proceed(s, [
         {
           type: 'log',
           level: 'warn',
@@ -222,12 +222,12 @@ function decide(s: CallState, d: Decision): Step {
     // Routes that later `set effective_caller_id_number=${outbound_caller_id_number}` (FusionPBX,
     // most hand-written ones) would undo the first: the dialplan gets both.
     if (f.mode === 'dialplan') set.push({ type: 'setVariable', name: 'outbound_caller_id_number', value: callerId });
-    return route(s, [
+    return proceed(s, [
       { type: 'log', level: 'info', message: 'Zammad set the caller id', fields: { callerId } },
       ...set,
     ]);
   }
-  return route(s);
+  return proceed(s);
 }
 
 function postHangup(s: CallState): Step {
@@ -248,7 +248,7 @@ function finish(s: CallState): Step {
  */
 function exitWhenDone(step: Step): Step {
   const s = step.state;
-  if (s.phase !== 'ended' || s.exited || s.observing || s.pendingAnswers.length > 0) return step;
+  if (s.phase !== 'ended' || s.exited || s.reattached || s.pendingAnswers.length > 0) return step;
   return { state: { ...s, exited: true }, effects: [...step.effects, { type: 'exit' }] };
 }
 
@@ -296,7 +296,7 @@ function onBridged(s: CallState, sig: Extract<ChannelSignal, { kind: 'bridged' }
   const dialled = sig.phoneNumber ?? sig.otherNumber;
   const number = dialled ? toE164Digits(dialled, rules) : s.facts.to;
   // Re-attached after a restart, the person who answered is known by number only (the journal).
-  const samePerson = s.person === leg || (s.person === undefined && s.observing && number === s.answeringNumber);
+  const samePerson = s.person === leg || (s.person === undefined && s.reattached && number === s.answeringNumber);
   if (s.answered && samePerson) return { state: s, effects: [] };
   const next: CallState = { ...s, answered: true, person: leg, answeringNumber: number };
   if (!s.reportable) return { state: next, effects: [] };
@@ -417,7 +417,7 @@ export function step(s: CallState, input: Input, rules: NumberRules): Step {
       if (s.phase !== 'new') return { state: s, effects: [] };
       const refused = s.facts.mode === 'dialplan' ? whyNotDialplan(s.facts) : undefined;
       if (refused !== undefined) return letGo(s, refused);
-      if (!s.reportable) return route(s);
+      if (!s.reportable) return proceed(s);
       const ids =
         s.facts.explicitUsers || s.facts.direction === 'out'
           ? []

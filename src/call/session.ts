@@ -10,7 +10,7 @@ import {
   type SwitchEvent,
 } from '../switch/esl-connection.js';
 import { isChannelId } from '../switch/channel-id.js';
-import type { Route, RouteHints } from '../zammad/routing.js';
+import type { EndpointChoice, ChoiceHints } from '../zammad/endpoint-choice.js';
 import type { Early } from '../zammad/lane.js';
 import type { Verdict } from '../zammad/verdict.js';
 import { decisionFromReply } from '../zammad/replies.js';
@@ -42,7 +42,7 @@ export interface FollowedCalls {
  * durable delivery there (zammad/endpoint-set.ts).
  */
 export interface ZammadSink {
-  route(hints: RouteHints): Route;
+  choose(hints: ChoiceHints): EndpointChoice;
   /** `early` hears at once that no decision will come (lane.ts Early); it answers whether the call still waits. */
   send(endpoint: string, post: CtiPost, early?: Early): Promise<Verdict>;
 }
@@ -104,12 +104,12 @@ export class CallSession {
       return;
     }
     if (!problem) {
-      const route = this.deps.zammad.route({
+      const choice = this.deps.zammad.choose({
         ...(facts.zammadEndpoint !== undefined ? { endpoint: facts.zammadEndpoint } : {}),
         ...(facts.domain !== undefined ? { domain: facts.domain } : {}),
       });
-      // Not reported (no endpoint for it, logged by the router): routed as if Zammad said nothing.
-      if (route.kind === 'endpoint') this.endpoint = route.name;
+      // Not reported (no endpoint for it, logged by the endpoint set): routed as if Zammad said nothing.
+      if (choice.kind === 'endpoint') this.endpoint = choice.name;
     }
     this.state = initialState(facts, this.endpoint !== undefined);
     this.log.info('call', {

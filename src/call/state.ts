@@ -112,7 +112,7 @@ export interface CallState {
   readonly heldHangup?: HangupPost;
   readonly exited: boolean;
   /** Re-attached after a restart: only report, never command the switch (its dialplan has moved on). */
-  readonly observing: boolean;
+  readonly reattached: boolean;
 }
 
 export interface Step {

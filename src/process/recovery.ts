@@ -2,7 +2,7 @@
  * Calls that were in progress when an earlier run of the adapter stopped (crash, SIGKILL,
  * drain time over). Zammad must not show them ringing for ever.
  *  - With FreeSWITCH's inbound event socket configured (FS_INBOUND_*), each call that still
- *    exists on the switch is watched to its real end (answer, hangup with its real cause).
+ *    exists on the switch is re-attached and followed to its real end (answer, hangup with its real cause).
  *  - A call the switch says it no longer has, or every call when the inbound socket is not
  *    configured, is closed with a hangup whose cause says what is known: `normalClearing` if it
  *    had been answered, else `noAnswer` — with a log line saying its real end is unknown.
@@ -16,7 +16,7 @@ import { z } from 'zod';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { CtiPost } from '../call/flow.js';
-import { ObservedCall } from '../call/observer.js';
+import { ReattachedCall } from '../call/reattached.js';
 import type { ZammadSink } from '../call/session.js';
 import { InboundEsl } from '../switch/inbound.js';
 import type { OpenCall, OutboxStore } from '../zammad/store.js';
@@ -62,7 +62,7 @@ export interface Recovery {
 interface Pending {
   call: OpenCall;
   facts: OpenCallFacts;
-  observed: ObservedCall;
+  live: ReattachedCall;
   reattached: boolean;
 }
 
@@ -112,12 +112,12 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
     // The store journals answer and hangup with the event itself (store.ts add()).
     const entry = pending.get(p.callId);
     if (entry === undefined) {
-      return log.error('an event of a call that is not watched: not sent', { callId: p.callId, event: p.event });
+      return log.error('an event of a call that is not re-attached: not sent', { callId: p.callId, event: p.event });
     }
     void deps.zammad.send(entry.call.endpoint, p);
     if (p.event === 'hangup') {
       pending.delete(p.callId);
-      log.info('call watched after restart has ended', { callId: p.callId, cause: p.cause });
+      log.info('call re-attached after restart has ended', { callId: p.callId, cause: p.cause });
       if (pending.size === 0) finished();
     }
   };
@@ -137,8 +137,8 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
       handBackSafe: false,
     };
     const callLog = log.child({ callId: call.callId });
-    const observed = new ObservedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, callLog);
-    pending.set(call.callId, { call, facts, observed, reattached: false });
+    const live = new ReattachedCall(full, call.answered, call.answeringNumber ?? undefined, rules, post, callLog);
+    pending.set(call.callId, { call, facts, live, reattached: false });
   }
 
   let state: RecoveryState = 'running';
@@ -159,13 +159,13 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
     if (state === 'done' || state === 'stopped') return;
     state = 'done';
     clearTimeout(timer);
-    release('no call left to watch');
+    release('no call left to follow');
     log.info('recovery done: every call left open by an earlier run has ended in Zammad', { calls: calls.length });
   };
-  /** The switch ends the watch before the call ends: report what is known. */
+  /** The switch ends the following before the call ends: report what is known. */
   const notOnSwitch = (entry: Pending) => {
     // Events seen since the restart know more (answer, the switch's own cause) than the journal.
-    if (entry.observed.seenEvents) entry.observed.lost();
+    if (entry.live.seenEvents) entry.live.lost();
     else {
       pending.delete(entry.call.callId);
       closeUnknown(entry.call, entry.facts, deps, 'the switch no longer has it');
@@ -204,7 +204,7 @@ export function recoverOpenCalls(deps: RecoveryDeps): Recovery {
     inbound = conn;
     // Watch first, ask second: a call that ends between the question and the subscription would
     // otherwise never be seen ending, and stay open in Zammad.
-    conn.on('event', (e) => pending.get(e.get('Unique-ID') ?? '')?.observed.onEvent(e));
+    conn.on('event', (e) => pending.get(e.get('Unique-ID') ?? '')?.live.onEvent(e));
     conn.on('closed', (reason) => failed(`the inbound event socket closed (${reason})`));
     try {
       await conn.follow([...pending.keys()]);

@@ -1,6 +1,6 @@
 /**
  * FreeSWITCH's inbound event socket (we connect to it, with its password), used only after a
- * restart: to ask whether the calls an earlier run was following still exist, and to watch
+ * restart: to ask whether the calls an earlier run was following still exist, and to follow
  * their events to the end. modesl's inbound mode does the talking (esl.ts); its defects are
  * contained as in esl-connection.ts (error listeners first, one teardown on 'close', every
  * command a promise rejected at teardown). Events are asked for as JSON, so no header of an event

@@ -14,7 +14,13 @@ import { ZammadClient } from './client.js';
 import type { Endpoint } from './endpoints-file.js';
 import { safeUrl, tokenOf } from './endpoint-url.js';
 import { Outbox, type OutboxOptions, type Poster } from './outbox.js';
-import { routeOf, routeTable, type Route, type RouteHints, type RouteTable } from './routing.js';
+import {
+  chooseEndpoint,
+  choiceTable,
+  type EndpointChoice,
+  type ChoiceHints,
+  type ChoiceTable,
+} from './endpoint-choice.js';
 import type { OutboxStore } from './store.js';
 import type { Early } from './lane.js';
 import type { Verdict } from './verdict.js';
@@ -69,7 +75,7 @@ const NOWHERE: Poster = {
 
 export class EndpointSet {
   private readonly members = new Map<string, Member>();
-  private table: RouteTable = routeTable([]);
+  private table: ChoiceTable = choiceTable([]);
   private readonly unroutedLogged = new Map<string, number>();
 
   constructor(
@@ -103,10 +109,10 @@ export class EndpointSet {
    * Where a call's events go; decided once per call. A call that has nowhere to go is logged (throttled) and
    * counted.
    */
-  route(hints: RouteHints): Route {
-    const route = routeOf(this.table, hints);
-    if (route.kind === 'none') this.noteUnrouted(route);
-    return route;
+  choose(hints: ChoiceHints): EndpointChoice {
+    const choice = chooseEndpoint(this.table, hints);
+    if (choice.kind === 'none') this.noteUnrouted(choice);
+    return choice;
   }
 
   send(endpoint: string, post: CtiPost, early?: Early): Promise<Verdict> {
@@ -201,7 +207,7 @@ export class EndpointSet {
       delete m.url;
       removed.push(name);
     }
-    this.table = routeTable(endpoints);
+    this.table = choiceTable(endpoints);
     return { added, changed, removed };
   }
 
@@ -233,16 +239,16 @@ export class EndpointSet {
   }
 
   /** A call that goes to no Zammad: counted, and logged once per domain (or unknown name) and hour. */
-  private noteUnrouted(route: Extract<Route, { kind: 'none' }>): void {
-    this.hooks.unrouted?.(route.why);
-    const detail = route.detail.slice(0, 100);
-    const key = `${route.why}\0${detail}`;
+  private noteUnrouted(choice: Extract<EndpointChoice, { kind: 'none' }>): void {
+    this.hooks.unrouted?.(choice.why);
+    const detail = choice.detail.slice(0, 100);
+    const key = `${choice.why}\0${detail}`;
     const last = this.unroutedLogged.get(key);
     const now = this.now();
     if (last !== undefined && now - last < UNROUTED_LOG_EVERY_MS) return;
     if (this.unroutedLogged.size >= UNROUTED_LOG_KEYS) this.unroutedLogged.clear();
     this.unroutedLogged.set(key, now);
-    if (route.why === 'unknown-endpoint') {
+    if (choice.why === 'unknown-endpoint') {
       this.log.error(
         `zammad_endpoint "${detail}" names no endpoint of ZAMMAD_ENDPOINTS_FILE: ` +
           'calls with it are not reported to Zammad (logged once an hour)',

@@ -134,7 +134,7 @@ describe('calls in progress when the adapter dies', () => {
         );
         for (const c of [...talking, ...answeredWhileDown]) c.hangup(); // the agent or the caller hangs up
         for (const c of ringing) c.hangup(); // the caller gives up: ORIGINATOR_CANCEL
-        await second.waitForLog(() => count(second!, /^call watched after restart has ended/) === 11);
+        await second.waitForLog(() => count(second!, /^call re-attached after restart has ended/) === 11);
 
         await zammad.acceptConnections();
         await zammad.waitFor((z) => all.every((c) => z.entry(c.uuid)?.state === 'hangup'), 10_000);

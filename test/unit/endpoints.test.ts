@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EndpointsFileError, parseEndpoints } from '../../src/zammad/endpoints-file.js';
-import { routeOf, routeTable } from '../../src/zammad/routing.js';
+import { chooseEndpoint, choiceTable } from '../../src/zammad/endpoint-choice.js';
 import { loadConfig, ConfigError } from '../../src/process/config.js';
 
 const TOKEN = 'sEcReT-t0ken';
@@ -98,30 +98,34 @@ describe('endpoints file', () => {
 });
 
 describe('which Zammad a call goes to', () => {
-  const table = routeTable([
+  const table = choiceTable([
     { name: 'default', url: url('d.example'), domains: [] },
     { name: 'acme', url: url('a.example'), domains: ['acme.example.com'] },
     { name: 'globex', url: url('g.example'), domains: ['globex.example.com'] },
   ]);
-  const noDefault = routeTable([{ name: 'acme', url: url('a.example'), domains: ['acme.example.com'] }]);
+  const noDefault = choiceTable([{ name: 'acme', url: url('a.example'), domains: ['acme.example.com'] }]);
 
   test('zammad_endpoint first, then domain_name, then ZAMMAD_CTI_URL', () => {
-    assert.deepEqual(routeOf(table, { endpoint: 'globex', domain: 'acme.example.com' }), {
+    assert.deepEqual(chooseEndpoint(table, { endpoint: 'globex', domain: 'acme.example.com' }), {
       kind: 'endpoint',
       name: 'globex',
       by: 'variable',
     });
-    assert.deepEqual(routeOf(table, { domain: 'ACME.example.com ' }), { kind: 'endpoint', name: 'acme', by: 'domain' });
-    assert.deepEqual(routeOf(table, { domain: 'initech.example' }), {
+    assert.deepEqual(chooseEndpoint(table, { domain: 'ACME.example.com ' }), {
+      kind: 'endpoint',
+      name: 'acme',
+      by: 'domain',
+    });
+    assert.deepEqual(chooseEndpoint(table, { domain: 'initech.example' }), {
       kind: 'endpoint',
       name: 'default',
       by: 'default',
     });
-    assert.deepEqual(routeOf(table, {}), { kind: 'endpoint', name: 'default', by: 'default' });
+    assert.deepEqual(chooseEndpoint(table, {}), { kind: 'endpoint', name: 'default', by: 'default' });
   });
 
   test("an unknown zammad_endpoint is not reported, not even to ZAMMAD_CTI_URL (another company's Zammad)", () => {
-    assert.deepEqual(routeOf(table, { endpoint: 'acmee', domain: 'acme.example.com' }), {
+    assert.deepEqual(chooseEndpoint(table, { endpoint: 'acmee', domain: 'acme.example.com' }), {
       kind: 'none',
       why: 'unknown-endpoint',
       detail: 'acmee',
@@ -129,13 +133,13 @@ describe('which Zammad a call goes to', () => {
   });
 
   test('without ZAMMAD_CTI_URL a call that matches nothing is not reported', () => {
-    assert.deepEqual(routeOf(noDefault, { domain: 'initech.example' }), {
+    assert.deepEqual(chooseEndpoint(noDefault, { domain: 'initech.example' }), {
       kind: 'none',
       why: 'no-match',
       detail: 'initech.example',
     });
-    assert.deepEqual(routeOf(noDefault, {}), { kind: 'none', why: 'no-match', detail: '' });
-    assert.deepEqual(routeOf(noDefault, { endpoint: '  ', domain: 'acme.example.com' }), {
+    assert.deepEqual(chooseEndpoint(noDefault, {}), { kind: 'none', why: 'no-match', detail: '' });
+    assert.deepEqual(chooseEndpoint(noDefault, { endpoint: '  ', domain: 'acme.example.com' }), {
       kind: 'endpoint',
       name: 'acme',
       by: 'domain',

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { callFacts, type CallRules } from '../../src/call/facts.js';
 import {
   initialState,
-  observedState,
+  reattachedState,
   step,
   type CallState,
   type CtiPost,
@@ -14,7 +14,7 @@ import {
   type Input,
 } from '../../src/call/flow.js';
 import { readSignal, type ChannelSignal } from '../../src/call/signals.js';
-import { ObservedCall } from '../../src/call/observer.js';
+import { ReattachedCall } from '../../src/call/reattached.js';
 import type { Logger } from '../../src/process/log.js';
 
 const rules: CallRules = {
@@ -708,7 +708,7 @@ test(
     ] as const) {
       const sent: string[] = [];
       const facts = dpChannel().facts;
-      const call = new ObservedCall(
+      const call = new ReattachedCall(
         facts,
         false,
         undefined,
@@ -772,7 +772,7 @@ test(
   () => {
     const facts = dpChannel().facts;
     const later = (otherNumber: string) =>
-      run(observedState(facts, true, '2003'), [
+      run(reattachedState(facts, true, '2003'), [
         sig({ kind: 'bridged', otherNumber, otherChannel: 'x', otherUuid: 'b-late' }),
         { type: 'answererResolved', leg: 'b-late', answerer: {} },
       ]);

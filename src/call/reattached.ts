@@ -1,15 +1,15 @@
 /**
  * A call picked up again after a restart through FreeSWITCH's inbound socket: flow.ts in
- * observing mode, fed the channel's events; it only reports to Zammad (answer, hangup).
+ * re-attached mode, fed the channel's events; it only reports to Zammad (answer, hangup).
  */
 import type { Logger } from '../process/log.js';
 import type { SwitchEvent } from '../switch/esl-connection.js';
 import type { CallFacts } from './facts.js';
-import { observedState, step, type CallState, type CtiPost } from './flow.js';
+import { reattachedState, step, type CallState, type CtiPost } from './flow.js';
 import type { NumberRules } from './numbers.js';
 import { otherLeg, readSignal } from './signals.js';
 
-export class ObservedCall {
+export class ReattachedCall {
   private state: CallState;
 
   constructor(
@@ -20,7 +20,7 @@ export class ObservedCall {
     private readonly post: (post: CtiPost) => void,
     private readonly log: Logger,
   ) {
-    this.state = observedState(facts, answered, answeringNumber);
+    this.state = reattachedState(facts, answered, answeringNumber);
   }
 
   private seen = false;
@@ -45,7 +45,7 @@ export class ObservedCall {
     if (signal) this.apply({ type: 'signal', signal });
   }
 
-  /** The watch ended before the call did: report what is known. */
+  /** The inbound socket let go before the call ended: report what is known. */
   lost(): void {
     this.apply({ type: 'connectionLost' });
   }

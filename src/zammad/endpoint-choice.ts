@@ -7,24 +7,24 @@
  */
 import { DEFAULT_ENDPOINT, type Endpoint } from './endpoints-file.js';
 
-export interface RouteHints {
+export interface ChoiceHints {
   /** `zammad_endpoint` */
   endpoint?: string;
   /** `domain_name` */
   domain?: string;
 }
 
-export type Route =
+export type EndpointChoice =
   | { kind: 'endpoint'; name: string; by: 'variable' | 'domain' | 'default' }
   | { kind: 'none'; why: 'unknown-endpoint' | 'no-match'; detail: string };
 
-export interface RouteTable {
+export interface ChoiceTable {
   readonly names: ReadonlySet<string>;
   readonly byDomain: ReadonlyMap<string, string>;
   readonly hasDefault: boolean;
 }
 
-export function routeTable(endpoints: readonly Endpoint[]): RouteTable {
+export function choiceTable(endpoints: readonly Endpoint[]): ChoiceTable {
   const byDomain = new Map<string, string>();
   for (const e of endpoints) for (const d of e.domains) if (!byDomain.has(d)) byDomain.set(d, e.name);
   return {
@@ -34,7 +34,7 @@ export function routeTable(endpoints: readonly Endpoint[]): RouteTable {
   };
 }
 
-export function routeOf(table: RouteTable, hints: RouteHints): Route {
+export function chooseEndpoint(table: ChoiceTable, hints: ChoiceHints): EndpointChoice {
   const wanted = hints.endpoint?.trim();
   if (wanted) {
     if (table.names.has(wanted)) return { kind: 'endpoint', name: wanted, by: 'variable' };
