@@ -27,6 +27,7 @@ import type { HttpOutcome } from './client.js';
 import { CommitWait } from './commit-wait.js';
 import { formBody } from './form.js';
 import { Forgotten } from './forgotten.js';
+import { Lanes } from './lanes.js';
 import { goOn, restoredItem, urgent, type Early, type Item, type Lane } from './lane.js';
 import type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 import { Parking } from './parking.js';
@@ -37,14 +38,12 @@ import { atMostOnce, verdictOf, type Verdict } from './verdict.js';
 export type { OutboxHooks, OutboxOptions, Poster } from './outbox-options.js';
 
 export class Outbox {
-  private readonly lanes = new Map<string, Lane>();
+  private readonly lanes = new Lanes();
   private readonly slots: Slots<Lane>;
   private readonly parking: Parking<Lane>;
   private readonly forgotten = new Forgotten();
-  private size = 0;
   private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
-  private readonly idleWaiters = new Set<() => void>();
   /** Last answer from Zammad, for readiness: true = it answered 2xx, false = unreachable. */
   private reachable: boolean | undefined;
   /** For a lane's retries and for the probes during a configuration fault. */
@@ -71,7 +70,7 @@ export class Outbox {
     this.commits = new CommitWait(
       store,
       log,
-      () => this.size,
+      () => this.lanes.events,
       (lane) => this.schedule(lane),
     );
     store.onCommit((error, unstored) => this.commits.committed(error, unstored));
@@ -94,18 +93,14 @@ export class Outbox {
         this.store.remove(row.id);
         continue;
       }
-      this.lane(row.callId).items.push(restoredItem(row, once));
+      this.lanes.add(this.lanes.of(row.callId), restoredItem(row, once));
       restored++;
     }
-    this.size += restored;
+    const fields = { events: restored, calls: this.lanes.calls };
     if (restored > 0 && this.held !== undefined) {
-      this.log.warn(`events left from an earlier run kept, not sent: ${this.held}`, {
-        events: restored,
-        calls: this.lanes.size,
-      });
+      this.log.warn(`events left from an earlier run kept, not sent: ${this.held}`, fields);
       this.hooks.held?.(restored);
-    } else if (restored > 0)
-      this.log.info('delivering events left from an earlier run', { events: restored, calls: this.lanes.size });
+    } else if (restored > 0) this.log.info('delivering events left from an earlier run', fields);
     this.sweep();
     for (const lane of this.lanes.values()) this.schedule(lane);
     return restored;
@@ -132,22 +127,21 @@ export class Outbox {
       this.hooks.dropped?.(forgotten, 1);
       return Promise.resolve({ kind: 'refused', reason: `the call's newCall was dropped (${forgotten})` });
     }
-    if (this.size >= this.options.maxEvents) this.dropOldestCall();
+    if (this.lanes.events >= this.options.maxEvents) this.dropOldestCall();
     const createdAt = this.now();
     const body = formBody(post);
     // The journal takes its fields from the post itself, not from the body.
     const id = this.store.add(post, body, createdAt);
-    this.size++;
     if (this.held !== undefined) {
       this.hooks.held?.(1);
-      const lane = this.lane(post.callId);
+      const lane = this.lanes.of(post.callId);
       if (!lane.heldLogged)
         this.log.warn(`event kept, not sent: ${this.held}`, { callId: post.callId, event: post.event });
       lane.heldLogged = true;
     }
     return new Promise<Verdict>((settle) => {
-      const lane = this.lane(post.callId);
-      lane.items.push({
+      const lane = this.lanes.of(post.callId);
+      this.lanes.add(lane, {
         id,
         callId: post.callId,
         event: post.event,
@@ -164,13 +158,11 @@ export class Outbox {
   }
 
   get depth(): number {
-    return this.size;
+    return this.lanes.events;
   }
 
   oldestAgeMs(): number {
-    let oldest = Infinity;
-    for (const lane of this.lanes.values()) oldest = Math.min(oldest, lane.items[0]?.createdAt ?? Infinity);
-    return oldest === Infinity ? 0 : this.now() - oldest;
+    return this.lanes.oldestAgeMs(this.now());
   }
 
   /** A configuration fault Zammad reported (wrong token, integration off), while it lasts. */
@@ -207,7 +199,8 @@ export class Outbox {
         delete head.early;
       }
     }
-    if (this.size > 0) this.log.warn(`events kept, not sent: ${reason}`, { events: this.size, calls: this.lanes.size });
+    if (this.lanes.events > 0)
+      this.log.warn(`events kept, not sent: ${reason}`, { events: this.lanes.events, calls: this.lanes.calls });
   }
 
   /** The endpoint is configured again (perhaps at another URL): what waited goes out, in order. */
@@ -216,8 +209,8 @@ export class Outbox {
     if (this.held === undefined) return;
     this.held = undefined;
     this.reachable = undefined;
-    if (this.size > 0)
-      this.log.info('endpoint configured again: delivering the events kept for it', { events: this.size });
+    if (this.lanes.events > 0)
+      this.log.info('endpoint configured again: delivering the events kept for it', { events: this.lanes.events });
     for (const lane of this.lanes.values()) lane.heldLogged = false;
     this.unpark();
   }
@@ -232,19 +225,7 @@ export class Outbox {
 
   /** Resolves true once nothing is pending, false if that takes longer than timeoutMs. */
   drain(timeoutMs: number): Promise<boolean> {
-    if (this.size === 0) return Promise.resolve(true);
-    return new Promise<boolean>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.idleWaiters.delete(done);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        this.idleWaiters.delete(done);
-        resolve(false);
-      }, timeoutMs);
-      this.idleWaiters.add(done);
-    });
+    return this.lanes.emptied(timeoutMs);
   }
 
   close(): void {
@@ -271,15 +252,6 @@ export class Outbox {
       this.hooks.dropped?.('age', lane.items.length);
       this.dropLane(lane, 'age');
     }
-  }
-
-  private lane(callId: string): Lane {
-    let lane = this.lanes.get(callId);
-    if (!lane) {
-      lane = { callId, items: [], busy: false, queued: false, warned: false };
-      this.lanes.set(callId, lane);
-    }
-    return lane;
   }
 
   private schedule(lane: Lane): void {
@@ -354,12 +326,13 @@ export class Outbox {
   }
 
   private handle(lane: Lane, item: Item, verdict: Verdict): void {
-    const log = this.log.child({ callId: item.callId, event: item.event });
+    // Fields, not a child logger: this runs for every event, and most log nothing.
+    const about = { callId: item.callId, event: item.event };
     switch (verdict.kind) {
       case 'delivered':
         this.reachable = true;
-        if (this.parking.fault !== undefined) this.reschedule(this.parking.endFault(this.size));
-        if (lane.warned) log.info('delivered to Zammad after retrying', { attempts: item.attempts + 1 });
+        if (this.parking.fault !== undefined) this.reschedule(this.parking.endFault(this.lanes.events));
+        if (lane.warned) this.log.info('delivered to Zammad after retrying', { ...about, attempts: item.attempts + 1 });
         lane.warned = false;
         this.done(lane, item, verdict);
         break;
@@ -369,8 +342,8 @@ export class Outbox {
         const delay = equalJitter(doubling(item.attempts, this.retry));
         // While Zammad is known unreachable, one line says so for every call (parking.ts).
         if (!lane.warned && this.parking.unreachable === undefined) {
-          const fields = { reason: verdict.reason, retryInMs: Math.round(delay) };
-          log.warn('Zammad did not take the event; it stays in the outbox and is retried', fields);
+          const fields = { ...about, reason: verdict.reason, retryInMs: Math.round(delay) };
+          this.log.warn('Zammad did not take the event; it stays in the outbox and is retried', fields);
         }
         lane.warned = true;
         this.later(lane, delay);
@@ -386,11 +359,11 @@ export class Outbox {
         break;
       case 'unconfirmed':
         this.reachable = false;
-        log.warn(
+        this.log.warn(
           'no confirmation from Zammad for the hangup of a missed call; it is not sent again, because a ' +
             'second hangup would mark the call done. Zammad shows it missed, or ringing if the hangup was ' +
             'lost; either way not done',
-          { reason: verdict.reason },
+          { ...about, reason: verdict.reason },
         );
         this.hooks.dropped?.('unconfirmed', 1);
         lane.warned = false;
@@ -398,7 +371,8 @@ export class Outbox {
         break;
       case 'refused': {
         this.reachable = true;
-        log.error('Zammad refused the event; it cannot be delivered as it is and is dropped', {
+        this.log.error('Zammad refused the event; it cannot be delivered as it is and is dropped', {
+          ...about,
           reason: verdict.reason,
         });
         this.hooks.dropped?.('refused', 1);
@@ -408,15 +382,15 @@ export class Outbox {
         }
         // Without its newCall, Zammad would answer 500 to the rest of this call for ever.
         if (lane.items.length > 1) {
-          log.error('dropping the rest of the call too: Zammad never stored its newCall', {
+          this.log.error('dropping the rest of the call too: Zammad never stored its newCall', {
+            ...about,
             events: lane.items.length - 1,
           });
           this.hooks.dropped?.('refused', lane.items.length - 1);
         }
         // The newCall's own settle gets Zammad's reason; dropLane settles the rest.
-        lane.items.shift();
+        this.lanes.shift(lane);
         this.store.remove(item.id);
-        this.size--;
         item.settle?.(verdict);
         this.dropLane(lane, 'refused');
         break;
@@ -449,15 +423,9 @@ export class Outbox {
   private done(lane: Lane, item: Item, verdict: Verdict): void {
     this.commits.delivered(this.store.stored(item.id));
     this.store.remove(item.id);
-    lane.items.shift();
-    this.size--;
+    this.lanes.shift(lane);
     item.settle?.(verdict);
-    if (lane.items.length === 0) {
-      this.lanes.delete(lane.callId);
-      if (this.size === 0) for (const idle of [...this.idleWaiters]) idle();
-    } else {
-      this.schedule(lane);
-    }
+    if (lane.items.length > 0) this.schedule(lane);
   }
 
   /** The lane's next event asks Zammad again (a fault, the circuit) if the backlog has a free slot; else false. */
@@ -470,7 +438,7 @@ export class Outbox {
   /** Feeds the circuit (circuit.ts) one request's verdict; acts when Zammad becomes known down or answers again. */
   private reach(lane: Lane, outcome: HttpOutcome): void {
     const why = noAnswer(outcome);
-    const change = this.parking.outcome(lane, why === undefined, why ?? '', this.size);
+    const change = this.parking.outcome(lane, why === undefined, why ?? '', this.lanes.events);
     if (change === 'opened') for (const waiting of this.lanes.values()) this.skip(waiting);
     if (change !== 'closed') return;
     // Lanes sleeping out their backoff go now, oldest call first; the slots bound how many at once.
@@ -504,14 +472,11 @@ export class Outbox {
       this.store.remove(item.id);
       item.settle?.({ kind: 'refused', reason });
     }
-    this.size -= lane.items.length;
-    lane.items = [];
     this.parking.delete(lane);
     this.commits.delete(lane);
     this.slots.remove(lane);
     lane.queued = false;
-    this.lanes.delete(lane.callId);
-    if (this.size === 0) for (const idle of [...this.idleWaiters]) idle();
+    this.lanes.clear(lane);
   }
 
   /** Zammad will never have this call: later events of it are dropped at once, and a restart does not close it. */
@@ -521,13 +486,7 @@ export class Outbox {
   }
 
   private dropOldestCall(): void {
-    let oldest: Lane | undefined;
-    for (const lane of this.lanes.values()) {
-      if (!lane.busy) {
-        oldest = lane;
-        break;
-      }
-    }
+    const oldest = this.lanes.oldestIdle();
     if (!oldest) return;
     this.log.error('outbox full (OUTBOX_MAX_EVENTS): dropping the oldest call', {
       callId: oldest.callId,

@@ -1,6 +1,44 @@
-/** The outbox file's tables and statements, and the writes store.ts queues for them. */
+/** The outbox file's tables and statements, the rows read from them, and the writes store.ts queues for them. */
 import { DEFAULT_ENDPOINT } from './endpoints-file.js';
 import type { LostChange } from './journal-marker.js';
+
+export interface StoredEvent {
+  id: number;
+  /** The Zammad it goes to (endpoints-file.ts); never another. */
+  endpoint: string;
+  callId: string;
+  event: string;
+  body: string;
+  createdAt: number;
+  /** The event was (about to be) written to Zammad's socket when the process last ran; see markSent. */
+  sent: boolean;
+}
+
+export interface OpenCall {
+  callId: string;
+  endpoint: string;
+  /** The call's newCall fields as JSON (callId, direction, from, to), for a closing hangup. */
+  facts: string;
+  answered: boolean;
+  answeringNumber: string | null;
+  startedAt: number;
+  /** false: an earlier run could not write every journal change of this call (journal-marker.ts). */
+  trusted: boolean;
+}
+
+/**
+ * What the journal needs of an event. The outbox passes its CtiPost (it matches this shape), so
+ * the form body is never parsed again.
+ */
+export interface EventFacts {
+  event: string;
+  callId: string;
+  direction: string;
+  from: string;
+  to: string;
+  queue?: string;
+  answeringNumber?: string;
+}
 
 /** Every statement in one place. */
 export const SCHEMA = `

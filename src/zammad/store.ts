@@ -35,51 +35,13 @@ import { doubling } from './backoff.js';
 import { isJournal, leftOver, SCHEMA, SQL, type Insert, type Write } from './store-sql.js';
 import { clearIncomplete, listIncomplete, markIncomplete, readIncomplete } from './journal-marker.js';
 import { openOutboxFile } from './store-open.js';
-import type { Unsaved, UnsavedEvent } from './store-sql.js';
+import type { EventFacts, OpenCall, StoredEvent, Unsaved, UnsavedEvent } from './store-sql.js';
 
-export type { Unsaved, UnsavedEvent };
-
-export interface StoredEvent {
-  id: number;
-  /** The Zammad it goes to (endpoints-file.ts); never another. */
-  endpoint: string;
-  callId: string;
-  event: string;
-  body: string;
-  createdAt: number;
-  /** The event was (about to be) written to Zammad's socket when the process last ran; see markSent. */
-  sent: boolean;
-}
-
-export interface OpenCall {
-  callId: string;
-  endpoint: string;
-  /** The call's newCall fields as JSON (callId, direction, from, to), for a closing hangup. */
-  facts: string;
-  answered: boolean;
-  answeringNumber: string | null;
-  startedAt: number;
-  /** false: an earlier run could not write every journal change of this call (journal-marker.ts). */
-  trusted: boolean;
-}
+export type { EventFacts, OpenCall, StoredEvent, Unsaved, UnsavedEvent };
 
 export interface StoreHooks {
   /** A commit failed (disk full, read-only, I/O error); what it tried stays queued. */
   writeFailed?(error: Error): void;
-}
-
-/**
- * What the journal needs of an event. The outbox passes its CtiPost (it matches this shape), so
- * the form body is never parsed again.
- */
-export interface EventFacts {
-  event: string;
-  callId: string;
-  direction: string;
-  from: string;
-  to: string;
-  queue?: string;
-  answeringNumber?: string;
 }
 
 /**
