@@ -6,31 +6,16 @@
  * asserts the exact posts Zammad got and the exact commands the switch got: after the hand-back
  * nothing but `api` look-ups, then `exit`.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { placeCall, type CallScript, type DialplanApp, type SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
-import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
-import { startAdapter, type AdapterProcess } from './adapter-process.js';
+import type { CallScript, DialplanApp, SwitchCall } from '@freeswitch-zammad-cti/sim/switch';
 import { commandLines as sentLines } from './command-lines.js';
+import { dialplanAdapter, HAND_BACK, summary } from './dialplan-adapter.js';
 
-const TOKEN = `tok-${randomUUID()}`;
-let zammad: ZammadDouble;
-let adapter: AdapterProcess;
-
-before(async () => {
-  zammad = new ZammadDouble({
-    token: TOKEN,
-    blockedNumbers: ['493055571699'],
-    outboundRoutes: [{ dest: '49171*', callerId: '4930777000000' }],
-  });
-  await zammad.start();
-  adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, ZAMMAD_NEWCALL_TIMEOUT_MS: '1500', DEFAULT_BRIDGE: '' });
-});
-
-after(async () => {
-  await adapter?.stop();
-  await zammad?.stop();
+const { zammad, place: run } = dialplanAdapter({
+  blockedNumbers: ['493055571699'],
+  outboundRoutes: [{ dest: '49171*', callerId: '4930777000000' }],
 });
 
 const DIRECTORY: CallScript['directory'] = {
@@ -103,30 +88,6 @@ function script(dest: string, s: Partial<CallScript> = {}, variables: Record<str
 
 const commandLines = (call: SwitchCall): string[] => sentLines(call.commands);
 
-async function run(
-  sc: CallScript,
-  during?: (call: SwitchCall) => Promise<void>,
-): Promise<{ call: SwitchCall; posts: Params[] }> {
-  const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, sc);
-  if (during) await during(call);
-  await call.channelDone;
-  await call.closed;
-  await zammad.waitFor(
-    (z) => z.postsFor(call.uuid).some((p) => p.params['event'] === 'hangup' && p.status === 200),
-    5000,
-  );
-  await new Promise((r) => setTimeout(r, 100)); // a stray post would show up now
-  return { call, posts: zammad.postsFor(call.uuid).map((p) => p.params) };
-}
-
-/** event, user, user_id, answeringNumber, cause of each post */
-const summary = (posts: Params[]) =>
-  posts.map((p) =>
-    [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? '']
-      .filter((x) => x !== '')
-      .join(' '),
-  );
-
 const OPENING = ['connect', 'myevents json', 'linger'];
 const FILTERS = [
   'filter Event-Name CHANNEL_BRIDGE',
@@ -137,7 +98,6 @@ const FILTERS = [
   'filter Application voicemail',
   'filter Application socket',
 ];
-const HAND_BACK = 'sendmsg execute transfer ${destination_number} XML ${context}';
 
 /** The commands up to the hand-back; after it only `api` look-ups (returned), then `exit`. */
 function afterHandBack(call: SwitchCall, before: string[] = []): string[] {

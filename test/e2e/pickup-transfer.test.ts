@@ -5,31 +5,17 @@
  * the adapter's own subscription and filters; its look-ups answered from the directory below),
  * and Zammad's double receives what it reports.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
-import { startAdapter, type AdapterProcess } from './adapter-process.js';
+import type { Params } from '@freeswitch-zammad-cti/sim/zammad';
 import { replayRouting, type ReplayOptions } from './routing-replay.js';
 import { commandLines } from './command-lines.js';
+import { dialplanAdapter, HAND_BACK, summary } from './dialplan-adapter.js';
 
 /** These captures live in test/fixtures/esl/transfers/, beside the routing ones. */
 const fixture = (name: string) => `transfers/${name}`;
 
-const TOKEN = `tok-${randomUUID()}`;
-let zammad: ZammadDouble;
-let adapter: AdapterProcess;
-
-before(async () => {
-  zammad = new ZammadDouble({ token: TOKEN });
-  await zammad.start();
-  adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, ZAMMAD_NEWCALL_TIMEOUT_MS: '1500', DEFAULT_BRIDGE: '' });
-});
-
-after(async () => {
-  await adapter?.stop();
-  await zammad?.stop();
-});
+const { eslPort, postsOf } = dialplanAdapter();
 
 const DIRECTORY: ReplayOptions['directory'] = {
   '2000@test.local': { effective_caller_id_name: 'Alice Agent' },
@@ -41,25 +27,17 @@ const LEGS: ReplayOptions['legs'] = { '2000': dialled('2000'), '2004': dialled('
 
 async function replay(name: string): Promise<{ posts: Params[]; lookups: string[] }> {
   // domain_name as a FusionPBX inbound route sets it: the directory domain of a phone that picks up
-  const r = await replayRouting(fixture(name), adapter.eslPort, {
+  const r = await replayRouting(fixture(name), eslPort(), {
     directory: DIRECTORY,
     legs: LEGS,
     variables: { zammad_handled: 'true', zammad_direction: 'in', domain_name: 'test.local' },
   });
   await r.closed;
-  await zammad.waitFor((z) => z.postsFor(r.uuid).some((p) => p.params['event'] === 'hangup' && p.status === 200), 5000);
-  await new Promise((res) => setTimeout(res, 100));
+  const posts = await postsOf(r.uuid);
   const lines = commandLines(r.commands);
-  const rest = lines.slice(lines.indexOf('sendmsg execute transfer ${destination_number} XML ${context}') + 1);
-  return { posts: zammad.postsFor(r.uuid).map((p) => p.params), lookups: rest };
+  const rest = lines.slice(lines.indexOf(HAND_BACK) + 1);
+  return { posts, lookups: rest };
 }
-
-const summary = (posts: Params[]) =>
-  posts.map((p) =>
-    [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? '']
-      .filter((x) => x !== '')
-      .join(' '),
-  );
 
 describe('pickup, attended transfer, park, eavesdrop: real captures replayed to the adapter', {
   concurrency: true,

@@ -6,34 +6,15 @@
  * directory; an eavesdropper is nobody; the adapter never cuts a call: after the hand-back it sends
  * nothing but `api` look-ups, then `exit`.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import {
-  placeCall,
-  type CallScript,
-  type DialplanApp,
-  type SwitchCall,
-  type TargetBehaviour,
-} from '@freeswitch-zammad-cti/sim/switch';
-import { ZammadDouble, type Params } from '@freeswitch-zammad-cti/sim/zammad';
-import { startAdapter, type AdapterProcess } from './adapter-process.js';
+import type { CallScript, DialplanApp, SwitchCall, TargetBehaviour } from '@freeswitch-zammad-cti/sim/switch';
+import type { Params } from '@freeswitch-zammad-cti/sim/zammad';
 import { commandLines } from './command-lines.js';
+import { dialplanAdapter, HAND_BACK, summary } from './dialplan-adapter.js';
 
-const TOKEN = `tok-${randomUUID()}`;
-let zammad: ZammadDouble;
-let adapter: AdapterProcess;
-
-before(async () => {
-  zammad = new ZammadDouble({ token: TOKEN });
-  await zammad.start();
-  adapter = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, ZAMMAD_NEWCALL_TIMEOUT_MS: '1500', DEFAULT_BRIDGE: '' });
-});
-
-after(async () => {
-  await adapter?.stop();
-  await zammad?.stop();
-});
+const { zammad, place: run } = dialplanAdapter();
 
 const DIRECTORY: CallScript['directory'] = {
   '2000@test.local': { effective_caller_id_name: 'Alice Agent' },
@@ -67,30 +48,6 @@ function script(dest: string, s: Partial<CallScript> = {}): CallScript {
     },
   };
 }
-
-async function run(
-  sc: CallScript,
-  during?: (call: SwitchCall) => Promise<void>,
-): Promise<{ call: SwitchCall; posts: Params[] }> {
-  const call = await placeCall({ host: '127.0.0.1', port: adapter.eslPort }, sc);
-  if (during) await during(call);
-  await call.channelDone;
-  await call.closed;
-  const reported = (p: { params: Params; status: number }) => p.params['event'] === 'hangup' && p.status === 200;
-  await zammad.waitFor((z) => z.postsFor(call.uuid).some(reported), 5000);
-  await new Promise((r) => setTimeout(r, 100)); // a stray post would show up now
-  return { call, posts: zammad.postsFor(call.uuid).map((p) => p.params) };
-}
-
-/** event, user, user_id, answeringNumber, cause of each post */
-const summary = (posts: Params[]) =>
-  posts.map((p) =>
-    [p['event'], p['user'] ?? '', p['user_id'] ?? '', p['answeringNumber'] ?? '', p['cause'] ?? '']
-      .filter((x) => x !== '')
-      .join(' '),
-  );
-
-const HAND_BACK = 'sendmsg execute transfer ${destination_number} XML ${context}';
 
 /** After the hand-back only `api` look-ups (returned), then `exit`; the call never depended on the socket. */
 function afterHandBack(call: SwitchCall): string[] {

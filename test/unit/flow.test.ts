@@ -3,59 +3,32 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { callFacts, type CallRules } from '../../src/call/facts.js';
-import {
-  initialState,
-  reattachedState,
-  step,
-  type CallState,
-  type CtiPost,
-  type Effect,
-  type Input,
-} from '../../src/call/flow.js';
-import { readSignal, type ChannelSignal } from '../../src/call/signals.js';
+import { callFacts } from '../../src/call/facts.js';
+import { initialState, reattachedState, type CallState, type Effect, type Input } from '../../src/call/flow.js';
+import { readSignal } from '../../src/call/signals.js';
 import { ReattachedCall } from '../../src/call/reattached.js';
 import type { Logger } from '../../src/process/log.js';
-
-const rules: CallRules = {
-  defaultCountryCode: '49',
-  extensionMaxDigits: 6,
-  inboundContexts: ['public'],
-  defaultBridge: 'user/${destination_number}@${domain_name}',
-};
+import { dpRules, posts, rules, runner, sig, stateOf } from './flow-kit.js';
 
 function channel(h: Record<string, string>): CallState {
-  const headers: Record<string, string> = {
-    'Unique-ID': 'u-1',
-    'Caller-Caller-ID-Number': '03055571600',
-    'Caller-Caller-ID-Name': 'Test Caller',
-    'Caller-Destination-Number': '491711234567890',
-    'Caller-Context': 'public',
-    variable_domain_name: 'pbx.example',
-    ...h,
-  };
-  return initialState(
-    callFacts((k) => headers[k], rules),
-    true,
+  return stateOf(
+    {
+      'Unique-ID': 'u-1',
+      'Caller-Caller-ID-Number': '03055571600',
+      'Caller-Caller-ID-Name': 'Test Caller',
+      'Caller-Destination-Number': '491711234567890',
+      'Caller-Context': 'public',
+      variable_domain_name: 'pbx.example',
+      ...h,
+    },
+    rules,
   );
 }
 
 /** Feeds inputs one after another; returns the final state and every effect, in order. */
-function run(s: CallState, inputs: Input[]): { state: CallState; effects: Effect[] } {
-  const effects: Effect[] = [];
-  let state = s;
-  for (const input of inputs) {
-    const r = step(state, input, rules);
-    state = r.state;
-    effects.push(...r.effects);
-  }
-  return { state, effects };
-}
+const run = runner(rules);
 
-const sig = (signal: ChannelSignal): Input => ({ type: 'signal', signal });
 const withoutLogs = (effects: Effect[]) => effects.filter((e) => e.type !== 'log');
-const posts = (effects: Effect[]): CtiPost[] =>
-  effects.flatMap((e): CtiPost[] => (e.type === 'post' || e.type === 'decide' ? [e.post] : []));
 
 test(
   'inbound group ring: users looked up, newCall before bridge, ' +
@@ -321,21 +294,19 @@ test('connection lost before newCall went out: newCall then hangup, so Zammad kn
 // ---------------------------------------------------------------------------------------------
 
 /** A caller channel whose gate set zammad_handled; no zammad_bridge and DEFAULT_BRIDGE empty: dialplan mode. */
-const dpRules: CallRules = { ...rules, defaultBridge: '' };
 function dpChannel(h: Record<string, string> = {}): CallState {
-  const headers: Record<string, string> = {
-    'Unique-ID': 'u-1',
-    'Caller-Caller-ID-Number': '03055571600',
-    'Caller-Caller-ID-Name': 'Test Caller',
-    'Caller-Destination-Number': '4930998001',
-    'Caller-Context': 'public',
-    variable_zammad_handled: 'true',
-    variable_transfer_source: '1796318661:aa:bl_xfer:4930998001/public/XML',
-    ...h,
-  };
-  return initialState(
-    callFacts((k) => headers[k], dpRules),
-    true,
+  return stateOf(
+    {
+      'Unique-ID': 'u-1',
+      'Caller-Caller-ID-Number': '03055571600',
+      'Caller-Caller-ID-Name': 'Test Caller',
+      'Caller-Destination-Number': '4930998001',
+      'Caller-Context': 'public',
+      variable_zammad_handled: 'true',
+      variable_transfer_source: '1796318661:aa:bl_xfer:4930998001/public/XML',
+      ...h,
+    },
+    dpRules,
   );
 }
 const handedBack = (_s: CallState): Input[] => [

@@ -3,35 +3,33 @@
  * before the transaction that holds it has committed. "On disk" is checked the hard way: a
  * second connection to the same file must see the row at the moment the request is posted.
  */
-import { describe, test, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import type { CtiPost } from '../../src/call/flow.js';
-import type { Logger, LogFields } from '../../src/process/log.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
-import { Outbox, type OutboxOptions, type Poster } from '../../src/zammad/outbox.js';
+import { Outbox, type OutboxOptions } from '../../src/zammad/outbox.js';
 import { OutboxStore } from '../../src/zammad/store.js';
 import { formBody } from '../../src/zammad/form.js';
 import type { Verdict } from '../../src/zammad/verdict.js';
 import { childEnv } from '../child-env.js';
+import {
+  answer,
+  answeredHangup,
+  base,
+  FakePoster,
+  type Line,
+  missedHangup,
+  newCall,
+  OK,
+  recordingLogger,
+  tempPath,
+  turn,
+  until,
+} from './outbox-kit.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cti-outbox-commit-'));
-  dirs.push(dir);
-  return join(dir, 'outbox.sqlite');
-}
-
-const OK: HttpOutcome = { kind: 'response', status: 200, body: '{}' };
 const OPTIONS: OutboxOptions = {
   requestTimeoutMs: 100,
   retryBaseMs: 4,
@@ -41,89 +39,22 @@ const OPTIONS: OutboxOptions = {
   concurrency: 1000,
 };
 
-interface Line {
-  level: string;
-  message: string;
-  fields: LogFields;
-}
-function recordingLogger(lines: Line[]): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) =>
-    void lines.push({ level, message, fields: fields ?? {} });
-  const log: Logger = {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: () => log,
-    isDebug: () => true,
-  };
-  return log;
-}
-
-/** Answers as `answer` says; 'hold' keeps the request open until the test replies. */
-class Zammad implements Poster {
-  readonly posted: { body: string; reply(o: HttpOutcome): void }[] = [];
-  answer: (body: string) => HttpOutcome | 'hold' = () => OK;
-  /** Runs at the moment a request is posted, before anything else happens. */
-  check: (body: string) => void = () => {};
-  /** What the real client does (client.ts): onSend right before writing; if it throws, nothing is written. */
-  post(body: string, _timeoutMs: number, onSend?: () => void): Promise<HttpOutcome> {
-    this.check(body);
-    return new Promise((resolve) => {
-      this.posted.push({ body, reply: resolve });
-      const outcome = this.answer(body);
-      try {
-        onSend?.();
-      } catch (err) {
-        resolve({ kind: 'failure', code: 'ABORTED', error: String(err), sent: false });
-        return;
-      }
-      if (outcome !== 'hold') queueMicrotask(() => resolve(outcome));
-    });
-  }
-}
-
-const base = (callId: string) => ({ callId, direction: 'in' as const, from: '493055571600', to: '4930777000' });
-const newCall = (callId: string): CtiPost => ({ event: 'newCall', ...base(callId), users: ['Alice'] });
-const answer = (callId: string): CtiPost => ({
-  event: 'answer',
-  ...base(callId),
-  user: 'Alice',
-  answeringNumber: '2000',
-});
-const answeredHangup = (callId: string): CtiPost => ({
-  event: 'hangup',
-  ...base(callId),
-  cause: 'normalClearing',
-  answeringNumber: '2000',
-});
-const missedHangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'cancel' });
-
-const turn = () => new Promise<void>((r) => setImmediate(r));
-async function until(pred: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 describe('group commit', () => {
   test(
     'one transaction per turn: 40 calls sent in one turn ' + 'are stored by one commit, their deletes by one more',
     async () => {
       const store = new OutboxStore(':memory:');
-      const zammad = new Zammad();
+      const zammad = new FakePoster();
       zammad.answer = () => 'hold';
       const outbox = new Outbox(store.scoped('default'), zammad, OPTIONS, recordingLogger([]));
       const before = store.commits;
       const ids = Array.from({ length: 40 }, (_, i) => `c${i}`);
       const verdicts = ids.map((id) => outbox.send(newCall(id)));
       assert.equal(store.commits, before, 'nothing is committed inside the turn');
-      assert.equal(zammad.posted.length, 0, 'nothing leaves before the commit');
-      await until(() => zammad.posted.length === 40, 'all 40 newCalls posted');
+      assert.equal(zammad.requests.length, 0, 'nothing leaves before the commit');
+      await until(() => zammad.requests.length === 40, 'all 40 newCalls posted');
       assert.equal(store.commits, before + 1, 'the 40 inserts and journal entries: one transaction');
-      for (const p of zammad.posted) p.reply(OK);
+      for (const p of zammad.requests) p.reply(OK);
       await Promise.all(verdicts);
       // The replies (one turn) queue 40 deletes and each lane's next event; a group carries them all.
       await turn();
@@ -143,7 +74,7 @@ describe('group commit', () => {
 
   test('whole calls: far fewer commits than the six per call of one transaction per write', async () => {
     const store = new OutboxStore(':memory:');
-    const zammad = new Zammad();
+    const zammad = new FakePoster();
     const outbox = new Outbox(store.scoped('default'), zammad, OPTIONS, recordingLogger([]));
     const before = store.commits;
     await Promise.all(
@@ -174,7 +105,7 @@ describe('group commit', () => {
       const hangup = reader.prepare<[string], { id: number }>(
         "SELECT id FROM outbox WHERE call_id = ? AND event = 'hangup'",
       );
-      const zammad = new Zammad();
+      const zammad = new FakePoster();
       let checked = 0;
       const wrong: string[] = [];
       zammad.check = (body) => {
@@ -224,7 +155,7 @@ describe('group commit', () => {
         "SELECT sent FROM outbox WHERE call_id = ? AND event = 'hangup'",
       );
       const stored = reader.prepare<[string], { n: number }>('SELECT count(*) AS n FROM outbox WHERE call_id = ?');
-      const zammad = new Zammad();
+      const zammad = new FakePoster();
       const outbox = new Outbox(store.scoped('default'), zammad, OPTIONS, recordingLogger([]));
       await outbox.send(newCall('m'));
       let seen: { before?: number; after?: number; queuedOnDisk?: number } = {};
@@ -254,7 +185,7 @@ describe('group commit', () => {
       const store = new OutboxStore(path);
       const admin = new Database(path);
       const lines: Line[] = [];
-      const zammad = new Zammad();
+      const zammad = new FakePoster();
       const reader = new Database(path, { readonly: true });
       const row = reader.prepare<[string], { id: number }>('SELECT id FROM outbox WHERE body = ?');
       const notOnDisk: string[] = [];
@@ -268,7 +199,7 @@ describe('group commit', () => {
           "BEGIN SELECT RAISE(ABORT, 'disk I/O error (test)'); END",
       );
       const hangup = outbox.send(missedHangup('m'));
-      await until(() => zammad.posted.length >= 3, 'the hangup tried, aborted, tried again');
+      await until(() => zammad.requests.length >= 3, 'the hangup tried, aborted, tried again');
       admin.exec('DROP TRIGGER no_mark');
       assert.equal((await hangup).kind, 'delivered', 'sent once the mark could be written');
 

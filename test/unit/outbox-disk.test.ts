@@ -4,16 +4,12 @@
  * outbox delivers from memory (a store failure injected through the store interface); the file
  * is probed at open; a stop names every event it could not store.
  */
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { CtiPost } from '../../src/call/flow.js';
-import type { Logger, LogFields } from '../../src/process/log.js';
-import type { HttpOutcome } from '../../src/zammad/client.js';
-import { Outbox, type OutboxOptions, type Poster } from '../../src/zammad/outbox.js';
+import { Outbox, type OutboxOptions } from '../../src/zammad/outbox.js';
 import {
   OutboxStore,
   type CommitListener,
@@ -24,37 +20,19 @@ import {
 import { OutboxOpenError } from '../../src/zammad/store-open.js';
 import { markerPath } from '../../src/zammad/journal-marker.js';
 import { reportUnsaved, UNSAVED_LINE, UnsavedLine } from '../../src/zammad/unsaved.js';
+import {
+  answer,
+  base,
+  FakePoster,
+  type Line,
+  missedHangup,
+  newCall,
+  recordingLogger,
+  tempPath,
+  turn,
+  until,
+} from './outbox-kit.js';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-function tempPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cti-outbox-disk-'));
-  dirs.push(dir);
-  return join(dir, 'outbox.sqlite');
-}
-
-interface Line {
-  level: string;
-  message: string;
-  fields: LogFields;
-}
-function recordingLogger(lines: Line[]): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) =>
-    void lines.push({ level, message, fields: fields ?? {} });
-  const log: Logger = {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: () => log,
-    isDebug: () => true,
-  };
-  return log;
-}
-
-const OK: HttpOutcome = { kind: 'response', status: 200, body: '{}' };
 const OPTIONS: OutboxOptions = {
   requestTimeoutMs: 100,
   retryBaseMs: 4,
@@ -63,25 +41,7 @@ const OPTIONS: OutboxOptions = {
   maxEvents: 10_000,
   concurrency: 8,
 };
-const base = (callId: string) => ({ callId, direction: 'in' as const, from: '493055571600', to: '4930777000' });
-const newCall = (callId: string): CtiPost => ({ event: 'newCall', ...base(callId), users: ['Alice'] });
-const answer = (callId: string): CtiPost => ({
-  event: 'answer',
-  ...base(callId),
-  user: 'Alice',
-  answeringNumber: '2000',
-});
-const missedHangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'cancel' });
 const facts = (callId: string, event: string): EventFacts => ({ ...base(callId), event, answeringNumber: '2000' });
-
-async function until(pred: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-const turn = () => new Promise<void>((r) => setImmediate(r));
 
 /** A store whose disk fails while `failing` is true: nothing is ever stored then. */
 class FailingStore implements EndpointStore {
@@ -118,26 +78,13 @@ class FailingStore implements EndpointStore {
   callEnded(): void {}
 }
 
-class Zammad implements Poster {
-  readonly bodies: string[] = [];
-  post(body: string, _t: number, onSend?: () => void): Promise<HttpOutcome> {
-    try {
-      onSend?.();
-    } catch (err) {
-      return Promise.resolve({ kind: 'failure', code: 'ABORTED', error: String(err), sent: false });
-    }
-    this.bodies.push(body);
-    return Promise.resolve(OK);
-  }
-}
-
 describe('the outbox while the disk fails', () => {
   test(
     'events leave from memory without waiting, the verdict arrives ' +
       'as usual, one log line per fault with counts, Zammad not blamed',
     async () => {
       const store = new FailingStore();
-      const zammad = new Zammad();
+      const zammad = new FakePoster();
       const lines: Line[] = [];
       const outbox = new Outbox(store, zammad, OPTIONS, recordingLogger(lines));
       store.failingNow = true;
@@ -171,7 +118,7 @@ describe('the outbox while the disk fails', () => {
     "a missed call's hangup on disk whose mark the disk " + 'refuses waits for the disk, and Zammad is not blamed',
     async () => {
       const store = new FailingStore();
-      const zammad = new Zammad();
+      const zammad = new FakePoster();
       const lines: Line[] = [];
       const outbox = new Outbox(store, zammad, OPTIONS, recordingLogger(lines));
       await outbox.send(newCall('m'));

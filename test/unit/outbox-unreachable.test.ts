@@ -5,96 +5,23 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CtiPost } from '../../src/call/flow.js';
-import type { Logger, LogFields } from '../../src/process/log.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
-import { Outbox, type OutboxOptions, type Poster } from '../../src/zammad/outbox.js';
+import { Outbox, type OutboxOptions } from '../../src/zammad/outbox.js';
 import { OutboxStore } from '../../src/zammad/store.js';
 import type { Verdict } from '../../src/zammad/verdict.js';
-
-const OK: HttpOutcome = { kind: 'response', status: 200, body: '{}' };
-const REFUSED: HttpOutcome = {
-  kind: 'failure',
-  code: 'ECONNREFUSED',
-  error: 'connect ECONNREFUSED 127.0.0.1:9',
-  sent: false,
-};
-
-interface Req {
-  callId: string;
-  event: string;
-  at: number;
-  reply(outcome: HttpOutcome): void;
-  answered: boolean;
-}
-
-class FakePoster implements Poster {
-  readonly requests: Req[] = [];
-  answer: (r: Req) => HttpOutcome | 'hold' = () => OK;
-  inFlight = 0;
-  maxInFlight = 0;
-
-  post(body: string): Promise<HttpOutcome> {
-    const form = new URLSearchParams(body);
-    return new Promise((resolve) => {
-      this.inFlight++;
-      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-      const req: Req = {
-        callId: form.get('callId') ?? '',
-        event: form.get('event') ?? '',
-        at: performance.now(),
-        answered: false,
-        reply: (outcome) => {
-          if (req.answered) return;
-          req.answered = true;
-          this.inFlight--;
-          resolve(outcome);
-        },
-      };
-      this.requests.push(req);
-      const outcome = this.answer(req);
-      if (outcome !== 'hold') queueMicrotask(() => req.reply(outcome));
-    });
-  }
-
-  held(): Req[] {
-    return this.requests.filter((r) => !r.answered);
-  }
-
-  of(callId: string): string[] {
-    return this.requests.filter((r) => r.callId === callId).map((r) => r.event);
-  }
-}
-
-interface Line {
-  level: string;
-  message: string;
-  fields: LogFields;
-}
-
-function recordingLogger(lines: Line[], base: LogFields = {}): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) =>
-    void lines.push({ level, message, fields: { ...base, ...fields } });
-  return {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: (f) => recordingLogger(lines, { ...base, ...f }),
-    isDebug: () => true,
-  };
-}
-
-async function until(pred: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  await new Promise((r) => setImmediate(r));
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import {
+  answer,
+  answeredHangup,
+  FakePoster,
+  type Line,
+  newCall,
+  OK,
+  REFUSED,
+  recordingLogger,
+  type Req,
+  sleep,
+  until,
+} from './outbox-kit.js';
 
 /** Lanes back off for seconds (RETRY_BASE_MS 5 s): anything that goes sooner was woken. */
 const SLOW_RETRY: OutboxOptions = {
@@ -115,21 +42,6 @@ function rig(options: Partial<OutboxOptions> = {}, store = new OutboxStore(':mem
   });
   return { outbox, poster, lines, skipped, store };
 }
-
-const base = (callId: string) => ({ callId, direction: 'in' as const, from: '493055571600', to: '4930777000' });
-const newCall = (callId: string): CtiPost => ({ event: 'newCall', ...base(callId), users: ['Alice'] });
-const answer = (callId: string): CtiPost => ({
-  event: 'answer',
-  ...base(callId),
-  user: 'Alice',
-  answeringNumber: '2000',
-});
-const hangup = (callId: string): CtiPost => ({
-  event: 'hangup',
-  ...base(callId),
-  cause: 'normalClearing',
-  answeringNumber: '2000',
-});
 
 /**
  * A ringing caller as the session is one: `told` is the newCall's verdict or what `early` heard, whichever comes
@@ -249,7 +161,7 @@ describe('Zammad answers again', () => {
     await until(() => poster.held().length === 1, 'one request on its way');
     const ids = Array.from({ length: 20 }, (_, i) => `c${i}`);
     const verdicts = ids.map((id) =>
-      Promise.all([outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(hangup(id))]),
+      Promise.all([outbox.send(newCall(id)), outbox.send(answer(id)), outbox.send(answeredHangup(id))]),
     );
     await until(() => outbox.unreachable !== undefined, 'open');
     await sleep(20);
@@ -292,7 +204,7 @@ describe('Zammad answers again', () => {
       const ids = Array.from({ length: 12 }, (_, i) => `c${i}`);
       for (const id of ids) {
         void ring(outbox, id);
-        void outbox.send(hangup(id));
+        void outbox.send(answeredHangup(id));
       }
       await until(() => outbox.unreachable !== undefined, 'open');
       // Back, but slow: every request is held, so what is in flight can be counted.

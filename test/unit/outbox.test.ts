@@ -5,105 +5,30 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CtiPost } from '../../src/call/flow.js';
-import type { Logger, LogFields } from '../../src/process/log.js';
 import type { HttpOutcome } from '../../src/zammad/client.js';
-import { Outbox, type OutboxHooks, type OutboxOptions, type Poster } from '../../src/zammad/outbox.js';
+import { Outbox, type OutboxHooks, type OutboxOptions } from '../../src/zammad/outbox.js';
 import { OutboxStore } from '../../src/zammad/store.js';
 import { atMostOnce, verdictOf, type Verdict } from '../../src/zammad/verdict.js';
+import {
+  answer,
+  answeredHangup,
+  BAD_TOKEN,
+  base,
+  EXISTS,
+  FakePoster,
+  type Line,
+  missedHangup,
+  newCall,
+  OK,
+  REFUSED,
+  recordingLogger,
+  status,
+  TIMEOUT,
+  until,
+} from './outbox-kit.js';
 
 // ---------------------------------------------------------------------------------------------
-// Doubles
-
-interface Req {
-  seq: number;
-  event: string;
-  callId: string;
-  cause: string | null;
-  /** Answer a held request. */
-  reply(outcome: HttpOutcome): void;
-  answered: boolean;
-}
-
-const OK: HttpOutcome = { kind: 'response', status: 200, body: '{}' };
-const status = (s: number, body = ''): HttpOutcome => ({ kind: 'response', status: s, body });
-const TIMEOUT: HttpOutcome = { kind: 'failure', code: 'TIMEOUT', error: 'no answer within 100 ms', sent: true };
-const REFUSED: HttpOutcome = { kind: 'failure', code: 'ECONNREFUSED', error: 'connect ECONNREFUSED', sent: false };
-const EXISTS = status(500, '{"error":"This object already exists.","error_human":"This object already exists."}');
-const BAD_TOKEN = status(401, '{"error":"Invalid token, please contact your admin!"}');
-
-/** Zammad as a function of the request: an outcome now, or 'hold' until the test replies. */
-class FakePoster implements Poster {
-  readonly requests: Req[] = [];
-  answer: (r: Req) => HttpOutcome | 'hold' = () => OK;
-  private inFlight = 0;
-  maxInFlight = 0;
-
-  post(body: string, _timeoutMs: number, onSend?: () => void): Promise<HttpOutcome> {
-    const form = new URLSearchParams(body);
-    return new Promise((resolve) => {
-      this.inFlight++;
-      this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-      const req: Req = {
-        seq: this.requests.length + 1,
-        event: form.get('event') ?? '',
-        callId: form.get('callId') ?? '',
-        cause: form.get('cause'),
-        answered: false,
-        reply: (outcome) => {
-          if (req.answered) return;
-          req.answered = true;
-          this.inFlight--;
-          resolve(outcome);
-        },
-      };
-      this.requests.push(req);
-      const outcome = this.answer(req);
-      // What the real client does: onSend only for a request written to a connected socket.
-      if (outcome === 'hold' || outcome.kind === 'response' || outcome.sent !== false) onSend?.();
-      if (outcome !== 'hold') queueMicrotask(() => req.reply(outcome));
-    });
-  }
-
-  /** Requests not answered yet. */
-  held(): Req[] {
-    return this.requests.filter((r) => !r.answered);
-  }
-
-  /** The events posted for a call, every try, in order. */
-  of(callId: string): string[] {
-    return this.requests.filter((r) => r.callId === callId).map((r) => r.event);
-  }
-}
-
-interface Line {
-  level: string;
-  message: string;
-  fields: LogFields;
-}
-
-function recordingLogger(lines: Line[], base: LogFields = {}): Logger {
-  const at = (level: string) => (message: string, fields?: LogFields) =>
-    void lines.push({ level, message, fields: { ...base, ...fields } });
-  return {
-    error: at('error'),
-    warn: at('warn'),
-    info: at('info'),
-    debug: at('debug'),
-    child: (f) => recordingLogger(lines, { ...base, ...f }),
-    isDebug: () => true,
-  };
-}
-
-/** Polls pred; once true, lets pending replies be handled (one macrotask) before the test goes on. */
-async function until(pred: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  await new Promise((r) => setImmediate(r));
-}
+// Doubles (the shared ones: outbox-kit.ts)
 
 /** The outbox's probe timer does not hold the process open (the servers do, in the adapter): here a test does. */
 async function alive<T>(p: Promise<T>): Promise<T> {
@@ -160,31 +85,6 @@ function rig(
   );
   return { outbox, poster, store, lines, dropped, clock };
 }
-
-const base = (callId: string, direction: 'in' | 'out' = 'in') => ({
-  callId,
-  direction,
-  from: '493055571600',
-  to: '4930777000',
-});
-const newCall = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({
-  event: 'newCall',
-  ...base(callId, direction),
-  users: ['Alice'],
-});
-const answer = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({
-  event: 'answer',
-  ...base(callId, direction),
-  user: 'Alice',
-  answeringNumber: '2000',
-});
-const answeredHangup = (callId: string, direction: 'in' | 'out' = 'in'): CtiPost => ({
-  event: 'hangup',
-  ...base(callId, direction),
-  cause: 'normalClearing',
-  answeringNumber: '2000',
-});
-const missedHangup = (callId: string): CtiPost => ({ event: 'hangup', ...base(callId), cause: 'cancel' });
 
 /** A whole answered call handed to the outbox at once; resolves with the three verdicts. */
 const wholeCall = (outbox: Outbox, id: string) =>

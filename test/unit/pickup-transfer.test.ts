@@ -9,55 +9,27 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { eslFixture } from '../fixtures/index.js';
-import { callFacts, type CallRules } from '../../src/call/facts.js';
-import {
-  initialState,
-  step,
-  type Answerer,
-  type CallState,
-  type CtiPost,
-  type Effect,
-  type Input,
-} from '../../src/call/flow.js';
-import { DIALPLAN_EVENT_FILTERS, readSignal, type ChannelSignal } from '../../src/call/signals.js';
+import { callFacts } from '../../src/call/facts.js';
+import { initialState, step, type Answerer, type CallState, type CtiPost, type Input } from '../../src/call/flow.js';
+import { DIALPLAN_EVENT_FILTERS, readSignal } from '../../src/call/signals.js';
 import type { SwitchEvent } from '../../src/switch/esl-connection.js';
-
-const rules: CallRules = {
-  defaultCountryCode: '49',
-  extensionMaxDigits: 6,
-  inboundContexts: ['public'],
-  defaultBridge: '',
-};
+import { dpRules, posts, runner, sig, stateOf } from './flow-kit.js';
 
 function dpChannel(h: Record<string, string> = {}): CallState {
-  const headers: Record<string, string> = {
-    'Unique-ID': 'u-1',
-    'Caller-Caller-ID-Number': '493055571600',
-    'Caller-Destination-Number': '493099986001',
-    'Caller-Context': 'public',
-    variable_zammad_handled: 'true',
-    ...h,
-  };
-  return initialState(
-    callFacts((k) => headers[k], rules),
-    true,
+  return stateOf(
+    {
+      'Unique-ID': 'u-1',
+      'Caller-Caller-ID-Number': '493055571600',
+      'Caller-Destination-Number': '493099986001',
+      'Caller-Context': 'public',
+      variable_zammad_handled: 'true',
+      ...h,
+    },
+    dpRules,
   );
 }
 
-function run(s: CallState, inputs: Input[]): { state: CallState; effects: Effect[] } {
-  const effects: Effect[] = [];
-  let state = s;
-  for (const input of inputs) {
-    const r = step(state, input, rules);
-    state = r.state;
-    effects.push(...r.effects);
-  }
-  return { state, effects };
-}
-
-const sig = (signal: ChannelSignal): Input => ({ type: 'signal', signal });
-const posts = (effects: Effect[]): CtiPost[] =>
-  effects.flatMap((e): CtiPost[] => (e.type === 'post' || e.type === 'decide' ? [e.post] : []));
+const run = runner(dpRules);
 const handedBack: Input[] = [{ type: 'start' }, { type: 'decision', decision: { kind: 'continue', why: 'reply' } }];
 const c = { callId: 'u-1', direction: 'in', from: '493055571600', to: '493099986001' } as const;
 
@@ -282,12 +254,12 @@ const DIRECTORY: Record<string, string> = {
 function replay(file: string): CtiPost[] {
   const { data, events } = captureEvents(file);
   let state = initialState(
-    callFacts((k) => data[k] ?? (k === 'variable_zammad_handled' ? 'true' : undefined), rules),
+    callFacts((k) => data[k] ?? (k === 'variable_zammad_handled' ? 'true' : undefined), dpRules),
     true,
   );
   const out: CtiPost[] = [];
   const apply = (input: Input) => {
-    const r = step(state, input, rules);
+    const r = step(state, input, dpRules);
     state = r.state;
     for (const e of r.effects) {
       if (e.type === 'post' || e.type === 'decide') out.push(e.post);
