@@ -18,7 +18,7 @@ export type Level = 0 | 1 | 2;
 export interface LoadSample {
   /** How late the event loop ran a timer, ms: every command and every accept waits that long. */
   delayMs: number;
-  /** Calls accepted whose routing command (hand-back, bridge, reject) the adapter still owes, not waiting for Zammad. */
+  /** Calls accepted whose routing command (hand-back, bridge, reject) is still due, not waiting for Zammad. */
   owed: number;
   /** newCalls posted that Zammad has not answered yet: past what it can answer in time, waiting is pointless. */
   unanswered: number;
@@ -82,7 +82,8 @@ function wanted(s: LoadSample, l: OverloadLimits): { level: Level; why: string }
   if (s.delayMs >= l.delay2.high) return { level: 2, why: `event loop ${Math.round(s.delayMs)} ms late` };
   if (s.owed >= l.owed2.high) return { level: 2, why: `${s.owed} calls accepted and not yet routed` };
   if (s.delayMs >= l.delay1.high) return { level: 1, why: `event loop ${Math.round(s.delayMs)} ms late` };
-  if (s.unanswered >= l.unanswered1.high) return { level: 1, why: `${s.unanswered} newCalls not yet answered by Zammad` };
+  if (s.unanswered >= l.unanswered1.high)
+    return { level: 1, why: `${s.unanswered} newCalls not yet answered by Zammad` };
   return { level: 0, why: '' };
 }
 
@@ -93,7 +94,8 @@ function calm(level: Level, s: LoadSample, l: OverloadLimits): boolean {
 
 export function overloadStep(state: OverloadState, sample: LoadSample, now: number, l: OverloadLimits): OverloadStep {
   const want = wanted(sample, l);
-  if (want.level > state.level) return { state: { level: want.level }, change: { from: state.level, to: want.level, why: want.why } };
+  if (want.level > state.level)
+    return { state: { level: want.level }, change: { from: state.level, to: want.level, why: want.why } };
   if (state.level === 0) return { state };
   if (!calm(state.level, sample, l)) return { state: { level: state.level } };
   const since = state.calmSince ?? now;
