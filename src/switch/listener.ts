@@ -41,6 +41,8 @@ export class EslListener {
   /** Overload: the port is closed until resume(); FreeSWITCH's `socket` is refused at once meanwhile. */
   private refusing = false;
   private port = 0;
+  /** Connections taken from the kernel so far. */
+  private acceptedCount = 0;
 
   constructor(
     private readonly options: ListenerOptions,
@@ -94,16 +96,21 @@ export class EslListener {
    * Overload: closes the port, so that FreeSWITCH's next `socket` is refused at once and the gate's
    * routing runs. Closing a port resets the connections the kernel holds for it that were not yet
    * accepted, and FreeSWITCH parks a call whose socket breaks before its first command
-   * (mod_event_socket.c socket_function(): switch_ivr_park after the listener ends). So the port is
-   * closed in the check phase: a timer's decision lets the poll phase in between accept every
-   * connection queued until then (libuv accepts until EAGAIN).
+   * (mod_event_socket.c socket_function(): switch_ivr_park after the listener ends). Node accepts
+   * one connection per turn of the event loop (seen on Node 20), so the port is closed only after a
+   * turn that accepted none: the kernel held none then. Until then connections are taken as usual.
    */
   refuse(): void {
     if (!this.accepting || this.refusing) return;
     this.refusing = true;
-    setImmediate(() => {
-      if (this.refusing && this.accepting) this.server.close();
-    });
+    let seen = this.acceptedCount;
+    const closeWhenEmpty = () => {
+      if (!this.refusing || !this.accepting || !this.server.listening) return;
+      if (this.acceptedCount === seen) return void this.server.close();
+      seen = this.acceptedCount;
+      setImmediate(closeWhenEmpty);
+    };
+    setImmediate(closeWhenEmpty);
   }
 
   /** Listens again on the same port after refuse(); false (logged) when the port cannot be had now. */
@@ -133,6 +140,7 @@ export class EslListener {
   }
 
   private accept(socket: net.Socket): void {
+    this.acceptedCount++;
     const address = socket.remoteAddress ?? '';
     const untilTakenOver = () => {}; // a reset before EslConnection listens must not crash
     socket.on('error', untilTakenOver);
