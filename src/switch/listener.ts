@@ -33,6 +33,10 @@ function isAllowed(list: net.BlockList, address: string): boolean {
   return list.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
 }
 
+/** A stop closes the port after this long without a new connection, and by STOP_WAIT_MS anyway. */
+const STOP_QUIET_MS = 50;
+const STOP_WAIT_MS = 1000;
+
 export class EslListener {
   private readonly server: net.Server;
   private readonly allowed: net.BlockList;
@@ -78,39 +82,61 @@ export class EslListener {
   }
 
   /**
-   * Stops taking new calls; the calls in progress go on. Resolves once the port is closed to new
-   * connections (net.Server's close callback would wait for every open call to end).
+   * Stops taking new calls; the calls in progress go on, and so do those the kernel already holds
+   * for the port (closeWhenQuiet). Resolves once the port is closed to new connections
+   * (net.Server's close callback would wait for every open call to end).
    */
   stopAccepting(): Promise<void> {
-    this.accepting = false;
     this.refusing = false;
-    this.server.close();
-    return Promise.resolve();
+    if (!this.accepting) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.closeWhenQuiet(
+        () => this.accepting,
+        () => {
+          this.accepting = false;
+          resolve();
+        },
+        true,
+      );
+    });
   }
 
   get refused(): boolean {
     return this.refusing;
   }
 
-  /**
-   * Overload: closes the port, so that FreeSWITCH's next `socket` is refused at once and the gate's
-   * routing runs. Closing a port resets the connections the kernel holds for it that were not yet
-   * accepted, and FreeSWITCH parks a call whose socket breaks before its first command
-   * (mod_event_socket.c socket_function(): switch_ivr_park after the listener ends). Node accepts
-   * one connection per turn of the event loop (seen on Node 20), so the port is closed only after a
-   * turn that accepted none: the kernel held none then. Until then connections are taken as usual.
-   */
+  /** Overload: closes the port, so that FreeSWITCH's next `socket` is refused at once and the gate's routing runs. */
   refuse(): void {
     if (!this.accepting || this.refusing) return;
     this.refusing = true;
+    this.closeWhenQuiet(() => this.refusing && this.accepting);
+  }
+
+  /**
+   * Closes the port once the kernel holds no connection for it. Closing a port resets the
+   * connections the kernel holds for it that were not yet accepted, and FreeSWITCH parks a call
+   * whose socket breaks before its first command (mod_event_socket.c socket_function():
+   * switch_ivr_park after the listener ends). So the port is closed after a quiet spell that
+   * accepted none; until then connections are taken as calls. Overload looks at turns of the event
+   * loop (Node accepts one connection per turn under load, seen on Node 20): a flood that never
+   * leaves a quiet turn is served rather than reset. A stop looks at STOP_QUIET_MS spells, since
+   * its signal may run before the turn's connections are read, and closes by STOP_WAIT_MS anyway.
+   */
+  private closeWhenQuiet(still: () => boolean, closed?: () => void, stop = false): void {
+    const deadline = Date.now() + (stop ? STOP_WAIT_MS : Infinity);
+    const later = (f: () => void) => (stop ? setTimeout(f, STOP_QUIET_MS) : setImmediate(f));
     let seen = this.acceptedCount;
-    const closeWhenEmpty = () => {
-      if (!this.refusing || !this.accepting || !this.server.listening) return;
-      if (this.acceptedCount === seen) return void this.server.close();
+    const check = () => {
+      if (!still()) return;
+      if (this.acceptedCount === seen || Date.now() >= deadline) {
+        if (this.server.listening) this.server.close();
+        closed?.();
+        return;
+      }
       seen = this.acceptedCount;
-      setImmediate(closeWhenEmpty);
+      later(check);
     };
-    setImmediate(closeWhenEmpty);
+    later(check);
   }
 
   /** Listens again on the same port after refuse(); false (logged) when the port cannot be had now. */

@@ -194,4 +194,22 @@ describe('overload', () => {
       await everyCallOnce(zammad, calls);
     },
   );
+
+  test('a stop while the kernel holds connections for the port: each is taken as a call, none is reset', async () => {
+    // Closing the port would reset them, and FreeSWITCH parks a call whose socket breaks before its
+    // first command (mod_event_socket.c socket_function()): the stop closes it after a quiet turn.
+    const zammad = await double();
+    const a = await adapter({ ZAMMAD_CTI_URL: zammad.url });
+    const pid = a.proc.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    const queued = await Promise.all(Array.from({ length: 50 }, (_, i) => place(a, 5000 + i)));
+    const exit = a.stop('SIGTERM'); // handled once it runs again, with the connections still queued
+    await new Promise((r) => setTimeout(r, 200));
+    process.kill(pid, 'SIGCONT');
+    const taken = queued.flatMap((o) => (o.kind === 'taken' ? [o.call] : []));
+    assert.equal(taken.length, 50, 'the kernel held every connection');
+    await waitUntil(() => taken.every((c) => routedAfterMs(c) !== undefined), 'every queued call routed', 15_000);
+    await everyCallOnce(zammad, taken);
+    assert.equal(await exit, 0, 'the drain ends cleanly');
+  });
 });
