@@ -78,6 +78,8 @@ export class CallSession {
   private endpoint: string | undefined;
   private readonly finished: Promise<void>;
   private resolveFinished!: () => void;
+  /** What the call's one info line says about it (written when it ends, with the cause). */
+  private summary: Record<string, string> = {};
 
   constructor(
     private readonly conn: EslConnection,
@@ -112,13 +114,15 @@ export class CallSession {
       if (choice.kind === 'endpoint') this.endpoint = choice.name;
     }
     this.state = initialState(facts, this.endpoint !== undefined);
-    this.log.info('call', {
+    this.summary = {
       direction: facts.direction,
       from: facts.from,
       to: facts.to,
       mode: facts.mode,
       endpoint: this.endpoint ?? 'none',
-    });
+    };
+    // One info line per call, when it ends ('call ended'); its start is a debug line.
+    this.log.debug('call', this.summary);
 
     this.conn.follow((e) => {
       const signal = readSignal(e);
@@ -208,7 +212,7 @@ export class CallSession {
         // The outbox journals calls in progress with their events (store.ts), for crash recovery.
         if (effect.post.event === 'hangup') {
           this.deps.metrics?.ended?.(effect.post.cause);
-          this.log.info('call ended', { cause: effect.post.cause });
+          this.log.info('call ended', { ...this.summary, cause: effect.post.cause });
         }
         if (this.endpoint !== undefined) void this.deps.zammad.send(this.endpoint, effect.post);
         return;

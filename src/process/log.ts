@@ -97,21 +97,24 @@ export function createLogger(options: LogOptions): Logger {
 /**
  * winston formats every message (redaction, timestamp, JSON) before its transport drops those
  * below the level: the level is checked here first, so that a call's info lines cost nothing
- * at LOG_LEVEL=warn (bench/README.md).
+ * at LOG_LEVEL=warn (bench/README.md). A child's fields are merged into a line only when it is
+ * written: a child per call costs a closure, not a winston logger.
  */
-function wrap(w: winston.Logger): Logger {
+function wrap(w: winston.Logger, base?: LogFields): Logger {
+  const meta = (f: LogFields | undefined): LogFields | undefined =>
+    base === undefined ? f : f === undefined ? base : { ...base, ...f };
   return {
-    error: (m, f) => void w.error(m, f),
+    error: (m, f) => void w.error(m, meta(f)),
     warn: (m, f) => {
-      if (w.isWarnEnabled()) w.warn(m, f);
+      if (w.isWarnEnabled()) w.warn(m, meta(f));
     },
     info: (m, f) => {
-      if (w.isInfoEnabled()) w.info(m, f);
+      if (w.isInfoEnabled()) w.info(m, meta(f));
     },
     debug: (m, f) => {
-      if (w.isDebugEnabled()) w.debug(m, f);
+      if (w.isDebugEnabled()) w.debug(m, meta(f));
     },
-    child: (fields) => wrap(w.child(fields)),
+    child: (fields) => wrap(w, meta(fields)),
     isDebug: () => w.isDebugEnabled(),
   };
 }
