@@ -143,3 +143,16 @@ test(
       assertSame(theirs, ours([stream.subarray(0, cut), stream.subarray(cut)]), `cut at ${cut}`);
   },
 );
+
+test('a long header block (looked up through its line index) reads as with modesl, edge cases included', () => {
+  const filler = Array.from({ length: 40 }, (_, i) => `X-Fill-${i}: ${'v'.repeat(30)}`).join('\n');
+  const block =
+    `Content-Type: command/reply\nReply-Text: +OK: fine\nX-Dup: 1\nX-Bare\nNo-Space:here\n${filler}\n` +
+    'X-Dup: 2\nVal: a%20b\nX-Bare: late\nEmpty: \n\n';
+  assert.ok(block.length > 1024, 'long enough to be indexed');
+  const stream = Buffer.from(`${block}Content-Type: api/response\nContent-Length: 5\n\nhello`);
+  const theirs = modeslMessages([stream]);
+  assertSame(theirs, ours([stream]), 'whole');
+  for (const cut of [1, 500, block.length - 1, block.length + 3])
+    assertSame(theirs, ours([stream.subarray(0, cut), stream.subarray(cut)]), `cut at ${cut}`);
+});
