@@ -150,19 +150,19 @@ export class CallSession {
       return;
     }
 
-    try {
-      // The connection's handshake subscribed with `myevents json` (esl-connection.ts). Sent
-      // together, answered in order. Without linger FreeSWITCH closes the socket as soon as the
-      // channel is down and the last events can be lost.
-      const subscribe = [this.conn.command('linger')];
-      // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
-      if (facts.mode === 'dialplan')
-        for (const [header, value] of DIALPLAN_EVENT_FILTERS)
-          subscribe.push(this.conn.command(`filter ${header} ${value}`));
-      await Promise.all(subscribe);
-    } catch (err) {
-      this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) });
-    }
+    // The connection's handshake subscribed with `myevents json` (esl-connection.ts). Sent
+    // together, answered in order. Without linger FreeSWITCH closes the socket as soon as the
+    // channel is down and the last events can be lost. Not waited for: FreeSWITCH runs a
+    // connection's commands in order, so whatever the call sends next (its routing command)
+    // comes after them anyway, and newCall need not wait a round trip on the switch.
+    const subscribe = [this.conn.command('linger')];
+    // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
+    if (facts.mode === 'dialplan')
+      for (const [header, value] of DIALPLAN_EVENT_FILTERS)
+        subscribe.push(this.conn.command(`filter ${header} ${value}`));
+    Promise.all(subscribe).catch((err: unknown) =>
+      this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) }),
+    );
     this.dispatch({ type: 'start' });
     await this.finished;
   }
