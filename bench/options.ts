@@ -79,8 +79,9 @@ export function parseOptions(argv: string[]): Options {
     adapterNodeOptions: (value('adapter-node-options') ?? '').split(' ').filter(Boolean),
     overloadRate: num('overload-rate', 0, 0),
     overloadDurationMs: num('overload-duration', 10, 2) * 1000,
-    // The adapter's own bound on a caller's wait for Zammad (ZAMMAD_NEWCALL_TIMEOUT_MS's default).
-    overloadBoundMs: num('overload-bound-ms', 2000, 2000),
+    // The adapter's bound on a call's routing: ZAMMAD_NEWCALL_TIMEOUT_MS (default 2 s) + 1 s after it
+    // is accepted (docs/operations.md, "Under overload"); here from the connect, the backlog included.
+    overloadBoundMs: num('overload-bound-ms', 3000, 3000),
     overloadRateCap: smoke ? 200 : Infinity,
   };
 }
