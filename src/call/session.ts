@@ -47,6 +47,21 @@ export interface ZammadSink {
   send(endpoint: string, post: CtiPost, early?: Early): Promise<Verdict>;
 }
 
+/**
+ * The process's load as a call sees it (process/shedding.ts): whether to wait for Zammad's decision
+ * at all, and the counts the overload levels are decided on.
+ */
+export interface CallLoad {
+  /** Overload level 1 or more: route the caller at once, without Zammad's decision. */
+  readonly shedding: boolean;
+  /** A caller waits for Zammad's decision; `release` ends that wait at once. Returns: the wait is over. */
+  waiting(release: () => void): () => void;
+  /** A newCall went to the outbox; the returned function: Zammad answered it (or will not be asked for a decision). */
+  unanswered(): () => void;
+  /** The call's routing command (hand-back, bridge, reject, exit) went out, or never will: once per call. */
+  routed(): void;
+}
+
 export interface SessionDeps {
   rules: CallRules;
   zammad: ZammadSink;
@@ -54,11 +69,20 @@ export interface SessionDeps {
   newCallTimeoutMs: number;
   lookupTimeoutMs?: number;
   followed?: FollowedCalls;
+  load?: CallLoad;
   metrics?: {
     decided?(kind: string, seconds: number, endpoint: string): void;
+    /** A caller went on without waiting for Zammad's decision (reason: overload). */
+    skipped?(endpoint: string, reason: string): void;
     ended?(cause: string): void;
   };
 }
+
+/**
+ * A call is routed at most ZAMMAD_NEWCALL_TIMEOUT_MS + this after the connection was accepted: the
+ * decision wait is cut short by what the handshake and the look-ups (1 s at most each) took.
+ */
+export const ROUTING_MARGIN_MS = 1000;
 
 const DIRECTORY_ID = /^[\w.+-]+(@[\w.-]+)?$/;
 
@@ -80,6 +104,9 @@ export class CallSession {
   private resolveFinished!: () => void;
   /** What the call's one info line says about it (written when it ends, with the cause). */
   private summary: Record<string, string> = {};
+  /** performance.now() by which the call must be routed, whatever Zammad does. */
+  private readonly deadline: number;
+  private routedNoted = false;
 
   constructor(
     private readonly conn: EslConnection,
@@ -87,10 +114,26 @@ export class CallSession {
   ) {
     this.log = deps.log.child({ remote: conn.remote });
     this.finished = new Promise((r) => (this.resolveFinished = r));
+    this.deadline = performance.now() + deps.newCallTimeoutMs + ROUTING_MARGIN_MS;
+  }
+
+  /** Tells the load once that this call needs no routing command any more. */
+  private noteRouted(): void {
+    if (this.routedNoted) return;
+    this.routedNoted = true;
+    this.deps.load?.routed();
   }
 
   /** Runs the call to its end; resolves once the socket is closed and the hangup handed to the outbox. */
   async run(): Promise<void> {
+    try {
+      await this.follow();
+    } finally {
+      this.noteRouted();
+    }
+  }
+
+  private async follow(): Promise<void> {
     const facts = await this.readFacts();
     if (!facts) return;
     const problem = missingFacts(facts);
@@ -141,6 +184,7 @@ export class CallSession {
         this.dispatch({ type: 'connectionLost' });
       }
       if (facts.callId) this.deps.followed?.release(facts.callId);
+      this.noteRouted();
       this.resolveFinished();
     });
     if (!this.conn.isOpen) {
@@ -191,6 +235,9 @@ export class CallSession {
     const { state, effects } = step(this.state, input, this.deps.rules);
     this.state = state;
     for (const effect of effects) this.perform(effect);
+    const p = state.phase;
+    if (!(p === 'new' || p === 'resolving' || p === 'deciding') || !state.commanding || state.channelDown)
+      this.noteRouted();
   }
 
   private perform(effect: Effect): void {
@@ -266,29 +313,61 @@ export class CallSession {
     });
   }
 
-  /** Posts newCall and waits for Zammad at most newCallTimeoutMs; delivery goes on in the outbox after that. */
+  /**
+   * Posts newCall and waits for Zammad at most newCallTimeoutMs, less what the call's deadline has
+   * left; delivery goes on in the outbox after that. Under overload the wait is skipped or ended.
+   */
   private async decide(post: NewCallPost): Promise<Decision> {
     const started = performance.now();
+    const waitMs = Math.max(0, Math.min(this.deps.newCallTimeoutMs, Math.floor(this.deadline - started)));
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<null>((resolve) => (timer = setTimeout(resolve, this.deps.newCallTimeoutMs, null)));
-    // No decision can come (a configuration fault, Zammad unreachable, the disk): go on at once.
+    const timeout = new Promise<null>((resolve) => (timer = setTimeout(resolve, waitMs, null)));
+    // No decision can come (a configuration fault, Zammad unreachable, the disk, overload): go on at once.
     let noDecision!: (v: Verdict) => void;
     const early = new Promise<Verdict>((resolve) => (noDecision = resolve));
     let waiting = true;
+    let toldEarly = false;
+    let answered: (() => void) | undefined;
     const told = (v: Verdict) => {
+      toldEarly = true;
+      answered?.(); // not asked for a decision: not a newCall Zammad owes an answer to
       noDecision(v);
       return waiting;
     };
     const endpoint = this.endpoint;
     if (endpoint === undefined) return { kind: 'continue', why: 'not-reportable' };
-    const verdict = await Promise.race([this.deps.zammad.send(endpoint, post, told), early, timeout]);
+    const sent = this.deps.zammad.send(endpoint, post, told);
+    const load = this.deps.load;
+    if (load && !toldEarly) {
+      let once = load.unanswered();
+      answered = () => {
+        once();
+        once = () => {};
+      };
+      void sent.finally(answered);
+    }
+    // The same early path as Zammad unreachable (lane.ts goOn); a fault told at once (synchronously) wins.
+    let shed = !toldEarly && load?.shedding === true;
+    const release = shed
+      ? undefined
+      : load?.waiting(() => {
+          shed = true;
+          noDecision({ kind: 'retry', reason: 'overload' });
+        });
+    const verdict = shed ? null : await Promise.race([sent, early, timeout]);
     waiting = false;
+    release?.();
     clearTimeout(timer);
     const seconds = (performance.now() - started) / 1000;
+    if (shed && !toldEarly) {
+      // Logged once per level change (process/shedding.ts), not per call.
+      this.deps.metrics?.skipped?.(endpoint, 'overload');
+      this.deps.metrics?.decided?.('overload', seconds, endpoint);
+      return { kind: 'continue', why: 'overload' };
+    }
     if (verdict === null) {
       this.log.warn(
-        `no answer from Zammad within ${this.deps.newCallTimeoutMs} ms: going on without its decision ` +
-          '(newCall stays in the outbox)',
+        `no answer from Zammad within ${waitMs} ms: going on without its decision (newCall stays in the outbox)`,
       );
       this.deps.metrics?.decided?.('timeout', seconds, endpoint);
       return { kind: 'continue', why: 'timeout' };

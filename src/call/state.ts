@@ -37,7 +37,8 @@ export type CtiPost = NewCallPost | AnswerPost | HangupPost;
 export type Decision =
   | { kind: 'reject'; reason: string }
   | { kind: 'dial'; callerId: unknown }
-  | { kind: 'continue'; why: 'reply' | 'timeout' | 'error' | 'not-reportable' };
+  /** overload: the adapter is behind and routes callers without waiting (process/overload.ts). */
+  | { kind: 'continue'; why: 'reply' | 'timeout' | 'error' | 'not-reportable' | 'overload' };
 
 /** Who answered, as the directory knows them (each part may be unknown). */
 export interface Answerer {

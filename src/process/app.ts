@@ -122,6 +122,8 @@ export async function startApp(
               'events are delivered from memory, a crash would lose them',
           }
         : { ok: true, detail: `writes to ${config.OUTBOX_PATH}` },
+      // Not ready while refusing calls for overload: a balancer or the HA gate's next entry takes them.
+      load: calls.load.readiness(),
       // Shown, never failing: new calls are taken and reported whatever the switch's inbound socket does.
       recovery: { ok: true, detail: recovery.detail },
     };
@@ -129,6 +131,7 @@ export async function startApp(
     return { ready: Object.values(checks).every((c) => c.ok), checks };
   };
   const status = new StatusServer(metrics, readiness, () => {
+    calls.load.refresh();
     const unstored = store.unstoredByEndpoint();
     for (const e of zammad.status()) {
       metrics.outboxUnstored.set({ endpoint: e.name }, unstored.get(e.name) ?? 0);

@@ -7,6 +7,8 @@ import type { Logger } from './log.js';
 import { CallSession, type FollowedCalls, type ZammadSink } from '../call/session.js';
 import { EslListener } from '../switch/listener.js';
 import type { Metrics } from '../status/metrics.js';
+import { overloadLimits } from './overload.js';
+import { Shedding } from './shedding.js';
 
 export interface CallTakerDeps {
   sink: ZammadSink;
@@ -27,6 +29,8 @@ export interface CallTaker {
   drain(deadline: number): Promise<number>;
   /** Immediate stop (a second signal): whatever is open is left to the next start. */
   abort(): void;
+  /** Overload protection: the level, the /readyz check and the gauges. */
+  readonly load: Shedding;
 }
 
 export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
@@ -58,6 +62,7 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
     },
     (conn) => {
       metrics.callsInProgress.inc();
+      load.accepted();
       conn.once('closed', (reason) => {
         metrics.callsInProgress.dec();
         if (reason !== 'exit' && reason !== 'peer-closed') metrics.eslErrors.inc({ reason });
@@ -68,8 +73,10 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
         log: callLog,
         newCallTimeoutMs: config.ZAMMAD_NEWCALL_TIMEOUT_MS,
         followed,
+        load,
         metrics: {
           decided: (kind, seconds, endpoint) => metrics.decisionSeconds.observe({ endpoint, decision: kind }, seconds),
+          skipped: (endpoint, reason) => metrics.verdictSkipped.inc({ endpoint, reason }),
           ended: (cause) => metrics.callsTotal.inc({ cause }),
         },
       });
@@ -82,12 +89,24 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
     log.child({ component: 'esl' }),
     { rejected: () => metrics.rejectedConnections.inc() },
   );
+  const load = new Shedding(
+    overloadLimits(config.ZAMMAD_NEWCALL_TIMEOUT_MS, config.ZAMMAD_MAX_CONNECTIONS),
+    listener,
+    metrics,
+    log.child({ component: 'load' }),
+  );
   return {
-    listen: () => listener.listen(),
+    load,
+    async listen() {
+      const address = await listener.listen();
+      load.start();
+      return address;
+    },
     get listening() {
       return listener.listening;
     },
     async stopAccepting() {
+      load.stop();
       await listener.stopAccepting();
       return listener.connections;
     },
@@ -101,6 +120,9 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
       await Promise.allSettled([...sessions]);
       return left;
     },
-    abort: () => listener.closeAll(),
+    abort() {
+      load.stop();
+      listener.closeAll();
+    },
   };
 }

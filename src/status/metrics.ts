@@ -38,7 +38,7 @@ export class Metrics {
     name: 'cti_newcall_verdict_skipped_total',
     help:
       "Calls that went on at once without waiting for Zammad's decision, by reason: " +
-      'unreachable (Zammad known down)',
+      'unreachable (Zammad known down), overload (the adapter is behind: cti_overload_level)',
     labelNames: ['endpoint', 'reason'],
     registers: [this.registry],
   });
@@ -107,6 +107,39 @@ export class Metrics {
     name: 'cti_esl_connection_errors_total',
     help: 'Event-socket connections closed for a fault, by reason',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly overloadLevel = new client.Gauge({
+    name: 'cti_overload_level',
+    help:
+      "Overload level: 0 normal, 1 calls go on without waiting for Zammad's decision, " +
+      '2 also refusing new calls (the event-socket port is closed)',
+    registers: [this.registry],
+  });
+  readonly overloadEntered = new client.Counter({
+    name: 'cti_overload_entered_total',
+    help: 'Times an overload level was entered from a lower one, by level (1, 2)',
+    labelNames: ['level'],
+    registers: [this.registry],
+  });
+  readonly refusingSeconds = new client.Counter({
+    name: 'cti_overload_refusing_seconds_total',
+    help: 'Time the event-socket port was closed for overload: calls in that time were routed without the adapter',
+    registers: [this.registry],
+  });
+  readonly loopDelay = new client.Gauge({
+    name: 'cti_event_loop_delay_seconds',
+    help: 'How late the event loop ran the overload sampler last (every 100 ms)',
+    registers: [this.registry],
+  });
+  readonly callsPending = new client.Gauge({
+    name: 'cti_calls_pending',
+    help: 'Calls accepted whose routing command (hand-back, bridge, reject) has not gone out yet',
+    registers: [this.registry],
+  });
+  readonly newCallsUnanswered = new client.Gauge({
+    name: 'cti_newcall_unanswered',
+    help: 'newCalls posted that Zammad has not answered yet (not counting those it cannot answer: unreachable, fault)',
     registers: [this.registry],
   });
 

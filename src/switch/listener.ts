@@ -38,6 +38,11 @@ export class EslListener {
   private readonly allowed: net.BlockList;
   private readonly open = new Set<EslConnection>();
   private accepting = false;
+  /** Overload: the port is closed until resume(); FreeSWITCH's `socket` is refused at once meanwhile. */
+  private refusing = false;
+  private port = 0;
+  /** Connections taken from the kernel so far. */
+  private acceptedCount = 0;
 
   constructor(
     private readonly options: ListenerOptions,
@@ -58,6 +63,7 @@ export class EslListener {
         this.server.off('error', fail);
         this.accepting = true;
         const addr = this.server.address() as net.AddressInfo;
+        this.port = addr.port;
         resolve({ host: addr.address, port: addr.port });
       });
     });
@@ -77,8 +83,56 @@ export class EslListener {
    */
   stopAccepting(): Promise<void> {
     this.accepting = false;
+    this.refusing = false;
     this.server.close();
     return Promise.resolve();
+  }
+
+  get refused(): boolean {
+    return this.refusing;
+  }
+
+  /**
+   * Overload: closes the port, so that FreeSWITCH's next `socket` is refused at once and the gate's
+   * routing runs. Closing a port resets the connections the kernel holds for it that were not yet
+   * accepted, and FreeSWITCH parks a call whose socket breaks before its first command
+   * (mod_event_socket.c socket_function(): switch_ivr_park after the listener ends). Node accepts
+   * one connection per turn of the event loop (seen on Node 20), so the port is closed only after a
+   * turn that accepted none: the kernel held none then. Until then connections are taken as usual.
+   */
+  refuse(): void {
+    if (!this.accepting || this.refusing) return;
+    this.refusing = true;
+    let seen = this.acceptedCount;
+    const closeWhenEmpty = () => {
+      if (!this.refusing || !this.accepting || !this.server.listening) return;
+      if (this.acceptedCount === seen) return void this.server.close();
+      seen = this.acceptedCount;
+      setImmediate(closeWhenEmpty);
+    };
+    setImmediate(closeWhenEmpty);
+  }
+
+  /** Listens again on the same port after refuse(); false (logged) when the port cannot be had now. */
+  resume(): Promise<boolean> {
+    if (!this.refusing || !this.accepting) return Promise.resolve(true);
+    this.refusing = false;
+    if (this.server.listening) return Promise.resolve(true); // refuse() and resume() in one turn
+    return new Promise((resolve) => {
+      const fail = (err: Error) => {
+        this.refusing = true;
+        this.log.error('cannot listen again on the event-socket port after overload; trying again', {
+          port: this.port,
+          error: err.message,
+        });
+        resolve(false);
+      };
+      this.server.once('error', fail);
+      this.server.listen(this.port, this.options.host, () => {
+        this.server.off('error', fail);
+        resolve(true);
+      });
+    });
   }
 
   closeAll(): void {
@@ -86,6 +140,7 @@ export class EslListener {
   }
 
   private accept(socket: net.Socket): void {
+    this.acceptedCount++;
     const address = socket.remoteAddress ?? '';
     const untilTakenOver = () => {}; // a reset before EslConnection listens must not crash
     socket.on('error', untilTakenOver);
