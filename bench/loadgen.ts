@@ -41,7 +41,10 @@ export type Job =
       callTimeoutMs: number;
       routing?: 'bridge' | 'dialplan';
     }
-  /** Open loop: `rate` new calls a second whatever happens to the earlier ones; `routing` as above. */
+  /**
+   * Open loop: `rate` new calls a second whatever happens to the earlier ones; `routing` as above.
+   * `overloadBoundMs`: the overload phase — calls fall open as FreeSWITCH's gate would (see `Overload`).
+   */
   | {
       mode: 'rate';
       target: Target;
@@ -51,6 +54,7 @@ export type Job =
       durationMs: number;
       callTimeoutMs: number;
       routing?: 'bridge' | 'dialplan';
+      overloadBoundMs?: number;
     }
   /** `count` calls up to the answered state; they stay there until `release`. */
   | {
@@ -92,6 +96,31 @@ export interface JobResult {
   /** Event-loop delay of this process during the job (p99, max), ms: high values would mean the generator lags. */
   loopDelayP99Ms: number;
   loopDelayMaxMs: number;
+  overload?: Overload;
+}
+
+/**
+ * The overload phase's account. A call falls open where FreeSWITCH's gate would route it itself:
+ * its connect is refused (`socket` returns at once), it gets no first command within the bound
+ * (counted at the bound), or the app lets it go (`exit`, or the socket closed after the first
+ * command) before its routing command. Times are from the call's start (the TCP connect), so the
+ * adapter's accept backlog counts. Only calls started in the window.
+ */
+export interface Overload {
+  boundMs: number;
+  fellOpen: { refused: number; noFirstCommand: number; letGo: number };
+  /** ms from the call's start to the moment it fell open. */
+  fellOpenMs: number[];
+  /** [uuid, ms from the call's start to its routing command]. */
+  routed: [string, number][];
+  /** Routed calls of the window that then ended cleanly. */
+  completedRouted: string[];
+  /** Every call routed during the job (window or not): Zammad must have all their events. */
+  routedAll: string[];
+  /** Calls of the window that failed (no end in time, closed before the first command, routed past the bound). */
+  failed: number;
+  /** Of them: routed, but later than the bound. */
+  routedLate: number;
 }
 
 type Mark = (what: 'window-start' | 'window-end' | 'held') => void;
@@ -115,8 +144,12 @@ class Call {
   private readonly uuidBuf: Buffer;
   private connectAt = 0;
   private timer: NodeJS.Timeout | undefined;
+  private boundTimer: NodeJS.Timeout | undefined;
+  private commanded = false;
   connected = false;
   setupMs = -1;
+  /** Overload: routed, but later than the bound. */
+  late = false;
 
   constructor(
     private readonly run: Run,
@@ -127,9 +160,20 @@ class Call {
     this.uuidBuf = Buffer.from(uuid, 'latin1');
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.run.fail(this, err.code ?? err.message));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // A refused connect: FreeSWITCH's `socket` fails at once and the gate's routing runs.
+      if (err.code === 'ECONNREFUSED' && this.run.overload) this.run.fellOpen(this, 'refused');
+      else this.run.fail(this, err.code ?? err.message);
+    });
     socket.on('close', () => this.onClose());
     this.arm();
+    const bound = this.run.overload?.boundMs;
+    if (bound !== undefined)
+      this.boundTimer = setTimeout(() => {
+        if (this.commanded) return;
+        this.run.fellOpen(this, 'noFirstCommand');
+        this.socket.destroy();
+      }, bound);
   }
 
   /** A call that does not end in time is a failure (the app lost an event or stalled). */
@@ -172,6 +216,8 @@ class Call {
   private readonly filters: Header[] = [];
 
   private onCommand(packet: string): void {
+    this.commanded = true;
+    clearTimeout(this.boundTimer);
     const t = this.run.templates;
     const dialplan = this.run.dialplan;
     const steps = dialplan ?? t;
@@ -234,7 +280,11 @@ class Call {
 
   private onClose(): void {
     clearTimeout(this.timer);
-    if (this.phase === Phase.Done) this.run.complete(this);
+    clearTimeout(this.boundTimer);
+    // Overload: let go before the routing command (`exit`, or closed after a first command): the
+    // socket application returns and the dialplan routes the call.
+    if (this.run.overload && this.setupMs < 0 && this.commanded) this.run.fellOpen(this, 'letGo');
+    else if (this.phase === Phase.Done) this.run.complete(this);
     else this.run.fail(this, `closed by the app in phase ${this.phase}`);
   }
 }
@@ -251,6 +301,7 @@ class Run {
   apiCommands = 0;
   readonly setup: [string, number][] = [];
   setupMissing = 0;
+  readonly overload: Overload | undefined;
   private readonly open = new Set<Call>();
   private readonly failedCalls = new WeakSet<Call>();
   private readonly held: Call[] = [];
@@ -272,7 +323,23 @@ class Run {
     private readonly gen: number,
     private readonly mark: Mark,
     private counter: { n: number },
-  ) {}
+  ) {
+    if (job.mode === 'rate' && job.overloadBoundMs !== undefined)
+      this.overload = {
+        boundMs: job.overloadBoundMs,
+        fellOpen: { refused: 0, noFirstCommand: 0, letGo: 0 },
+        fellOpenMs: [],
+        routed: [],
+        completedRouted: [],
+        routedAll: [],
+        failed: 0,
+        routedLate: 0,
+      };
+  }
+
+  private inWindow(call: Call): boolean {
+    return call.startedAt >= this.windowStart && call.startedAt < this.windowEnd;
+  }
 
   start(): void {
     this.eld.enable();
@@ -319,8 +386,31 @@ class Run {
   }
 
   onSetup(call: Call): void {
-    if (call.startedAt >= this.windowStart && call.startedAt < this.windowEnd)
-      this.setup.push([call.uuid, call.setupMs]);
+    if (this.inWindow(call)) this.setup.push([call.uuid, call.setupMs]);
+    const o = this.overload;
+    if (!o) return;
+    o.routedAll.push(call.uuid);
+    if (!this.inWindow(call)) return;
+    const ms = performance.now() - call.startedAt;
+    o.routed.push([call.uuid, ms]);
+    if (ms > o.boundMs) {
+      call.late = true;
+      o.routedLate++;
+      o.failed++;
+    }
+  }
+
+  /** Overload: the call fell open (`Overload`); it is over for the generator. */
+  fellOpen(call: Call, why: keyof Overload['fellOpen']): void {
+    const o = this.overload;
+    if (!o || this.failedCalls.has(call)) return;
+    this.failedCalls.add(call);
+    this.open.delete(call);
+    if (this.inWindow(call)) {
+      o.fellOpen[why]++;
+      o.fellOpenMs.push(performance.now() - call.startedAt);
+    }
+    this.next();
   }
 
   /** Calls started and not yet held (hold mode). */
@@ -349,8 +439,10 @@ class Run {
   }
 
   complete(call: Call): void {
+    if (this.failedCalls.has(call)) return;
     this.open.delete(call);
     this.completed++;
+    if (this.overload && call.setupMs >= 0 && this.inWindow(call)) this.overload.completedRouted.push(call.uuid);
     const now = performance.now();
     if (now >= this.windowStart && now < this.windowEnd) this.completedInWindow++;
     this.next();
@@ -361,7 +453,9 @@ class Run {
     this.failedCalls.add(call);
     this.open.delete(call);
     this.failed++;
-    if (call.setupMs < 0 && call.startedAt >= this.windowStart && call.startedAt < this.windowEnd) this.setupMissing++;
+    if (call.setupMs < 0 && this.inWindow(call)) this.setupMissing++;
+    // A routed call past the bound is already counted as failed by the overload account.
+    if (this.overload && this.inWindow(call) && !call.late) this.overload.failed++;
     const key = reason.replace(/\d+/g, 'N');
     this.failures[key] = (this.failures[key] ?? 0) + 1;
     if (this.job.mode === 'hold') {
@@ -404,6 +498,7 @@ class Run {
       cpuMs: (cpu.user + cpu.system) / 1000,
       loopDelayP99Ms: this.eld.percentile(99) / 1e6,
       loopDelayMaxMs: this.eld.max / 1e6,
+      ...(this.overload ? { overload: this.overload } : {}),
     };
   }
 }

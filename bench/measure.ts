@@ -129,6 +129,18 @@ export async function runJob(
     merged.cpuMs += r.cpuMs;
     merged.loopDelayP99Ms = Math.max(merged.loopDelayP99Ms, r.loopDelayP99Ms);
     merged.loopDelayMaxMs = Math.max(merged.loopDelayMaxMs, r.loopDelayMaxMs);
+    const o = r.overload;
+    if (o && !merged.overload) merged.overload = { ...o, fellOpen: { ...o.fellOpen } };
+    else if (o && merged.overload) {
+      const m = merged.overload;
+      for (const k of ['refused', 'noFirstCommand', 'letGo'] as const) m.fellOpen[k] += o.fellOpen[k];
+      m.fellOpenMs.push(...o.fellOpenMs);
+      m.routed.push(...o.routed);
+      m.completedRouted.push(...o.completedRouted);
+      m.routedAll.push(...o.routedAll);
+      m.failed += o.failed;
+      m.routedLate += o.routedLate;
+    }
   }
   return merged;
 }

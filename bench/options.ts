@@ -20,7 +20,10 @@ export interface Options {
   generators: number;
   transcript: string;
   baseline: boolean;
-  /** throughput, latency, memory (all by default); throughput and latency run in every mode of `modes`. */
+  /**
+   * throughput, latency, overload, memory (all by default); throughput and latency run in every mode
+   * of `modes`, overload in dialplan mode.
+   */
   phases: string[];
   /** CPU pinning: the subject alone on the last CPU, everything else on the others. */
   pin: boolean;
@@ -28,6 +31,15 @@ export interface Options {
   openRate: number;
   /** Extra node options for the adapter (experiments, e.g. --max-semi-space-size=4). */
   adapterNodeOptions: string[];
+  /**
+   * The overload phase (dialplan mode): new calls a second (0: twice the sustained cycles/s the run
+   * measured), how long, and the bound a call may wait for its first and its routing command.
+   */
+  overloadRate: number;
+  overloadDurationMs: number;
+  overloadBoundMs: number;
+  /** Smoke: at most this many new calls a second in the overload phase. */
+  overloadRateCap: number;
 }
 
 export function parseOptions(argv: string[]): Options {
@@ -61,14 +73,20 @@ export function parseOptions(argv: string[]): Options {
     generators: num('generators', 1, 1),
     transcript: value('transcript') ?? DEFAULT_TRANSCRIPT,
     baseline: !flag('no-baseline'),
-    phases: parsePhases(value('phases') ?? 'throughput,latency,memory'),
+    phases: parsePhases(value('phases') ?? 'throughput,latency,overload,memory'),
     pin: flag('pin'),
     openRate: num('open-rate', 500, 200),
     adapterNodeOptions: (value('adapter-node-options') ?? '').split(' ').filter(Boolean),
+    overloadRate: num('overload-rate', 0, 0),
+    overloadDurationMs: num('overload-duration', 10, 2) * 1000,
+    // The adapter's bound on a call's routing: ZAMMAD_NEWCALL_TIMEOUT_MS (default 2 s) + 1 s after it
+    // is accepted (docs/operations.md, "Under overload"); here from the connect, the backlog included.
+    overloadBoundMs: num('overload-bound-ms', 3000, 3000),
+    overloadRateCap: smoke ? 200 : Infinity,
   };
 }
 
-const PHASES = ['throughput', 'latency', 'memory'];
+const PHASES = ['throughput', 'latency', 'overload', 'memory'];
 
 function parsePhases(text: string): string[] {
   const phases = text.split(',').filter(Boolean);

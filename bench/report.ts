@@ -1,6 +1,6 @@
 /** The table printed at the end of a run: every figure per routing mode, beside the baseline and the target. */
 import type { CpuShare, LoadFigures } from './measure.js';
-import type { ModeFigures, Report } from './summary.js';
+import { type ModeFigures, type Report, overloadTargets } from './summary.js';
 import { round } from './util.js';
 
 export function table(r: Report, levels: string[]): string {
@@ -88,6 +88,29 @@ export function table(r: Report, levels: string[]): string {
       '—',
       '',
     ]);
+  }
+  const o = r.dialplan?.overload;
+  if (o) {
+    const pad = Array<string>(others).fill('—');
+    const met = new Map(overloadTargets(o).map(([k, v, t, ok]) => [k, `${t}: ${ok(v) ? 'met' : 'NOT met'}`]));
+    const row = (name: string, value: string, target = '') =>
+      rows.push([`overload: ${name}`, value, ...pad, '—', '—', target]);
+    row(
+      `${fmt(o.rate, 0)} calls/s (2 × ${fmt(o.capacityPerSec, 0)}) for ${fmt(o.durationS, 1)} s, dialplan mode: calls`,
+      String(o.calls),
+    );
+    row(`calls failed (waited past the ${o.boundMs} ms bound)`, String(o.callsFailed), met.get('overloadCallsFailed'));
+    row('setup p99 ms, every call counted', fmt(o.setupP99Ms, 1), met.get('overloadSetupP99Ms'));
+    row(
+      'goodput (calls routed, ended, reported)/s; × capacity',
+      `${fmt(o.goodputPerSec, 0)}; ${fmt(o.goodputVsCapacity, 2)}`,
+      met.get('overloadGoodput'),
+    );
+    row(
+      'fell open (refused / no first command / let go)',
+      `${o.fellOpen} (${o.fellOpenBy.refused} / ${o.fellOpenBy.noFirstCommand} / ${o.fellOpenBy.letGo})`,
+    );
+    row('events lost', String(o.eventsLost), met.get('overloadEventsLost'));
   }
   const holds = (r.settings['holds'] as number[] | undefined) ?? [];
   holds.forEach((h, i) => {

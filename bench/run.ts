@@ -25,6 +25,7 @@ import { loadDialplanTemplates } from './dialplan-frames.js';
 import { machine, openFilesLimit } from './procstat.js';
 import { type Subject, type LoadFigures, type Bench, loadPhase, skipped, holdPhase } from './measure.js';
 import { parseOptions } from './options.js';
+import { type OverloadFigures, overloadPhase } from './overload.js';
 import { type Adapter, pinProcesses, build, startAdapter, startGenerator, startBaseline } from './processes.js';
 import { table, cpuLine } from './report.js';
 import { type Measured, type ModeFigures, type Report, summarise } from './summary.js';
@@ -160,6 +161,31 @@ export async function main(argv: string[]): Promise<Report> {
         'dialplan',
         `adapter, dialplan mode, LOG_LEVEL=${level}`,
       );
+      let overload: OverloadFigures | null = null;
+      const capacity = figures.throughput.cyclesPerSec;
+      if (opts.phases.includes('overload') && (opts.overloadRate > 0 || Number.isFinite(capacity))) {
+        const rate = Math.min(opts.overloadRate > 0 ? opts.overloadRate : 2 * capacity, opts.overloadRateCap);
+        log(
+          `adapter, dialplan mode: overload, ${round(rate, 0)} calls/s (capacity ${round(capacity, 0)}), ` +
+            `${opts.overloadDurationMs / 1000} s, bound ${opts.overloadBoundMs} ms`,
+        );
+        overload = await overloadPhase(
+          b,
+          { kind: 'adapter', adapter },
+          capacity,
+          rate,
+          opts.overloadDurationMs,
+          opts.overloadBoundMs,
+        );
+        const o = overload;
+        log(
+          `  ${o.calls} calls: ${o.routed} routed (${o.routedLate} past the bound), ${o.fellOpen} fell open ` +
+            `${JSON.stringify(o.fellOpenBy)}, ${o.callsFailed} failed; ` +
+            `setup p50 ${o.setupP50Ms} p99 ${o.setupP99Ms} ms; ` +
+            `goodput ${o.goodputPerSec}/s (${o.goodputVsCapacity} of capacity); lost ${o.eventsLost}; ` +
+            `${o.subjectCores} cores`,
+        );
+      }
       problems(adapter);
       await adapter.stop();
       measured.dialplan = {
@@ -167,6 +193,7 @@ export async function main(argv: string[]): Promise<Report> {
         eventsPerCallOnSwitch: dp.eventsPerCall,
         adapter: figures,
         baseline: null,
+        overload,
       };
     }
 

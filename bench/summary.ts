@@ -4,6 +4,7 @@
  * Key names: bench/README.md, "Files".
  */
 import type { HoldFigures, LoadFigures } from './measure.js';
+import type { OverloadFigures } from './overload.js';
 import type { machine } from './procstat.js';
 import { round } from './util.js';
 
@@ -27,6 +28,8 @@ export interface Measured {
     eventsPerCallOnSwitch: number;
     adapter: ModeFigures;
     baseline: ModeFigures | null;
+    /** The overload phase, on the same adapter (null: not run). */
+    overload: OverloadFigures | null;
   } | null;
   memory: { adapter: HoldFigures[]; baseline: HoldFigures[] };
 }
@@ -64,8 +67,10 @@ export interface DialplanReport extends ModeFigures, Headline {
   /** Events that pass the adapter's filters, per call; the switch has `eventsPerCallOnSwitch`. */
   eventsPerCall: number;
   eventsPerCallOnSwitch: number;
-  // eventsLost, callsFailed: every dialplan-mode phase, adapter and baseline.
+  // eventsLost, callsFailed: every dialplan-mode phase, adapter and baseline (the overload phase:
+  // its events lost only; its calls failed are its own figure).
   baseline: ModeFigures | null;
+  overload: OverloadFigures | null;
 }
 
 export interface Report extends Headline {
@@ -147,15 +152,18 @@ export function summarise(
           dp.adapter.throughput.processes,
           ...Object.values(dp.adapter.latencyByRate).map((f) => f.processes),
         ),
-        ...((a) => ({ eventsLost: a.lost, callsFailed: a.failed }))(account([dp.adapter, dp.baseline])),
+        ...((a) => ({ eventsLost: a.lost + (dp.overload?.eventsLost ?? 0), callsFailed: a.failed }))(
+          account([dp.adapter, dp.baseline]),
+        ),
         throughput: dp.adapter.throughput,
         latency: dp.adapter.latency,
         latencyByRate: dp.adapter.latencyByRate,
         baseline: dp.baseline,
+        overload: dp.overload,
       }
     : null;
   const all = account([...Object.values(m.adapter), bl, dp?.adapter, dp?.baseline]);
-  const lost = all.lost + m.memory.adapter.reduce((n, f) => n + f.eventsLost, 0);
+  const lost = all.lost + m.memory.adapter.reduce((n, f) => n + f.eventsLost, 0) + (dp?.overload?.eventsLost ?? 0);
   const failed = all.failed + [...m.memory.adapter, ...m.memory.baseline].reduce((n, f) => n + f.failed, 0);
   const r: Report = {
     ...head,
@@ -215,10 +223,22 @@ export function summarise(
     ['dialplanSetupP99Ms1000', dialplan?.setupP99Ms1000 ?? NaN, '≤ 5 at 1000/s', (n) => n <= 5],
     ['dialplanCpuVsBridge', dialplan?.cpuVsBridge ?? NaN, '≤ 1.5 × bridge mode', (n) => n <= 1.5],
     ['rss10kMB', r.rss10kMB, '≤ 300', (n) => n <= 300],
+    ...overloadTargets(dialplan?.overload ?? null),
     ['eventsLost', lost, '0', (n) => n === 0],
     ['callsFailed', failed, '0', (n) => n === 0],
   ];
   for (const [key, value, target, met] of targets)
     if (Number.isFinite(value)) r.targets[key] = { target, met: met(value) };
   return r;
+}
+
+/** The overload phase's targets (issue 21): no call waits past the bound, a short tail, no collapse, nothing lost. */
+export function overloadTargets(o: OverloadFigures | null): [string, number, string, (n: number) => boolean][] {
+  if (!o) return [];
+  return [
+    ['overloadCallsFailed', o.callsFailed, '0', (n) => n === 0],
+    ['overloadSetupP99Ms', o.setupP99Ms, '≤ 250, every call counted', (n) => n <= 250],
+    ['overloadGoodput', o.goodputVsCapacity, '≥ 0.9 × capacity', (n) => n >= 0.9],
+    ['overloadEventsLost', o.eventsLost, '0', (n) => n === 0],
+  ];
 }

@@ -67,6 +67,25 @@ const WITHHELD_WORDS: ReadonlySet<string> = new Set([
  *   digits stay as they are (nothing invented, nothing dropped).
  */
 export function toE164Digits(raw: string, rules: NumberRules): string {
+  if (typeof raw !== 'string' || raw.length > MAX_RAW_CHARS) return '';
+  const key = `${rules.defaultCountryCode}|${rules.extensionMaxDigits}|${raw}`;
+  const known = recent.get(key);
+  if (known !== undefined) return known;
+  const digits = readNumber(raw, rules);
+  if (recent.size >= RECENT_MAX) recent.clear();
+  recent.set(key, digits);
+  return digits;
+}
+
+/**
+ * The numbers read lately, by rules and text. Reading one with libphonenumber is a few hundred
+ * parses of metadata patterns; a shop's destination numbers (its DIDs, its extensions) and many
+ * of its callers come back call after call. Bounded: emptied when full.
+ */
+const RECENT_MAX = 2000;
+const recent = new Map<string, string>();
+
+function readNumber(raw: string, rules: NumberRules): string {
   try {
     const cleaned = cleanNumber(raw);
     if (cleaned === null) return '';

@@ -102,6 +102,8 @@ export class CallSession {
   private endpoint: string | undefined;
   private readonly finished: Promise<void>;
   private resolveFinished!: () => void;
+  /** What the call's one info line says about it (written when it ends, with the cause). */
+  private summary: Record<string, string> = {};
   /** performance.now() by which the call must be routed, whatever Zammad does. */
   private readonly deadline: number;
   private routedNoted = false;
@@ -155,13 +157,15 @@ export class CallSession {
       if (choice.kind === 'endpoint') this.endpoint = choice.name;
     }
     this.state = initialState(facts, this.endpoint !== undefined);
-    this.log.info('call', {
+    this.summary = {
       direction: facts.direction,
       from: facts.from,
       to: facts.to,
       mode: facts.mode,
       endpoint: this.endpoint ?? 'none',
-    });
+    };
+    // One info line per call, when it ends ('call ended'); its start is a debug line.
+    this.log.debug('call', this.summary);
 
     this.conn.follow((e) => {
       const signal = readSignal(e);
@@ -190,19 +194,19 @@ export class CallSession {
       return;
     }
 
-    try {
-      // The connection's handshake subscribed with `myevents json` (esl-connection.ts). Sent
-      // together, answered in order. Without linger FreeSWITCH closes the socket as soon as the
-      // channel is down and the last events can be lost.
-      const subscribe = [this.conn.command('linger')];
-      // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
-      if (facts.mode === 'dialplan')
-        for (const [header, value] of DIALPLAN_EVENT_FILTERS)
-          subscribe.push(this.conn.command(`filter ${header} ${value}`));
-      await Promise.all(subscribe);
-    } catch (err) {
-      this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) });
-    }
+    // The connection's handshake subscribed with `myevents json` (esl-connection.ts). Sent
+    // together, answered in order. Without linger FreeSWITCH closes the socket as soon as the
+    // channel is down and the last events can be lost. Not waited for: FreeSWITCH runs a
+    // connection's commands in order, so whatever the call sends next (its routing command)
+    // comes after them anyway, and newCall need not wait a round trip on the switch.
+    const subscribe = [this.conn.command('linger')];
+    // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
+    if (facts.mode === 'dialplan')
+      for (const [header, value] of DIALPLAN_EVENT_FILTERS)
+        subscribe.push(this.conn.command(`filter ${header} ${value}`));
+    Promise.all(subscribe).catch((err: unknown) =>
+      this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) }),
+    );
     this.dispatch({ type: 'start' });
     await this.finished;
   }
@@ -255,7 +259,7 @@ export class CallSession {
         // The outbox journals calls in progress with their events (store.ts), for crash recovery.
         if (effect.post.event === 'hangup') {
           this.deps.metrics?.ended?.(effect.post.cause);
-          this.log.info('call ended', { cause: effect.post.cause });
+          this.log.info('call ended', { ...this.summary, cause: effect.post.cause });
         }
         if (this.endpoint !== undefined) void this.deps.zammad.send(this.endpoint, effect.post);
         return;

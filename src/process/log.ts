@@ -97,23 +97,41 @@ export function createLogger(options: LogOptions): Logger {
 /**
  * winston formats every message (redaction, timestamp, JSON) before its transport drops those
  * below the level: the level is checked here first, so that a call's info lines cost nothing
- * at LOG_LEVEL=warn (bench/README.md).
+ * at LOG_LEVEL=warn (bench/README.md). A child's fields are merged into a line only when it is
+ * written: a child per call is one small object (methods on the prototype, a call may be held for
+ * hours), not a winston logger.
  */
+class Wrapped implements Logger {
+  constructor(
+    private readonly w: winston.Logger,
+    private readonly base?: LogFields,
+  ) {}
+  private meta(f: LogFields | undefined): LogFields | undefined {
+    const base = this.base;
+    return base === undefined ? f : f === undefined ? base : { ...base, ...f };
+  }
+  error(m: string, f?: LogFields): void {
+    this.w.error(m, this.meta(f));
+  }
+  warn(m: string, f?: LogFields): void {
+    if (this.w.isWarnEnabled()) this.w.warn(m, this.meta(f));
+  }
+  info(m: string, f?: LogFields): void {
+    if (this.w.isInfoEnabled()) this.w.info(m, this.meta(f));
+  }
+  debug(m: string, f?: LogFields): void {
+    if (this.w.isDebugEnabled()) this.w.debug(m, this.meta(f));
+  }
+  child(fields: LogFields): Logger {
+    return new Wrapped(this.w, this.meta(fields));
+  }
+  isDebug(): boolean {
+    return this.w.isDebugEnabled();
+  }
+}
+
 function wrap(w: winston.Logger): Logger {
-  return {
-    error: (m, f) => void w.error(m, f),
-    warn: (m, f) => {
-      if (w.isWarnEnabled()) w.warn(m, f);
-    },
-    info: (m, f) => {
-      if (w.isInfoEnabled()) w.info(m, f);
-    },
-    debug: (m, f) => {
-      if (w.isDebugEnabled()) w.debug(m, f);
-    },
-    child: (fields) => wrap(w.child(fields)),
-    isDebug: () => w.isDebugEnabled(),
-  };
+  return new Wrapped(w);
 }
 
 /** A logger that drops everything: for unit tests and tools that print their own output. */

@@ -4,7 +4,8 @@
  * the call handed back with `transfer`), print its table, write its figures, and lose nothing:
  * every call of every phase ends cleanly, every event of every call reaches Zammad (adapter) or
  * the listener (baseline). Speed is not asserted here (bench/README.md has the figures); that
- * every headline figure of bench/results/latest.json is there and plausible is.
+ * every headline figure of bench/results/latest.json is there and plausible is (the overload
+ * phase's too; its targets are not asserted).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -175,6 +176,15 @@ test('npm run bench --smoke: runs end to end, prints the table, loses no event',
     assert.ok(r.dialplan['eventsPerCall']! < r.dialplan['eventsPerCallOnSwitch']!);
     assert.equal(r.dialplan['eventsLost'], 0);
     assert.equal(r.dialplan['callsFailed'], 0);
+    // The overload phase (dialplan mode, twice the capacity just measured; in smoke mode shorter and
+    // capped): its figures are there and numbers, and it lost nothing. Its targets are not asserted here.
+    const overload = (r.dialplan as unknown as { overload: Record<string, unknown> }).overload;
+    for (const k of ['rate', 'calls', 'callsFailed', 'setupP99Ms', 'goodputPerSec', 'fellOpen', 'eventsLost'])
+      assert.ok(typeof overload[k] === 'number' && Number.isFinite(overload[k]), `dialplan.overload.${k} is a number`);
+    positive(overload['rate'], 'dialplan.overload.rate');
+    positive(overload['calls'], 'dialplan.overload.calls');
+    assert.equal(overload['eventsLost'], 0);
+    assert.match(stdout, /\| overload: setup p99 ms, every call counted/);
     // The adapter's process tree: its own process at least.
     assert.ok(
       (r['adapterProcesses'] as number) >= 1 &&

@@ -12,6 +12,7 @@ import {
   FrameReader,
   JsonEvent,
   jsonStringValue,
+  jsonStringValues,
   plainEvent,
   type EventLike,
   type HeaderText,
@@ -143,3 +144,60 @@ test(
       assertSame(theirs, ours([stream.subarray(0, cut), stream.subarray(cut)]), `cut at ${cut}`);
   },
 );
+
+test('a long header block (looked up through its line index) reads as with modesl, edge cases included', () => {
+  const filler = Array.from({ length: 40 }, (_, i) => `X-Fill-${i}: ${'v'.repeat(30)}`).join('\n');
+  const block =
+    `Content-Type: command/reply\nReply-Text: +OK: fine\nX-Dup: 1\nX-Bare\nNo-Space:here\n${filler}\n` +
+    'X-Dup: 2\nVal: a%20b\nX-Bare: late\nEmpty: \n\n';
+  assert.ok(block.length > 1024, 'long enough to be indexed');
+  const stream = Buffer.from(`${block}Content-Type: api/response\nContent-Length: 5\n\nhello`);
+  const theirs = modeslMessages([stream]);
+  assertSame(theirs, ours([stream]), 'whole');
+  for (const cut of [1, 500, block.length - 1, block.length + 3])
+    assertSame(theirs, ours([stream.subarray(0, cut), stream.subarray(cut)]), `cut at ${cut}`);
+});
+
+test('JSON events read in one pass for several names give what one scan per name gives', () => {
+  const headers: Header[] = [
+    ['Event-Name', 'CHANNEL_HANGUP_COMPLETE'],
+    ['Unique-ID', 'abc'],
+    ['Hangup-Cause', 'NORMAL_CLEARING'],
+    ['variable_x', 'Hangup-Cause'],
+    ['variable_y', 'Unique-ID'],
+    ['variable_quote', 'say "hi"\\'],
+    ['variable_DP_MATCH', 'ARRAY::1|:2'],
+    ['variable_empty', ''],
+    ['Hangup-Cause', 'USER_BUSY'],
+    ['Application-Data', '"Event-Name"'],
+  ];
+  const names = [
+    'Event-Name',
+    'Unique-ID',
+    'Hangup-Cause',
+    'variable_quote',
+    'variable_DP_MATCH',
+    'variable_empty',
+    'Application',
+    'Application-Data',
+    'No-Such',
+  ];
+  const texts = [
+    serializeJson(headers),
+    serializeJson(headers, 'a body with "Unique-ID":"x"'),
+    '{ "Event-Name": "X" }',
+    ...records(eslFixture('answered-normal-json.txt'))
+      .filter((r) => r.dir === 'FS->APP')
+      .map((r) => r.data.toString('utf8'))
+      .filter((t) => t.includes('{"Event-Name"'))
+      .map((t) => t.slice(t.indexOf('{"Event-Name"'))),
+  ];
+  for (const text of texts) {
+    const batch = jsonStringValues(text, names);
+    for (const name of names) {
+      const one = jsonStringValue(text, name);
+      if (one === undefined) assert.ok(!batch.has(name), `${name}: left to JSON.parse`);
+      else assert.equal(batch.get(name), one, name);
+    }
+  }
+});
