@@ -87,7 +87,7 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
       void running.finally(() => sessions.delete(running));
     },
     log.child({ component: 'esl' }),
-    { rejected: () => metrics.rejectedConnections.inc(), shed: () => metrics.shedConnections.inc() },
+    { rejected: () => metrics.rejectedConnections.inc() },
   );
   const load = new Shedding(
     overloadLimits(config.ZAMMAD_NEWCALL_TIMEOUT_MS, config.ZAMMAD_MAX_CONNECTIONS),

@@ -103,11 +103,6 @@ export class Metrics {
     help: 'Event-socket connections refused (address outside ESL_ALLOW)',
     registers: [this.registry],
   });
-  readonly shedConnections = new client.Counter({
-    name: 'cti_esl_shed_connections_total',
-    help: 'Event-socket connections let go at once while refusing new calls (overload): their calls route unreported',
-    registers: [this.registry],
-  });
   readonly eslErrors = new client.Counter({
     name: 'cti_esl_connection_errors_total',
     help: 'Event-socket connections closed for a fault, by reason',

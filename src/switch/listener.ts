@@ -14,19 +14,7 @@ export interface ListenerOptions extends EslConnectionOptions {
 
 export interface ListenerHooks {
   rejected?(address: string): void;
-  /** A connection let go at once while refusing (overload): its call routes unreported. */
-  shed?(): void;
 }
-
-/**
- * What a call is told while the adapter refuses: `connect` (FreeSWITCH's socket application waits
- * for it before anything else) and `exit` at once, in one write. The socket application then
- * returns and the gate's routing runs, as if the port had refused the connection
- * (mod_event_socket.c parse_command(): `exit` clears LFLAG_RUNNING, "+OK bye").
- */
-export const LET_GO = 'connect\n\nexit\n\n';
-/** A shed connection FreeSWITCH does not close itself is closed after this long. */
-const LET_GO_CLOSE_MS = 5000;
 
 function allowList(entries: readonly string[]): net.BlockList {
   const list = new net.BlockList();
@@ -117,10 +105,7 @@ export class EslListener {
     return this.refusing;
   }
 
-  /**
-   * Overload: closes the port, so that FreeSWITCH's next `socket` is refused at once and the gate's
-   * routing runs. Until it is closed, each connection taken is let go at once (LET_GO).
-   */
+  /** Overload: closes the port, so that FreeSWITCH's next `socket` is refused at once and the gate's routing runs. */
   refuse(): void {
     if (!this.accepting || this.refusing) return;
     this.refusing = true;
@@ -187,14 +172,6 @@ export class EslListener {
     socket.on('error', untilTakenOver);
     if (address === '') {
       socket.destroy(); // reset before it was accepted: nothing to refuse or to follow
-      return;
-    }
-    if (this.refusing && this.accepting && isAllowed(this.allowed, address)) {
-      // Taken from the kernel while the port closes: let go at once, not left to wait for a turn.
-      this.hooks.shed?.();
-      socket.resume(); // FreeSWITCH's replies are read and dropped
-      socket.setTimeout(LET_GO_CLOSE_MS, () => socket.destroy());
-      socket.end(LET_GO);
       return;
     }
     if (!this.accepting || !isAllowed(this.allowed, address)) {

@@ -123,17 +123,8 @@ describe('overload', () => {
       );
 
       await Promise.all(taken.map((o) => o.call.closed));
-      // Taken while the port closes: let go at once (connect, exit), the gate's routing runs.
-      const letGo = taken.filter((o) => o.call.commands.map((c) => c.name).join(' ') === 'connect exit');
-      for (const o of letGo) {
-        const at = o.call.commands.at(-1)?.at ?? Infinity;
-        const fromAccept = at - Math.max(0, resumedAt - o.placedAt);
-        assert.ok(fromAccept < 1000, `${o.call.uuid}: let go ${fromAccept} ms after it could be accepted`);
-        assert.equal(zammad.postsFor(o.call.uuid).length, 0, 'a call let go is not reported');
-      }
-      const served = taken.filter((o) => !letGo.includes(o));
       const bound = timeoutMs + 1000;
-      for (const o of served) {
+      for (const o of taken) {
         const ms = routedAfterMs(o.call);
         assert.ok(ms !== undefined, `${o.call.uuid}: routed (${o.call.commands.map((c) => c.name).join(' ')})`);
         // Waiting in the backlog during the stall is the stall's; the adapter's own bound starts at the resume.
@@ -147,10 +138,9 @@ describe('overload', () => {
       assert.match(lines[0]?.message ?? '', /^overload \(event loop \d+ ms late\): refusing new calls/);
       assert.ok(lines.length <= 8, `one line per level change: ${lines.map((l) => l.message).join(' | ')}`);
 
-      assert.ok((m.get('cti_esl_shed_connections_total') ?? 0) >= letGo.length, 'every connection let go is counted');
       await everyCallOnce(
         zammad,
-        served.map((o) => o.call),
+        taken.map((o) => o.call),
       );
       // Caught up: normal again, ready, the port listening as before.
       await waitUntil(

@@ -11,7 +11,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RealSwitch, type FinishedCall } from '../harness.js';
@@ -19,15 +18,14 @@ import type { Extension } from '../dialplan.js';
 import { freePort, type Line } from '../adapter.js';
 import { switchAddress } from '../switch-address.js';
 import type { AdapterProcess } from '../../e2e/adapter-process.js';
-import { LET_GO } from '../../../src/switch/listener.js';
 import { Leg } from '../legs.js';
 import { CALLER, common, executions, user } from '../scenario-kit.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const CONF_HA_GATE = join(ROOT, 'conf', 'high-availability', 'dialplan', 'public', '00_zammad_cti.xml');
 
-const CTX = { up: 'cti_test_ha', down: 'cti_test_ha_down', letGo: 'cti_test_ha_let_go' } as const;
-/** The suite's own numbers: 4930999870xx → CTX.up, 4930999871xx → CTX.down, 4930999872xx → CTX.letGo. */
+const CTX = { up: 'cti_test_ha', down: 'cti_test_ha_down' } as const;
+/** The suite's own numbers: 4930999870xx → CTX.up, 4930999871xx → CTX.down. */
 const N = {
   /** 2004 answers and talks 20 s: the call in progress while A drains */
   talk: '493099987001',
@@ -36,8 +34,6 @@ const N = {
   /** 2003 rings 3 s, answers, 2 s tone, hangs up */
   ring: '493099987003',
   down: '493099987101',
-  /** an adapter that lets the call go at once (overload: connect, exit) */
-  letGo: '493099987201',
 } as const;
 
 const ALICE = { user: 'Alice Agent', answeringNumber: '2000' };
@@ -49,9 +45,6 @@ let a: Line;
 let b: Line;
 /** A's first process, the one stopped with SIGTERM (its log is judged at the end too) */
 let drainedA: AdapterProcess | undefined;
-/** Answers every connection as a refusing adapter does: LET_GO, the bytes src/switch/listener.ts sends. */
-let letGoServer: net.Server | undefined;
-let letGoConnections = 0;
 
 /**
  * The shipped two-adapter gate with its socket list pointed at `ports` (host 127.0.0.1 kept, the
@@ -84,16 +77,6 @@ before(async () => {
   [a, b] = await Promise.all([sw.line({ name: 'ha-a', env }), sw.line({ name: 'ha-b', env })]);
   assert.notEqual(a.env['OUTBOX_PATH'], b.env['OUTBOX_PATH']);
   const dead: [number, number] = [await freePort(), await freePort()];
-  const server = net.createServer((socket) => {
-    letGoConnections++;
-    socket.on('error', () => {});
-    socket.resume();
-    socket.end(LET_GO);
-  });
-  letGoServer = server;
-  const letGoPort = await new Promise<number>((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)),
-  );
   const hab: Extension['actions'][number] = ['set', 'hangup_after_bridge=true'];
   const route = (name: string, number: string, ext: string): Extension => ({
     name: `cti_test_ha_${name}`,
@@ -111,7 +94,6 @@ before(async () => {
       ],
     },
     { name: CTX.down, extensions: [haGate(dead), route('down', N.down, '2000')] },
-    { name: CTX.letGo, extensions: [haGate([letGoPort, dead[1]]), route('let_go', N.letGo, '2000')] },
   ]);
   const toContext = (name: string, expression: string, context: string): Extension => ({
     name,
@@ -124,13 +106,11 @@ before(async () => {
   await sw.dialplan(`00_cti_test_ha_${process.pid}`, [
     toContext('cti_test_ha_to_up', '^(4930999870\\d\\d)$', CTX.up),
     toContext('cti_test_ha_to_down', '^(4930999871\\d\\d)$', CTX.down),
-    toContext('cti_test_ha_to_let_go', '^(4930999872\\d\\d)$', CTX.letGo),
   ]);
 });
 
 after(async () => {
   await sw?.close();
-  letGoServer?.close();
 });
 
 type Agent = { user: string; answeringNumber: string };
@@ -245,23 +225,6 @@ describe('two adapters behind one gate (socket A|B) on a real FreeSWITCH', () =>
     assert.equal(inbound.hangupCause, 'NORMAL_CLEARING');
     assert.match((await call.result).trim(), /^\+OK/);
     assert.deepEqual([...a.zammad.postsFor(inbound.uuid), ...b.zammad.postsFor(inbound.uuid)], []);
-  });
-});
-
-describe('an adapter that refuses under overload', () => {
-  const title =
-    'a connection let go at once (connect, exit in one write): the socket app returns, the routing runs once';
-  test(title, async () => {
-    const call = sw.call('ha-let-go', { to: N.letGo, from: CALLER });
-    const legs = await sw.legs.allEnded(call.tag, 30_000);
-    const inbound = legs.one('inbound');
-    assert.equal(letGoConnections, 1, 'the switch connected to the first entry, once');
-    assert.equal(executions(inbound, 'socket').length, 1, legs.describe());
-    const bridges = executions(inbound, 'bridge').map((e) => e.headers['Application-Data']);
-    assert.deepEqual(bridges, [user('2000')], 'one bridge: the routing ran, the call was not parked');
-    assert.ok(legs.one('bleg').has('CHANNEL_ANSWER'), 'the agent answered');
-    assert.equal(inbound.hangupCause, 'NORMAL_CLEARING');
-    assert.match((await call.result).trim(), /^\+OK/);
   });
 });
 
