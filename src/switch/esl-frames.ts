@@ -71,6 +71,9 @@ function hexDigit(c: number): number {
  * properties and ~140 decoded strings.
  */
 export class HeaderText {
+  /** Big blocks (the connect reply's channel data, ~7 KB): line start by name, the last line winning. */
+  private index: Map<string, number> | undefined;
+
   constructor(readonly text: string) {}
 
   get(name: string): string | number | undefined {
@@ -79,7 +82,8 @@ export class HeaderText {
     if (t.length >= INDEX_FROM && !name.includes(': ') && !name.includes('\n')) {
       // A block looked up some 30 times a call (framing, modesl, the call's facts): one pass
       // over its lines instead of one scan of the whole block per name.
-      line = indexOf(this).get(name) ?? -1;
+      if (this.index === undefined) this.index = lineIndex(t);
+      line = this.index.get(name) ?? -1;
     } else {
       // The last line that starts with `name` followed by ': ' or the end of the line. Searched
       // forwards: V8's indexOf is several times faster than its lastIndexOf.
@@ -102,24 +106,6 @@ export class HeaderText {
 
 /** Header blocks at least this long are indexed on their first look-up (a reply is ~100 characters). */
 const INDEX_FROM = 1024;
-
-/**
- * The indexes of the blocks looked up last, outside the blocks: a call's channel data may outlive
- * its look-ups (held by whoever read it), its index (as big again) need not. Enough for the calls
- * whose handshakes overlap; the oldest goes first.
- */
-const INDEXES_KEPT = 64;
-const indexes = new Map<HeaderText, Map<string, number>>();
-
-function indexOf(block: HeaderText): Map<string, number> {
-  let index = indexes.get(block);
-  if (index === undefined) {
-    index = lineIndex(block.text);
-    if (indexes.size >= INDEXES_KEPT) indexes.delete(indexes.keys().next().value as HeaderText);
-    indexes.set(block, index);
-  }
-  return index;
-}
 
 /**
  * Each line's key — up to its first ': ', or the whole line — to where the line starts; the last
