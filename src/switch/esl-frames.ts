@@ -82,8 +82,7 @@ export class HeaderText {
     if (t.length >= INDEX_FROM && !name.includes(': ') && !name.includes('\n')) {
       // A block looked up some 30 times a call (framing, modesl, the call's facts): one pass
       // over its lines instead of one scan of the whole block per name.
-      if (this.index === undefined) this.index = lineIndex(t);
-      line = this.index.get(name) ?? -1;
+      line = (this.index ??= lineIndex(t)).get(name) ?? -1;
     } else {
       // The last line that starts with `name` followed by ': ' or the end of the line. Searched
       // forwards: V8's indexOf is several times faster than its lastIndexOf.
@@ -122,7 +121,7 @@ function lineIndex(t: string): Map<string, number> {
       sep = t.indexOf(': ', at);
       if (sep < 0) sep = Infinity;
     }
-    index.set(t.slice(at, Math.min(sep, nl)), at);
+    index.set(t.slice(at, sep < nl ? sep : nl), at);
     at = nl + 1;
   }
   return index;
