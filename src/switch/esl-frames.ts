@@ -71,26 +71,16 @@ function hexDigit(c: number): number {
  * properties and ~140 decoded strings.
  */
 export class HeaderText {
-  /** Big blocks (the connect reply's channel data, ~7 KB): line start by name, the last line winning. */
-  private index: Map<string, number> | undefined;
-
   constructor(readonly text: string) {}
 
   get(name: string): string | number | undefined {
     const t = this.text;
-    let line = -1;
-    if (t.length >= INDEX_FROM && !name.includes(': ') && !name.includes('\n')) {
-      // A block looked up some 30 times a call (framing, modesl, the call's facts): one pass
-      // over its lines instead of one scan of the whole block per name.
-      line = (this.index ??= lineIndex(t)).get(name) ?? -1;
-    } else {
-      // The last line that starts with `name` followed by ': ' or the end of the line. Searched
-      // forwards: V8's indexOf is several times faster than its lastIndexOf.
-      if (keyEnds(t, 0, name)) line = 0;
-      const needle = `\n${name}`;
-      for (let at = t.indexOf(needle); at >= 0; at = t.indexOf(needle, at + 1))
-        if (keyEnds(t, at + 1, name)) line = at + 1;
-    }
+    // The last line that starts with `name` followed by ': ' or the end of the line. Searched
+    // forwards: V8's indexOf is several times faster than its lastIndexOf.
+    let line = keyEnds(t, 0, name) ? 0 : -1;
+    const needle = `\n${name}`;
+    for (let at = t.indexOf(needle); at >= 0; at = t.indexOf(needle, at + 1))
+      if (keyEnds(t, at + 1, name)) line = at + 1;
     if (line < 0) return undefined;
     const end = line + name.length;
     let value = '';
@@ -101,30 +91,6 @@ export class HeaderText {
     }
     return name === 'Content-Length' ? parseInt(value, 10) : value;
   }
-}
-
-/** Header blocks at least this long are indexed on their first look-up (a reply is ~100 characters). */
-const INDEX_FROM = 1024;
-
-/**
- * Each line's key — up to its first ': ', or the whole line — to where the line starts; the last
- * of duplicate keys wins. For a name without ': ' this is the line keyEnds() would pick.
- */
-function lineIndex(t: string): Map<string, number> {
-  const index = new Map<string, number>();
-  // The next ': ' is searched for again only once passed: lines without one cost no rescan.
-  let sep = -1;
-  for (let at = 0; at <= t.length; ) {
-    let nl = t.indexOf('\n', at);
-    if (nl < 0) nl = t.length;
-    if (sep < at && sep !== Infinity) {
-      sep = t.indexOf(': ', at);
-      if (sep < 0) sep = Infinity;
-    }
-    index.set(t.slice(at, sep < nl ? sep : nl), at);
-    at = nl + 1;
-  }
-  return index;
 }
 
 /**

@@ -145,12 +145,11 @@ test(
   },
 );
 
-test('a long header block (looked up through its line index) reads as with modesl, edge cases included', () => {
+test('a long header block reads as with modesl, edge cases included', () => {
   const filler = Array.from({ length: 40 }, (_, i) => `X-Fill-${i}: ${'v'.repeat(30)}`).join('\n');
   const block =
     `Content-Type: command/reply\nReply-Text: +OK: fine\nX-Dup: 1\nX-Bare\nNo-Space:here\n${filler}\n` +
     'X-Dup: 2\nVal: a%20b\nX-Bare: late\nEmpty: \n\n';
-  assert.ok(block.length > 1024, 'long enough to be indexed');
   const stream = Buffer.from(`${block}Content-Type: api/response\nContent-Length: 5\n\nhello`);
   const theirs = modeslMessages([stream]);
   assertSame(theirs, ours([stream]), 'whole');
