@@ -102,13 +102,14 @@ export interface JobResult {
 /**
  * The overload phase's account. A call falls open where FreeSWITCH's gate would route it itself:
  * its connect is refused (`socket` returns at once), it gets no first command within the bound
- * (counted at the bound), or the app lets it go (`exit`, or the socket closed after the first
+ * (counted at the bound), the app sheds it (a `transfer` without a subscription: the dialplan routes
+ * it at once, unreported), or the app lets it go (`exit`, or the socket closed after the first
  * command) before its routing command. Times are from the call's start (the TCP connect), so the
  * adapter's accept backlog counts. Only calls started in the window.
  */
 export interface Overload {
   boundMs: number;
-  fellOpen: { refused: number; noFirstCommand: number; letGo: number };
+  fellOpen: { refused: number; noFirstCommand: number; letGo: number; shed: number };
   /** ms from the call's start to the moment it fell open. */
   fellOpenMs: number[];
   /** [uuid, ms from the call's start to its routing command]. */
@@ -146,6 +147,8 @@ class Call {
   private timer: NodeJS.Timeout | undefined;
   private boundTimer: NodeJS.Timeout | undefined;
   private commanded = false;
+  /** `myevents` came: FreeSWITCH would send the call's events. */
+  private subscribed = false;
   connected = false;
   setupMs = -1;
   /** Overload: routed, but later than the bound. */
@@ -224,13 +227,18 @@ class Call {
     const nl = packet.indexOf('\n');
     const line = nl < 0 ? packet : packet.slice(0, nl);
     if (line === 'connect') {
-      this.connected = true;
-      this.run.connected++;
+      // A second `connect` (a call the adapter looked at to shed, then took): the channel data again.
+      if (!this.connected) {
+        this.connected = true;
+        this.run.connected++;
+        this.connectAt = performance.now();
+      }
       this.write(steps.connect);
-      this.connectAt = performance.now();
     } else if (line.startsWith('event ')) this.write(steps.eventReply);
-    else if (line.startsWith('myevents')) this.write(steps.myeventsReply);
-    else if (line.startsWith('linger')) this.write(steps.lingerReply);
+    else if (line.startsWith('myevents')) {
+      this.subscribed = true;
+      this.write(steps.myeventsReply);
+    } else if (line.startsWith('linger')) this.write(steps.lingerReply);
     else if (line.startsWith('filter ') && dialplan) {
       const [h = '', ...v] = line.slice(7).split(' ');
       this.filters.push([h, v.join(' ')]);
@@ -240,7 +248,14 @@ class Call {
       this.write(dialplan ? dialplan.api(line) : t.api);
     } else if (line.startsWith('sendmsg') && dialplan) {
       // Dialplan mode: after `transfer`, everything the routed call sends that passes the app's filters.
-      if (packet.includes('\nexecute-app-name: transfer') && this.phase === Phase.Opening) {
+      if (packet.includes('\nexecute-app-name: transfer') && this.phase === Phase.Opening && !this.subscribed) {
+        // Shed (overload): handed back without a subscription, so FreeSWITCH sends no event of the
+        // call; the gate's routing runs now, unreported. Outside the overload phase it is a failure.
+        this.phase = Phase.Ending;
+        this.write(dialplan.ok);
+        if (this.run.overload) this.run.fellOpen(this, 'shed');
+        else this.run.fail(this, 'shed (handed back unreported)');
+      } else if (packet.includes('\nexecute-app-name: transfer') && this.phase === Phase.Opening) {
         this.setupMs = performance.now() - this.connectAt;
         this.run.onSetup(this);
         this.phase = Phase.Ending;
@@ -327,7 +342,7 @@ class Run {
     if (job.mode === 'rate' && job.overloadBoundMs !== undefined)
       this.overload = {
         boundMs: job.overloadBoundMs,
-        fellOpen: { refused: 0, noFirstCommand: 0, letGo: 0 },
+        fellOpen: { refused: 0, noFirstCommand: 0, letGo: 0, shed: 0 },
         fellOpenMs: [],
         routed: [],
         completedRouted: [],

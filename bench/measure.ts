@@ -133,7 +133,7 @@ export async function runJob(
     if (o && !merged.overload) merged.overload = { ...o, fellOpen: { ...o.fellOpen } };
     else if (o && merged.overload) {
       const m = merged.overload;
-      for (const k of ['refused', 'noFirstCommand', 'letGo'] as const) m.fellOpen[k] += o.fellOpen[k];
+      for (const k of ['refused', 'noFirstCommand', 'letGo', 'shed'] as const) m.fellOpen[k] += o.fellOpen[k];
       m.fellOpenMs.push(...o.fellOpenMs);
       m.routed.push(...o.routed);
       m.completedRouted.push(...o.completedRouted);

@@ -91,7 +91,7 @@ export async function overloadPhase(
   for (let i = 0; i < unrouted; i++) setup.push(CALL_TIMEOUT_MS);
   setup.sort((x, y) => x - y);
   const windowS = (at1.t - at0.t) / 1000;
-  const fellOpen = o.fellOpen.refused + o.fellOpen.noFirstCommand + o.fellOpen.letGo;
+  const fellOpen = o.fellOpen.refused + o.fellOpen.noFirstCommand + o.fellOpen.letGo + o.fellOpen.shed;
   const cpuMs = treeCpuMs(at0.tree, at1.tree);
   const goodputPerSec = good / windowS;
   return {

@@ -106,9 +106,10 @@ export function table(r: Report, levels: string[]): string {
       `${fmt(o.goodputPerSec, 0)}; ${fmt(o.goodputVsCapacity, 2)}`,
       met.get('overloadGoodput'),
     );
+    const by = o.fellOpenBy;
     row(
-      'fell open (refused / no first command / let go)',
-      `${o.fellOpen} (${o.fellOpenBy.refused} / ${o.fellOpenBy.noFirstCommand} / ${o.fellOpenBy.letGo})`,
+      'fell open (refused / no first command / let go / shed)',
+      `${o.fellOpen} (${[by.refused, by.noFirstCommand, by.letGo, by.shed].join(' / ')})`,
     );
     row('events lost', String(o.eventsLost), met.get('overloadEventsLost'));
   }

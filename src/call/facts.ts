@@ -98,34 +98,44 @@ export function splitUsers(value: string | undefined): string[] | null {
   return users.length > 0 ? users : null;
 }
 
+/** What decides how a call is routed: read alone when a call is shed (process/calls.ts), a handful of look-ups. */
+export type RoutingFacts = Pick<CallFacts, 'callId' | 'dialString' | 'mode' | 'gated' | 'handBackSafe'>;
+
+export function routingFacts(get: Lookup, rules: CallRules): RoutingFacts {
+  const dialString = channelVariable(get, 'zammad_bridge') ?? rules.defaultBridge;
+  const destination = get('Caller-Destination-Number') ?? get('Channel-Destination-Number') ?? '';
+  return {
+    callId: get('Unique-ID') ?? get('Channel-Unique-ID') ?? get('Caller-Unique-ID') ?? '',
+    dialString,
+    mode: dialString.trim() === '' ? 'dialplan' : 'bridge',
+    gated: channelVariable(get, 'zammad_handled') !== undefined,
+    handBackSafe: [destination, get('Caller-Context') ?? get('Channel-Context') ?? ''].every((v) =>
+      /^[^\s'"\\{}$]+$/.test(v),
+    ),
+  };
+}
+
 export function callFacts(get: Lookup, rules: CallRules): CallFacts {
-  const callId = get('Unique-ID') ?? get('Channel-Unique-ID') ?? get('Caller-Unique-ID') ?? '';
+  const routing = routingFacts(get, rules);
   const callerRaw = get('Caller-Caller-ID-Number') ?? get('Channel-Caller-ID-Number') ?? get('Caller-ANI') ?? '';
   const destination = get('Caller-Destination-Number') ?? get('Channel-Destination-Number') ?? '';
-  const dialString = channelVariable(get, 'zammad_bridge') ?? rules.defaultBridge;
   const expand = (name: string) => {
     const field = PROFILE_FIELDS[name];
     return (field ? get(field) : undefined) ?? channelVariable(get, name);
   };
   return {
-    callId,
+    ...routing,
     direction: directionOf(get, rules),
     from: callerNumber(callerRaw, isWithheldFlag(get), rules),
     to: toE164Digits(destination, rules),
     callerName: get('Caller-Caller-ID-Name') ?? '',
     callerRaw,
-    dialString,
-    targets: parseDialString(expandVariables(dialString, expand)),
+    targets: parseDialString(expandVariables(routing.dialString, expand)),
     explicitUsers: splitUsers(channelVariable(get, 'zammad_users')),
-    mode: dialString.trim() === '' ? 'dialplan' : 'bridge',
-    gated: channelVariable(get, 'zammad_handled') !== undefined,
     ...queueOf(channelVariable(get, 'zammad_queue')),
     transferSource: channelVariable(get, 'transfer_source') ?? '',
     ...optional('zammadEndpoint', channelVariable(get, 'zammad_endpoint')),
     ...optional('domain', channelVariable(get, 'domain_name')),
-    handBackSafe: [destination, get('Caller-Context') ?? get('Channel-Context') ?? ''].every((v) =>
-      /^[^\s'"\\{}$]+$/.test(v),
-    ),
   };
 }
 

@@ -13,7 +13,7 @@
  * `voicemail`, and the end is one hangup.
  */
 import { causeOfFailedBridge, type ZammadCause } from './causes.js';
-import type { CallFacts } from './facts.js';
+import type { CallFacts, RoutingFacts } from './facts.js';
 import type { NumberRules } from './numbers.js';
 import { toE164Digits, safeCallerId } from './numbers.js';
 import type { ChannelSignal } from './signals.js';
@@ -146,7 +146,7 @@ function proceed(s: CallState, extra: Effect[] = []): Step {
  * unguarded `socket` extension again. And `transfer ${destination_number} XML ${context}` must be
  * one destination and one context (facts.ts handBackSafe).
  */
-function whyNotDialplan(f: CallFacts): string | undefined {
+function whyNotDialplan(f: Pick<CallFacts, 'gated' | 'handBackSafe'>): string | undefined {
   if (!f.gated)
     return (
       'the channel has neither zammad_handled (set by the gate: dialplan mode) ' +
@@ -155,6 +155,16 @@ function whyNotDialplan(f: CallFacts): string | undefined {
   if (!f.handBackSafe)
     return 'its destination or context holds a space, a quote, a brace or $: a transfer could reach another context';
   return undefined;
+}
+
+/**
+ * Whether a call may be shed under overload (process/shedding.ts): handed back to the dialplan at
+ * once, unreported, exactly as the hand-back after Zammad's decision would — only a dialplan-mode
+ * call through the gate that can be handed back. A bridge-mode call has no routing of its own to
+ * go back to, and an unguarded one would enter the socket again.
+ */
+export function sheddable(f: RoutingFacts): boolean {
+  return f.mode === 'dialplan' && whyNotDialplan(f) === undefined;
 }
 
 /**

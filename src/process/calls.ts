@@ -4,8 +4,13 @@
  */
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import type { Socket } from 'node:net';
 import { CallSession, type FollowedCalls, type ZammadSink } from '../call/session.js';
+import { routingFacts } from '../call/facts.js';
+import { sheddable } from '../call/flow.js';
+import type { CloseReason } from '../switch/esl-connection.js';
 import { EslListener } from '../switch/listener.js';
+import { handBackAndGo, peekChannelData, type PeekFailure } from '../switch/shed.js';
 import type { Metrics } from '../status/metrics.js';
 import { overloadLimits } from './overload.js';
 import { Shedding } from './shedding.js';
@@ -52,6 +57,44 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
     },
     release: (id) => void followedIds.delete(id),
   };
+  const eslLog = log.child({ component: 'esl' });
+  const peekFailures: Record<PeekFailure, CloseReason | undefined> = {
+    closed: undefined,
+    timeout: 'handshake-timeout',
+    'too-large': 'frame-too-large',
+    'not-channel-data': 'malformed-frame',
+  };
+
+  /**
+   * Overload: a connection the load did not admit. Handed back to the dialplan at once when the
+   * dialplan routes it by itself (flow.ts sheddable), else taken as a call after all.
+   */
+  async function shed(socket: Socket, take: () => void): Promise<void> {
+    const peek = await peekChannelData(socket, {
+      timeoutMs: config.ESL_IDLE_TIMEOUT_MS,
+      maxBytes: config.ESL_MAX_FRAME_BYTES,
+    });
+    if ('failure' in peek) {
+      const reason = peekFailures[peek.failure];
+      if (reason !== undefined) {
+        metrics.eslErrors.inc({ reason });
+        eslLog.warn('event socket closed before the channel data of a call to shed', { reason });
+      }
+      return;
+    }
+    const facts = routingFacts((h) => {
+      const v = peek.data.get(h);
+      return v === undefined ? undefined : String(v);
+    }, rules);
+    if (!sheddable(facts) || followedIds.has(facts.callId)) {
+      take();
+      return;
+    }
+    load.shed();
+    callLog.debug('overload: call handed back to the dialplan, not reported to Zammad', { callId: facts.callId });
+    await handBackAndGo(socket);
+  }
+
   const listener = new EslListener(
     {
       host: config.ESL_HOST,
@@ -86,12 +129,15 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
       sessions.add(running);
       void running.finally(() => sessions.delete(running));
     },
-    log.child({ component: 'esl' }),
-    { rejected: () => metrics.rejectedConnections.inc() },
+    eslLog,
+    {
+      rejected: () => metrics.rejectedConnections.inc(),
+      admit: () => load.admit(),
+      surplus: shed,
+    },
   );
   const load = new Shedding(
     overloadLimits(config.ZAMMAD_NEWCALL_TIMEOUT_MS, config.ZAMMAD_MAX_CONNECTIONS),
-    listener,
     metrics,
     log.child({ component: 'load' }),
   );

@@ -113,7 +113,7 @@ export class Metrics {
     name: 'cti_overload_level',
     help:
       "Overload level: 0 normal, 1 calls go on without waiting for Zammad's decision, " +
-      '2 also refusing new calls (the event-socket port is closed)',
+      '2 also shedding new calls (only a share is taken, the others are handed back to the dialplan unreported)',
     registers: [this.registry],
   });
   readonly overloadEntered = new client.Counter({
@@ -122,9 +122,21 @@ export class Metrics {
     labelNames: ['level'],
     registers: [this.registry],
   });
-  readonly refusingSeconds = new client.Counter({
-    name: 'cti_overload_refusing_seconds_total',
-    help: 'Time the event-socket port was closed for overload: calls in that time were routed without the adapter',
+  readonly sheddingSeconds = new client.Counter({
+    name: 'cti_overload_shedding_seconds_total',
+    help: 'Time spent at overload level 2, shedding new calls',
+    registers: [this.registry],
+  });
+  readonly callsShed = new client.Counter({
+    name: 'cti_overload_calls_shed_total',
+    help:
+      'Calls handed back to the dialplan at once for overload, without the adapter: routed by the gate, ' +
+      "missing from Zammad's caller log",
+    registers: [this.registry],
+  });
+  readonly admitRatio = new client.Gauge({
+    name: 'cti_overload_admit_ratio',
+    help: 'Share of new calls taken (1 below overload level 2)',
     registers: [this.registry],
   });
   readonly loopDelay = new client.Gauge({

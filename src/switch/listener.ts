@@ -14,6 +14,12 @@ export interface ListenerOptions extends EslConnectionOptions {
 
 export interface ListenerHooks {
   rejected?(address: string): void;
+  /**
+   * Overload: false when a new connection is not to be taken as a call (process/shedding.ts); it
+   * goes to `surplus` instead, with `take` to make it a call after all.
+   */
+  admit?(): boolean;
+  surplus?(socket: net.Socket, take: () => void): Promise<void>;
 }
 
 function allowList(entries: readonly string[]): net.BlockList {
@@ -42,9 +48,8 @@ export class EslListener {
   private readonly allowed: net.BlockList;
   private readonly open = new Set<EslConnection>();
   private accepting = false;
-  /** Overload: the port is closed until resume(); FreeSWITCH's `socket` is refused at once meanwhile. */
-  private refusing = false;
-  private port = 0;
+  /** Overload: connections being shed (hooks.surplus), counted as open until they close. */
+  private readonly shedding = new Set<net.Socket>();
   /** Connections taken from the kernel so far. */
   private acceptedCount = 0;
 
@@ -67,7 +72,6 @@ export class EslListener {
         this.server.off('error', fail);
         this.accepting = true;
         const addr = this.server.address() as net.AddressInfo;
-        this.port = addr.port;
         resolve({ host: addr.address, port: addr.port });
       });
     });
@@ -78,7 +82,7 @@ export class EslListener {
   }
 
   get connections(): number {
-    return this.open.size;
+    return this.open.size + this.shedding.size;
   }
 
   /**
@@ -87,82 +91,39 @@ export class EslListener {
    * (net.Server's close callback would wait for every open call to end).
    */
   stopAccepting(): Promise<void> {
-    this.refusing = false;
     if (!this.accepting) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.closeWhenQuiet(
-        () => this.accepting,
-        () => {
-          this.accepting = false;
-          resolve();
-        },
-        true,
-      );
-    });
-  }
-
-  get refused(): boolean {
-    return this.refusing;
-  }
-
-  /** Overload: closes the port, so that FreeSWITCH's next `socket` is refused at once and the gate's routing runs. */
-  refuse(): void {
-    if (!this.accepting || this.refusing) return;
-    this.refusing = true;
-    this.closeWhenQuiet(() => this.refusing && this.accepting);
+    return new Promise((resolve) => this.closeWhenQuiet(resolve));
   }
 
   /**
    * Closes the port once the kernel holds no connection for it. Closing a port resets the
    * connections the kernel holds for it that were not yet accepted, and FreeSWITCH parks a call
    * whose socket breaks before its first command (mod_event_socket.c socket_function():
-   * switch_ivr_park after the listener ends). So the port is closed after a quiet spell that
-   * accepted none; until then connections are taken as calls. Overload looks at turns of the event
-   * loop (Node accepts one connection per turn under load, seen on Node 20): a flood that never
-   * leaves a quiet turn is served rather than reset. A stop looks at STOP_QUIET_MS spells, since
-   * its signal may run before the turn's connections are read, and closes by STOP_WAIT_MS anyway.
+   * switch_ivr_park after the listener ends). So the port is closed after a STOP_QUIET_MS spell
+   * that accepted none (the signal may run before the turn's connections are read), and by
+   * STOP_WAIT_MS anyway; until then connections are taken as calls. Overload never closes the port
+   * for that reason: it sheds calls instead (shed.ts).
    */
-  private closeWhenQuiet(still: () => boolean, closed?: () => void, stop = false): void {
-    const deadline = Date.now() + (stop ? STOP_WAIT_MS : Infinity);
-    const later = (f: () => void) => (stop ? setTimeout(f, STOP_QUIET_MS) : setImmediate(f));
+  private closeWhenQuiet(closed: () => void): void {
+    const deadline = Date.now() + STOP_WAIT_MS;
     let seen = this.acceptedCount;
     const check = () => {
-      if (!still()) return;
+      if (!this.accepting) return;
       if (this.acceptedCount === seen || Date.now() >= deadline) {
         if (this.server.listening) this.server.close();
-        closed?.();
+        this.accepting = false;
+        closed();
         return;
       }
       seen = this.acceptedCount;
-      later(check);
+      setTimeout(check, STOP_QUIET_MS);
     };
-    later(check);
-  }
-
-  /** Listens again on the same port after refuse(); false (logged) when the port cannot be had now. */
-  resume(): Promise<boolean> {
-    if (!this.refusing || !this.accepting) return Promise.resolve(true);
-    this.refusing = false;
-    if (this.server.listening) return Promise.resolve(true); // refuse() and resume() in one turn
-    return new Promise((resolve) => {
-      const fail = (err: Error) => {
-        this.refusing = true;
-        this.log.error('cannot listen again on the event-socket port after overload; trying again', {
-          port: this.port,
-          error: err.message,
-        });
-        resolve(false);
-      };
-      this.server.once('error', fail);
-      this.server.listen(this.port, this.options.host, () => {
-        this.server.off('error', fail);
-        resolve(true);
-      });
-    });
+    setTimeout(check, STOP_QUIET_MS);
   }
 
   closeAll(): void {
     for (const conn of this.open) conn.close('shutdown');
+    for (const socket of this.shedding) socket.destroy();
   }
 
   private accept(socket: net.Socket): void {
@@ -182,12 +143,25 @@ export class EslListener {
       socket.destroy();
       return;
     }
-    const conn = new EslConnection(socket, this.options);
-    // From here EslConnection's own listener is the only one: without it a reset would crash the
-    // process (test/e2e/esl-defects.test.ts proves that it is there).
-    socket.off('error', untilTakenOver);
-    this.open.add(conn);
-    conn.once('closed', () => this.open.delete(conn));
-    this.onCall(conn);
+    const take = () => {
+      const conn = new EslConnection(socket, this.options);
+      // From here EslConnection's own listener is the only one: without it a reset would crash the
+      // process (test/e2e/esl-defects.test.ts proves that it is there).
+      socket.off('error', untilTakenOver);
+      this.open.add(conn);
+      conn.once('closed', () => this.open.delete(conn));
+      this.onCall(conn);
+    };
+    const { admit, surplus } = this.hooks;
+    if (surplus === undefined || admit === undefined || admit()) {
+      take();
+      return;
+    }
+    this.shedding.add(socket);
+    void surplus(socket, () => {
+      this.shedding.delete(socket);
+      take();
+      socket.resume(); // paused by the peek (shed.ts): a 'data' listener alone does not resume it
+    }).finally(() => this.shedding.delete(socket));
   }
 }

@@ -113,6 +113,10 @@ export abstract class CallerChannel extends RoutingChannel {
       this.leavePark();
       return;
     }
+    if (this.socketEnded && this.queue.length === 0) {
+      this.loseSocket();
+      return;
+    }
     if (this.queue.length > 0) this.scheduleTick();
   }
 
@@ -517,6 +521,19 @@ export abstract class CallerChannel extends RoutingChannel {
   socketGone(): void {
     this.attached = false;
     if (!this.controlled) return; // after a hand-back the call does not depend on the socket [T routing obs. 2]
+    if (this.up && this.queue.length > 0) {
+      // socket_function(): once the park loop ends, switch_ivr_parse_all_events() runs what the connection
+      // queued before it ended: a transfer sent together with `exit` still routes the call (the adapter's
+      // shed, test/switch/scenarios/shed.test.ts) [F mod_event_socket.c socket_function()].
+      this.socketEnded = true;
+      if (this.parked) this.scheduleTick();
+      return;
+    }
+    this.loseSocket();
+  }
+
+  /** The connection ended with nothing queued: the socket application returns into the dialplan. */
+  private loseSocket(): void {
     this.controlled = false;
     for (const t of this.timers) t.unref();
     if (!this.up) return;

@@ -44,6 +44,8 @@ export abstract class ChannelEvents {
   protected lastApp = 'socket';
   protected lastArg = SOCKET_APP_DATA;
   socketLostWhileUp = false;
+  /** The connection ended with commands still queued: they run first (socketGone). */
+  protected socketEnded = false;
   readonly bridges: string[] = [];
 
   protected parked = false;
