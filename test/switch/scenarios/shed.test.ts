@@ -104,7 +104,6 @@ class RawConn {
   /** everything read after the last header block, until FreeSWITCH closed */
   rest = '';
   ended = false;
-  closedAt = 0;
   readonly closed: Promise<void>;
 
   constructor(readonly socket: Socket) {
@@ -117,7 +116,6 @@ class RawConn {
     this.closed = new Promise((resolve) => {
       socket.on('close', () => {
         this.ended = true;
-        this.closedAt = Date.now();
         this.waiter?.();
         resolve();
       });
