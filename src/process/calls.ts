@@ -90,12 +90,13 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
       take();
       return;
     }
+    // Counted, and summed up in the overload lines (shedding.ts): a log line per call would cost
+    // what shedding saves.
     load.shed();
-    callLog.debug('overload: call handed back to the dialplan, not reported to Zammad', { callId: facts.callId });
     await handBackAndGo(socket);
   }
 
-  const listener = new EslListener(
+  const listener: EslListener = new EslListener(
     {
       host: config.ESL_HOST,
       port: config.ESL_PORT,
@@ -132,12 +133,13 @@ export function takeCalls(config: Config, deps: CallTakerDeps): CallTaker {
     eslLog,
     {
       rejected: () => metrics.rejectedConnections.inc(),
-      admit: () => load.admit(),
+      admit: (): boolean => load.admit(),
       surplus: shed,
     },
   );
-  const load = new Shedding(
+  const load: Shedding = new Shedding(
     overloadLimits(config.ZAMMAD_NEWCALL_TIMEOUT_MS, config.ZAMMAD_MAX_CONNECTIONS),
+    (): number | undefined => listener.queued(),
     metrics,
     log.child({ component: 'load' }),
   );

@@ -29,6 +29,11 @@ export interface LoadSample {
   /** Calls routed during the sample, and its length (ms): with `owed`, how far behind the calls are. */
   routed: number;
   sampleMs: number;
+  /**
+   * Connections the kernel holds for the port, not yet accepted (switch/backlog.ts): callers whose
+   * `socket` waits for its first command. Undefined where the kernel does not say.
+   */
+  queued?: number;
 }
 
 export interface Marks {
@@ -47,6 +52,8 @@ export interface OverloadLimits {
   owed2: Marks;
   busy2: Marks;
   lag2: Marks;
+  /** Connections waiting in the kernel: past `high` two samples in a row, or past `flood` once. */
+  queued2: Marks & { flood: number };
   /** Level 2's share of new calls taken: where it starts, its floor, its cut (×) and its step (+) per sample. */
   admit: { start: number; floor: number; cut: number; step: number };
   /** How long every input must stay below a level's low marks before the level is left, ms. */
@@ -75,6 +82,10 @@ export function overloadLimits(newCallTimeoutMs: number, maxConnections: number)
     // SYNs: 1 s and 3 s of silence for the caller, bench/README.md, overload).
     busy2: { high: 0.9, low: 0.8 },
     lag2: { high: 100, low: 50 },
+    // A loop that keeps up takes a connection within a few ms of its arrival: a few dozen waiting
+    // at once is a queue; half of Node's listen backlog (511) is a few hundred ms from dropped
+    // handshakes.
+    queued2: { high: 64, low: 16, flood: 256 },
     admit: { start: 0.5, floor: 0.02, cut: 0.75, step: 0.1 },
     hold1Ms: 3000,
     hold2Ms: 1000,
@@ -111,12 +122,16 @@ export interface OverloadStep {
  */
 const STRAIN_SAMPLES = 2;
 
-const strainedNow = (s: LoadSample, l: OverloadLimits) => s.busy >= l.busy2.high && lagMs(s) >= l.lag2.high;
+const strainedNow = (s: LoadSample, l: OverloadLimits) =>
+  (s.busy >= l.busy2.high && lagMs(s) >= l.lag2.high) || (s.queued ?? 0) >= l.queued2.high;
 
 /** The highest level a sample asks for, and the input that asks for it. */
 function wanted(s: LoadSample, l: OverloadLimits, strained: number): { level: Level; why: string } {
   if (s.delayMs >= l.delay2.high) return { level: 2, why: `event loop ${Math.round(s.delayMs)} ms late` };
   if (s.owed >= l.owed2.high) return { level: 2, why: `${s.owed} calls accepted and not yet routed` };
+  const queued = s.queued ?? 0;
+  if (queued >= l.queued2.flood || (strained >= STRAIN_SAMPLES && queued >= l.queued2.high))
+    return { level: 2, why: `${queued} connections waiting to be accepted` };
   const lag = lagMs(s);
   if (strained >= STRAIN_SAMPLES)
     return {
@@ -130,20 +145,26 @@ function wanted(s: LoadSample, l: OverloadLimits, strained: number): { level: Le
 }
 
 function calm(level: Level, s: LoadSample, l: OverloadLimits): boolean {
-  if (level === 2) return s.delayMs < l.delay2.low && s.owed < l.owed2.low && lagMs(s) < l.lag2.low;
+  if (level === 2)
+    return s.delayMs < l.delay2.low && s.owed < l.owed2.low && lagMs(s) < l.lag2.low && (s.queued ?? 0) < l.queued2.low;
   return s.delayMs < l.delay1.low && s.unanswered < l.unanswered1.low;
 }
 
 /**
- * Level 2's share of new calls, for the next sample: cut while the loop is late, or saturated with
- * calls behind; raised while it has room; kept while it is busy and keeping up.
+ * Level 2's share of new calls, for the next sample: cut while the calls are behind (the loop late,
+ * calls waiting in the process or in the kernel) and the loop is busy; raised while nothing waits
+ * — where the kernel's queue is known, that is the measure, whatever the loop's busy share (a loop
+ * busy all the time that leaves no connection waiting is keeping up); where it is not known, only
+ * while the loop has room.
  */
 function steer(admit: number, s: LoadSample, l: OverloadLimits): number {
   const a = l.admit;
-  const behind = s.delayMs >= l.delay2.low || s.owed >= l.owed2.high || lagMs(s) >= l.lag2.low;
+  const behind =
+    s.delayMs >= l.delay2.low || s.owed >= l.owed2.high || lagMs(s) >= l.lag2.low || (s.queued ?? 0) >= l.queued2.low;
   if (behind && s.busy >= l.busy2.low) return Math.max(a.floor, admit * a.cut);
+  const room = !behind && (s.queued !== undefined || s.busy < l.busy2.high);
   // Rounded: 0.5 + 5 × 0.1 is 0.9999999999999999 in floating point, and level 2 is left only at 1.
-  if (s.busy < l.busy2.high) return Math.min(1, Math.round((admit + a.step) * 1000) / 1000);
+  if (room) return Math.min(1, Math.round((admit + a.step) * 1000) / 1000);
   return admit;
 }
 

@@ -39,8 +39,12 @@ export class Shedding implements CallLoad {
   /** Calls shed since the level was entered, for the line that leaves it. */
   private shedCount = 0;
 
+  private queuedCount: number | undefined;
+
+  /** `queued`: the connections the kernel holds for the port (listener.ts), when it is known. */
   constructor(
     private readonly limits: OverloadLimits,
+    private readonly queued: () => number | undefined,
     private readonly metrics: Metrics,
     private readonly log: Logger,
   ) {}
@@ -70,6 +74,7 @@ export class Shedding implements CallLoad {
     const share = this.state.level === 2 ? `, taking ${Math.round(this.state.admit * 100)} % of new calls` : '';
     const counts =
       `event loop ${Math.round(this.delayMs)} ms late and ${Math.round(this.busy * 100)} % busy, ` +
+      (this.queuedCount !== undefined ? `${this.queuedCount} connections waiting to be accepted, ` : '') +
       `${this.pending} calls not yet routed, ${this.unansweredCount} newCalls not yet answered`;
     return {
       ok: this.state.level < 2,
@@ -132,6 +137,7 @@ export class Shedding implements CallLoad {
     const utilization = performance.eventLoopUtilization();
     this.busy = performance.eventLoopUtilization(utilization, this.utilization).utilization;
     this.utilization = utilization;
+    this.queuedCount = this.queued();
     const sample = {
       delayMs: this.delayMs,
       owed: Math.max(0, this.pending - this.waits.size),
@@ -139,6 +145,7 @@ export class Shedding implements CallLoad {
       busy: this.busy,
       routed: this.routedCount,
       sampleMs,
+      ...(this.queuedCount !== undefined ? { queued: this.queuedCount } : {}),
     };
     this.routedCount = 0;
     const { state, change } = overloadStep(this.state, sample, now, this.limits);
@@ -176,6 +183,7 @@ export class Shedding implements CallLoad {
       callsNotRouted: this.pending,
       newCallsUnanswered: this.unansweredCount,
       loopBusy: Math.round(this.busy * 100) / 100,
+      ...(this.queuedCount !== undefined ? { connectionsWaiting: this.queuedCount } : {}),
       ...(to < from ? { afterMs: wall - this.since } : {}),
       ...(from === 2 ? { callsShed: this.shedCount } : {}),
     };

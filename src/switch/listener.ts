@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import type { Logger } from '../process/log.js';
+import { AcceptQueue } from './backlog.js';
 import { EslConnection, type EslConnectionOptions } from './esl-connection.js';
 
 export interface ListenerOptions extends EslConnectionOptions {
@@ -48,6 +49,7 @@ export class EslListener {
   private readonly allowed: net.BlockList;
   private readonly open = new Set<EslConnection>();
   private accepting = false;
+  private backlog: AcceptQueue | undefined;
   /** Overload: connections being shed (hooks.surplus), counted as open until they close. */
   private readonly shedding = new Set<net.Socket>();
   /** Connections taken from the kernel so far. */
@@ -72,6 +74,7 @@ export class EslListener {
         this.server.off('error', fail);
         this.accepting = true;
         const addr = this.server.address() as net.AddressInfo;
+        this.backlog = new AcceptQueue(addr.port, addr.family === 'IPv6');
         resolve({ host: addr.address, port: addr.port });
       });
     });
@@ -79,6 +82,11 @@ export class EslListener {
 
   get listening(): boolean {
     return this.accepting;
+  }
+
+  /** Connections the kernel holds for the port, not yet accepted (backlog.ts); undefined when not known. */
+  queued(): number | undefined {
+    return this.accepting ? this.backlog?.read() : undefined;
   }
 
   get connections(): number {

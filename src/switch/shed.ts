@@ -14,7 +14,9 @@
  * alone loses cannot happen (test/switch/scenarios/shed.test.ts proves it on the real switch).
  */
 import type { Socket } from 'node:net';
-import { FrameReader, type HeaderText } from './esl-frames.js';
+import { HeaderText } from './esl-frames.js';
+
+const LFLF = Buffer.from('\n\n');
 
 export interface ShedOptions {
   /** The channel data must arrive within this long (ms), or the socket is closed. */
@@ -44,7 +46,7 @@ export function peekChannelData(
   options: ShedOptions,
 ): Promise<{ data: HeaderText } | { failure: PeekFailure }> {
   return new Promise((resolve) => {
-    const reader = new FrameReader();
+    let chunks: Buffer[] = [];
     let read = 0;
     const finish = (result: { data: HeaderText } | { failure: PeekFailure }) => {
       clearTimeout(timer);
@@ -55,20 +57,22 @@ export function peekChannelData(
       resolve(result);
     };
     const onData = (chunk: Buffer) => {
+      // The reply is one header block (no body): it ends at the first blank line. Anything after it
+      // would be FreeSWITCH talking out of turn, and is not looked at.
+      const from = Math.max(0, read - 1);
+      chunks.push(chunk);
       read += chunk.length;
-      let reply: HeaderText | undefined;
-      try {
-        reader.push(chunk, (headers) => {
-          reply ??= headers;
-        });
-      } catch {
-        finish({ failure: 'not-channel-data' });
+      const all = chunks.length === 1 ? chunk : Buffer.concat(chunks, read);
+      chunks = [all];
+      const end = all.indexOf(LFLF, from);
+      if (end < 0) {
+        if (read > options.maxBytes) finish({ failure: 'too-large' });
         return;
       }
-      if (reply !== undefined) {
-        const ok = reply.get('Content-Type') === 'command/reply' && reply.get('Unique-ID') !== undefined;
-        finish(ok ? { data: reply } : { failure: 'not-channel-data' });
-      } else if (read > options.maxBytes) finish({ failure: 'too-large' });
+      // latin1: FreeSWITCH URL-encodes every value (switch_event_serialize), so the block is ASCII.
+      const reply = new HeaderText(all.toString('latin1', 0, end + 1));
+      const ok = reply.get('Content-Type') === 'command/reply' && reply.get('Unique-ID') !== undefined;
+      finish(ok ? { data: reply } : { failure: 'not-channel-data' });
     };
     const onClose = () => finish({ failure: 'closed' });
     const timer = setTimeout(() => finish({ failure: 'timeout' }), options.timeoutMs);

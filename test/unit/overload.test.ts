@@ -158,3 +158,27 @@ test('level 2 is not left while a share of the calls is still shed, however calm
   assert.equal(admits.indexOf(1), 8);
   assert.equal(levels.indexOf(1), 18);
 });
+
+test('connections waiting in the kernel: a queue two samples in a row sheds, half the backlog at once', () => {
+  const waiting = (queued: number): LoadSample => ({ ...QUIET, busy: 0.95, queued });
+  assert.deepEqual(run([waiting(80), QUIET, waiting(80)]).levels, [0, 0, 0], 'a queue that drains is a burst');
+  const { levels, changes } = run([waiting(80), waiting(70)]);
+  assert.deepEqual(levels, [0, 2]);
+  assert.deepEqual(changes, ['0→2: 70 connections waiting to be accepted']);
+  assert.deepEqual(run([waiting(300)]).changes, ['0→2: 300 connections waiting to be accepted']);
+});
+
+test('with the kernel queue known, level 2 raises its share while nothing waits, even on a loop busy all the time', () => {
+  const from: OverloadState = { level: 2, admit: 0.5 };
+  const busyEmpty: LoadSample = { ...QUIET, busy: 1, queued: 0 };
+  assert.deepEqual(run([busyEmpty, busyEmpty], from).admits, [0.6, 0.7]);
+  // Not known (not Linux): a loop busy all the time keeps its share.
+  assert.deepEqual(run([{ ...QUIET, busy: 1 }], from).admits, [0.5]);
+  // Waiting connections on a busy loop: cut.
+  assert.deepEqual(run([{ ...QUIET, busy: 0.9, queued: 20 }], from).admits, [0.375]);
+});
+
+test('level 2 is not left while connections wait in the kernel', () => {
+  const { levels } = run(times(30, { ...QUIET, queued: 20, busy: 0.5 }), { level: 2, admit: 1 });
+  assert.ok(levels.every((l) => l === 2));
+});
