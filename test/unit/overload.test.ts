@@ -168,7 +168,7 @@ test('connections waiting in the kernel: a queue two samples in a row sheds, hal
   assert.deepEqual(run([waiting(300)]).changes, ['0→2: 300 connections waiting to be accepted']);
 });
 
-test('with the kernel queue known, level 2 raises its share while nothing waits, even on a loop busy all the time', () => {
+test('with the kernel queue known, level 2 raises its share while nothing waits, even on a loop always busy', () => {
   const from: OverloadState = { level: 2, admit: 0.5 };
   const busyEmpty: LoadSample = { ...QUIET, busy: 1, queued: 0 };
   assert.deepEqual(run([busyEmpty, busyEmpty], from).admits, [0.6, 0.7]);
