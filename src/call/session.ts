@@ -148,6 +148,14 @@ export class CallSession {
       this.conn.exit();
       return;
     }
+    // The call is followed once FreeSWITCH has taken the subscription: a refusal closes the connection.
+    try {
+      await this.open(facts.mode);
+    } catch (err) {
+      if (facts.callId) this.deps.followed?.release(facts.callId);
+      this.logUnfollowed(err);
+      return;
+    }
     if (!problem) {
       const choice = this.deps.zammad.choose({
         ...(facts.zammadEndpoint !== undefined ? { endpoint: facts.zammadEndpoint } : {}),
@@ -194,21 +202,36 @@ export class CallSession {
       return;
     }
 
-    // The connection's handshake subscribed with `myevents json` (esl-connection.ts). Sent
-    // together, answered in order. Without linger FreeSWITCH closes the socket as soon as the
-    // channel is down and the last events can be lost. Not waited for: FreeSWITCH runs a
-    // connection's commands in order, so whatever the call sends next (its routing command)
-    // comes after them anyway, and newCall need not wait a round trip on the switch.
-    const subscribe = [this.conn.command('linger')];
-    // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
-    if (facts.mode === 'dialplan')
-      for (const [header, value] of DIALPLAN_EVENT_FILTERS)
-        subscribe.push(this.conn.command(`filter ${header} ${value}`));
-    Promise.all(subscribe).catch((err: unknown) =>
-      this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) }),
-    );
     this.dispatch({ type: 'start' });
     await this.finished;
+  }
+
+  /**
+   * The subscription (`myevents json`), linger and the filters, in one write (esl.ts sends what a
+   * tick writes at once), answered in order; resolves with the subscription's answer. Without
+   * linger FreeSWITCH closes the socket as soon as the channel is down and the last events can be
+   * lost. Linger and filters are not waited for: FreeSWITCH runs a connection's commands in order,
+   * so whatever the call sends next (its routing command) comes after them anyway.
+   */
+  private open(mode: CallFacts['mode']): Promise<string> {
+    const subscribed = this.conn.subscribe();
+    const rest = [this.conn.command('linger')];
+    // A dialplan runs dozens of apps on the channel: only the events readSignal() reads.
+    if (mode === 'dialplan')
+      for (const [header, value] of DIALPLAN_EVENT_FILTERS) rest.push(this.conn.command(`filter ${header} ${value}`));
+    Promise.all(rest).catch((err: unknown) =>
+      this.log.warn('FreeSWITCH did not take linger/filter', { error: String(err) }),
+    );
+    return subscribed;
+  }
+
+  private logUnfollowed(err: unknown): void {
+    this.log.warn(
+      'event socket connection ended before the call could be followed (channel data and subscription)',
+      err instanceof EslClosedError
+        ? { reason: err.reason, ...(err.detail ? { detail: err.detail } : {}) }
+        : { error: String(err) },
+    );
   }
 
   /**
@@ -220,12 +243,7 @@ export class CallSession {
     try {
       data = await this.conn.ready();
     } catch (err) {
-      this.log.warn(
-        'event socket connection ended before the call could be followed (channel data and subscription)',
-        err instanceof EslClosedError
-          ? { reason: err.reason, ...(err.detail ? { detail: err.detail } : {}) }
-          : { error: String(err) },
-      );
+      this.logUnfollowed(err);
       return undefined;
     }
     return callFacts((h) => data.get(h), this.deps.rules);

@@ -122,8 +122,11 @@ export interface OverloadStep {
  */
 const STRAIN_SAMPLES = 2;
 
+/** Fewer calls than this behind are not a queue, however long they wait (a peer that is slow to answer). */
+const FEW_CALLS = 32;
+
 const strainedNow = (s: LoadSample, l: OverloadLimits) =>
-  (s.busy >= l.busy2.high && lagMs(s) >= l.lag2.high) || (s.queued ?? 0) >= l.queued2.high;
+  (s.busy >= l.busy2.high && s.owed >= FEW_CALLS && lagMs(s) >= l.lag2.high) || (s.queued ?? 0) >= l.queued2.high;
 
 /** The highest level a sample asks for, and the input that asks for it. */
 function wanted(s: LoadSample, l: OverloadLimits, strained: number): { level: Level; why: string } {

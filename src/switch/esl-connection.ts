@@ -169,7 +169,7 @@ export class EslConnection extends EventEmitter<Events> {
       this.pending.add(reject);
       handshake = { resolve, reject };
     });
-    this.esl = new OutboundProtocol(socket, SUBSCRIPTION, {
+    this.esl = new OutboundProtocol(socket, {
       ready: (data) => {
         if (!handshake) return;
         const h = handshake;
@@ -183,8 +183,6 @@ export class EslConnection extends EventEmitter<Events> {
           this.close('malformed-frame', 'the reply to connect carried no channel data');
         }
       },
-      // Without it the call could not be followed at all: say so rather than wait for nothing.
-      subscriptionRefused: (reply) => this.close('malformed-frame', `FreeSWITCH refused "${SUBSCRIPTION}": ${reply}`),
       notice: (disposition) => {
         if (this.isOpen) this.emit('notice', disposition);
       },
@@ -223,6 +221,20 @@ export class EslConnection extends EventEmitter<Events> {
 
   get isOpen(): boolean {
     return this.closedReason === undefined;
+  }
+
+  /**
+   * The call's events from now on (`myevents json`). Sent by the call with its other opening
+   * commands, in one write; a refusal closes the connection: without it the call could not be
+   * followed at all, so it says so rather than wait for nothing.
+   */
+  subscribe(): Promise<string> {
+    return this.command(SUBSCRIPTION).catch((err: unknown) => {
+      if (!(err instanceof EslCommandError)) throw err;
+      const detail = `FreeSWITCH refused "${SUBSCRIPTION}": ${err.reply}`;
+      this.close('malformed-frame', detail);
+      throw new EslClosedError('malformed-frame', detail);
+    });
   }
 
   /** A plain command such as `myevents` or `linger`; resolves with the Reply-Text. */

@@ -8,7 +8,8 @@
  * exact version read here and test/unit/modesl-contract.test.ts checks each of these with a plain
  * message when an upgrade changes it:
  *  - Connection#subscribe, replaced on each connection: the outbound constructor calls it once
- *    `connect` is answered and emits `esl::ready` when its callback runs;
+ *    `connect` is answered and emits `esl::ready` when its callback runs (here at once: the call
+ *    subscribes itself, together with its other opening commands, esl-connection.ts subscribe());
  *  - Connection#parser.emit('esl::event', event, headers, body): messages read by esl-frames.ts are
  *    handed in where modesl's Parser would emit them (its Parser does not read the socket at all);
  *  - Parser#_parseXmlBody: an XML event read as modesl reads it;
@@ -60,8 +61,6 @@ class GuardedSocket extends EventEmitter implements SocketLike {
 export interface OutboundHandlers {
   /** The handshake is over; the reply to `connect` (null when it was not a CHANNEL_DATA block). */
   ready(channelData: EventLike | null): void;
-  /** FreeSWITCH answered the subscription with -ERR: the call cannot be followed. */
-  subscriptionRefused(reply: string): void;
   /** A text/disconnect-notice, by its Content-Disposition. */
   notice(disposition: string): void;
   /** Something modesl could not handle (a broken XML event, a write that threw). */
@@ -73,17 +72,15 @@ export class OutboundProtocol {
   private readonly conn: ModeslConnection;
   private readonly guard: GuardedSocket;
 
-  /** `subscription`: the command sent in place of modesl's own `event json BACKGROUND_JOB …`. */
-  constructor(socket: Socket, subscription: string, handlers: OutboundHandlers) {
+  /**
+   * modesl's own `event json BACKGROUND_JOB …` after `connect` is not sent: the handshake ends with
+   * the reply to `connect`, and the call subscribes in the same write as its linger and filters.
+   */
+  constructor(socket: Socket, handlers: OutboundHandlers) {
     this.guard = new GuardedSocket(socket);
     this.conn = new esl.Connection(this.guard);
     const conn = this.conn;
-    conn.subscribe = (_events, cb) =>
-      conn.sendRecv(subscription, (reply) => {
-        const text = replyText(reply);
-        if (text.startsWith('-ERR')) handlers.subscriptionRefused(text);
-        else cb?.();
-      });
+    conn.subscribe = (_events, cb) => cb?.();
     conn.on('error', (err: Error) => handlers.error(err));
     conn.onAny((name, ...args) => {
       if (!nameOf(name).startsWith('esl::event::disconnect::notice')) return;

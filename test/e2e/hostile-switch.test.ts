@@ -350,7 +350,8 @@ describe('malformed input never takes the process down or disturbs other calls',
       const slow = await startAdapter({ ZAMMAD_CTI_URL: zammad.url, ESL_IDLE_TIMEOUT_MS: '60000' });
       try {
         const peer = await RawSwitch.connect(slow.eslPort);
-        await handshake(peer, commandReply('+OK'));
+        await peer.next('connect');
+        peer.write(commandReply('+OK'));
         assert.equal(await peer.waitClosed(5000), 'end');
         await waitUntil(
           async () =>

@@ -192,9 +192,16 @@ export function channelEvent(name: string, uuid: string, extra: Header[] = []): 
  * `myevents json` subscription → +OK. Stops there: the adapter's `linger` is the next command.
  */
 export async function handshake(peer: RawSwitch, channel: readonly Header[] | string): Promise<void> {
+  const reply = typeof channel === 'string' ? channel : connectReply(channel);
   await peer.next('connect');
-  peer.write(typeof channel === 'string' ? channel : connectReply(channel));
-  await peer.next('myevents');
+  peer.write(reply);
+  for (;;) {
+    const cmd = await peer.next();
+    // An adapter under overload may look at a call before it takes it: FreeSWITCH answers a second
+    // `connect` with the channel data again (mod_event_socket.c parse_command()).
+    if (cmd.name === 'connect') peer.write(reply);
+    else if (cmd.name === 'myevents') break;
+  }
   peer.write(commandReply('+OK Events Enabled'));
 }
 

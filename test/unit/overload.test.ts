@@ -182,3 +182,7 @@ test('level 2 is not left while connections wait in the kernel', () => {
   const { levels } = run(times(30, { ...QUIET, queued: 20, busy: 0.5 }), { level: 2, admit: 1 });
   assert.ok(levels.every((l) => l === 2));
 });
+
+test('a few calls waiting on a slow peer are not a queue, however busy the loop', () => {
+  assert.deepEqual(run(times(5, saturated(5, 0))).levels, times(5, 0));
+});
