@@ -192,13 +192,24 @@ function acceptQueue(port: number): number {
 const eventCount = (leg: Leg, name: string) => leg.events.filter((e) => e.name === name).length;
 
 /**
- * Routed by the gate's routing exactly once, to its end: one socket, one bridge to 2000, 2000 rang
- * once and answered, parked once (the socket) and let go once, ended normally (not cut).
+ * Handed back and routed by the gate's routing exactly once, to its end: one socket, then one
+ * transfer (the hand-back: a taken call's and a shed call's alike; `exit` alone would run the
+ * routing appended after the socket instead, or leave the call parked), one bridge to 2000, 2000
+ * rang once and answered, parked once (the socket) and let go once, ended normally (not cut).
  */
 function routedOnce(legs: TestCallLegs): void {
   const inbound = legs.one('inbound');
   const d = legs.describe();
   assert.equal(executions(inbound, 'socket').length, 1, `one socket: ${d}`);
+  // public's own `transfer` into SHED_CONTEXT runs before the socket
+  const socketAt = inbound.events.indexOf(executions(inbound, 'socket')[0]!);
+  assert.deepEqual(
+    executions(inbound, 'transfer')
+      .filter((e) => inbound.events.indexOf(e) > socketAt)
+      .map((e) => e.headers['Application-Data']),
+    [`${SHED_NUMBER} XML ${SHED_CONTEXT}`],
+    `handed back once: ${d}`,
+  );
   assert.deepEqual(
     executions(inbound, 'bridge').map((e) => e.headers['Application-Data']),
     [user('2000')],
