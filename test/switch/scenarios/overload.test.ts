@@ -239,7 +239,7 @@ describe('overload on a real FreeSWITCH', () => {
   const title =
     `a burst of ${BURST} calls a slow Zammad cannot decide in time: ` +
     'each routed once, within the bound, and reported once';
-  test(title, async () => {
+  test(title, async (t) => {
     const calls = Array.from({ length: BURST }, (_, i) => {
       const from = `4930555730${String(i).padStart(2, '0')}`;
       return { i, from, placed: sw.call(`overload${i}`, { to: NUMBER, from }) };
@@ -271,10 +271,14 @@ describe('overload on a real FreeSWITCH', () => {
       /cti_newcall_verdict_skipped_total\{endpoint="default",reason="overload"\} (\d+)/.exec(text)?.[1] ?? 0,
     );
     assert.ok(skipped > 0, 'callers went on without waiting for the decision Zammad could not give in time');
-    assert.ok(
-      line.adapter.lines.some((l) => /^overload \(\d+ newCalls not yet answered by Zammad\)/.test(l.message)),
-      'the level change is logged',
-    );
+    // Level 1 is entered by whichever input crosses its mark first: on a loaded machine (2 cores, a
+    // benchmark beside) the adapter's loop can be max(100, 300 / 4) = 100 ms late before 20 newCalls
+    // wait for Zammad; then the one line of the level change names the loop (seen: 125 ms late).
+    const levels = line.adapter.lines.filter((l) => l.message.startsWith('overload')).map((l) => l.message);
+    const entry = /^overload \((\d+ newCalls not yet answered by Zammad|event loop \d+ ms late)\): calls go on at once/;
+    const entered = levels.find((m) => entry.test(m));
+    assert.ok(entered, `the level change is logged: ${levels.join(' | ')}`);
+    t.diagnostic(`entered: ${entered}`);
   });
 
   test(
