@@ -273,11 +273,16 @@ describe('overload on a real FreeSWITCH', () => {
     assert.ok(skipped > 0, 'callers went on without waiting for the decision Zammad could not give in time');
     // Level 1 is entered by whichever input crosses its mark first: on a loaded machine (2 cores, a
     // benchmark beside) the adapter's loop can be max(100, 300 / 4) = 100 ms late before 20 newCalls
-    // wait for Zammad; then the one line of the level change names the loop (seen: 125 ms late).
+    // wait for Zammad (seen: 125 ms), or busy and behind enough for level 2, which includes level 1
+    // (seen: "event loop busy 100 %, calls 302 ms behind"; bridge-mode calls are never shed). The
+    // first line is the entry, with whichever input it names.
     const levels = line.adapter.lines.filter((l) => l.message.startsWith('overload')).map((l) => l.message);
-    const entry = /^overload \((\d+ newCalls not yet answered by Zammad|event loop \d+ ms late)\): calls go on at once/;
-    const entered = levels.find((m) => entry.test(m));
-    assert.ok(entered, `the level change is logged: ${levels.join(' | ')}`);
+    const entered = levels[0];
+    assert.match(
+      entered ?? '',
+      /^overload \((\d+ newCalls not yet answered by Zammad|event loop .*)\): (calls go on at once|shedding new calls)/,
+      `the level change is logged: ${levels.join(' | ')}`,
+    );
     t.diagnostic(`entered: ${entered}`);
   });
 
