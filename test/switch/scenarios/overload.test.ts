@@ -76,10 +76,9 @@ before(async () => {
       name: 'overload',
       env: { ZAMMAD_NEWCALL_TIMEOUT_MS: String(BUDGET_MS), ZAMMAD_MAX_CONNECTIONS: '2', LOG_LEVEL: 'info' },
     }),
-    // debug: the shed calls' ids are read from its log ('overload: call handed back to the dialplan')
     sw.line({
       name: 'overload-shed',
-      env: { ZAMMAD_NEWCALL_TIMEOUT_MS: String(SHED_TIMEOUT_MS), DEFAULT_BRIDGE: '', LOG_LEVEL: 'debug' },
+      env: { ZAMMAD_NEWCALL_TIMEOUT_MS: String(SHED_TIMEOUT_MS), DEFAULT_BRIDGE: '', LOG_LEVEL: 'info' },
     }),
   ]);
   line.zammad.setFault({ kind: 'delay', ms: ZAMMAD_MS }, { events: ['newCall'] });
@@ -336,40 +335,28 @@ describe('overload on a real FreeSWITCH', () => {
       for (const c of calls) assert.match((await c.result).trim(), /^\+OK/, `${c.tag}: the caller was answered`);
       await noneLeft(calls);
 
-      // Shed: counted, and named in the adapter's log (debug), each call once.
-      const shedIds = adapter.lines
-        .filter((l) => l.message.startsWith('overload: call handed back to the dialplan'))
-        .map((l) => String(l['callId']));
+      // Shed: counted (the adapter logs no line per shed call: it would cost what shedding saves).
       const m = await metrics(adapter.statusPort);
       const shedCount = m.get('cti_overload_calls_shed_total') ?? 0;
       assert.ok((m.get('cti_overload_entered_total{level="2"}') ?? 0) >= 1, 'level 2 entered');
       t.diagnostic(`${shedCount} of ${SHED_BURST} calls shed`);
       assert.ok(shedCount > 0, 'some calls were shed');
       assert.ok(shedCount < SHED_BURST, 'some calls were taken');
-      assert.equal(shedIds.length, shedCount, 'every shed call logged once');
-      const callIds = legs.map((l) => l.one('inbound').uuid);
-      const shed = new Set(shedIds);
-      assert.equal(shed.size, shedCount, 'no call shed twice');
-      assert.deepEqual(
-        shedIds.filter((id) => !callIds.includes(id)),
-        [],
-        "the calls shed are the burst's",
-      );
       // The first sample after the stall (level 2 at 1000 ms late) saw the whole stall: shedding, at once.
       const entry = adapter.lines.find((l) => l.message.startsWith('overload'));
       const late = /^overload \(event loop (\d+) ms late\): shedding new calls/.exec(entry?.message ?? '');
       assert.ok(late, `the entry is logged: ${entry?.message}`);
       assert.ok(Number(late[1]) >= 1000, `the loop was ${late[1]} ms late`);
 
-      // Taken: in Zammad once each, complete, in order; shed: nothing at all.
+      // Taken: in Zammad once each, complete, in order; shed: nothing at all. The shed calls are those
+      // Zammad never hears of: exactly as many as counted, once the taken ones are complete.
       const zammad = shedLine.zammad;
-      const taken = legs.filter((l) => !shed.has(l.one('inbound').uuid));
-      await zammad.waitFor(
-        (z) =>
-          taken.every((l) => z.postsFor(l.one('inbound').uuid).some((p) => p.event === 'hangup' && p.status === 200)),
-        30_000,
-      );
+      const ended = (id: string) => zammad.postsFor(id).some((p) => p.event === 'hangup' && p.status === 200);
+      const callIds = legs.map((l) => l.one('inbound').uuid);
+      await zammad.waitFor(() => callIds.filter(ended).length >= SHED_BURST - shedCount, 30_000);
       await sleep(1000); // a stray post (a repeat, a shed call's) would show up now
+      const shed = new Set(callIds.filter((id) => zammad.postsFor(id).length === 0));
+      assert.equal(shed.size, shedCount, 'the calls Zammad never heard of are the calls counted as shed');
       for (const [i, l] of legs.entries()) {
         const callId = l.one('inbound').uuid;
         const posts = zammad.postsFor(callId);
