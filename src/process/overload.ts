@@ -34,6 +34,8 @@ export interface LoadSample {
    * `socket` waits for its first command. Undefined where the kernel does not say.
    */
   queued?: number;
+  /** Connections accepted during the sample: with `queued`, how long a connection waits to be accepted. */
+  accepted: number;
 }
 
 export interface Marks {
@@ -52,8 +54,8 @@ export interface OverloadLimits {
   owed2: Marks;
   busy2: Marks;
   lag2: Marks;
-  /** Connections waiting in the kernel: past `high` two samples in a row, or past `flood` once. */
-  queued2: Marks & { flood: number };
+  /** Connections waiting in the kernel: this many at once is a flood (level 2 at once). */
+  queuedFlood: number;
   /** Level 2's share of new calls taken: where it starts, its floor, its cut (×) and its step (+) per sample. */
   admit: { start: number; floor: number; cut: number; step: number };
   /** How long every input must stay below a level's low marks before the level is left, ms. */
@@ -82,10 +84,10 @@ export function overloadLimits(newCallTimeoutMs: number, maxConnections: number)
     // SYNs: 1 s and 3 s of silence for the caller, bench/README.md, overload).
     busy2: { high: 0.9, low: 0.8 },
     lag2: { high: 100, low: 50 },
-    // A loop that keeps up takes a connection within a few ms of its arrival: a few dozen waiting
-    // at once is a queue; half of Node's listen backlog (511) is a few hundred ms from dropped
-    // handshakes.
-    queued2: { high: 64, low: 16, flood: 256 },
+    // Half of Node's listen backlog (511): a few hundred ms from dropped handshakes. Below it, how
+    // long a connection waits to be accepted counts, against the lag marks (a loop that keeps up
+    // takes a connection within a few ms of its arrival).
+    queuedFlood: 256,
     admit: { start: 0.5, floor: 0.02, cut: 0.75, step: 0.1 },
     hold1Ms: 3000,
     hold2Ms: 1000,
@@ -110,6 +112,13 @@ export function lagMs(s: LoadSample): number {
   return (s.owed * s.sampleMs) / Math.max(1, s.routed);
 }
 
+/** How long a connection waits in the kernel's queue to be accepted, ms (queued / accepted a ms). */
+export function queueWaitMs(s: LoadSample): number {
+  const queued = s.queued ?? 0;
+  if (queued === 0) return 0;
+  return (queued * s.sampleMs) / Math.max(1, s.accepted);
+}
+
 export interface OverloadStep {
   state: OverloadState;
   /** Set when the level changed: from, to, and which input made it. */
@@ -126,15 +135,16 @@ const STRAIN_SAMPLES = 2;
 const FEW_CALLS = 32;
 
 const strainedNow = (s: LoadSample, l: OverloadLimits) =>
-  (s.busy >= l.busy2.high && s.owed >= FEW_CALLS && lagMs(s) >= l.lag2.high) || (s.queued ?? 0) >= l.queued2.high;
+  (s.busy >= l.busy2.high && s.owed >= FEW_CALLS && lagMs(s) >= l.lag2.high) || queueWaitMs(s) >= l.lag2.high;
 
 /** The highest level a sample asks for, and the input that asks for it. */
 function wanted(s: LoadSample, l: OverloadLimits, strained: number): { level: Level; why: string } {
   if (s.delayMs >= l.delay2.high) return { level: 2, why: `event loop ${Math.round(s.delayMs)} ms late` };
   if (s.owed >= l.owed2.high) return { level: 2, why: `${s.owed} calls accepted and not yet routed` };
   const queued = s.queued ?? 0;
-  if (queued >= l.queued2.flood || (strained >= STRAIN_SAMPLES && queued >= l.queued2.high))
-    return { level: 2, why: `${queued} connections waiting to be accepted` };
+  const wait = queueWaitMs(s);
+  if (queued >= l.queuedFlood || (strained >= STRAIN_SAMPLES && wait >= l.lag2.high))
+    return { level: 2, why: `${queued} connections waiting to be accepted (${Math.round(wait)} ms)` };
   const lag = lagMs(s);
   if (strained >= STRAIN_SAMPLES)
     return {
@@ -149,7 +159,7 @@ function wanted(s: LoadSample, l: OverloadLimits, strained: number): { level: Le
 
 function calm(level: Level, s: LoadSample, l: OverloadLimits): boolean {
   if (level === 2)
-    return s.delayMs < l.delay2.low && s.owed < l.owed2.low && lagMs(s) < l.lag2.low && (s.queued ?? 0) < l.queued2.low;
+    return s.delayMs < l.delay2.low && s.owed < l.owed2.low && lagMs(s) < l.lag2.low && queueWaitMs(s) < l.lag2.low;
   return s.delayMs < l.delay1.low && s.unanswered < l.unanswered1.low;
 }
 
@@ -163,7 +173,7 @@ function calm(level: Level, s: LoadSample, l: OverloadLimits): boolean {
 function steer(admit: number, s: LoadSample, l: OverloadLimits): number {
   const a = l.admit;
   const behind =
-    s.delayMs >= l.delay2.low || s.owed >= l.owed2.high || lagMs(s) >= l.lag2.low || (s.queued ?? 0) >= l.queued2.low;
+    s.delayMs >= l.delay2.low || s.owed >= l.owed2.high || lagMs(s) >= l.lag2.low || queueWaitMs(s) >= l.lag2.low;
   if (behind && s.busy >= l.busy2.low) return Math.max(a.floor, admit * a.cut);
   const room = !behind && (s.queued !== undefined || s.busy < l.busy2.high);
   // Rounded: 0.5 + 5 × 0.1 is 0.9999999999999999 in floating point, and level 2 is left only at 1.

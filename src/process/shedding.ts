@@ -34,6 +34,7 @@ export class Shedding implements CallLoad {
   private utilization = performance.eventLoopUtilization();
   private busy = 0;
   private routedCount = 0;
+  private acceptedCount = 0;
   /** Level 2: new calls owed a place, by the admitted share (admit()). */
   private credit = 0;
   /** Calls shed since the level was entered, for the line that leaves it. */
@@ -87,6 +88,7 @@ export class Shedding implements CallLoad {
    * share, spread evenly over the connections (one in four at 25 %), not in bursts.
    */
   admit(): boolean {
+    this.acceptedCount++;
     if (this.state.level < 2) return true;
     this.credit = Math.min(1, this.credit + this.state.admit);
     if (this.credit < 1) return false;
@@ -146,8 +148,10 @@ export class Shedding implements CallLoad {
       routed: this.routedCount,
       sampleMs,
       ...(this.queuedCount !== undefined ? { queued: this.queuedCount } : {}),
+      accepted: this.acceptedCount,
     };
     this.routedCount = 0;
+    this.acceptedCount = 0;
     const { state, change } = overloadStep(this.state, sample, now, this.limits);
     this.state = state;
     if (change) this.apply(change.from, change.to, change.why);

@@ -14,7 +14,7 @@ import {
 } from '../../src/process/overload.js';
 
 const LIMITS = overloadLimits(2000, 8);
-const QUIET: LoadSample = { delayMs: 2, owed: 3, unanswered: 5, busy: 0.3, routed: 30, sampleMs: 100 };
+const QUIET: LoadSample = { delayMs: 2, owed: 3, unanswered: 5, busy: 0.3, routed: 30, sampleMs: 100, accepted: 30 };
 
 /** Feeds one sample every 100 ms from `start`; the level after each, and the changes in order. */
 function run(
@@ -159,13 +159,15 @@ test('level 2 is not left while a share of the calls is still shed, however calm
   assert.equal(levels.indexOf(1), 18);
 });
 
-test('connections waiting in the kernel: a queue two samples in a row sheds, half the backlog at once', () => {
-  const waiting = (queued: number): LoadSample => ({ ...QUIET, busy: 0.95, queued });
+test('connections in the kernel: 100 ms of waiting two samples in a row sheds, half the backlog at once', () => {
+  // 30 accepted in 100 ms: 80 waiting is 267 ms of waiting.
+  const waiting = (queued: number, accepted = 30): LoadSample => ({ ...QUIET, busy: 0.95, queued, accepted });
   assert.deepEqual(run([waiting(80), QUIET, waiting(80)]).levels, [0, 0, 0], 'a queue that drains is a burst');
+  assert.deepEqual(run([waiting(80, 300), waiting(80, 300)]).levels, [0, 0], 'taken within 27 ms: keeping up');
   const { levels, changes } = run([waiting(80), waiting(70)]);
   assert.deepEqual(levels, [0, 2]);
-  assert.deepEqual(changes, ['0→2: 70 connections waiting to be accepted']);
-  assert.deepEqual(run([waiting(300)]).changes, ['0→2: 300 connections waiting to be accepted']);
+  assert.deepEqual(changes, ['0→2: 70 connections waiting to be accepted (233 ms)']);
+  assert.deepEqual(run([waiting(300, 3000)]).changes, ['0→2: 300 connections waiting to be accepted (10 ms)']);
 });
 
 test('with the kernel queue known, level 2 raises its share while nothing waits, even on a loop always busy', () => {
