@@ -54,8 +54,11 @@ export interface OverloadLimits {
   owed2: Marks;
   busy2: Marks;
   lag2: Marks;
-  /** Connections waiting in the kernel: this many at once is a flood (level 2 at once). */
-  queuedFlood: number;
+  /**
+   * Connections waiting in the kernel: below `low` they are no queue, however long they wait; `high`
+   * is the least that counts towards entering level 2; `flood` enters it at once.
+   */
+  queued2: Marks & { flood: number };
   /** Level 2's share of new calls taken: where it starts, its floor, its cut (×) and its step (+) per sample. */
   admit: { start: number; floor: number; cut: number; step: number };
   /** How long every input must stay below a level's low marks before the level is left, ms. */
@@ -84,10 +87,11 @@ export function overloadLimits(newCallTimeoutMs: number, maxConnections: number)
     // SYNs: 1 s and 3 s of silence for the caller, bench/README.md, overload).
     busy2: { high: 0.9, low: 0.8 },
     lag2: { high: 100, low: 50 },
-    // Half of Node's listen backlog (511): a few hundred ms from dropped handshakes. Below it, how
-    // long a connection waits to be accepted counts, against the lag marks (a loop that keeps up
-    // takes a connection within a few ms of its arrival).
-    queuedFlood: 256,
+    // Half of Node's listen backlog (511) is a few hundred ms from dropped handshakes. Below it, how
+    // long a connection waits to be accepted counts, against the lag marks — once more are waiting
+    // than a switch's steady calls in progress would leave (a busy loop with 64 calls going keeps
+    // some of them in the queue all the time: bench/README.md, overload).
+    queued2: { high: 128, low: 32, flood: 256 },
     admit: { start: 0.5, floor: 0.02, cut: 0.75, step: 0.1 },
     hold1Ms: 3000,
     hold2Ms: 1000,
@@ -112,10 +116,13 @@ export function lagMs(s: LoadSample): number {
   return (s.owed * s.sampleMs) / Math.max(1, s.routed);
 }
 
-/** How long a connection waits in the kernel's queue to be accepted, ms (queued / accepted a ms). */
-export function queueWaitMs(s: LoadSample): number {
+/**
+ * How long a connection waits in the kernel's queue to be accepted, ms (queued / accepted a ms);
+ * 0 while fewer than `floor` wait.
+ */
+export function queueWaitMs(s: LoadSample, floor = 1): number {
   const queued = s.queued ?? 0;
-  if (queued === 0) return 0;
+  if (queued === 0 || queued < floor) return 0;
   return (queued * s.sampleMs) / Math.max(1, s.accepted);
 }
 
@@ -135,15 +142,16 @@ const STRAIN_SAMPLES = 2;
 const FEW_CALLS = 32;
 
 const strainedNow = (s: LoadSample, l: OverloadLimits) =>
-  (s.busy >= l.busy2.high && s.owed >= FEW_CALLS && lagMs(s) >= l.lag2.high) || queueWaitMs(s) >= l.lag2.high;
+  (s.busy >= l.busy2.high && s.owed >= FEW_CALLS && lagMs(s) >= l.lag2.high) ||
+  queueWaitMs(s, l.queued2.high) >= l.lag2.high;
 
 /** The highest level a sample asks for, and the input that asks for it. */
 function wanted(s: LoadSample, l: OverloadLimits, strained: number): { level: Level; why: string } {
   if (s.delayMs >= l.delay2.high) return { level: 2, why: `event loop ${Math.round(s.delayMs)} ms late` };
   if (s.owed >= l.owed2.high) return { level: 2, why: `${s.owed} calls accepted and not yet routed` };
   const queued = s.queued ?? 0;
-  const wait = queueWaitMs(s);
-  if (queued >= l.queuedFlood || (strained >= STRAIN_SAMPLES && wait >= l.lag2.high))
+  const wait = queueWaitMs(s, l.queued2.high);
+  if (queued >= l.queued2.flood || (strained >= STRAIN_SAMPLES && wait >= l.lag2.high))
     return { level: 2, why: `${queued} connections waiting to be accepted (${Math.round(wait)} ms)` };
   const lag = lagMs(s);
   if (strained >= STRAIN_SAMPLES)
@@ -159,7 +167,12 @@ function wanted(s: LoadSample, l: OverloadLimits, strained: number): { level: Le
 
 function calm(level: Level, s: LoadSample, l: OverloadLimits): boolean {
   if (level === 2)
-    return s.delayMs < l.delay2.low && s.owed < l.owed2.low && lagMs(s) < l.lag2.low && queueWaitMs(s) < l.lag2.low;
+    return (
+      s.delayMs < l.delay2.low &&
+      s.owed < l.owed2.low &&
+      lagMs(s) < l.lag2.low &&
+      queueWaitMs(s, l.queued2.low) < l.lag2.low
+    );
   return s.delayMs < l.delay1.low && s.unanswered < l.unanswered1.low;
 }
 
@@ -173,7 +186,10 @@ function calm(level: Level, s: LoadSample, l: OverloadLimits): boolean {
 function steer(admit: number, s: LoadSample, l: OverloadLimits): number {
   const a = l.admit;
   const behind =
-    s.delayMs >= l.delay2.low || s.owed >= l.owed2.high || lagMs(s) >= l.lag2.low || queueWaitMs(s) >= l.lag2.low;
+    s.delayMs >= l.delay2.low ||
+    s.owed >= l.owed2.high ||
+    lagMs(s) >= l.lag2.low ||
+    queueWaitMs(s, l.queued2.low) >= l.lag2.low;
   if (behind && s.busy >= l.busy2.low) return Math.max(a.floor, admit * a.cut);
   const room = !behind && (s.queued !== undefined || s.busy < l.busy2.high);
   // Rounded: 0.5 + 5 × 0.1 is 0.9999999999999999 in floating point, and level 2 is left only at 1.

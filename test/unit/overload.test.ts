@@ -159,14 +159,16 @@ test('level 2 is not left while a share of the calls is still shed, however calm
   assert.equal(levels.indexOf(1), 18);
 });
 
-test('connections in the kernel: 100 ms of waiting two samples in a row sheds, half the backlog at once', () => {
-  // 30 accepted in 100 ms: 80 waiting is 267 ms of waiting.
-  const waiting = (queued: number, accepted = 30): LoadSample => ({ ...QUIET, busy: 0.95, queued, accepted });
-  assert.deepEqual(run([waiting(80), QUIET, waiting(80)]).levels, [0, 0, 0], 'a queue that drains is a burst');
-  assert.deepEqual(run([waiting(80, 300), waiting(80, 300)]).levels, [0, 0], 'taken within 27 ms: keeping up');
-  const { levels, changes } = run([waiting(80), waiting(70)]);
+test('connections in the kernel: 128 waiting 100 ms or more two samples in a row, or half the backlog, shed', () => {
+  // 100 accepted in 100 ms: 150 waiting is 150 ms of waiting.
+  const waiting = (queued: number, accepted = 100): LoadSample => ({ ...QUIET, busy: 0.95, queued, accepted });
+  assert.deepEqual(run([waiting(150), QUIET, waiting(150)]).levels, [0, 0, 0], 'a queue that drains is a burst');
+  assert.deepEqual(run([waiting(200, 500), waiting(200, 500)]).levels, [0, 0], 'taken within 40 ms: keeping up');
+  // A switch's 64 calls in progress on a busy loop: some always wait, and not for long: no queue.
+  assert.deepEqual(run(times(10, waiting(60, 40))).levels, times(10, 0), 'fewer than 128: no queue');
+  const { levels, changes } = run([waiting(150), waiting(140)]);
   assert.deepEqual(levels, [0, 2]);
-  assert.deepEqual(changes, ['0→2: 70 connections waiting to be accepted (233 ms)']);
+  assert.deepEqual(changes, ['0→2: 140 connections waiting to be accepted (140 ms)']);
   assert.deepEqual(run([waiting(300, 3000)]).changes, ['0→2: 300 connections waiting to be accepted (10 ms)']);
 });
 
@@ -176,12 +178,13 @@ test('with the kernel queue known, level 2 raises its share while nothing waits,
   assert.deepEqual(run([busyEmpty, busyEmpty], from).admits, [0.6, 0.7]);
   // Not known (not Linux): a loop busy all the time keeps its share.
   assert.deepEqual(run([{ ...QUIET, busy: 1 }], from).admits, [0.5]);
-  // Waiting connections on a busy loop: cut.
-  assert.deepEqual(run([{ ...QUIET, busy: 0.9, queued: 20 }], from).admits, [0.375]);
+  // Waiting connections on a busy loop: cut (32 or more waiting 50 ms or more).
+  assert.deepEqual(run([{ ...QUIET, busy: 0.9, queued: 40 }], from).admits, [0.375]);
+  assert.deepEqual(run([{ ...QUIET, busy: 0.9, queued: 20 }], from).admits, [0.6], 'a few waiting: room');
 });
 
 test('level 2 is not left while connections wait in the kernel', () => {
-  const { levels } = run(times(30, { ...QUIET, queued: 20, busy: 0.5 }), { level: 2, admit: 1 });
+  const { levels } = run(times(30, { ...QUIET, queued: 40, busy: 0.5 }), { level: 2, admit: 1 });
   assert.ok(levels.every((l) => l === 2));
 });
 
