@@ -189,7 +189,7 @@ function steer(admit: number, s: LoadSample, l: OverloadLimits): number {
     s.delayMs >= l.delay2.low ||
     s.owed >= l.owed2.high ||
     lagMs(s) >= l.lag2.low ||
-    queueWaitMs(s, l.queued2.low) >= l.lag2.low;
+    queueWaitMs(s, l.queued2.low) >= l.lag2.high;
   if (behind && s.busy >= l.busy2.low) return Math.max(a.floor, admit * a.cut);
   const room = !behind && (s.queued !== undefined || s.busy < l.busy2.high);
   // Rounded: 0.5 + 5 × 0.1 is 0.9999999999999999 in floating point, and level 2 is left only at 1.
