@@ -6,6 +6,7 @@
  * process.cpuUsage() over the calls after the first 1,000 (warm-up).
  *
  *   node --import tsx bench/shed.ts [--calls 20000] [--concurrency 100]
+ *   SHED_PROF=1 …: each subject writes a V8 CPU profile to /tmp/shedprof (bench/profile-summary.ts reads it)
  *
  * Two subjects, each in a child process of its own, one after the other: `shed` (the product's
  * functions) and `bare` (the least any Node program spends on the same exchange: accept, write
@@ -51,7 +52,7 @@ function option(argv: string[], name: string, fallback: number): number {
 async function measure(subject: 'shed' | 'bare', calls: number, concurrency: number): Promise<Figures> {
   const templates = loadDialplanTemplates(40);
   const child = fork(fileURLToPath(new URL('./shed-subject.ts', import.meta.url)), [subject, String(WARMUP)], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', ...(process.env['SHED_PROF'] ? ['--cpu-prof', '--cpu-prof-dir=/tmp/shedprof'] : [])],
   });
   try {
     const port = await new Promise<number>((resolve, reject) => {
@@ -88,7 +89,9 @@ async function measure(subject: 'shed' | 'bare', calls: number, concurrency: num
       for (let i = 0; i < concurrency; i++) one();
     });
     child.send('report');
-    return await new Promise<Figures>((resolve) => child.once('message', (m) => resolve(m as Figures)));
+    const figures = await new Promise<Figures>((resolve) => child.once('message', (m) => resolve(m as Figures)));
+    await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(undefined)));
+    return figures;
   } finally {
     child.kill();
   }
