@@ -17,7 +17,6 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RealSwitch, type FinishedCall } from '../harness.js';
@@ -25,7 +24,8 @@ import { bridgeModeExtension, zammadGate } from '../dialplan.js';
 import { Leg, type TestCallLegs } from '../legs.js';
 import type { Line } from '../adapter.js';
 import type { PlacedCall } from '../place-call.js';
-import { common, executions, ms, user } from '../scenario-kit.js';
+import { common, executions, killLeftovers, ms, noneLeft, user } from '../scenario-kit.js';
+import { AcceptQueue } from '../../../src/switch/backlog.js';
 import { metrics } from '../../e2e/raw-switch.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
@@ -129,64 +129,15 @@ after(async () => {
   const pid = shedLine?.adapter.proc.pid;
   if (pid !== undefined) process.kill(pid, 'SIGCONT'); // never leave it stopped (close() stops it)
   // a failed test may have left calls on the switch (a parked one stays for good): they go
-  if (sw) await killLeftovers(shedCalls).catch(() => undefined);
+  if (sw) await killLeftovers(sw, shedCalls).catch(() => undefined);
   await sw?.close();
 });
 
 const sleep = (msec: number) => new Promise((r) => setTimeout(r, msec));
 
-/** Every channel uuid the switch holds (`show channels as json`). */
-async function channelUuids(): Promise<Set<string>> {
-  const parsed = JSON.parse(await sw.esl.api('show channels as json')) as { rows?: Array<{ uuid: string }> };
-  return new Set((parsed.rows ?? []).map((r) => r.uuid));
-}
-
-/** the uuids of every leg of the calls (the callers' even before the switch reported them) */
-const uuidsOf = (calls: readonly PlacedCall[]): string[] => [
-  ...new Set(calls.flatMap((c) => [c.callerUuid, ...sw.legs.legsOf(c.tag).legs.map((l) => l.uuid)])),
-];
-
-async function killLeftovers(calls: readonly PlacedCall[]): Promise<void> {
-  const held = await channelUuids();
-  for (const u of uuidsOf(calls).filter((x) => held.has(x))) await sw.esl.api(`uuid_kill ${u} NORMAL_CLEARING`);
-}
-
-/** Waits (bounded) until the switch holds none of the calls' channels; fails naming those left. */
-async function noneLeft(calls: readonly PlacedCall[]): Promise<void> {
-  const left = async () => {
-    const held = await channelUuids();
-    return uuidsOf(calls).filter((u) => held.has(u));
-  };
-  const deadline = Date.now() + GONE_BOUND_MS;
-  while ((await left()).length > 0 && Date.now() < deadline) await sleep(250);
-  const still = await left();
-  if (still.length) {
-    const dump = await sw.esl.api('show channels');
-    assert.fail(`after ${GONE_BOUND_MS} ms the switch still holds ${still.length} channel(s) of the calls:\n${dump}`);
-  }
-}
-
-/**
- * Connections the kernel holds for a listening port on this host, not yet accepted: a LISTEN
- * socket's rx_queue in /proc/net/tcp{,6} is its accept queue's length.
- */
-function acceptQueue(port: number): number {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  let queued = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const row of text.split('\n').slice(1)) {
-      const f = row.trim().split(/\s+/);
-      if (f[1]?.endsWith(`:${hex}`) && f[3] === '0A') queued += Number.parseInt(f[4]?.split(':')[1] ?? '0', 16);
-    }
-  }
-  return queued;
-}
+/** Connections the kernel holds for the adapter's port, not yet accepted (the adapter's own reader). */
+const acceptQueue = (port: number): number =>
+  (new AcceptQueue(port, false).read() ?? 0) + (new AcceptQueue(port, true).read() ?? 0);
 
 const eventCount = (leg: Leg, name: string) => leg.events.filter((e) => e.name === name).length;
 
@@ -333,7 +284,7 @@ describe('overload on a real FreeSWITCH', () => {
       const legs = settled.map((r) => (r as PromiseFulfilledResult<TestCallLegs>).value);
       for (const l of legs) routedOnce(l);
       for (const c of calls) assert.match((await c.result).trim(), /^\+OK/, `${c.tag}: the caller was answered`);
-      await noneLeft(calls);
+      await noneLeft(sw, calls, GONE_BOUND_MS);
 
       // Shed: counted (the adapter logs no line per shed call: it would cost what shedding saves).
       const m = await metrics(adapter.statusPort);

@@ -33,7 +33,7 @@ import { RealSwitch } from '../harness.js';
 import { zammadGate, type Extension } from '../dialplan.js';
 import type { PlacedCall } from '../place-call.js';
 import type { Leg, TestCallLegs } from '../legs.js';
-import { executions, user } from '../scenario-kit.js';
+import { executions, killLeftovers, noneLeft, user } from '../scenario-kit.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const CONF_GATE = join(ROOT, 'conf', 'dialplan', 'public', '00_zammad_cti.xml');
@@ -277,42 +277,10 @@ before(async () => {
 
 after(async () => {
   // a failed test may have left calls on the switch (a parked one stays for good): they go
-  if (sw) await killLeftovers(placed).catch(() => undefined);
+  if (sw) await killLeftovers(sw, placed).catch(() => undefined);
   await Promise.all([...servers.values()].map((s) => s.close()));
   await sw?.close();
 });
-
-/** Every channel uuid the switch holds (`show channels as json`). */
-async function channelUuids(): Promise<Set<string>> {
-  const parsed = JSON.parse(await sw.esl.api('show channels as json')) as { rows?: Array<{ uuid: string }> };
-  return new Set((parsed.rows ?? []).map((r) => r.uuid));
-}
-
-/** the uuids of every leg of the calls (the callers' even before the switch reported them) */
-const uuidsOf = (calls: readonly PlacedCall[]): string[] => [
-  ...new Set(calls.flatMap((c) => [c.callerUuid, ...sw.legs.legsOf(c.tag).legs.map((l) => l.uuid)])),
-];
-
-/** uuid_kill every leg of the calls the switch still holds. */
-async function killLeftovers(calls: readonly PlacedCall[]): Promise<void> {
-  const held = await channelUuids();
-  for (const u of uuidsOf(calls).filter((x) => held.has(x))) await sw.esl.api(`uuid_kill ${u} NORMAL_CLEARING`);
-}
-
-/** Waits (bounded) until the switch holds none of the calls' channels; fails naming those left. */
-async function noneLeft(calls: readonly PlacedCall[]): Promise<void> {
-  const left = async () => {
-    const held = await channelUuids();
-    return uuidsOf(calls).filter((u) => held.has(u));
-  };
-  const deadline = Date.now() + GONE_BOUND_MS;
-  while ((await left()).length > 0 && Date.now() < deadline) await sleep(250);
-  const still = await left();
-  if (still.length) {
-    const dump = await sw.esl.api('show channels');
-    assert.fail(`after ${GONE_BOUND_MS} ms the switch still holds ${still.length} channel(s) of the calls:\n${dump}`);
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -400,7 +368,7 @@ async function handedBack(c: Case, n: number): Promise<TestCallLegs[]> {
   const legs = await allEnded(calls);
   for (const l of legs) routedOnce(l, 1);
   for (const call of calls) assert.match((await call.result).trim(), /^\+OK/, `${call.tag}: the caller was answered`);
-  await noneLeft(calls);
+  await noneLeft(sw, calls, GONE_BOUND_MS);
   const s = server(c);
   assert.deepEqual(s.errors, [], 'the raw server read every reply');
   assert.equal(s.conns.length, n, 'one connection per call');
@@ -453,8 +421,8 @@ async function routedOrParked(c: Case): Promise<number> {
     assert.deepEqual(executions(l.one('inbound'), 'bridge'), [], `never routed: ${l.describe()}`);
     assert.equal(s.forCall(l.one('inbound').uuid)[0]?.ended, true, `its connection had closed: ${l.describe()}`);
   }
-  await killLeftovers(parked);
-  await noneLeft(calls);
+  await killLeftovers(sw, parked);
+  await noneLeft(sw, calls, GONE_BOUND_MS);
   return parked.length;
 }
 
